@@ -1,0 +1,37 @@
+/*
+ * access.h: the details of one access line, with no I/O.
+ *
+ * access_request() splits a request the way the seed does (first word is
+ * the method, last word the protocol, the words between, joined by single
+ * spaces, the target) and reduces the target to its path: no ?query, no
+ * #fragment, no scheme://authority in absolute form; a target starting
+ * with "//" is a path. access_time() turns a %t value into UTC seconds and
+ * refuses anything that is not a real date and time.
+ */
+#ifndef CLFD_ACCESS_H
+#define CLFD_ACCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct request {
+	const char	*method;
+	size_t		 method_len;
+	const char	*path;		/* may point into scratch */
+	size_t		 path_len;
+};
+
+/*
+ * 0 on success, -1 when the request cannot be split (no word at all) or the
+ * target's authority is invalid. scratch must hold at least len bytes; it
+ * is used when the target has to be rebuilt (runs of white space).
+ */
+int	access_request(const char *req, size_t len, char *scratch, struct request *);
+
+/* 0 and *t set on success, -1 when s is not a valid Apache %t time. */
+int	access_time(const char *s, size_t len, int64_t *t);
+
+/* Parse an integer status; -1 when not digits. */
+int	access_status(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * counts.h: the path -> count table.
+ *
+ * Keys are raw path bytes (any byte, NUL included) copied into an arena;
+ * adding a key that is already present allocates nothing. Tables merge, and
+ * serialise to a self-contained byte string so that a worker's partial
+ * result can cross a socket (or, later, be stored) and be merged elsewhere.
+ */
+#ifndef CLFD_COUNTS_H
+#define CLFD_COUNTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct counts;
+
+struct counts	*counts_new(void);
+void		 counts_free(struct counts *);
+void		 counts_clear(struct counts *);
+
+/* Add n to key; -1 (errno ENOMEM) when the table cannot grow. */
+int		 counts_add(struct counts *, const char *key, size_t len, uint64_t n);
+int		 counts_merge(struct counts *dst, const struct counts *src);
+
+size_t		 counts_size(const struct counts *);	/* distinct keys */
+uint64_t	 counts_total(const struct counts *);	/* sum of counts */
+uint64_t	 counts_get(const struct counts *, const char *key, size_t len);
+size_t		 counts_memory(const struct counts *);	/* bytes held */
+
+/* Visit every entry in table order; a non-zero return from fn stops. */
+typedef int	(*counts_fn)(const char *key, size_t len, uint64_t n, void *arg);
+int		 counts_foreach(const struct counts *, counts_fn, void *arg);
+
+/*
+ * JSON object path -> count, ordered by count descending then by path
+ * bytes; top > 0 keeps only the first top entries. Bytes that are not
+ * valid UTF-8 are percent-encoded (%XX), so the JSON is always valid.
+ */
+json_t		*counts_json(const struct counts *, size_t top);
+
+/*
+ * Wire form: a byte string that counts_decode_merge() adds into a table.
+ * counts_encode returns a malloc'd buffer (NULL on ENOMEM).
+ * counts_decode_merge checks every length; -1 on a malformed buffer (the
+ * destination may then hold part of it).
+ */
+uint8_t		*counts_encode(const struct counts *, size_t *lenp);
+int		 counts_decode_merge(struct counts *dst, const uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * filter.h: which parsed lines are counted.
+ *
+ * The path filters are the seed's path_filter: drop an empty path (every
+ * '/'-segment empty), a path with any segment equal to an excluded name,
+ * a path whose last segment ends with an excluded extension. Per-job
+ * filters: under (the first non-empty segments equal the given ones and at
+ * least one more segment follows), status codes or classes ("404", "2xx"),
+ * methods, and a since/until time range [since, until).
+ */
+#ifndef CLFD_FILTER_H
+#define CLFD_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct filter;
+
+/*
+ * Build a filter from a JSON object with the optional keys
+ *   under          string        "/book"
+ *   exclude_names  array of str  replaces the default list
+ *   exclude_exts   array of str  replaces the default list
+ *   status         array of str or int: 404, "404", "4xx"
+ *   methods        array of str  "GET", "POST" (case-sensitive)
+ *   since, until   integer UTC seconds or string "2024-03-01T00:00:00Z"
+ * spec may be NULL (defaults only). NULL with err filled on error,
+ * err naming the field.
+ */
+struct filter	*filter_from_json(const json_t *spec, char *err, size_t errlen);
+void		 filter_free(struct filter *);
+
+#define FILTER_NEEDS_TIME	0x1
+#define FILTER_NEEDS_STATUS	0x2
+int		 filter_needs(const struct filter *);
+
+/* 1 when the path is kept. */
+int		 filter_path(const struct filter *, const char *path, size_t len);
+/* 1 when a line with this method, status (-1 absent) and time is kept. */
+int		 filter_line(const struct filter *, const char *method, size_t mlen,
+		    int status, int64_t time);
+
+/* The seed's default lists, NULL-terminated. */
+extern const char *const filter_default_names[];
+extern const char *const filter_default_exts[];
+
+#endif

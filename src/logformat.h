@@ -1,0 +1,52 @@
+/*
+ * logformat.h: a log format spec compiled to a JIT-compiled PCRE2 pattern.
+ *
+ * A spec is one of
+ *   NULL, "" or "default"  Common or Combined, extra trailing fields ignored
+ *   a preset name          "common", "combined", "vhost_combined",
+ *                          "vhost_common", "referer", "agent"
+ *   an Apache LogFormat    anything containing '%', e.g.
+ *                          "%h %l %u %t \"%r\" %>s %b"
+ *   "regex:PATTERN"        a raw PCRE2 pattern with named groups
+ * The pattern must yield a "request" group (the %r field); "time" (%t),
+ * "status" (%s, %>s), "host", "bytes" and others are used when present.
+ * Spaces in a LogFormat match one or more white space characters, and a
+ * match need not reach the end of the line (extra fields are ignored).
+ */
+#ifndef CLFD_LOGFORMAT_H
+#define CLFD_LOGFORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct logformat;
+
+/* One parsed line; pointers point into the line or into lf's scratch. */
+struct access {
+	const char	*request;	/* %r as logged */
+	size_t		 request_len;
+	const char	*time;		/* %t without brackets, NULL if absent */
+	size_t		 time_len;
+	const char	*status;	/* NULL if absent */
+	size_t		 status_len;
+};
+
+/* Compile spec; NULL with a message in err on error. */
+struct logformat	*logformat_compile(const char *spec, char *err, size_t errlen);
+void			 logformat_free(struct logformat *);
+const char		*logformat_spec(const struct logformat *);
+int			 logformat_has_time(const struct logformat *);
+int			 logformat_has_status(const struct logformat *);
+
+/* 1 when line matches (fields filled in), 0 when not, -1 on a match error. */
+int			 logformat_match(struct logformat *, const char *line, size_t len,
+			    struct access *);
+
+/* A small cache of compiled formats keyed by spec, for long-lived workers. */
+struct logformat_cache;
+struct logformat_cache	*logformat_cache_new(size_t max);
+void			 logformat_cache_free(struct logformat_cache *);
+struct logformat	*logformat_cache_get(struct logformat_cache *, const char *spec,
+			    char *err, size_t errlen);
+
+#endif
