@@ -4,8 +4,14 @@
  */
 #include "config.h"
 #include "filter.h"
+#include "logformat.h"
 
+#include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,4 +88,254 @@ config_free(struct config *c)
 	strv_free(c->exclude_names);
 	strv_free(c->exclude_exts);
 	memset(c, 0, sizeof *c);
+}
+
+/* How a key's value is read and where it is stored. */
+enum conftype { C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_STR, C_PATH, C_LIST, C_PATHS, C_FORMAT };
+
+struct confkey {
+	const char	*name;
+	enum conftype	 type;
+	size_t		 off;
+	long long	 min, max;	/* C_INT, C_SECS, C_SIZE */
+};
+
+#define K(n, t, lo, hi)	{ #n, t, offsetof(struct config, n), lo, hi }
+static const struct confkey confkeys[] = {
+	K(workers,		C_INT,	0, 256),
+	K(socket_path,		C_PATH,	0, 0),
+	K(socket_mode,		C_MODE,	0, 0777),
+	K(socket_group,		C_STR,	0, 0),
+	K(roots,		C_PATHS, 0, 0),
+	K(format,		C_FORMAT, 0, 0),
+	K(exclude_names,	C_LIST,	0, 0),
+	K(exclude_exts,		C_LIST,	0, 0),
+	K(line_max,		C_SIZE,	256, (long long)1 << 30),
+	K(request_max,		C_SIZE,	4096, (long long)1 << 30),
+	K(patterns_max,		C_COUNT,	1, 1000000),
+	K(files_max,		C_COUNT,	1, 100000000),
+	K(jobs_max,		C_COUNT,	1, 1000000),
+	K(connections_max,	C_COUNT,	1, 1000000),
+	K(idle_timeout,		C_SECS,	1, 86400),
+	K(result_ttl,		C_SECS,	0, 86400 * 366),
+	K(result_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(task_timeout,		C_SECS,	0, 86400),
+	K(exit_idle,		C_SECS,	0, 86400 * 366),
+};
+#undef K
+
+static int
+parse_number(const char *v, int suffixes, long long *out)
+{
+	char		*end;
+	long long	 n, mul = 1;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (suffixes && *end != '\0' && end[1] == '\0') {
+		switch (*end) {
+		case 'k': case 'K': mul = 1LL << 10; break;
+		case 'm': case 'M': mul = 1LL << 20; break;
+		case 'g': case 'G': mul = 1LL << 30; break;
+		default: return -1;
+		}
+		end++;
+	}
+	if (*end != '\0' || n > LLONG_MAX / mul)
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/* Split v on white space into a NULL-terminated vector. */
+static char **
+split_list(const char *v)
+{
+	char	**r = NULL, **nr;
+	size_t	  n = 0, len;
+
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	for (;;) {
+		while (isspace((unsigned char)*v))
+			v++;
+		if (*v == '\0')
+			return r;
+		for (len = 0; v[len] != '\0' && !isspace((unsigned char)v[len]); len++)
+			;
+		if ((nr = reallocarray(r, n + 2, sizeof *r)) == NULL)
+			break;
+		r = nr;
+		if ((r[n] = strndup(v, len)) == NULL)
+			break;
+		r[++n] = NULL;
+		v += len;
+	}
+	strv_free(r);
+	return NULL;
+}
+
+/* Store one value; -1 with the reason in err. */
+static int
+config_set(struct config *c, const struct confkey *k, const char *v,
+    char *err, size_t errlen)
+{
+	void		 *field = (char *)c + k->off;
+	long long	  n;
+	char		 *end, *s, **list;
+	size_t		  i;
+	struct logformat *lf;
+
+	switch (k->type) {
+	case C_INT:
+	case C_COUNT:
+	case C_SECS:
+	case C_SIZE:
+		if (parse_number(v, k->type == C_SIZE, &n) == -1 ||
+		    n < k->min || n > k->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not a %s from %lld to %lld",
+			    k->name, v, k->type == C_SIZE ? "size" : "number",
+			    k->min, k->max);
+			return -1;
+		}
+		if (k->type == C_SIZE || k->type == C_COUNT)
+			*(size_t *)field = (size_t)n;
+		else
+			*(int *)field = (int)n;
+		return 0;
+	case C_MODE:
+		errno = 0;
+		n = strtoll(v, &end, 8);
+		if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > k->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not an octal mode", k->name, v);
+			return -1;
+		}
+		*(mode_t *)field = (mode_t)n;
+		return 0;
+	case C_FORMAT:
+		if ((lf = logformat_compile(v, err, errlen)) == NULL)
+			return -1;
+		logformat_free(lf);
+		/* FALLTHROUGH */
+	case C_STR:
+	case C_PATH:
+		if (k->type == C_PATH && v[0] != '/') {
+			snprintf(err, errlen, "%s: \"%s\" is not an absolute path", k->name, v);
+			return -1;
+		}
+		if ((s = strdup(v)) == NULL)
+			goto nomem;
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	case C_LIST:
+	case C_PATHS:
+		if ((list = split_list(v)) == NULL)
+			goto nomem;
+		if (k->type == C_PATHS) {
+			if (list[0] == NULL) {
+				snprintf(err, errlen, "%s: needs at least one path", k->name);
+				strv_free(list);
+				return -1;
+			}
+			for (i = 0; list[i] != NULL; i++) {
+				if (list[i][0] != '/') {
+					snprintf(err, errlen, "%s: \"%s\" is not an absolute path",
+					    k->name, list[i]);
+					strv_free(list);
+					return -1;
+				}
+			}
+		}
+		strv_free(*(char ***)field);
+		*(char ***)field = list;
+		return 0;
+	}
+nomem:
+	snprintf(err, errlen, "%s: out of memory", k->name);
+	return -1;
+}
+
+/*
+ * Read path over the settings in c. A line is "key = value", blank, or a
+ * comment starting with '#'; the value is the rest of the line with its
+ * outer white space removed. On error c is left as it was (the caller's
+ * old settings keep running: a reload must not half-apply a bad file).
+ */
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct config	 new;
+	FILE		*f;
+	char		*line = NULL, *p, *key, *val, *e, why[512];
+	size_t		 cap = 0, i;
+	ssize_t		 len;
+	unsigned	 lineno = 0;
+	int		 rc = -1;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	config_defaults(&new);
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			snprintf(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+			goto out;
+		}
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '\0' || *p == '#')
+			continue;
+		key = p;
+		while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		e = p;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '=') {
+			snprintf(err, errlen, "%s:%u: expected \"key = value\"", path, lineno);
+			goto out;
+		}
+		*e = '\0';
+		for (val = p + 1; isspace((unsigned char)*val); val++)
+			;
+		for (e = val + strlen(val); e > val && isspace((unsigned char)e[-1]); e--)
+			;
+		*e = '\0';
+		for (i = 0; i < sizeof confkeys / sizeof confkeys[0]; i++)
+			if (strcmp(confkeys[i].name, key) == 0)
+				break;
+		if (i == sizeof confkeys / sizeof confkeys[0]) {
+			snprintf(err, errlen, "%s:%u: unknown key \"%s\"", path, lineno, key);
+			goto out;
+		}
+		if (config_set(&new, &confkeys[i], val, why, sizeof why) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((new.file = strdup(path)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	config_free(c);
+	*c = new;
+	memset(&new, 0, sizeof new);
+	rc = 0;
+out:
+	config_free(&new);
+	free(line);
+	fclose(f);
+	return rc;
 }
