@@ -1,0 +1,120 @@
+/*
+ * proto.h: the messages between the supervisor and its workers.
+ *
+ * Each message on the socketpair is a fixed header (type, payload length)
+ * followed by the payload. Payloads are a fixed part in host byte order
+ * (both ends are the same binary on the same host) followed by
+ * variable-length byte strings whose lengths the fixed part gives. Every
+ * length is checked against the message length before it is used.
+ *
+ * Bump PROTO_VERSION if any of these change.
+ */
+#ifndef CLFD_PROTO_H
+#define CLFD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION		1	/* supervisor <-> worker messages */
+#define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
+
+#define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
+
+enum proto_type {
+	PROTO_READY = 1,	/* worker -> supervisor: set up, idle */
+	PROTO_TASK,		/* supervisor -> worker: analyse one file */
+	PROTO_RESULT,		/* worker -> supervisor: the task's result */
+};
+
+struct proto_hdr {
+	uint32_t	type;
+	uint32_t	len;		/* payload bytes after the header */
+};
+
+/* PROTO_READY payload. */
+struct proto_ready {
+	uint32_t	version;	/* PROTO_VERSION of the worker */
+	uint32_t	pid;
+};
+
+/*
+ * PROTO_TASK: one file, with everything the worker needs to analyse it,
+ * so that a job keeps its own settings whatever the worker's config.
+ * Variable part: path, format spec, filter JSON, roots (each root
+ * followed by a NUL byte).
+ */
+struct proto_task_fixed {
+	uint64_t	task;		/* id, echoed in the result */
+	uint32_t	line_max;
+	uint32_t	path_len;
+	uint32_t	format_len;
+	uint32_t	filter_len;
+	uint32_t	roots_len;
+	uint32_t	nroots;
+};
+
+struct proto_task {
+	uint64_t	 task;
+	uint32_t	 line_max;
+	const char	*path;		/* NUL-terminated copies when decoded */
+	const char	*format;
+	const char	*filter;	/* JSON object text */
+	char		**roots;	/* NULL-terminated, NULL for any path */
+};
+
+/*
+ * PROTO_RESULT: the file's statistics, then the error text and the
+ * counts in counts_encode() form. A task's counts arrive in this single
+ * message or not at all, so a worker that dies never leaves half a result.
+ */
+#define PROTO_F_GZIP	0x1
+#define PROTO_F_PARTIAL	0x2
+#define PROTO_F_FAILED	0x4
+
+struct proto_result_fixed {
+	uint64_t	task;
+	uint64_t	bytes;
+	uint64_t	raw_bytes;
+	uint64_t	lines;
+	uint64_t	matched;
+	uint64_t	malformed;
+	uint64_t	filtered;
+	uint64_t	counted;
+	uint32_t	flags;
+	uint32_t	error_len;
+	uint32_t	counts_len;
+	uint32_t	pad;
+};
+
+struct proto_result {
+	struct proto_result_fixed	 f;
+	const char			*error;		/* points into the message */
+	const uint8_t			*counts;	/* points into the message */
+};
+
+/*
+ * Encode a message (header included) into a malloc'd buffer; NULL with
+ * errno set (ENOMEM, EMSGSIZE) on failure.
+ */
+uint8_t	*proto_task_encode(const struct proto_task *, size_t *lenp);
+uint8_t	*proto_result_encode(const struct proto_result_fixed *, const char *error,
+	    const uint8_t *counts, size_t counts_len, size_t *lenp);
+
+/*
+ * Decode a payload (header stripped). The task's strings are copied
+ * into one allocation, released with proto_task_clear(); the result's
+ * point into buf. -1 when any length does not add up.
+ */
+int	 proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *);
+void	 proto_task_clear(struct proto_task *);
+int	 proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *);
+
+/*
+ * Blocking I/O for the worker: write all of buf (retrying EINTR), and
+ * read one message into a malloc'd payload. proto_read returns 1 with a
+ * message, 0 on EOF before a header, -1 on error or a bad length.
+ */
+int	 proto_write(int fd, const void *buf, size_t len);
+int	 proto_read(int fd, struct proto_hdr *, uint8_t **payload);
+
+#endif
