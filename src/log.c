@@ -1,0 +1,158 @@
+/*
+ * log.c: clfd's logging, on stderr.
+ *
+ * When the journal reads our stderr (JOURNAL_STREAM names stderr's
+ * device and inode) each line starts with a "<N>" syslog priority, which
+ * journald turns into the entry's priority; otherwise lines carry a
+ * "clfd[pid]: " or "clfd worker N: " prefix.
+ */
+#include "log.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static char	log_name[64] = "clfd";
+static int	log_journal;
+static int	log_verbose;
+
+/* 1 when JOURNAL_STREAM is "dev:ino" of our stderr. */
+static int
+log_is_journal(void)
+{
+	const char		*s;
+	unsigned long long	 dev, ino;
+	struct stat		 st;
+
+	if ((s = getenv("JOURNAL_STREAM")) == NULL)
+		return 0;
+	if (sscanf(s, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+void
+log_init(const char *procname, int debug)
+{
+	log_journal = log_is_journal();
+	log_verbose = debug;
+	log_procname(procname);
+}
+
+void
+log_procname(const char *procname)
+{
+	snprintf(log_name, sizeof log_name, "%s", procname);
+}
+
+void
+log_setverbose(int v)
+{
+	log_verbose = v;
+}
+
+/* Format one line and write it to stderr in a single write. */
+static void
+log_vlog(int pri, const char *err, const char *fmt, va_list ap)
+{
+	char	line[2048];
+	size_t	n;
+	int	r;
+
+	if (log_journal)
+		r = snprintf(line, sizeof line, "<%d>", pri);
+	else if (strcmp(log_name, "clfd") == 0)
+		r = snprintf(line, sizeof line, "clfd[%ld]: ", (long)getpid());
+	else
+		r = snprintf(line, sizeof line, "clfd %s: ", log_name);
+	n = r > 0 ? (size_t)r : 0;
+	if (log_journal && strcmp(log_name, "clfd") != 0) {
+		r = snprintf(line + n, sizeof line - n, "%s: ", log_name);
+		n += r > 0 ? (size_t)r : 0;
+	}
+	/* Leave room for ": strerror" and the newline. */
+	r = vsnprintf(line + n, sizeof line - n - 128, fmt, ap);
+	if (r > 0)
+		n += (size_t)r < sizeof line - n - 128 ? (size_t)r :
+		    sizeof line - n - 129;
+	r = snprintf(line + n, sizeof line - n, "%s%s\n",
+	    err != NULL ? ": " : "", err != NULL ? err : "");
+	n += r > 0 ? (size_t)r : 0;
+	if (n >= sizeof line)
+		n = sizeof line - 1;
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	const char	*err = strerror(errno);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	log_vlog(LOG_WARNING, err, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vlog(LOG_WARNING, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vlog(LOG_INFO, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_vlog(LOG_DEBUG, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	const char	*err = strerror(errno);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	log_vlog(LOG_CRIT, err, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vlog(LOG_CRIT, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
