@@ -1,0 +1,1164 @@
+/*
+ * clfctl.c: the command-line client of clfd.
+ *
+ * Turns a command line into JSON-line requests on clfd's Unix socket (see
+ * clfctl(1) and the protocol in clfd(8)), prints the replies -- a job's
+ * RESULT as indented JSON, compact JSON or count<TAB>path lines -- draws a
+ * progress bar on a terminal, and, like tmux with its server, starts a
+ * per-user clfd when nothing listens on the per-user default socket.
+ */
+#include "paths.h"
+
+#include <jansson.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CLFCTL_VERSION
+#define CLFCTL_VERSION	"unknown"
+#endif
+
+/* Exit codes (clfctl(1)). */
+#define EXIT_OK		0	/* success */
+#define EXIT_FILES	1	/* job done with file errors, or cancelled */
+#define EXIT_USAGE	2	/* bad command line */
+#define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
+#define EXIT_REJECT	4	/* the daemon answered with an error */
+
+#define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
+#define SHORT_TIMEOUT	30000		/* ms to wait for a non-job reply */
+#define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
+#define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
+
+enum output { OUT_JSON, OUT_COMPACT, OUT_TSV };
+
+/* One connection to clfd, with a line buffer for its replies. */
+struct conn {
+	int	 fd;
+	char	*buf;
+	size_t	 off;		/* start of unread data */
+	size_t	 len;		/* end of data */
+	size_t	 cap;
+};
+
+/* What the command line asked for, across commands. */
+struct opts {
+	const char	*socket;	/* -s, else NULL */
+	enum output	 output;
+	int		 progress;	/* -1 default, 0 off, 1 on */
+	int		 wait;		/* submit: wait for the result */
+};
+
+static const char	*socket_path;	/* the socket in use */
+static volatile sig_atomic_t interrupted;
+static int		 bar_shown;	/* a progress bar is on the tty */
+
+static void
+usage_text(FILE *f)
+{
+	fprintf(f,
+"usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
+"  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
+"         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
+"         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
+"         [-o json|compact|tsv] PATTERN...\n"
+"  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
+"  result [-o json|compact|tsv] ID\n"
+"  status [ID]    list    cancel ID    stats    ping\n"
+"  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the per-user\n"
+"             socket, where a clfd is started when none answers)\n"
+"  -h  this help    -V  version\n"
+"exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
+"      4 request rejected\n");
+}
+
+/* Print "clfctl: MESSAGE" on stderr, clearing a progress bar first. */
+static void __attribute__((format(printf, 1, 2)))
+warnx_(const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (bar_shown) {
+		fputs("\r\033[K", stderr);
+		bar_shown = 0;
+	}
+	fputs("clfctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("clfctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'clfctl -h'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/*
+ * While waiting for a job, ^C ends the wait (not the job, which outlives
+ * the connection): no SA_RESTART, so the blocked poll returns.
+ */
+static void
+catch_sigint(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Connect to a Unix socket; the fd, or -1 with errno set. */
+static int
+conn_connect(const char *path)
+{
+	struct sockaddr_un	sun;
+	int			fd, saved;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	free(c->buf);
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+}
+
+/* Send one request as a JSON line. 0, or -1 with a message printed. */
+static int
+conn_send(struct conn *c, json_t *req)
+{
+	char	*s;
+	size_t	 len, done = 0;
+	ssize_t	 n;
+	int	 rc = -1;
+
+	if ((s = json_dumps(req, JSON_COMPACT)) == NULL) {
+		warnx_("cannot encode the request");
+		return -1;
+	}
+	len = strlen(s);
+	s[len++] = '\n';	/* json_dumps's NUL becomes the newline */
+	while (done < len) {
+		n = send(c->fd, s + done, len - done, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			warnx_("%s: send: %s", socket_path, strerror(errno));
+			goto out;
+		}
+		done += (size_t)n;
+	}
+	rc = 0;
+out:
+	free(s);
+	return rc;
+}
+
+/*
+ * Read the next reply line (at most REPLY_MAX bytes) and parse it as a JSON
+ * object. timeout is in ms, -1 for none. Returns the object, or NULL with a
+ * message printed (daemon closed mid-reply, timeout, garbage, interrupted).
+ */
+static json_t *
+conn_read(struct conn *c, int timeout)
+{
+	struct pollfd	 pfd;
+	json_error_t	 jerr;
+	json_t		*msg;
+	char		*nl, *p;
+	size_t		 ncap;
+	ssize_t		 n;
+	int		 r;
+
+	for (;;) {
+		nl = c->len > c->off ? memchr(c->buf + c->off, '\n',
+		    c->len - c->off) : NULL;
+		if (nl != NULL)
+			break;
+		if (c->off > 0) {
+			memmove(c->buf, c->buf + c->off, c->len - c->off);
+			c->len -= c->off;
+			c->off = 0;
+		}
+		if (c->len == c->cap) {
+			if (c->cap >= REPLY_MAX) {
+				warnx_("reply longer than %u bytes", REPLY_MAX);
+				return NULL;
+			}
+			ncap = c->cap == 0 ? 65536 : c->cap * 2;
+			if (ncap > REPLY_MAX)
+				ncap = REPLY_MAX;
+			if ((p = realloc(c->buf, ncap)) == NULL) {
+				warnx_("out of memory");
+				return NULL;
+			}
+			c->buf = p;
+			c->cap = ncap;
+		}
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		r = poll(&pfd, 1, timeout);
+		if (r == -1 && errno == EINTR && !interrupted)
+			continue;
+		if (r == -1) {
+			if (errno != EINTR)
+				warnx_("poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (r == 0) {
+			warnx_("%s: no reply within %d s", socket_path,
+			    timeout / 1000);
+			return NULL;
+		}
+		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (n == -1 && errno == EINTR && !interrupted)
+			continue;
+		if (n == -1 && errno == EINTR)
+			return NULL;
+		if (n == -1) {
+			warnx_("%s: read: %s", socket_path, strerror(errno));
+			return NULL;
+		}
+		if (n == 0) {
+			warnx_("%s: daemon closed the connection%s",
+			    socket_path, c->len > 0 ? " mid-reply" : "");
+			return NULL;
+		}
+		c->len += (size_t)n;
+	}
+	msg = json_loadb(c->buf + c->off, (size_t)(nl - (c->buf + c->off)),
+	    0, &jerr);
+	c->off = (size_t)(nl - c->buf) + 1;
+	if (msg == NULL || !json_is_object(msg)) {
+		warnx_("bad reply from the daemon: %s",
+		    msg == NULL ? jerr.text : "not an object");
+		json_decref(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* Send req and read one reply; NULL with a message printed on failure. */
+static json_t *
+conn_call(struct conn *c, json_t *req, int timeout)
+{
+	if (conn_send(c, req) == -1)
+		return NULL;
+	return conn_read(c, timeout);
+}
+
+/*
+ * An error reply or result: print "clfctl: CODE: message" and say how to
+ * exit. A cancelled job is exit 1, a daemon stopping under us exit 3,
+ * any other refusal exit 4.
+ */
+static int
+reply_error(json_t *msg)
+{
+	json_t		*err = json_object_get(msg, "error");
+	const char	*code, *text;
+
+	code = json_string_value(json_object_get(err, "code"));
+	text = json_string_value(json_object_get(err, "message"));
+	warnx_("%s: %s", code != NULL ? code : "error",
+	    text != NULL ? text : "(no message)");
+	if (code != NULL && strcmp(code, "cancelled") == 0)
+		return EXIT_FILES;
+	if (code != NULL && strcmp(code, "shutting_down") == 0)
+		return EXIT_DOWN;
+	return EXIT_REJECT;
+}
+
+/* Start clfd on path, detached in its own session; its pid or -1. */
+static pid_t
+autostart_spawn(const char *path)
+{
+	char	 exe[PATH_MAX], logf[PATH_MAX + 16], *slash;
+	ssize_t	 n;
+	pid_t	 pid;
+	int	 fd;
+
+	exe[0] = '\0';
+	n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL)
+			memcpy(slash + 1, "clfd", sizeof "clfd");
+		if (access(exe, X_OK) == -1)
+			exe[0] = '\0';
+	}
+	/* A log of the autostarted daemon beside its socket, for trouble. */
+	snprintf(logf, sizeof logf, "%s", path);
+	if ((slash = strrchr(logf, '/')) != NULL)
+		memcpy(slash + 1, "clfd.log", sizeof "clfd.log");
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		warnx_("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		return pid;
+	setsid();
+	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1)
+		fd = open("/dev/null", O_WRONLY);
+	if (fd != -1) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	signal(SIGINT, SIG_DFL);
+	if (exe[0] != '\0')
+		execl(exe, "clfd", "-s", path, "-i", IDLE_EXIT, (char *)NULL);
+	execlp("clfd", "clfd", "-s", path, "-i", IDLE_EXIT, (char *)NULL);
+	fprintf(stderr, "clfctl: cannot run clfd: %s\n", strerror(errno));
+	_exit(127);
+}
+
+static long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Connect to a clfd that answers ping on path, trying until the deadline
+ * (ms, monotonic). 0 with c connected, or -1.
+ */
+static int
+autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
+{
+	struct timespec	 ts;
+	json_t		*req, *rep;
+	long		 delay = 10;
+	int		 st, exited = 0, ok = 0;
+
+	req = json_pack("{s:s}", "op", "ping");
+	while (!ok) {
+		if ((c->fd = conn_connect(path)) != -1) {
+			rep = conn_call(c, req, START_TIMEOUT);
+			ok = rep != NULL && json_is_true(json_object_get(rep,
+			    "ok"));
+			json_decref(rep);
+			if (ok)
+				break;
+			conn_close(c);
+		}
+		if (exited || now_ms() >= deadline)
+			break;
+		/* A clfd that lost a start race to another exits: try once more. */
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			exited = 1;
+		ts.tv_sec = 0;
+		ts.tv_nsec = delay * 1000000;
+		nanosleep(&ts, NULL);
+		if (delay < 200)
+			delay *= 2;
+	}
+	json_decref(req);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Connect c to clfd. With -s or $CLFD_SOCKET, that socket or exit 3; else
+ * the per-user default socket, starting a clfd there when none answers.
+ * Returns 0 or an exit code.
+ */
+static int
+connect_daemon(struct conn *c, const char *opt_socket)
+{
+	static char	 defpath[PATH_MAX];
+	char		 err[PATH_MAX + 128];
+	const char	*env = getenv("CLFD_SOCKET");
+	pid_t		 pid;
+	int		 saved;
+
+	c->fd = -1;
+	if (opt_socket != NULL || (env != NULL && *env != '\0')) {
+		socket_path = opt_socket != NULL ? opt_socket : env;
+		if ((c->fd = conn_connect(socket_path)) == -1) {
+			warnx_("cannot connect to %s: %s", socket_path,
+			    strerror(errno));
+			return EXIT_DOWN;
+		}
+		return 0;
+	}
+	if (paths_default_socket(defpath, sizeof defpath) == -1) {
+		warnx_("cannot find the default socket");
+		return EXIT_DOWN;
+	}
+	socket_path = defpath;
+	if ((c->fd = conn_connect(defpath)) != -1)
+		return 0;
+	saved = errno;
+	if (saved != ENOENT && saved != ECONNREFUSED) {
+		warnx_("cannot connect to %s: %s", defpath, strerror(saved));
+		return EXIT_DOWN;
+	}
+	if (paths_prepare_dir(defpath, err, sizeof err) == -1) {
+		warnx_("cannot start clfd: %s", err);
+		return EXIT_DOWN;
+	}
+	if ((pid = autostart_spawn(defpath)) == -1)
+		return EXIT_DOWN;
+	if (autostart_wait(c, defpath, pid, now_ms() + START_TIMEOUT) == -1) {
+		warnx_("started clfd (pid %ld) but it does not answer on %s "
+		    "(see clfd.log beside it)", (long)pid, defpath);
+		return EXIT_DOWN;
+	}
+	return 0;
+}
+
+/* Human-readable byte count into buf. */
+static void
+fmt_bytes(char *buf, size_t len, double b)
+{
+	const char	*u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t		 i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i == 0 ? "%.0f %s" : "%.1f %s", b, u[i]);
+}
+
+/*
+ * Show one progress state: a bar redrawn in place on a terminal, a line per
+ * event elsewhere (only when asked with --progress).
+ */
+static void
+progress_show(json_int_t job, json_int_t done, json_int_t total,
+    json_int_t bytes)
+{
+	char	bar[31], size[32];
+	size_t	i, fill;
+
+	fmt_bytes(size, sizeof size, (double)bytes);
+	if (!isatty(STDERR_FILENO)) {
+		fprintf(stderr, "clfctl: job %lld: %lld/%lld files, %lld bytes\n",
+		    (long long)job, (long long)done, (long long)total,
+		    (long long)bytes);
+		return;
+	}
+	fill = total > 0 && done <= total ?
+	    (size_t)(done * (json_int_t)(sizeof bar - 1) / total) : 0;
+	for (i = 0; i < sizeof bar - 1; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[sizeof bar - 1] = '\0';
+	fprintf(stderr, "\r\033[Kjob %lld [%s] %lld/%lld files, %s",
+	    (long long)job, bar, (long long)done, (long long)total, size);
+	bar_shown = 1;
+}
+
+static void
+progress_clear(void)
+{
+	if (bar_shown) {
+		fputs("\r\033[K", stderr);
+		bar_shown = 0;
+	}
+}
+
+/* Write one TSV field, control bytes as \xHH so a line stays a line. */
+static void
+tsv_put(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			printf("\\x%02x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+}
+
+/* Print a JSON document in the chosen style. */
+static void
+print_json(json_t *doc, enum output out)
+{
+	json_dumpf(doc, stdout, out == OUT_COMPACT ? JSON_COMPACT :
+	    JSON_INDENT(2));
+	putchar('\n');
+}
+
+/*
+ * Print a job's RESULT and return the exit code it means: 0 done and
+ * clean, 1 done with a file error (or partial file) or cancelled.
+ */
+static int
+print_result(json_t *res, enum output out)
+{
+	json_t		*v, *files;
+	const char	*key, *state;
+	size_t		 i;
+	int		 rc = EXIT_OK;
+
+	json_object_del(res, "event");
+	state = json_string_value(json_object_get(res, "state"));
+	if (out == OUT_TSV) {
+		json_object_foreach(json_object_get(res, "counts"), key, v) {
+			printf("%lld\t", (long long)json_integer_value(v));
+			tsv_put(key);
+			putchar('\n');
+		}
+	} else
+		print_json(res, out);
+	json_array_foreach(json_object_get(res, "unmatched"), i, v)
+		warnx_("no file matches %s", json_string_value(v));
+	files = json_object_get(res, "files");
+	json_array_foreach(files, i, v) {
+		if (json_is_string(json_object_get(v, "error"))) {
+			warnx_("%s: %s", json_string_value(json_object_get(v,
+			    "path")), json_string_value(json_object_get(v,
+			    "error")));
+			rc = EXIT_FILES;
+		}
+	}
+	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
+	    "failed")) > 0)
+		rc = EXIT_FILES;
+	if (state != NULL && strcmp(state, "done") != 0)
+		rc = EXIT_FILES;
+	return rc;
+}
+
+/*
+ * Read events of job until its "done" event and print the result. Progress
+ * events are shown if asked. Returns the exit code.
+ */
+static int
+await_done(struct conn *c, json_int_t job, int progress, enum output out)
+{
+	json_t		*msg, *ev;
+	const char	*name;
+	int		 rc;
+
+	for (;;) {
+		if ((msg = conn_read(c, -1)) == NULL) {
+			if (interrupted) {
+				progress_clear();
+				warnx_("interrupted; job %lld goes on: "
+				    "'clfctl wait %lld' or 'clfctl cancel %lld'",
+				    (long long)job, (long long)job,
+				    (long long)job);
+				return 130;
+			}
+			return EXIT_DOWN;
+		}
+		ev = json_object_get(msg, "event");
+		name = json_string_value(ev);
+		if (ev == NULL) {
+			/* an error reply to the wait itself */
+			if (!json_is_true(json_object_get(msg, "ok"))) {
+				rc = reply_error(msg);
+				json_decref(msg);
+				return rc;
+			}
+		} else if (name != NULL && strcmp(name, "progress") == 0) {
+			if (progress)
+				progress_show(job, json_integer_value(
+				    json_object_get(msg, "files_done")),
+				    json_integer_value(json_object_get(msg,
+				    "files_total")), json_integer_value(
+				    json_object_get(msg, "bytes_done")));
+		} else if (name != NULL && strcmp(name, "done") == 0) {
+			progress_clear();
+			if (!json_is_true(json_object_get(msg, "ok")) &&
+			    json_object_get(msg, "state") == NULL) {
+				rc = reply_error(msg);	/* e.g. shutting_down */
+				json_decref(msg);
+				return rc;
+			}
+			rc = json_is_true(json_object_get(msg, "ok")) ?
+			    EXIT_OK : reply_error(msg);
+			if (print_result(msg, out) != EXIT_OK && rc == EXIT_OK)
+				rc = EXIT_FILES;
+			json_decref(msg);
+			return rc;
+		}
+		json_decref(msg);
+	}
+}
+
+/* Append s to buf (escaping glob metacharacters if esc); -1 if too long. */
+static int
+pat_append(char *buf, size_t len, size_t *at, const char *s, int esc)
+{
+	for (; *s != '\0'; s++) {
+		if (esc && strchr("*?[]{}\\", *s) != NULL) {
+			if (*at + 1 >= len)
+				return -1;
+			buf[(*at)++] = '\\';
+		}
+		if (*at + 1 >= len)
+			return -1;
+		buf[(*at)++] = *s;
+	}
+	buf[*at] = '\0';
+	return 0;
+}
+
+/*
+ * Make a pattern absolute as a shell would read it: "~/x" and "~user/x"
+ * against the home directory, "x" against the working directory, the
+ * directory's own glob metacharacters escaped so that only the user's
+ * part of the pattern globs. NULL if it does not fit.
+ */
+static char *
+pattern_absolute(const char *pat, const char *cwd)
+{
+	struct passwd	*pw;
+	char		 name[256], *buf;
+	const char	*home = NULL, *rest = pat, *end;
+	size_t		 len = PATH_MAX * 2, at = 0;
+
+	if (pat[0] == '/')
+		return strdup(pat);
+	if (pat[0] == '~') {
+		end = strchr(pat, '/');
+		if (end == NULL)
+			end = pat + strlen(pat);
+		if (end == pat + 1) {
+			home = getenv("HOME");
+			if ((home == NULL || *home == '\0') &&
+			    (pw = getpwuid(getuid())) != NULL)
+				home = pw->pw_dir;
+		} else if ((size_t)(end - pat) < sizeof name) {
+			memcpy(name, pat + 1, (size_t)(end - pat) - 1);
+			name[end - pat - 1] = '\0';
+			if ((pw = getpwnam(name)) != NULL)
+				home = pw->pw_dir;
+		}
+		if (home != NULL)
+			rest = *end == '/' ? end + 1 : end;
+	}
+	if (home == NULL) {
+		home = cwd;
+		while (rest[0] == '.' && rest[1] == '/')
+			rest += 2;
+		while (rest[0] == '/')
+			rest++;
+		if (strcmp(rest, ".") == 0)
+			rest = "";
+	}
+	if ((buf = malloc(len)) == NULL)
+		return NULL;
+	if (pat_append(buf, len, &at, home, 1) == -1)
+		goto fail;
+	while (at > 1 && buf[at - 1] == '/' && (at < 2 || buf[at - 2] != '\\'))
+		buf[--at] = '\0';
+	if (*rest != '\0' && pat_append(buf, len, &at, "/", 0) == -1)
+		goto fail;
+	if (pat_append(buf, len, &at, rest, 0) == -1)
+		goto fail;
+	return buf;
+fail:
+	free(buf);
+	return NULL;
+}
+
+/* A job id argument: a positive integer, else -1. */
+static json_int_t
+parse_id(const char *s)
+{
+	char		*end;
+	long long	 v;
+
+	if (*s == '\0' || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return -1;
+	return (json_int_t)v;
+}
+
+/* A digits-only string as an integer, anything else as a string. */
+static json_t *
+int_or_string(const char *s)
+{
+	const char	*p = s;
+
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*s != '\0' && *p == '\0' && p - s < 18)
+		return json_integer(strtoll(s, NULL, 10));
+	return json_string(s);
+}
+
+/* Append each comma-separated item of s to arr (digits as integers if num). */
+static int
+add_items(json_t *arr, const char *s, int num)
+{
+	char	*copy, *tok, *save = NULL;
+	int	 rc = 0;
+
+	if ((copy = strdup(s)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save))
+		if (json_array_append_new(arr, num ? int_or_string(tok) :
+		    json_string(tok)) == -1)
+			rc = -1;
+	free(copy);
+	return rc;
+}
+
+static int
+parse_output(const char *s, enum output *out)
+{
+	if (strcmp(s, "json") == 0)
+		*out = OUT_JSON;
+	else if (strcmp(s, "compact") == 0)
+		*out = OUT_COMPACT;
+	else if (strcmp(s, "tsv") == 0)
+		*out = OUT_TSV;
+	else
+		return -1;
+	return 0;
+}
+
+enum {
+	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
+	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
+	OPT_PROGRESS, OPT_NOPROGRESS
+};
+
+static const struct option long_opts[] = {
+	{ "under", required_argument, NULL, OPT_UNDER },
+	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "method", required_argument, NULL, OPT_METHOD },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "exclude-name", required_argument, NULL, OPT_XNAME },
+	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
+	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
+	{ "output", required_argument, NULL, 'o' },
+	{ "socket", required_argument, NULL, 's' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/*
+ * Parse a command's options into o (and, for submit, into the request's
+ * filter object and req). allowed lists the long option codes the command
+ * takes besides -s, -o and -h. Returns 0, or EXIT_USAGE with a message.
+ */
+static int
+parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
+    json_t *req, json_t *filter)
+{
+	json_t		*names = NULL, *exts = NULL, *arr;
+	const char	*key;
+	char		*end;
+	long long	 top;
+	int		 ch, i, ok, noxdef = 0, rc = EXIT_USAGE;
+
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "ho:s:", long_opts, NULL)) != -1) {
+		ok = ch == 'h' || ch == 's' || ch == 'o';
+		for (i = 0; allowed[i] != 0 && !ok; i++)
+			ok = allowed[i] == ch;
+		if (ch == '?' || ch == ':' || !ok) {
+			usage_error("%s: unknown option or missing argument: %s",
+			    argv[0], argv[optind - 1]);
+			goto out;
+		}
+		switch (ch) {
+		case 'h':
+			usage_text(stdout);
+			exit(EXIT_OK);
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'o':
+			if (parse_output(optarg, &o->output) == -1) {
+				usage_error("-o: json, compact or tsv, not %s",
+				    optarg);
+				goto out;
+			}
+			break;
+		case OPT_UNDER:
+		case OPT_SINCE:
+		case OPT_UNTIL:
+			key = ch == OPT_UNDER ? "under" : ch == OPT_SINCE ?
+			    "since" : "until";
+			json_object_set_new(filter, key, ch == OPT_UNDER ?
+			    json_string(optarg) : int_or_string(optarg));
+			break;
+		case OPT_STATUS:
+		case OPT_METHOD:
+			key = ch == OPT_STATUS ? "status" : "methods";
+			if ((arr = json_object_get(filter, key)) == NULL) {
+				arr = json_array();
+				json_object_set_new(filter, key, arr);
+			}
+			add_items(arr, optarg, ch == OPT_STATUS);
+			break;
+		case OPT_XNAME:
+		case OPT_XEXT:
+			arr = ch == OPT_XNAME ? names : exts;
+			if (arr == NULL) {
+				arr = json_array();
+				json_object_set_new(filter, ch == OPT_XNAME ?
+				    "exclude_names" : "exclude_exts", arr);
+				*(ch == OPT_XNAME ? &names : &exts) = arr;
+			}
+			json_array_append_new(arr, json_string(optarg));
+			break;
+		case OPT_NOXDEF:
+			noxdef = 1;
+			break;
+		case OPT_FORMAT:
+			json_object_set_new(req, "format", json_string(optarg));
+			break;
+		case OPT_TOP:
+			errno = 0;
+			top = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    top < 0) {
+				usage_error("--top: a count >= 0, not %s",
+				    optarg);
+				goto out;
+			}
+			json_object_set_new(req, "top", json_integer(top));
+			break;
+		case OPT_NOWAIT:
+			o->wait = 0;
+			break;
+		case OPT_PROGRESS:
+			o->progress = 1;
+			break;
+		case OPT_NOPROGRESS:
+			o->progress = 0;
+			break;
+		}
+	}
+	if (noxdef && names == NULL)
+		json_object_set_new(filter, "exclude_names", json_array());
+	if (noxdef && exts == NULL)
+		json_object_set_new(filter, "exclude_exts", json_array());
+	rc = 0;
+out:
+	return rc;
+}
+
+/* The progress setting in force: asked, or by default on a terminal. */
+static int
+want_progress(const struct opts *o)
+{
+	if (o->progress >= 0)
+		return o->progress;
+	return isatty(STDERR_FILENO);
+}
+
+static int
+cmd_submit(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
+	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
+	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	struct conn	 c = { .fd = -1 };
+	json_t		*req, *filter, *pats, *rep = NULL;
+	char		 cwd[PATH_MAX], *abs;
+	json_int_t	 job;
+	int		 i, rc, progress;
+
+	req = json_object();
+	filter = json_object();
+	pats = json_array();
+	json_object_set_new(req, "op", json_string("submit"));
+	json_object_set_new(req, "patterns", pats);
+	o->wait = 1;
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
+		goto out;
+	rc = EXIT_USAGE;
+	if (optind >= argc) {
+		usage_error("submit: no PATTERN");
+		goto out;
+	}
+	if (getcwd(cwd, sizeof cwd) == NULL) {
+		/* only needed for a relative pattern */
+		cwd[0] = '\0';
+	}
+	for (i = optind; i < argc; i++) {
+		if (argv[i][0] == '\0') {
+			usage_error("submit: empty PATTERN");
+			goto out;
+		}
+		if (argv[i][0] != '/' && cwd[0] == '\0') {
+			usage_error("submit: %s: cannot find the working "
+			    "directory", argv[i]);
+			goto out;
+		}
+		if ((abs = pattern_absolute(argv[i], cwd)) == NULL) {
+			usage_error("submit: %s: pattern too long", argv[i]);
+			goto out;
+		}
+		json_array_append_new(pats, json_string(abs));
+		free(abs);
+	}
+	if (json_object_size(filter) > 0)
+		json_object_set(req, "filter", filter);
+	progress = o->wait && want_progress(o);
+	json_object_set_new(req, "wait", json_boolean(o->wait));
+	json_object_set_new(req, "progress", json_boolean(progress));
+
+	if ((rc = connect_daemon(&c, o->socket)) != 0)
+		goto out;
+	rc = EXIT_DOWN;
+	if ((rep = conn_call(&c, req, SHORT_TIMEOUT)) == NULL)
+		goto out;
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		rc = reply_error(rep);
+		goto out;
+	}
+	job = json_integer_value(json_object_get(rep, "job"));
+	if (!o->wait) {
+		json_object_del(rep, "ok");
+		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT : o->output);
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (progress)
+		progress_show(job, 0, json_integer_value(json_object_get(rep,
+		    "files_total")), 0);
+	catch_sigint();
+	rc = await_done(&c, job, progress, o->output);
+out:
+	json_decref(rep);
+	json_decref(filter);
+	json_decref(req);
+	conn_close(&c);
+	return rc;
+}
+
+/* The ID argument of wait/result/cancel/status: -1 after a usage message. */
+static json_int_t
+one_id(int argc, char **argv, int optional)
+{
+	json_int_t	id;
+
+	if (optind == argc && optional)
+		return 0;
+	if (optind != argc - 1) {
+		usage_error("%s: one job ID expected", argv[0]);
+		return -1;
+	}
+	if ((id = parse_id(argv[optind])) == -1) {
+		usage_error("%s: not a job ID: %s", argv[0], argv[optind]);
+		return -1;
+	}
+	return id;
+}
+
+static int
+cmd_wait(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	struct conn	 c = { .fd = -1 };
+	json_t		*req;
+	json_int_t	 id;
+	int		 rc, progress;
+
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
+		return rc;
+	if ((id = one_id(argc, argv, 0)) == -1)
+		return EXIT_USAGE;
+	progress = want_progress(o);
+	if ((rc = connect_daemon(&c, o->socket)) != 0)
+		return rc;
+	req = json_pack("{s:s,s:I,s:b}", "op", "wait", "job", id, "progress",
+	    progress);
+	rc = EXIT_DOWN;
+	catch_sigint();
+	if (conn_send(&c, req) == 0)
+		rc = await_done(&c, id, progress, o->output);
+	json_decref(req);
+	conn_close(&c);
+	return rc;
+}
+
+/*
+ * The simple one-request commands: result, status, list, cancel, stats,
+ * ping. result prints the RESULT like submit; list (and status without an
+ * ID) can print TSV: job, state, files done, files total, submitted.
+ */
+static int
+cmd_simple(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { 0 };
+	struct conn	 c = { .fd = -1 };
+	json_t		*req, *rep = NULL, *v;
+	const char	*cmd = argv[0];
+	json_int_t	 id = 0;
+	size_t		 i;
+	int		 rc, takes_id, list;
+
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
+		return rc;
+	takes_id = strcmp(cmd, "result") == 0 || strcmp(cmd, "cancel") == 0 ||
+	    strcmp(cmd, "status") == 0;
+	if (takes_id) {
+		if ((id = one_id(argc, argv, strcmp(cmd, "status") == 0)) == -1)
+			return EXIT_USAGE;
+	} else if (optind != argc)
+		return usage_error("%s: no arguments expected", cmd);
+	list = strcmp(cmd, "list") == 0 || (strcmp(cmd, "status") == 0 &&
+	    id == 0);
+	req = json_pack("{s:s}", "op", cmd);
+	if (id > 0)
+		json_object_set_new(req, "job", json_integer(id));
+	if ((rc = connect_daemon(&c, o->socket)) != 0)
+		goto out;
+	rc = EXIT_DOWN;
+	if ((rep = conn_call(&c, req, SHORT_TIMEOUT)) == NULL)
+		goto out;
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		rc = reply_error(rep);
+		/* a cancelled job's result still says what it had */
+		if (rc == EXIT_FILES && json_object_get(rep, "job") != NULL)
+			print_result(rep, o->output);
+		goto out;
+	}
+	rc = EXIT_OK;
+	if (strcmp(cmd, "result") == 0)
+		rc = print_result(rep, o->output);
+	else if (list && o->output == OUT_TSV) {
+		json_array_foreach(json_object_get(rep, "jobs"), i, v)
+			printf("%lld\t%s\t%lld\t%lld\t%lld\n",
+			    (long long)json_integer_value(json_object_get(v,
+			    "job")), json_string_value(json_object_get(v,
+			    "state")), (long long)json_integer_value(
+			    json_object_get(v, "files_done")), (long long)
+			    json_integer_value(json_object_get(v,
+			    "files_total")), (long long)json_integer_value(
+			    json_object_get(v, "submitted")));
+	} else
+		print_json(rep, o->output == OUT_TSV ? OUT_JSON : o->output);
+out:
+	json_decref(rep);
+	json_decref(req);
+	conn_close(&c);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		const char	*name;
+		int		(*fn)(int, char **, struct opts *);
+	} cmds[] = {
+		{ "submit", cmd_submit }, { "wait", cmd_wait },
+		{ "result", cmd_simple }, { "status", cmd_simple },
+		{ "list", cmd_simple }, { "cancel", cmd_simple },
+		{ "stats", cmd_simple }, { "ping", cmd_simple },
+	};
+	struct opts	o = { .output = OUT_JSON, .progress = -1 };
+	size_t		i;
+	int		ch, rc;
+
+	opterr = 0;
+	while ((ch = getopt(argc, argv, "+hs:V")) != -1) {
+		switch (ch) {
+		case 'h':
+			usage_text(stdout);
+			return EXIT_OK;
+		case 's':
+			o.socket = optarg;
+			break;
+		case 'V':
+			printf("clfctl %s\n", CLFCTL_VERSION);
+			return EXIT_OK;
+		default:
+			return usage_error("unknown option or missing argument:"
+			    " %s", argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		return usage_error("no command");
+	if (o.socket != NULL && *o.socket == '\0')
+		return usage_error("-s: empty socket path");
+
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		if (strcmp(argv[0], cmds[i].name) != 0)
+			continue;
+		rc = cmds[i].fn(argc, argv, &o);
+		if (fflush(stdout) == EOF || ferror(stdout)) {
+			warnx_("stdout: %s", strerror(errno));
+			if (rc == EXIT_OK)
+				rc = EXIT_FILES;
+		}
+		return rc;
+	}
+	return usage_error("unknown command: %s", argv[0]);
+}
