@@ -986,7 +986,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (progress)
+	if (progress && isatty(STDERR_FILENO))
 		progress_show(job, 0, json_integer_value(json_object_get(rep,
 		    "files_total")), 0);
 	catch_sigint();
