@@ -34,4 +34,15 @@ int	access_time(const char *s, size_t len, int64_t *t);
 /* Parse an integer status; -1 when not digits. */
 int	access_status(const char *s, size_t len);
 
+/*
+ * 1 when a URL (the referer) splits without error the way the seed's
+ * urlparse does (an authority with unbalanced brackets, or brackets around
+ * something that is not an IPv6 address, is an error: the seed drops such
+ * a line). scratch must hold at least len bytes.
+ */
+int	access_url_ok(const char *s, size_t len, char *scratch);
+
+/* "YYYY-MM-DDTHH:MM:SSZ" to UTC seconds; 0 on success, -1 if invalid. */
+int	access_iso_time(const char *s, size_t len, int64_t *t);
+
 #endif

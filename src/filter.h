@@ -37,7 +37,10 @@ int		 filter_needs(const struct filter *);
 
 /* 1 when the path is kept. */
 int		 filter_path(const struct filter *, const char *path, size_t len);
-/* 1 when a line with this method, status (-1 absent) and time is kept. */
+/*
+ * 1 when a line with this method (NULL absent), status (-1 absent) and
+ * time (INT64_MIN absent) is kept; an absent field fails its filter.
+ */
 int		 filter_line(const struct filter *, const char *method, size_t mlen,
 		    int status, int64_t time);
 

@@ -10,8 +10,11 @@
  *   "regex:PATTERN"        a raw PCRE2 pattern with named groups
  * The pattern must yield a "request" group (the %r field); "time" (%t),
  * "status" (%s, %>s), "host", "bytes" and others are used when present.
- * Spaces in a LogFormat match one or more white space characters, and a
- * match need not reach the end of the line (extra fields are ignored).
+ * Spaces in a LogFormat match one or more white space characters; a
+ * match starts at the beginning of the line (like Python's re.match) and
+ * need not reach its end (extra fields are ignored). A format without
+ * %r but with %U (the "referer" preset) takes the path from %U; one with
+ * neither (the "agent" preset) is refused.
  */
 #ifndef CLFD_LOGFORMAT_H
 #define CLFD_LOGFORMAT_H
@@ -29,6 +32,10 @@ struct access {
 	size_t		 time_len;
 	const char	*status;	/* NULL if absent */
 	size_t		 status_len;
+	const char	*referer;	/* %{Referer}i, NULL if absent */
+	size_t		 referer_len;
+	const char	*path;		/* %U when the format has no %r */
+	size_t		 path_len;
 };
 
 /* Compile spec; NULL with a message in err on error. */
@@ -37,6 +44,8 @@ void			 logformat_free(struct logformat *);
 const char		*logformat_spec(const struct logformat *);
 int			 logformat_has_time(const struct logformat *);
 int			 logformat_has_status(const struct logformat *);
+/* 1 when the pattern is JIT-compiled, 0 when the interpreter runs it. */
+int			 logformat_jit(const struct logformat *);
 
 /* 1 when line matches (fields filled in), 0 when not, -1 on a match error. */
 int			 logformat_match(struct logformat *, const char *line, size_t len,

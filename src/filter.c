@@ -1,0 +1,394 @@
+/*
+ * filter.c: which parsed lines are counted.
+ *
+ * A filter is built once per job from JSON and then only read: the path
+ * checks walk the path's '/'-segments in place and allocate nothing, the
+ * line checks compare a method, a status and a time against short lists.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+#include "filter.h"
+
+const char *const filter_default_names[] = {
+	"favicon.ico", "robots.txt", "humans.txt", "crossdomain.xml",
+	"_images", "search.html", "genindex.html", "searchindex.js",
+	"modindex.html", "py-modindex.html", NULL
+};
+
+const char *const filter_default_exts[] = { ".png", ".js", ".css", NULL };
+
+/* A list of byte strings with their lengths. */
+struct strv {
+	char	**v;
+	size_t	 *len;
+	size_t	  n;
+};
+
+/* A status code (404) or a class (4xx: code 4, cls 1). */
+struct status {
+	int	code;
+	int	cls;
+};
+
+struct filter {
+	struct strv	 names;
+	struct strv	 exts;
+	struct strv	 under;		/* the non-empty segments of under */
+	int		 has_under;
+	struct strv	 methods;
+	struct status	*status;
+	size_t		 nstatus;
+	int		 has_since, has_until;
+	int64_t		 since, until;
+	int		 needs;
+};
+
+static void
+filter_strv_free(struct strv *sv)
+{
+	size_t	 i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	free(sv->len);
+	memset(sv, 0, sizeof *sv);
+}
+
+/* Append a copy of s[0..len) to sv. */
+static int
+filter_strv_add(struct strv *sv, const char *s, size_t len)
+{
+	char	**nv;
+	size_t	 *nl;
+
+	if ((nv = realloc(sv->v, (sv->n + 1) * sizeof *nv)) == NULL)
+		return -1;
+	sv->v = nv;
+	if ((nl = realloc(sv->len, (sv->n + 1) * sizeof *nl)) == NULL)
+		return -1;
+	sv->len = nl;
+	if ((sv->v[sv->n] = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(sv->v[sv->n], s, len);
+	sv->v[sv->n][len] = '\0';
+	sv->len[sv->n++] = len;
+	return 0;
+}
+
+static int
+filter_strv_from_list(struct strv *sv, const char *const *list)
+{
+	for (; *list != NULL; list++)
+		if (filter_strv_add(sv, *list, strlen(*list)) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * An array of non-empty strings from field name of spec into sv; when the
+ * field is absent, the default list (if any).
+ */
+static int
+filter_strv_json(struct strv *sv, const json_t *spec, const char *name,
+    const char *const *def, char *err, size_t errlen)
+{
+	const json_t	*a, *s;
+	size_t		 i;
+
+	if ((a = json_object_get(spec, name)) == NULL) {
+		if (def != NULL && filter_strv_from_list(sv, def) == -1)
+			goto nomem;
+		return 0;
+	}
+	if (!json_is_array(a)) {
+		snprintf(err, errlen, "filter.%s: must be an array of strings",
+		    name);
+		return -1;
+	}
+	json_array_foreach(a, i, s) {
+		if (!json_is_string(s) || json_string_length(s) == 0) {
+			snprintf(err, errlen,
+			    "filter.%s[%zu]: must be a non-empty string", name, i);
+			return -1;
+		}
+		if (filter_strv_add(sv, json_string_value(s),
+		    json_string_length(s)) == -1)
+			goto nomem;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "filter.%s: %s", name, strerror(errno));
+	return -1;
+}
+
+/* "/book/x" -> its non-empty segments "book", "x". */
+static int
+filter_under(struct filter *f, const char *s, size_t len)
+{
+	size_t	 i = 0, j;
+
+	f->has_under = 1;
+	while (i < len) {
+		if (s[i] == '/') {
+			i++;
+			continue;
+		}
+		for (j = i; j < len && s[j] != '/'; j++)
+			;
+		if (filter_strv_add(&f->under, s + i, j - i) == -1)
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
+/* One status entry: 404, "404" or "4xx". */
+static int
+filter_status_one(struct status *st, const json_t *v)
+{
+	const char	*s;
+	json_int_t	 n;
+
+	if (json_is_integer(v)) {
+		n = json_integer_value(v);
+		if (n < 100 || n > 999)
+			return -1;
+		st->code = (int)n;
+		st->cls = 0;
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) != 3)
+		return -1;
+	s = json_string_value(v);
+	if (s[0] < '1' || s[0] > '9')
+		return -1;
+	if ((s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X')) {
+		st->code = s[0] - '0';
+		st->cls = 1;
+		return 0;
+	}
+	if (s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+		return -1;
+	st->code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+	st->cls = 0;
+	return 0;
+}
+
+static int
+filter_status(struct filter *f, const json_t *a, char *err, size_t errlen)
+{
+	const json_t	*v;
+	size_t		 i;
+
+	if (!json_is_array(a)) {
+		snprintf(err, errlen, "filter.status: must be an array");
+		return -1;
+	}
+	if ((f->status = calloc(json_array_size(a) + 1, sizeof *f->status))
+	    == NULL) {
+		snprintf(err, errlen, "filter.status: %s", strerror(errno));
+		return -1;
+	}
+	json_array_foreach(a, i, v) {
+		if (filter_status_one(&f->status[i], v) == -1) {
+			snprintf(err, errlen, "filter.status[%zu]: must be a "
+			    "status code like 404 or \"404\" or a class like "
+			    "\"4xx\"", i);
+			return -1;
+		}
+	}
+	f->nstatus = json_array_size(a);
+	return 0;
+}
+
+/* since/until: integer UTC seconds or "YYYY-MM-DDTHH:MM:SSZ". */
+static int
+filter_time(const json_t *v, int64_t *t)
+{
+	if (json_is_integer(v)) {
+		*t = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v))
+		return access_iso_time(json_string_value(v),
+		    json_string_length(v), t);
+	return -1;
+}
+
+struct filter *
+filter_from_json(const json_t *spec, char *err, size_t errlen)
+{
+	static const char *const known[] = { "under", "exclude_names",
+	    "exclude_exts", "status", "methods", "since", "until", NULL };
+	struct filter	*f;
+	const char	*key;
+	const json_t	*v;
+	size_t		 i;
+
+	if ((f = calloc(1, sizeof *f)) == NULL) {
+		snprintf(err, errlen, "filter: %s", strerror(errno));
+		return NULL;
+	}
+	if (spec != NULL && !json_is_object(spec)) {
+		snprintf(err, errlen, "filter: must be an object");
+		goto fail;
+	}
+	json_object_foreach((json_t *)(uintptr_t)spec, key, v) {
+		for (i = 0; known[i] != NULL; i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (known[i] == NULL) {
+			snprintf(err, errlen, "filter.%s: unknown field", key);
+			goto fail;
+		}
+	}
+	if (filter_strv_json(&f->names, spec, "exclude_names",
+	    filter_default_names, err, errlen) == -1 ||
+	    filter_strv_json(&f->exts, spec, "exclude_exts",
+	    filter_default_exts, err, errlen) == -1 ||
+	    filter_strv_json(&f->methods, spec, "methods", NULL, err,
+	    errlen) == -1)
+		goto fail;
+	if ((v = json_object_get(spec, "under")) != NULL) {
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "filter.under: must be a string");
+			goto fail;
+		}
+		if (filter_under(f, json_string_value(v),
+		    json_string_length(v)) == -1) {
+			snprintf(err, errlen, "filter.under: %s",
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(spec, "status")) != NULL) {
+		if (filter_status(f, v, err, errlen) == -1)
+			goto fail;
+		if (f->nstatus > 0)
+			f->needs |= FILTER_NEEDS_STATUS;
+	}
+	if ((v = json_object_get(spec, "since")) != NULL) {
+		if (filter_time(v, &f->since) == -1) {
+			snprintf(err, errlen, "filter.since: must be UTC seconds "
+			    "or \"YYYY-MM-DDTHH:MM:SSZ\"");
+			goto fail;
+		}
+		f->has_since = 1;
+		f->needs |= FILTER_NEEDS_TIME;
+	}
+	if ((v = json_object_get(spec, "until")) != NULL) {
+		if (filter_time(v, &f->until) == -1) {
+			snprintf(err, errlen, "filter.until: must be UTC seconds "
+			    "or \"YYYY-MM-DDTHH:MM:SSZ\"");
+			goto fail;
+		}
+		f->has_until = 1;
+		f->needs |= FILTER_NEEDS_TIME;
+	}
+	return f;
+fail:
+	filter_free(f);
+	return NULL;
+}
+
+void
+filter_free(struct filter *f)
+{
+	if (f == NULL)
+		return;
+	filter_strv_free(&f->names);
+	filter_strv_free(&f->exts);
+	filter_strv_free(&f->under);
+	filter_strv_free(&f->methods);
+	free(f->status);
+	free(f);
+}
+
+int
+filter_needs(const struct filter *f)
+{
+	return f->needs;
+}
+
+/* 1 when s[0..len) is one of the strings of sv. */
+static int
+filter_in(const struct strv *sv, const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sv->n; i++)
+		if (sv->len[i] == len && memcmp(sv->v[i], s, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The seed's path_filter, then its book_filter generalised to under:
+ * segments are split on '/', an empty path is every segment empty.
+ */
+int
+filter_path(const struct filter *f, const char *path, size_t len)
+{
+	const char	*seg = path, *end = path + len, *slash;
+	size_t		 slen, i, nonempty = 0;
+	int		 under_ok = 1;
+
+	for (;;) {
+		slash = memchr(seg, '/', (size_t)(end - seg));
+		slen = (size_t)((slash != NULL ? slash : end) - seg);
+		if (slen > 0) {
+			if (filter_in(&f->names, seg, slen))
+				return 0;
+			if (nonempty < f->under.n &&
+			    (f->under.len[nonempty] != slen ||
+			    memcmp(f->under.v[nonempty], seg, slen) != 0))
+				under_ok = 0;
+			nonempty++;
+		}
+		if (slash == NULL)
+			break;
+		seg = slash + 1;
+	}
+	if (nonempty == 0)
+		return 0;
+	/* seg is now the last segment. */
+	for (i = 0; i < f->exts.n; i++)
+		if (slen >= f->exts.len[i] && memcmp(seg + slen -
+		    f->exts.len[i], f->exts.v[i], f->exts.len[i]) == 0)
+			return 0;
+	if (f->has_under && (!under_ok || nonempty <= f->under.n))
+		return 0;
+	return 1;
+}
+
+int
+filter_line(const struct filter *f, const char *method, size_t mlen,
+    int status, int64_t time)
+{
+	size_t	 i;
+
+	if (f->methods.n > 0 && (method == NULL ||
+	    !filter_in(&f->methods, method, mlen)))
+		return 0;
+	if (f->nstatus > 0) {
+		if (status < 0)
+			return 0;
+		for (i = 0; i < f->nstatus; i++) {
+			if (f->status[i].cls ? status / 100 == f->status[i].code :
+			    status == f->status[i].code)
+				break;
+		}
+		if (i == f->nstatus)
+			return 0;
+	}
+	if (f->has_since && (time == INT64_MIN || time < f->since))
+		return 0;
+	if (f->has_until && (time == INT64_MIN || time >= f->until))
+		return 0;
+	return 1;
+}

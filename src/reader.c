@@ -1,0 +1,338 @@
+/*
+ * reader.c: a plain or gzip log file as a sequence of lines.
+ *
+ * Decoded bytes land in one large buffer and lines are handed out in
+ * place; only the incomplete line at the end of the buffer is moved (to
+ * the front) before the next fill. Gzip is found by its magic bytes and
+ * may have several members, with zero padding after the last. A corrupt
+ * or truncated stream stops the file with an error naming the compressed
+ * byte offset; the bytes decoded before it are still handed out, the
+ * incomplete last line included (it is what the stream held).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reader.h"
+
+#define READER_IN_SIZE	(256 * 1024)
+#define READER_OUT_SIZE	(1024 * 1024)
+
+/* What kind of file st is, for the error message. */
+static const char *
+reader_kind(const struct stat *st)
+{
+	if (S_ISDIR(st->st_mode))
+		return "directory";
+	if (S_ISFIFO(st->st_mode))
+		return "fifo";
+	if (S_ISCHR(st->st_mode))
+		return "character device";
+	if (S_ISBLK(st->st_mode))
+		return "block device";
+	if (S_ISSOCK(st->st_mode))
+		return "socket";
+	return "special file";
+}
+
+/* 1 when path (resolved) is root or below it, component by component. */
+static int
+reader_under(const char *path, const char *root)
+{
+	char	*rr;
+	size_t	 len;
+	int	 ok;
+
+	if ((rr = realpath(root, NULL)) == NULL)
+		return 0;
+	len = strlen(rr);
+	while (len > 1 && rr[len - 1] == '/')
+		len--;
+	if (len == 1 && rr[0] == '/')
+		ok = path[0] == '/';
+	else
+		ok = strncmp(path, rr, len) == 0 &&
+		    (path[len] == '\0' || path[len] == '/');
+	free(rr);
+	return ok;
+}
+
+/* read() that retries on EINTR. */
+static ssize_t
+reader_read(int fd, void *buf, size_t len)
+{
+	ssize_t	 n;
+
+	do
+		n = read(fd, buf, len);
+	while (n == -1 && errno == EINTR);
+	return n;
+}
+
+int
+reader_open(struct reader *r, const char *path, const char *const *roots,
+    size_t line_max)
+{
+	struct stat	 st;
+	char		*resolved = NULL;
+	const char	*open_path = path;
+	ssize_t		 n;
+	size_t		 i;
+
+	memset(r, 0, sizeof *r);
+	r->fd = -1;
+	r->line_max = line_max;
+	if (roots != NULL) {
+		if ((resolved = realpath(path, NULL)) == NULL) {
+			snprintf(r->error, sizeof r->error, "%s",
+			    strerror(errno));
+			goto fail;
+		}
+		for (i = 0; roots[i] != NULL; i++)
+			if (reader_under(resolved, roots[i]))
+				break;
+		if (roots[i] == NULL) {
+			snprintf(r->error, sizeof r->error, "outside the "
+			    "allowed roots: %s", resolved);
+			goto fail;
+		}
+		open_path = resolved;
+	}
+	r->fd = open(open_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (r->fd == -1) {
+		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
+		goto fail;
+	}
+	if (fstat(r->fd, &st) == -1) {
+		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(r->error, sizeof r->error, "not a regular file (%s)",
+		    reader_kind(&st));
+		goto fail;
+	}
+#ifdef POSIX_FADV_SEQUENTIAL
+	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+	if (line_max > SIZE_MAX / 2 - READER_OUT_SIZE) {
+		snprintf(r->error, sizeof r->error, "line limit too large");
+		goto fail;
+	}
+	r->in_cap = READER_IN_SIZE;
+	r->cap = line_max + READER_OUT_SIZE;
+	if ((r->in = malloc(r->in_cap)) == NULL ||
+	    (r->buf = malloc(r->cap)) == NULL) {
+		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
+		goto fail;
+	}
+	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
+		snprintf(r->error, sizeof r->error, "read: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	r->bytes = (uint64_t)n;
+	if (n >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
+		r->gzip = 1;
+		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
+			snprintf(r->error, sizeof r->error, "gzip: cannot "
+			    "initialise zlib");
+			goto fail;
+		}
+		r->zinit = 1;
+		r->zs.next_in = r->in;
+		r->zs.avail_in = (uInt)n;
+	} else {
+		memcpy(r->buf, r->in, (size_t)n);
+		r->end = (size_t)n;
+		r->raw_bytes = (uint64_t)n;
+		if (n == 0)
+			r->in_eof = 1;
+	}
+	free(resolved);
+	return 0;
+fail:
+	free(resolved);
+	return -1;
+}
+
+void
+reader_close(struct reader *r)
+{
+	if (r->zinit)
+		inflateEnd(&r->zs);
+	if (r->fd != -1)
+		close(r->fd);
+	free(r->in);
+	free(r->buf);
+	r->in = NULL;
+	r->buf = NULL;
+	r->fd = -1;
+	r->zinit = 0;
+}
+
+/* Refill the gzip input buffer; 0 at end of file, -1 on a read error. */
+static int
+reader_fill_in(struct reader *r)
+{
+	ssize_t	 n;
+
+	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
+		snprintf(r->error, sizeof r->error, "read: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (n == 0)
+		r->in_eof = 1;
+	r->bytes += (uint64_t)n;
+	r->zs.next_in = r->in;
+	r->zs.avail_in = (uInt)n;
+	return n > 0;
+}
+
+/* Inflate into buf[end..cap); bytes added, 0 at the end, -1 on error. */
+static ssize_t
+reader_inflate(struct reader *r)
+{
+	size_t	 room, made;
+	int	 rc;
+
+	for (;;) {
+		if (r->zs.avail_in == 0 && !r->in_eof &&
+		    reader_fill_in(r) == -1)
+			return -1;
+		if (r->zend) {
+			/* Between members: zero padding, then maybe another. */
+			while (r->zs.avail_in > 0 && *r->zs.next_in == 0) {
+				r->zs.next_in++;
+				r->zs.avail_in--;
+			}
+			if (r->zs.avail_in == 0) {
+				if (r->in_eof)
+					return 0;
+				continue;
+			}
+			inflateReset(&r->zs);
+			r->zend = 0;
+		}
+		if (r->zs.avail_in == 0 && r->in_eof) {
+			snprintf(r->error, sizeof r->error, "gzip: truncated "
+			    "stream at compressed byte offset %llu",
+			    (unsigned long long)r->bytes);
+			return -1;
+		}
+		room = r->cap - r->end;
+		r->zs.next_out = (unsigned char *)r->buf + r->end;
+		r->zs.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
+		rc = inflate(&r->zs, Z_NO_FLUSH);
+		made = (room > UINT_MAX ? UINT_MAX : room) - r->zs.avail_out;
+		r->end += made;
+		r->raw_bytes += made;
+		if (rc == Z_STREAM_END)
+			r->zend = 1;
+		else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			snprintf(r->error, sizeof r->error, "gzip: %s at "
+			    "compressed byte offset %llu", r->zs.msg != NULL ?
+			    r->zs.msg : zError(rc), (unsigned long long)
+			    (r->bytes - r->zs.avail_in));
+			/* Hand out what was decoded before the error first. */
+			return made > 0 ? (ssize_t)made : -1;
+		}
+		if (made > 0)
+			return (ssize_t)made;
+	}
+}
+
+/* More decoded bytes at buf[end..); 0 at the end of data, -1 on error. */
+static ssize_t
+reader_fill(struct reader *r)
+{
+	ssize_t	 n;
+
+	if (r->error[0] != '\0')
+		return -1;
+	if (r->gzip)
+		return reader_inflate(r);
+	if (r->in_eof)
+		return 0;
+	if ((n = reader_read(r->fd, r->buf + r->end, r->cap - r->end)) == -1) {
+		snprintf(r->error, sizeof r->error, "read: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (n == 0)
+		r->in_eof = 1;
+	r->bytes += (uint64_t)n;
+	r->raw_bytes += (uint64_t)n;
+	r->end += (size_t)n;
+	return n;
+}
+
+int
+reader_next(struct reader *r, const char **line, size_t *len)
+{
+	char	*p, *nl;
+	size_t	 n;
+
+	for (;;) {
+		p = r->buf + r->start;
+		n = r->end - r->start;
+		if (r->skipping) {
+			if ((nl = memchr(p, '\n', n)) != NULL) {
+				r->start = (size_t)(nl + 1 - r->buf);
+				r->skipping = 0;
+				return READER_OVERLONG;
+			}
+			r->start = r->end = 0;
+			if (r->out_eof || reader_fill(r) <= 0) {
+				r->out_eof = 1;
+				r->skipping = 0;
+				return READER_OVERLONG;
+			}
+			continue;
+		}
+		if ((nl = memchr(p, '\n', n)) != NULL) {
+			n = (size_t)(nl - p);
+			r->start += n + 1;
+			if (n > 0 && p[n - 1] == '\r')
+				n--;
+			if (n > r->line_max)
+				return READER_OVERLONG;
+			*line = p;
+			*len = n;
+			return READER_LINE;
+		}
+		/* One byte more than line_max may be a '\r' to drop. */
+		if (n > r->line_max + 1) {
+			r->skipping = 1;
+			continue;
+		}
+		if (r->out_eof) {
+			if (n == 0)
+				return r->error[0] != '\0' ? READER_ERROR :
+				    READER_END;
+			r->start = r->end;
+			if (p[n - 1] == '\r')
+				n--;
+			if (n > r->line_max)
+				return READER_OVERLONG;
+			*line = p;
+			*len = n;
+			return READER_LINE;
+		}
+		/* Move the incomplete line to the front and read more. */
+		if (r->start > 0) {
+			memmove(r->buf, p, n);
+			r->start = 0;
+			r->end = n;
+		}
+		if (reader_fill(r) <= 0)
+			r->out_eof = 1;
+	}
+}

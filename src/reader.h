@@ -1,0 +1,53 @@
+/*
+ * reader.h: a log file as a sequence of lines.
+ *
+ * reader_open() opens a regular file only (never blocking on a FIFO),
+ * checks it against the allowed roots after resolving symlinks, and finds
+ * gzip by its magic bytes. reader_next() hands out one line at a time,
+ * pointing into a large buffer (no copy per line): split on '\n', one
+ * trailing '\r' dropped, a last line without '\n' kept, NUL bytes kept. A
+ * line longer than line_max is skipped to its end without being buffered
+ * and reported as READER_OVERLONG.
+ */
+#ifndef CLFD_READER_H
+#define CLFD_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#define READER_LINE	1	/* a line in *line, *len */
+#define READER_OVERLONG	2	/* a line over line_max (skipped) */
+#define READER_END	0	/* no more lines */
+#define READER_ERROR	(-1)	/* stopped early: see error */
+
+struct reader {
+	int		 fd;
+	int		 gzip;
+	int		 zinit;		/* zs needs inflateEnd */
+	int		 zend;		/* at the end of a gzip member */
+	int		 in_eof;	/* read() returned 0 */
+	int		 out_eof;	/* no more decoded bytes will come */
+	int		 skipping;	/* inside an overlong line */
+	z_stream	 zs;
+	unsigned char	*in;
+	size_t		 in_cap;
+	char		*buf;		/* decoded bytes [start, end) */
+	size_t		 cap, start, end;
+	size_t		 line_max;
+	uint64_t	 bytes;		/* read from the file */
+	uint64_t	 raw_bytes;	/* after inflating */
+	char		 error[256];
+};
+
+/*
+ * Open path for reading; roots is NULL (any path) or a NULL-terminated
+ * list of directories the resolved path must be in. -1 with r->error set
+ * when the file cannot be read at all; reader_close() is needed either way.
+ */
+int	reader_open(struct reader *, const char *path,
+	    const char *const *roots, size_t line_max);
+int	reader_next(struct reader *, const char **line, size_t *len);
+void	reader_close(struct reader *);
+
+#endif
