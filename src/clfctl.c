@@ -705,9 +705,10 @@ pattern_absolute(const char *pat, const char *cwd)
 		return NULL;
 	if (pat_append(buf, len, &at, home, 1) == -1)
 		goto fail;
-	while (at > 1 && buf[at - 1] == '/' && (at < 2 || buf[at - 2] != '\\'))
+	while (at > 0 && buf[at - 1] == '/')	/* '/' is never escaped */
 		buf[--at] = '\0';
-	if (*rest != '\0' && pat_append(buf, len, &at, "/", 0) == -1)
+	if ((*rest != '\0' || at == 0) &&
+	    pat_append(buf, len, &at, "/", 0) == -1)
 		goto fail;
 	if (pat_append(buf, len, &at, rest, 0) == -1)
 		goto fail;
