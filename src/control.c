@@ -1,0 +1,818 @@
+/*
+ * control.c: the clients' side of clfd.
+ *
+ * The listening socket is systemd's when it passed one, else our own
+ * (a stale socket file is replaced, a live daemon's never). Each client is
+ * a bufferevent speaking JSON lines: a request per line, replies in
+ * order. A submit with "wait", or a wait, holds the connection until the
+ * job's "done" event; requests sent meanwhile wait their turn. Bad input
+ * from one client gets that client an error (and for an oversized or
+ * stalled line, a close), never anything else.
+ */
+#include <config.h>
+
+#include "control.h"
+
+#include "config.h"
+#include "jobqueue.h"
+#include "log.h"
+#include "paths.h"
+#include "proto.h"
+#include "supervisor.h"
+#include "systemd.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#define CTL_OUT_PAUSE	(1u << 20)	/* stop reading requests past this */
+#define CTL_OUT_MAX	(64u << 20)	/* drop a client that lets this pile up */
+#define CTL_PROGRESS_MAX (64u << 10)	/* skip progress when output is behind */
+
+struct client {
+	TAILQ_ENTRY(client)	 entry;
+	struct bufferevent	*bev;
+	int			 fd;
+	uid_t			 uid;
+	pid_t			 pid;
+	struct jobqueue_waiter	*waiter;	/* holds the connection */
+	struct event		*idle;		/* stalled mid-line */
+	struct event		*resume;	/* deferred processing */
+	int			 eof;		/* peer will send no more */
+	int			 closing;	/* close once output is written */
+	int			 dead;		/* free at the next chance */
+};
+
+static struct {
+	struct event_base	*base;
+	const struct config	*cfg;
+	int			 fd;
+	struct event		*accept_ev;
+	struct event		*pause_ev;
+	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
+	int			 own_path;
+	dev_t			 dev;
+	ino_t			 ino;
+	TAILQ_HEAD(, client)	 clients;
+	size_t			 nclients;
+} ctl = { .fd = -1 };
+
+static void	client_process(struct client *);
+static void	client_free(struct client *);
+
+/* 1 when something accepts connections on path. */
+static int
+control_probe(const char *path)
+{
+	struct sockaddr_un	sun;
+	int			fd, r;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	r = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	close(fd);
+	return r == 0 || (errno != ECONNREFUSED && errno != ENOENT &&
+	    errno != ENOTSOCK);
+}
+
+int
+control_open(const char *path, const struct config *cfg, int *live,
+    char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct group		*gr;
+	mode_t			 old;
+	int			 fd = -1, tries;
+
+	TAILQ_INIT(&ctl.clients);
+	ctl.cfg = cfg;
+	*live = 0;
+	if ((fd = systemd_listen_fd()) >= 0) {
+		evutil_make_socket_nonblocking(fd);
+		ctl.fd = fd;
+		ctl.own_path = 0;
+		return 0;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "%s: socket path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (paths_prepare_dir(path, err, errlen) == -1)
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	for (tries = 0;; tries++) {
+		old = umask(~cfg->socket_mode & 0777);
+		if (bind(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+			umask(old);
+			break;
+		}
+		umask(old);
+		if (errno != EADDRINUSE || tries > 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		/* Something is there: a live daemon, or a stale socket. */
+		if (control_probe(path)) {
+			*live = 1;
+			snprintf(err, errlen, "clfd already running on %s", path);
+			goto fail;
+		}
+		if (lstat(path, &st) == -1 || !S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: exists and is not a socket",
+			    path);
+			goto fail;
+		}
+		log_info("replacing stale socket %s", path);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			snprintf(err, errlen, "unlink %s: %s", path,
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if (chmod(path, cfg->socket_mode) == -1)
+		log_warn("chmod %s", path);
+	if (cfg->socket_group != NULL) {
+		if ((gr = getgrnam(cfg->socket_group)) == NULL) {
+			snprintf(err, errlen, "socket_group %s: no such group",
+			    cfg->socket_group);
+			unlink(path);
+			goto fail;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) == -1) {
+			snprintf(err, errlen, "chown %s: %s", path,
+			    strerror(errno));
+			unlink(path);
+			goto fail;
+		}
+	}
+	if (listen(fd, 512) == -1 || stat(path, &st) == -1) {
+		snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+		unlink(path);
+		goto fail;
+	}
+	ctl.fd = fd;
+	ctl.own_path = 1;
+	ctl.dev = st.st_dev;
+	ctl.ino = st.st_ino;
+	snprintf(ctl.path, sizeof ctl.path, "%s", path);
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+void
+control_set_config(const struct config *cfg)
+{
+	struct client	*c;
+
+	ctl.cfg = cfg;
+	TAILQ_FOREACH(c, &ctl.clients, entry)
+		bufferevent_setwatermark(c->bev, EV_READ, 0,
+		    cfg->request_max + 2);
+}
+
+void
+control_stop_accepting(void)
+{
+	struct stat	st;
+
+	if (ctl.accept_ev != NULL) {
+		event_free(ctl.accept_ev);
+		ctl.accept_ev = NULL;
+	}
+	if (ctl.pause_ev != NULL) {
+		event_free(ctl.pause_ev);
+		ctl.pause_ev = NULL;
+	}
+	if (ctl.fd != -1) {
+		close(ctl.fd);
+		ctl.fd = -1;
+	}
+	/* Remove the socket file only while it is still the one we made. */
+	if (ctl.own_path && stat(ctl.path, &st) == 0 && st.st_dev == ctl.dev &&
+	    st.st_ino == ctl.ino)
+		unlink(ctl.path);
+	ctl.own_path = 0;
+}
+
+size_t
+control_clients(void)
+{
+	return ctl.nclients;
+}
+
+size_t
+control_pending_output(void)
+{
+	struct client	*c;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(c, &ctl.clients, entry)
+		if (!c->dead)
+			n += evbuffer_get_length(bufferevent_get_output(c->bev));
+	return n;
+}
+
+/* Queue bytes for the client; a client that stopped reading is dropped. */
+static void
+client_send(struct client *c, const char *buf, size_t len)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+
+	if (c->dead)
+		return;
+	if (evbuffer_get_length(out) > CTL_OUT_MAX ||
+	    bufferevent_write(c->bev, buf, len) == -1) {
+		log_warnx("client pid %ld: not reading its replies; dropped",
+		    (long)c->pid);
+		c->dead = 1;
+		event_active(c->resume, 0, 0);
+	}
+}
+
+static void
+client_send_json(struct client *c, json_t *o)
+{
+	char	*s;
+
+	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
+		static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
+		    "\"internal\",\"message\":\"out of memory\"}}\n";
+
+		client_send(c, oom, sizeof oom - 1);
+		json_decref(o);
+		return;
+	}
+	client_send(c, s, strlen(s));
+	client_send(c, "\n", 1);
+	free(s);
+	json_decref(o);
+}
+
+static void
+client_error(struct client *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+client_error(struct client *c, const char *code, const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	client_send_json(c, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error",
+	    "code", code, "message", msg));
+}
+
+/* Close after the pending output is written; read nothing more. */
+static void
+client_close_after(struct client *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	event_del(c->idle);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->resume, 0, 0);
+}
+
+/* A job event for a waiting client (called from the job queue). */
+static void
+client_job_cb(int kind, const char *line, size_t len, void *arg)
+{
+	struct client	*c = arg;
+
+	if (kind == JQ_DONE) {
+		c->waiter = NULL;
+		client_send(c, line, len);
+		/* Go on with requests sent meanwhile, outside this call. */
+		event_active(c->resume, 0, 0);
+	} else if (evbuffer_get_length(bufferevent_get_output(c->bev)) <
+	    CTL_PROGRESS_MAX)
+		client_send(c, line, len);
+}
+
+/* Send the done event now if the job is finished, else wait for it. */
+static void
+client_wait(struct client *c, int64_t id, int progress)
+{
+	struct jq_error	 err;
+	const char	*res;
+	size_t		 len;
+
+	if ((res = jobqueue_result(id, &len, &err)) != NULL) {
+		client_send(c, "{\"event\":\"done\",", 16);
+		client_send(c, res + 1, len - 1);
+		client_send(c, "\n", 1);
+		return;
+	}
+	if (strcmp(err.code, "not_finished") != 0) {
+		client_error(c, err.code, "%s", err.message);
+		return;
+	}
+	if ((c->waiter = jobqueue_wait(id, progress, client_job_cb, c,
+	    &err)) == NULL)
+		client_error(c, err.code, "%s", err.message);
+}
+
+/* Optional boolean field; -1 (with the error sent) on a wrong type. */
+static int
+req_bool(struct client *c, const json_t *req, const char *key, int *out)
+{
+	json_t	*v = json_object_get(req, key);
+
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		client_error(c, "bad_field", "%s: true or false is required", key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* The "job" field; -1 (with the error sent) when missing or bad. */
+static int
+req_job(struct client *c, const json_t *req, int64_t *id)
+{
+	json_t	*v = json_object_get(req, "job");
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		client_error(c, "bad_field", "job: a positive integer is "
+		    "required");
+		return -1;
+	}
+	*id = json_integer_value(v);
+	return 0;
+}
+
+static void
+op_ping(struct client *c, const json_t *req)
+{
+	(void)req;
+	client_send_json(c, json_pack("{s:b,s:s,s:i,s:I}", "ok", 1, "version",
+	    PACKAGE_VERSION, "protocol", PROTO_CLIENT_VERSION, "pid",
+	    (json_int_t)getpid()));
+}
+
+static void
+op_submit(struct client *c, const json_t *req)
+{
+	struct jq_error	err;
+	size_t		files;
+	int64_t		id;
+	int		wait, progress;
+
+	if (req_bool(c, req, "wait", &wait) == -1 ||
+	    req_bool(c, req, "progress", &progress) == -1)
+		return;
+	if ((id = jobqueue_submit(req, c->uid, c->pid, &files, &err)) == -1) {
+		client_error(c, err.code, "%s", err.message);
+		return;
+	}
+	client_send_json(c, json_pack("{s:b,s:I,s:I}", "ok", 1, "job",
+	    (json_int_t)id, "files_total", (json_int_t)files));
+	if (wait)
+		client_wait(c, id, progress);
+}
+
+static void
+op_wait(struct client *c, const json_t *req)
+{
+	int64_t	id;
+	int	progress;
+
+	if (req_job(c, req, &id) == -1 ||
+	    req_bool(c, req, "progress", &progress) == -1)
+		return;
+	client_wait(c, id, progress);
+}
+
+static void
+op_result(struct client *c, const json_t *req)
+{
+	struct jq_error	 err;
+	const char	*res;
+	size_t		 len;
+	int64_t		 id;
+
+	if (req_job(c, req, &id) == -1)
+		return;
+	if ((res = jobqueue_result(id, &len, &err)) == NULL) {
+		client_error(c, err.code, "%s", err.message);
+		return;
+	}
+	client_send(c, res, len);
+	client_send(c, "\n", 1);
+}
+
+static void
+op_list(struct client *c, const json_t *req)
+{
+	(void)req;
+	client_send_json(c, jobqueue_list());
+}
+
+static void
+op_status(struct client *c, const json_t *req)
+{
+	struct jq_error	 err;
+	json_t		*r;
+	int64_t		 id;
+
+	if (json_object_get(req, "job") == NULL ||
+	    json_is_null(json_object_get(req, "job"))) {
+		op_list(c, req);
+		return;
+	}
+	if (req_job(c, req, &id) == -1)
+		return;
+	if ((r = jobqueue_status(id, &err)) == NULL)
+		client_error(c, err.code, "%s", err.message);
+	else
+		client_send_json(c, r);
+}
+
+static void
+op_cancel(struct client *c, const json_t *req)
+{
+	struct jq_error	 err;
+	json_t		*r;
+	int64_t		 id;
+
+	if (req_job(c, req, &id) == -1)
+		return;
+	if ((r = jobqueue_cancel(id, &err)) == NULL)
+		client_error(c, err.code, "%s", err.message);
+	else
+		client_send_json(c, r);
+}
+
+static void
+op_stats(struct client *c, const json_t *req)
+{
+	json_t	*r;
+
+	(void)req;
+	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
+	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
+	    supervisor_uptime(), "workers", supervisor_workers_json());
+	if (r != NULL) {
+		jobqueue_stats(r);
+		json_object_set_new(r, "connections",
+		    json_integer((json_int_t)ctl.nclients));
+	}
+	client_send_json(c, r);
+}
+
+static const struct {
+	const char	*name;
+	void		(*fn)(struct client *, const json_t *);
+} control_ops[] = {
+	{ "ping",	op_ping },
+	{ "submit",	op_submit },
+	{ "wait",	op_wait },
+	{ "result",	op_result },
+	{ "status",	op_status },
+	{ "list",	op_list },
+	{ "cancel",	op_cancel },
+	{ "stats",	op_stats },
+};
+
+/* Parse one request line and answer it. */
+static void
+client_request(struct client *c, const char *line, size_t len)
+{
+	json_error_t	 jerr;
+	json_t		*req, *op;
+	const char	*name;
+	size_t		 i;
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if ((req = json_loadb(line, len, 0, &jerr)) == NULL) {
+		client_error(c, "bad_json", "line %d column %d: %s", jerr.line,
+		    jerr.column, jerr.text);
+		return;
+	}
+	if (!json_is_object(req)) {
+		client_error(c, "bad_request", "a request is a JSON object");
+		goto out;
+	}
+	if ((op = json_object_get(req, "op")) == NULL || !json_is_string(op)) {
+		client_error(c, "bad_request", "\"op\" (a string) is required");
+		goto out;
+	}
+	name = json_string_value(op);
+	if (supervisor_stopping()) {
+		client_error(c, "shutting_down", "clfd is stopping");
+		goto out;
+	}
+	for (i = 0; i < sizeof control_ops / sizeof control_ops[0]; i++) {
+		if (strcmp(name, control_ops[i].name) == 0) {
+			control_ops[i].fn(c, req);
+			goto out;
+		}
+	}
+	client_error(c, "unknown_op", "unknown op \"%.64s\"", name);
+out:
+	json_decref(req);
+}
+
+/*
+ * Answer the complete lines in the input, one at a time, unless a wait
+ * holds the connection or the client is behind reading replies.
+ */
+static void
+client_process(struct client *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	struct evbuffer_ptr	 eol;
+	size_t			 max = ctl.cfg->request_max, len;
+	char			*line;
+
+	while (!c->dead && !c->closing && c->waiter == NULL &&
+	    evbuffer_get_length(out) < CTL_OUT_PAUSE &&
+	    evbuffer_get_length(in) > 0) {
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			len = evbuffer_get_length(in);
+			if (len <= max && !c->eof)
+				break;		/* wait for the rest */
+			if (len > max) {
+				client_error(c, "too_large", "request longer than "
+				    "%zu bytes", max);
+				client_close_after(c);
+				break;
+			}
+		} else
+			len = (size_t)eol.pos;
+		if (len > max) {
+			client_error(c, "too_large", "request longer than %zu "
+			    "bytes", max);
+			client_close_after(c);
+			break;
+		}
+		if ((line = malloc(len + 1)) == NULL) {
+			client_error(c, "internal", "out of memory");
+			client_close_after(c);
+			break;
+		}
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol.pos == -1 ? 0 : 1);
+		client_request(c, line, len);
+		free(line);
+	}
+	if (c->dead || c->closing)
+		return;
+	/* A partial line starts the idle clock; anything else stops it. */
+	if (c->waiter == NULL && evbuffer_get_length(in) > 0 &&
+	    evbuffer_get_length(out) < CTL_OUT_PAUSE) {
+		struct timeval tv = { ctl.cfg->idle_timeout, 0 };
+
+		if (ctl.cfg->idle_timeout > 0)
+			evtimer_add(c->idle, &tv);
+	} else
+		evtimer_del(c->idle);
+	if (c->eof && evbuffer_get_length(in) == 0 && c->waiter == NULL)
+		client_close_after(c);
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	client_process(arg);
+}
+
+/* Output drained: close if asked, else go on with queued requests. */
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)bev;
+	if (c->closing || c->dead) {
+		client_free(c);
+		return;
+	}
+	client_process(c);
+}
+
+/* 1 when the peer closed both directions (not just its writing side). */
+static int
+client_hung_up(struct client *c)
+{
+	struct pollfd	pfd = { .fd = c->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_ERROR) || client_hung_up(c)) {
+		client_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* Half-closed: answer what was sent, then close. */
+		c->eof = 1;
+		client_process(c);
+	}
+}
+
+static void
+client_idle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	client_error(c, "idle_timeout", "no complete request within %d "
+	    "seconds", ctl.cfg->idle_timeout);
+	client_close_after(c);
+}
+
+static void
+client_resume_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	if (c->dead || (c->closing &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)) {
+		client_free(c);
+		return;
+	}
+	client_process(c);
+}
+
+static void
+client_free(struct client *c)
+{
+	jobqueue_unwait(c->waiter);
+	TAILQ_REMOVE(&ctl.clients, c, entry);
+	ctl.nclients--;
+	event_free(c->idle);
+	event_free(c->resume);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Refuse a connection with one error line, without blocking. */
+static void
+control_refuse(int fd, const char *code, const char *msg)
+{
+	char	line[256];
+	int	n;
+
+	n = snprintf(line, sizeof line, "{\"ok\":false,\"error\":{\"code\":"
+	    "\"%s\",\"message\":\"%s\"}}\n", code, msg);
+	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+static void
+control_new_client(int fd)
+{
+	struct client	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof cred;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		goto fail;
+	c->fd = fd;
+	c->uid = (uid_t)-1;
+	c->pid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->uid = cred.uid;
+		c->pid = cred.pid;
+	}
+	if ((c->bev = bufferevent_socket_new(ctl.base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(c);
+		goto fail;
+	}
+	if ((c->idle = evtimer_new(ctl.base, client_idle_cb, c)) == NULL ||
+	    (c->resume = event_new(ctl.base, -1, 0, client_resume_cb,
+	    c)) == NULL) {
+		if (c->idle != NULL)
+			event_free(c->idle);
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
+	    client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, ctl.cfg->request_max + 2);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&ctl.clients, c, entry);
+	ctl.nclients++;
+	return;
+fail:
+	log_warnx("out of memory accepting a client");
+	close(fd);
+}
+
+static void
+control_pause_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (ctl.accept_ev != NULL)
+		event_add(ctl.accept_ev, NULL);
+}
+
+/* Accept every pending connection; survive what can be survived. */
+static void
+control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
+{
+	struct timeval	one = { 1, 0 };
+	int		fd;
+
+	(void)ev;
+	(void)arg;
+	for (;;) {
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC)) == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			log_warn("accept");
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause for a second. */
+				event_del(ctl.accept_ev);
+				evtimer_add(ctl.pause_ev, &one);
+			}
+			return;
+		}
+		if (supervisor_stopping())
+			control_refuse(fd, "shutting_down", "clfd is stopping");
+		else if (ctl.nclients >= ctl.cfg->connections_max)
+			control_refuse(fd, "limit", "too many connections "
+			    "(connections_max)");
+		else
+			control_new_client(fd);
+	}
+}
+
+void
+control_start(struct event_base *base)
+{
+	ctl.base = base;
+	if ((ctl.accept_ev = event_new(base, ctl.fd, EV_READ | EV_PERSIST,
+	    control_accept_cb, NULL)) == NULL ||
+	    (ctl.pause_ev = evtimer_new(base, control_pause_cb, NULL)) == NULL ||
+	    event_add(ctl.accept_ev, NULL) == -1)
+		fatalx("cannot listen for clients");
+}
+
+void
+control_free(void)
+{
+	struct client	*c;
+
+	while ((c = TAILQ_FIRST(&ctl.clients)) != NULL)
+		client_free(c);
+}

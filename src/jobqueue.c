@@ -1,0 +1,1042 @@
+/*
+ * jobqueue.c: jobs and their per-file tasks.
+ *
+ * submit validates a request, expands its patterns into a sorted,
+ * deduplicated file list and makes one task per file. Tasks are handed out
+ * round-robin over the jobs that still have pending tasks, so a small job
+ * behind a big one is not starved. Each task's result arrives whole, in
+ * one message: its counts are merged into the job's table and its
+ * statistics kept for the per-file entry; a task whose worker died is
+ * retried once, then reported failed. A finished job's RESULT is kept as
+ * serialized JSON, bounded by result_ttl and result_memory.
+ */
+#include "jobqueue.h"
+
+#include "analysis.h"
+#include "config.h"
+#include "counts.h"
+#include "filter.h"
+#include "log.h"
+#include "logformat.h"
+#include "proto.h"
+#include "supervisor.h"
+
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
+#define JQ_RETRIES		1	/* a lost task is retried once */
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
+enum task_state { TASK_PENDING, TASK_RUNNING, TASK_DONE };
+
+static const char *const job_state_names[] = {
+	"queued", "running", "done", "cancelled"
+};
+
+struct task {
+	struct job		*job;
+	char			*path;
+	enum task_state		 state;
+	int			 lost;		/* times its worker died */
+	uint64_t		 bytes, raw_bytes, lines, matched, malformed;
+	uint64_t		 filtered, counted;
+	uint32_t		 flags;		/* PROTO_F_* */
+	char			*error;		/* NULL: none */
+	TAILQ_ENTRY(task)	 retry;
+};
+TAILQ_HEAD(taskq, task);
+
+struct jobqueue_waiter {
+	struct job			*job;
+	int				 progress;
+	jobqueue_cb			 cb;
+	void				*arg;
+	TAILQ_ENTRY(jobqueue_waiter)	 entry;
+};
+
+struct job {
+	int64_t				 id;
+	enum job_state			 state;
+	uid_t				 uid;
+	pid_t				 pid;
+	json_t				*patterns;
+	json_t				*unmatched;
+	json_t				*filter;	/* effective */
+	char				*filter_text;
+	char				*format;
+	char				**roots;
+	size_t				 line_max;
+	size_t				 top;
+
+	struct task			*tasks;		/* sorted by path */
+	size_t				 ntasks;
+	size_t				 next;		/* first never-run task */
+	struct taskq			 retryq;
+	size_t				 running;
+	size_t				 done;
+	size_t				 failed;
+	uint64_t			 bytes_done;
+	struct counts			*counts;
+
+	time_t				 submitted, finished;
+	struct timeval			 start;
+	double				 elapsed;
+	struct timeval			 last_progress;
+	char				*result;	/* serialized RESULT */
+	size_t				 result_len;
+	int				 dropped;	/* result expired */
+	int				 in_runq;
+
+	TAILQ_HEAD(, jobqueue_waiter)	 waiters;
+	TAILQ_ENTRY(job)		 entry;		/* all jobs */
+	TAILQ_ENTRY(job)		 runq;		/* with pending tasks */
+	TAILQ_ENTRY(job)		 kept;		/* finished, by age */
+};
+TAILQ_HEAD(jobq, job);
+
+static struct {
+	const struct config	*cfg;
+	struct event		*expire;
+	struct jobq		 jobs;
+	struct jobq		 runq;
+	struct jobq		 kept;
+	int64_t			 next_id;
+	size_t			 active;	/* queued or running */
+	size_t			 kept_bytes;
+	size_t			 nkept;
+	uint64_t		 submitted, ndone, ncancelled;
+	uint64_t		 files, lines, bytes;
+} jq;
+
+static void	jobqueue_finish(struct job *);
+
+static void
+jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+{
+	va_list	ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+}
+
+static char **
+jq_strv_dup(char *const *v)
+{
+	size_t	  n = 0, i;
+	char	**r;
+
+	if (v == NULL)
+		return NULL;
+	while (v[n] != NULL)
+		n++;
+	if ((r = calloc(n + 1, sizeof *r)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if ((r[i] = strdup(v[i])) == NULL) {
+			while (i > 0)
+				free(r[--i]);
+			free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+static void
+jq_strv_free(char **v)
+{
+	size_t	i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static json_t *
+jq_strv_json(char *const *v)
+{
+	json_t	*a = json_array();
+	size_t	 i;
+
+	for (i = 0; a != NULL && v != NULL && v[i] != NULL; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static struct job *
+jq_find(int64_t id)
+{
+	struct job	*j;
+
+	TAILQ_FOREACH_REVERSE(j, &jq.jobs, jobq, entry)
+		if (j->id == id && !j->dropped)
+			return j;
+	return NULL;
+}
+
+static void
+jq_job_free(struct job *j)
+{
+	struct jobqueue_waiter	*w;
+	size_t			 i;
+
+	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+		TAILQ_REMOVE(&j->waiters, w, entry);
+		free(w);
+	}
+	for (i = 0; i < j->ntasks; i++) {
+		free(j->tasks[i].path);
+		free(j->tasks[i].error);
+	}
+	free(j->tasks);
+	json_decref(j->patterns);
+	json_decref(j->unmatched);
+	json_decref(j->filter);
+	free(j->filter_text);
+	free(j->format);
+	jq_strv_free(j->roots);
+	counts_free(j->counts);
+	free(j->result);
+	free(j);
+}
+
+/* Forget a finished job whose result expired, once no worker holds a task. */
+static void
+jq_drop(struct job *j)
+{
+	if (!j->dropped) {
+		j->dropped = 1;
+		TAILQ_REMOVE(&jq.kept, j, kept);
+		jq.kept_bytes -= j->result_len;
+		jq.nkept--;
+	}
+	if (j->running > 0)
+		return;
+	TAILQ_REMOVE(&jq.jobs, j, entry);
+	jq_job_free(j);
+}
+
+/* Drop the oldest results past result_ttl or beyond result_memory. */
+static void
+jq_expire(void)
+{
+	struct job	*j, *next;
+	time_t		 now = time(NULL);
+
+	for (j = TAILQ_FIRST(&jq.kept); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, kept);
+		if (jq.kept_bytes > jq.cfg->result_memory ||
+		    now - j->finished >= jq.cfg->result_ttl) {
+			log_debug("job %lld: result dropped", (long long)j->id);
+			jq_drop(j);
+		} else
+			break;
+	}
+}
+
+static void
+jq_expire_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	jq_expire();
+}
+
+void
+jobqueue_init(struct event_base *base, const struct config *cfg)
+{
+	struct timeval	tv = { 1, 0 };
+
+	memset(&jq, 0, sizeof jq);
+	TAILQ_INIT(&jq.jobs);
+	TAILQ_INIT(&jq.runq);
+	TAILQ_INIT(&jq.kept);
+	jq.cfg = cfg;
+	jq.next_id = 1;
+	if ((jq.expire = event_new(base, -1, EV_PERSIST, jq_expire_cb,
+	    NULL)) == NULL || event_add(jq.expire, &tv) == -1)
+		fatalx("jobqueue: cannot set the expiry timer");
+}
+
+void
+jobqueue_set_config(const struct config *cfg)
+{
+	jq.cfg = cfg;
+}
+
+void
+jobqueue_free(void)
+{
+	struct job	*j;
+
+	while ((j = TAILQ_FIRST(&jq.jobs)) != NULL) {
+		TAILQ_REMOVE(&jq.jobs, j, entry);
+		jq_job_free(j);
+	}
+	if (jq.expire != NULL)
+		event_free(jq.expire);
+	jq.expire = NULL;
+}
+
+static int
+jq_cmp_path(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Expand the patterns into j->tasks (sorted, each path once); patterns
+ * that match nothing go to j->unmatched.
+ */
+static int
+jq_expand(struct job *j, struct jq_error *err)
+{
+	glob_t		 g;
+	size_t		 i, n, before;
+	int		 r, rc = -1;
+	json_t		*p;
+	char		**v = NULL;
+
+	memset(&g, 0, sizeof g);
+	json_array_foreach(j->patterns, i, p) {
+		before = g.gl_pathc;
+		r = glob(json_string_value(p), GLOB_BRACE | GLOB_NOSORT |
+		    (i > 0 ? GLOB_APPEND : 0), NULL, &g);
+		if (r == GLOB_NOSPACE) {
+			jq_seterr(err, "internal", "out of memory expanding "
+			    "patterns");
+			goto out;
+		}
+		if (r != 0 || g.gl_pathc == before)
+			json_array_append(j->unmatched, p);
+		if (g.gl_pathc > jq.cfg->files_max) {
+			jq_seterr(err, "limit", "more than %zu files "
+			    "(files_max)", jq.cfg->files_max);
+			goto out;
+		}
+	}
+	if (g.gl_pathc == 0) {
+		rc = 0;
+		goto out;
+	}
+	if ((v = malloc(g.gl_pathc * sizeof *v)) == NULL)
+		goto nomem;
+	memcpy(v, g.gl_pathv, g.gl_pathc * sizeof *v);
+	qsort(v, g.gl_pathc, sizeof *v, jq_cmp_path);
+	for (i = 0, n = 0; i < g.gl_pathc; i++)
+		if (n == 0 || strcmp(v[n - 1], v[i]) != 0)
+			v[n++] = v[i];
+	if ((j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		j->tasks[i].job = j;
+		j->tasks[i].state = TASK_PENDING;
+		if ((j->tasks[i].path = strdup(v[i])) == NULL)
+			goto nomem;
+		j->ntasks++;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	jq_seterr(err, "internal", "out of memory");
+out:
+	free(v);
+	if (g.gl_pathc > 0 || g.gl_pathv != NULL)
+		globfree(&g);
+	return rc;
+}
+
+/* Check the request's fields and fill in the job's settings. */
+static int
+jq_parse(struct job *j, const json_t *req, struct jq_error *err)
+{
+	const struct config	*cfg = jq.cfg;
+	json_t			*v, *f = NULL;
+	struct filter		*flt;
+	struct logformat	*lf;
+	size_t			 i;
+	char			 msg[200];
+
+	v = json_object_get(req, "patterns");
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		jq_seterr(err, "bad_field", "patterns: a non-empty array of "
+		    "strings is required");
+		return -1;
+	}
+	if (json_array_size(v) > cfg->patterns_max) {
+		jq_seterr(err, "limit", "patterns: more than %zu "
+		    "(patterns_max)", cfg->patterns_max);
+		return -1;
+	}
+	for (i = 0; i < json_array_size(v); i++) {
+		const char *s = json_string_value(json_array_get(v, i));
+
+		if (s == NULL || s[0] != '/' ||
+		    strlen(s) != json_string_length(json_array_get(v, i))) {
+			jq_seterr(err, "bad_field", "patterns[%zu]: an absolute "
+			    "path pattern is required", i);
+			return -1;
+		}
+	}
+	j->patterns = json_incref(v);
+
+	v = json_object_get(req, "filter");
+	if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
+		jq_seterr(err, "bad_field", "filter: an object is required");
+		return -1;
+	}
+	f = json_is_object(v) ? json_deep_copy(v) : json_object();
+	if (f == NULL)
+		goto nomem;
+	if (json_object_get(f, "exclude_names") == NULL)
+		json_object_set_new(f, "exclude_names",
+		    jq_strv_json(cfg->exclude_names));
+	if (json_object_get(f, "exclude_exts") == NULL)
+		json_object_set_new(f, "exclude_exts",
+		    jq_strv_json(cfg->exclude_exts));
+	if ((flt = filter_from_json(f, msg, sizeof msg)) == NULL) {
+		jq_seterr(err, "bad_field", "filter: %s", msg);
+		json_decref(f);
+		return -1;
+	}
+	filter_free(flt);
+	j->filter = f;
+	if ((j->filter_text = json_dumps(f, JSON_COMPACT)) == NULL)
+		goto nomem;
+
+	v = json_object_get(req, "format");
+	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
+		jq_seterr(err, "bad_field", "format: a string is required");
+		return -1;
+	}
+	if ((j->format = strdup(json_is_string(v) ? json_string_value(v) :
+	    cfg->format)) == NULL)
+		goto nomem;
+	if ((lf = logformat_compile(j->format, msg, sizeof msg)) == NULL) {
+		jq_seterr(err, "bad_field", "format: %s", msg);
+		return -1;
+	}
+	logformat_free(lf);
+
+	v = json_object_get(req, "top");
+	if (v != NULL && !json_is_null(v) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 0)) {
+		jq_seterr(err, "bad_field", "top: an integer >= 0 is required");
+		return -1;
+	}
+	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
+	j->line_max = cfg->line_max;
+	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
+		goto nomem;
+	return 0;
+nomem:
+	jq_seterr(err, "internal", "out of memory");
+	return -1;
+}
+
+int64_t
+jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, size_t *files_total,
+    struct jq_error *err)
+{
+	struct job	*j;
+
+	if (jq.active >= jq.cfg->jobs_max) {
+		jq_seterr(err, "limit", "%zu jobs queued or running (jobs_max)",
+		    jq.active);
+		return -1;
+	}
+	if ((j = calloc(1, sizeof *j)) == NULL) {
+		jq_seterr(err, "internal", "out of memory");
+		return -1;
+	}
+	TAILQ_INIT(&j->retryq);
+	TAILQ_INIT(&j->waiters);
+	j->uid = uid;
+	j->pid = pid;
+	if (jq_parse(j, req, err) == -1)
+		goto fail;
+	if ((j->unmatched = json_array()) == NULL ||
+	    (j->counts = counts_new()) == NULL) {
+		jq_seterr(err, "internal", "out of memory");
+		goto fail;
+	}
+	if (jq_expand(j, err) == -1)
+		goto fail;
+
+	j->id = jq.next_id++;
+	j->state = JOB_QUEUED;
+	j->submitted = time(NULL);
+	gettimeofday(&j->start, NULL);
+	TAILQ_INSERT_TAIL(&jq.jobs, j, entry);
+	jq.active++;
+	jq.submitted++;
+	log_info("job %lld: submitted by uid %lu pid %ld: %zu patterns, "
+	    "%zu files, %zu unmatched", (long long)j->id, (unsigned long)uid,
+	    (long)pid, json_array_size(j->patterns), j->ntasks,
+	    json_array_size(j->unmatched));
+	*files_total = j->ntasks;
+	if (j->ntasks == 0)
+		jobqueue_finish(j);
+	else {
+		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
+		j->in_runq = 1;
+		supervisor_kick();
+	}
+	return j->id;
+fail:
+	jq_job_free(j);
+	return -1;
+}
+
+/* The per-file entry of a task. */
+static json_t *
+jq_task_json(const struct task *t)
+{
+	struct file_stats	st;
+
+	memset(&st, 0, sizeof st);
+	st.bytes = t->bytes;
+	st.raw_bytes = t->raw_bytes;
+	st.lines = t->lines;
+	st.matched = t->matched;
+	st.malformed = t->malformed;
+	st.filtered = t->filtered;
+	st.counted = t->counted;
+	st.gzip = (t->flags & PROTO_F_GZIP) != 0;
+	st.partial = (t->flags & PROTO_F_PARTIAL) != 0;
+	st.failed = (t->flags & PROTO_F_FAILED) != 0;
+	if (t->error != NULL)
+		snprintf(st.error, sizeof st.error, "%s", t->error);
+	return analysis_stats_json(t->path, &st);
+}
+
+/* Build and keep the RESULT of a job that just finished or was cancelled. */
+static int
+jq_build_result(struct job *j)
+{
+	json_t		*r, *files, *tot;
+	uint64_t	 sum[7] = { 0 };
+	size_t		 i, failed = 0, partial = 0;
+	int		 cancelled = j->state == JOB_CANCELLED;
+
+	if ((r = json_object()) == NULL)
+		return -1;
+	json_object_set_new(r, "ok", json_boolean(!cancelled));
+	if (cancelled)
+		json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
+		    "cancelled", "message", "job was cancelled"));
+	json_object_set_new(r, "job", json_integer(j->id));
+	json_object_set_new(r, "state", json_string(job_state_names[j->state]));
+	json_object_set(r, "patterns", j->patterns);
+	json_object_set(r, "unmatched", j->unmatched);
+	json_object_set_new(r, "format", json_string(j->format));
+	json_object_set(r, "filter", j->filter);
+	json_object_set_new(r, "submitted", json_integer(j->submitted));
+	json_object_set_new(r, "finished", json_integer(j->finished));
+	json_object_set_new(r, "elapsed", json_real(j->elapsed));
+	if (!cancelled) {
+		files = json_array();
+		for (i = 0; i < j->ntasks; i++) {
+			const struct task *t = &j->tasks[i];
+
+			json_array_append_new(files, jq_task_json(t));
+			sum[0] += t->bytes;
+			sum[1] += t->raw_bytes;
+			sum[2] += t->lines;
+			sum[3] += t->matched;
+			sum[4] += t->malformed;
+			sum[5] += t->filtered;
+			sum[6] += t->counted;
+			if (t->flags & PROTO_F_PARTIAL)
+				partial++;
+			else if (t->error != NULL)
+				failed++;
+		}
+		json_object_set_new(r, "files", files);
+		tot = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		    "files", (json_int_t)j->ntasks, "failed", (json_int_t)failed,
+		    "partial", (json_int_t)partial,
+		    "bytes", (json_int_t)sum[0], "raw_bytes", (json_int_t)sum[1],
+		    "lines", (json_int_t)sum[2], "matched", (json_int_t)sum[3],
+		    "malformed", (json_int_t)sum[4], "filtered", (json_int_t)sum[5],
+		    "counted", (json_int_t)sum[6],
+		    "distinct", (json_int_t)counts_size(j->counts));
+		json_object_set_new(r, "totals", tot);
+		json_object_set_new(r, "counts", counts_json(j->counts, j->top));
+		log_info("job %lld: done: %zu files (%zu failed, %zu partial), "
+		    "%llu lines, %llu counted, %.3fs", (long long)j->id,
+		    j->ntasks, failed, partial, (unsigned long long)sum[2],
+		    (unsigned long long)sum[6], j->elapsed);
+	} else {
+		json_object_set_new(r, "files_total", json_integer(
+		    (json_int_t)j->ntasks));
+		json_object_set_new(r, "files_done", json_integer(
+		    (json_int_t)j->done));
+		log_info("job %lld: cancelled after %zu of %zu files, %.3fs",
+		    (long long)j->id, j->done, j->ntasks, j->elapsed);
+	}
+	j->result = json_dumps(r, JSON_COMPACT);
+	json_decref(r);
+	if (j->result == NULL)
+		return -1;
+	j->result_len = strlen(j->result);
+	return 0;
+}
+
+/* Send the "done" event to every waiter and forget them. */
+static void
+jq_notify_done(struct job *j, const char *line, size_t len)
+{
+	struct jobqueue_waiter	*w;
+
+	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+		TAILQ_REMOVE(&j->waiters, w, entry);
+		w->cb(JQ_DONE, line, len, w->arg);
+		free(w);
+	}
+}
+
+/* The job is done or cancelled: build its result, tell waiters, keep it. */
+static void
+jobqueue_finish(struct job *j)
+{
+	struct timeval	 now, d;
+	char		*line;
+	size_t		 len;
+
+	if (j->in_runq) {
+		TAILQ_REMOVE(&jq.runq, j, runq);
+		j->in_runq = 0;
+	}
+	if (j->state != JOB_CANCELLED)
+		j->state = JOB_DONE;
+	jq.active--;
+	j->finished = time(NULL);
+	gettimeofday(&now, NULL);
+	timersub(&now, &j->start, &d);
+	j->elapsed = (double)d.tv_sec + (double)d.tv_usec / 1e6;
+	if (j->state == JOB_DONE)
+		jq.ndone++;
+	else
+		jq.ncancelled++;
+
+	if (jq_build_result(j) == -1) {
+		log_warnx("job %lld: out of memory building the result",
+		    (long long)j->id);
+		free(j->result);
+		j->result = strdup("{\"ok\":false,\"error\":{\"code\":\"internal\","
+		    "\"message\":\"out of memory building the result\"}}");
+		if (j->result == NULL)
+			fatalx("out of memory");
+		j->result_len = strlen(j->result);
+	}
+	/* The counts live on only in the serialized result. */
+	counts_free(j->counts);
+	j->counts = NULL;
+
+	TAILQ_INSERT_TAIL(&jq.kept, j, kept);
+	jq.kept_bytes += j->result_len;
+	jq.nkept++;
+
+	len = j->result_len + 32;
+	if ((line = malloc(len)) != NULL) {
+		/* {"ok":...} -> {"event":"done","ok":...}\n */
+		len = (size_t)snprintf(line, len, "{\"event\":\"done\",%s\n",
+		    j->result + 1);
+		jq_notify_done(j, line, len);
+		free(line);
+	} else {
+		static const char oom[] = "{\"event\":\"done\",\"ok\":false,"
+		    "\"error\":{\"code\":\"internal\",\"message\":"
+		    "\"out of memory\"}}\n";
+
+		jq_notify_done(j, oom, sizeof oom - 1);
+	}
+	jq_expire();
+}
+
+const char *
+jobqueue_result(int64_t id, size_t *lenp, struct jq_error *err)
+{
+	struct job	*j;
+
+	if ((j = jq_find(id)) == NULL) {
+		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		return NULL;
+	}
+	if (j->result == NULL) {
+		jq_seterr(err, "not_finished", "job %lld is %s", (long long)id,
+		    job_state_names[j->state]);
+		return NULL;
+	}
+	*lenp = j->result_len;
+	return j->result;
+}
+
+struct jobqueue_waiter *
+jobqueue_wait(int64_t id, int progress, jobqueue_cb cb, void *arg,
+    struct jq_error *err)
+{
+	struct jobqueue_waiter	*w;
+	struct job		*j;
+
+	if ((j = jq_find(id)) == NULL) {
+		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		return NULL;
+	}
+	if (j->result != NULL) {
+		jq_seterr(err, "internal", "job %lld already finished",
+		    (long long)id);
+		return NULL;
+	}
+	if ((w = calloc(1, sizeof *w)) == NULL) {
+		jq_seterr(err, "internal", "out of memory");
+		return NULL;
+	}
+	w->job = j;
+	w->progress = progress;
+	w->cb = cb;
+	w->arg = arg;
+	TAILQ_INSERT_TAIL(&j->waiters, w, entry);
+	return w;
+}
+
+void
+jobqueue_unwait(struct jobqueue_waiter *w)
+{
+	if (w == NULL)
+		return;
+	TAILQ_REMOVE(&w->job->waiters, w, entry);
+	free(w);
+}
+
+/* Send a progress event to waiters that asked, at most every 250 ms. */
+static void
+jq_progress(struct job *j)
+{
+	struct jobqueue_waiter	*w, *next;
+	struct timeval		 now, d;
+	char			 line[256];
+	int			 n;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, &j->last_progress, &d);
+	if (d.tv_sec == 0 && d.tv_usec < JQ_PROGRESS_USEC)
+		return;
+	j->last_progress = now;
+	n = snprintf(line, sizeof line, "{\"event\":\"progress\",\"job\":%lld,"
+	    "\"files_done\":%zu,\"files_total\":%zu,\"bytes_done\":%llu}\n",
+	    (long long)j->id, j->done, j->ntasks,
+	    (unsigned long long)j->bytes_done);
+	for (w = TAILQ_FIRST(&j->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->progress)
+			w->cb(JQ_PROGRESS, line, (size_t)n, w->arg);
+	}
+}
+
+static json_t *
+jq_status_json(const struct job *j, int full)
+{
+	json_t	*o;
+
+	o = json_pack("{s:I,s:s,s:I,s:I}", "job", (json_int_t)j->id,
+	    "state", job_state_names[j->state],
+	    "files_total", (json_int_t)j->ntasks,
+	    "files_done", (json_int_t)j->done);
+	if (o == NULL)
+		return NULL;
+	if (full) {
+		json_object_set_new(o, "files_failed",
+		    json_integer((json_int_t)j->failed));
+		json_object_set_new(o, "bytes_done",
+		    json_integer((json_int_t)j->bytes_done));
+	}
+	json_object_set_new(o, "submitted", json_integer(j->submitted));
+	if (full)
+		json_object_set_new(o, "finished", j->result != NULL ?
+		    json_integer(j->finished) : json_null());
+	return o;
+}
+
+json_t *
+jobqueue_status(int64_t id, struct jq_error *err)
+{
+	struct job	*j;
+	json_t		*o, *r;
+
+	if ((j = jq_find(id)) == NULL) {
+		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		return NULL;
+	}
+	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
+	    (o = jq_status_json(j, 1)) == NULL) {
+		json_decref(r);
+		jq_seterr(err, "internal", "out of memory");
+		return NULL;
+	}
+	json_object_update(r, o);
+	json_decref(o);
+	return r;
+}
+
+json_t *
+jobqueue_list(void)
+{
+	struct job	*j;
+	json_t		*r, *a;
+
+	if ((r = json_pack("{s:b,s:[]}", "ok", 1, "jobs")) == NULL)
+		return NULL;
+	a = json_object_get(r, "jobs");
+	TAILQ_FOREACH(j, &jq.jobs, entry)
+		if (!j->dropped)
+			json_array_append_new(a, jq_status_json(j, 0));
+	return r;
+}
+
+json_t *
+jobqueue_cancel(int64_t id, struct jq_error *err)
+{
+	struct job	*j;
+	struct task	*t;
+
+	if ((j = jq_find(id)) == NULL) {
+		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		return NULL;
+	}
+	if (j->result == NULL) {
+		/* Pending tasks are dropped; running ones are ignored on return. */
+		while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
+			TAILQ_REMOVE(&j->retryq, t, retry);
+			t->state = TASK_DONE;
+		}
+		j->next = j->ntasks;
+		j->state = JOB_CANCELLED;
+		jobqueue_finish(j);
+	}
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)j->id,
+	    "state", job_state_names[j->state]);
+}
+
+void
+jobqueue_stats(json_t *reply)
+{
+	struct job	*j;
+	size_t		 queued = 0, running = 0, pending = 0;
+
+	TAILQ_FOREACH(j, &jq.jobs, entry) {
+		if (j->state == JOB_QUEUED)
+			queued++;
+		else if (j->state == JOB_RUNNING)
+			running++;
+		if (j->result == NULL) {
+			struct task *t;
+
+			pending += j->ntasks - j->next;
+			TAILQ_FOREACH(t, &j->retryq, retry)
+				pending++;
+		}
+	}
+	json_object_set_new(reply, "queue", json_pack("{s:I,s:I,s:I}",
+	    "jobs_queued", (json_int_t)queued, "jobs_running",
+	    (json_int_t)running, "tasks_pending", (json_int_t)pending));
+	json_object_set_new(reply, "jobs", json_pack("{s:I,s:I,s:I,s:I}",
+	    "submitted", (json_int_t)jq.submitted, "done", (json_int_t)jq.ndone,
+	    "cancelled", (json_int_t)jq.ncancelled, "kept",
+	    (json_int_t)jq.nkept));
+	json_object_set_new(reply, "totals", json_pack("{s:I,s:I,s:I}",
+	    "files", (json_int_t)jq.files, "lines", (json_int_t)jq.lines,
+	    "bytes", (json_int_t)jq.bytes));
+}
+
+size_t
+jobqueue_active(void)
+{
+	return jq.active;
+}
+
+void
+jobqueue_shutdown(void)
+{
+	struct job	*j;
+	char		 line[512];
+	int		 n;
+
+	TAILQ_FOREACH(j, &jq.jobs, entry) {
+		if (j->result != NULL || TAILQ_EMPTY(&j->waiters))
+			continue;
+		n = snprintf(line, sizeof line, "{\"event\":\"done\",\"ok\":false,"
+		    "\"error\":{\"code\":\"shutting_down\",\"message\":"
+		    "\"clfd is stopping\"},\"job\":%lld,\"state\":\"%s\"}\n",
+		    (long long)j->id, job_state_names[j->state]);
+		jq_notify_done(j, line, (size_t)n);
+	}
+}
+
+struct task *
+jobqueue_next_task(void)
+{
+	struct job	*j;
+	struct task	*t;
+
+	if ((j = TAILQ_FIRST(&jq.runq)) == NULL)
+		return NULL;
+	TAILQ_REMOVE(&jq.runq, j, runq);
+	j->in_runq = 0;
+	if ((t = TAILQ_FIRST(&j->retryq)) != NULL)
+		TAILQ_REMOVE(&j->retryq, t, retry);
+	else if (j->next < j->ntasks)
+		t = &j->tasks[j->next++];
+	else
+		return NULL;	/* not reached: jobs in runq have pending tasks */
+	t->state = TASK_RUNNING;
+	j->running++;
+	if (j->state == JOB_QUEUED)
+		j->state = JOB_RUNNING;
+	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks) {
+		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
+		j->in_runq = 1;
+	}
+	return t;
+}
+
+uint8_t *
+jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
+{
+	struct proto_task	pt;
+
+	memset(&pt, 0, sizeof pt);
+	pt.task = id;
+	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)t->job->line_max;
+	pt.path = t->path;
+	pt.format = t->job->format;
+	pt.filter = t->job->filter_text;
+	pt.roots = t->job->roots;
+	return proto_task_encode(&pt, lenp);
+}
+
+const char *
+jobqueue_task_path(const struct task *t)
+{
+	return t->path;
+}
+
+int64_t
+jobqueue_task_job(const struct task *t)
+{
+	return t->job->id;
+}
+
+/* A task of a cancelled or expired job came back: forget it. */
+static int
+jq_task_orphan(struct task *t)
+{
+	struct job	*j = t->job;
+
+	if (j->state != JOB_CANCELLED && !j->dropped)
+		return 0;
+	t->state = TASK_DONE;
+	if (j->dropped && j->running == 0)
+		jq_drop(j);
+	return 1;
+}
+
+/* One more task of the job is finished (counted or failed). */
+static void
+jq_task_finished(struct task *t)
+{
+	struct job	*j = t->job;
+
+	t->state = TASK_DONE;
+	j->done++;
+	j->bytes_done += t->bytes;
+	if (t->error != NULL && !(t->flags & PROTO_F_PARTIAL))
+		j->failed++;
+	jq.files++;
+	jq.lines += t->lines;
+	jq.bytes += t->bytes;
+	if (j->done == j->ntasks)
+		jobqueue_finish(j);
+	else
+		jq_progress(j);
+}
+
+void
+jobqueue_task_done(struct task *t, const struct proto_result *r)
+{
+	struct job	*j = t->job;
+
+	j->running--;
+	if (jq_task_orphan(t))
+		return;
+	t->bytes = r->f.bytes;
+	t->raw_bytes = r->f.raw_bytes;
+	t->lines = r->f.lines;
+	t->matched = r->f.matched;
+	t->malformed = r->f.malformed;
+	t->filtered = r->f.filtered;
+	t->counted = r->f.counted;
+	t->flags = r->f.flags;
+	if (r->f.error_len > 0 &&
+	    (t->error = strndup(r->error, r->f.error_len)) == NULL)
+		log_warnx("job %lld: out of memory", (long long)j->id);
+	if (r->f.counts_len > 0 &&
+	    counts_decode_merge(j->counts, r->counts, r->f.counts_len) == -1) {
+		log_warnx("job %lld: %s: bad counts from worker",
+		    (long long)j->id, t->path);
+		free(t->error);
+		t->error = strdup("bad result from worker");
+	}
+	jq_task_finished(t);
+}
+
+void
+jobqueue_task_lost(struct task *t, const char *why)
+{
+	struct job	*j = t->job;
+	char		 msg[128];
+
+	j->running--;
+	if (jq_task_orphan(t))
+		return;
+	if (t->lost++ < JQ_RETRIES) {
+		log_warnx("job %lld: %s: worker %s, retrying", (long long)j->id,
+		    t->path, why);
+		t->state = TASK_PENDING;
+		TAILQ_INSERT_TAIL(&j->retryq, t, retry);
+		if (!j->in_runq) {
+			/* A retry goes first: the job already waited its turn. */
+			TAILQ_INSERT_HEAD(&jq.runq, j, runq);
+			j->in_runq = 1;
+		}
+		return;
+	}
+	log_warnx("job %lld: %s: worker %s again, giving up", (long long)j->id,
+	    t->path, why);
+	snprintf(msg, sizeof msg, "worker %s (twice)", why);
+	t->bytes = t->raw_bytes = t->lines = t->matched = t->malformed = 0;
+	t->filtered = t->counted = 0;
+	t->flags = PROTO_F_FAILED;
+	free(t->error);
+	t->error = strdup(msg);
+	jq_task_finished(t);
+}

@@ -1,0 +1,84 @@
+/*
+ * jobqueue.h: jobs, their per-file tasks, fair dispatch, merging of the
+ * workers' partial results, and retention of finished results.
+ *
+ * A job is a set of files (its patterns expanded with glob(3)); each file
+ * is one task. The supervisor asks for the next task whenever a worker is
+ * idle and hands back the worker's result (or the news that the worker
+ * died). Clients wait on jobs through callbacks.
+ */
+#ifndef CLFD_JOBQUEUE_H
+#define CLFD_JOBQUEUE_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct config;
+struct event_base;
+struct proto_result;
+struct task;
+struct jobqueue_waiter;
+
+/* An error for the client: a protocol error code and a message. */
+struct jq_error {
+	const char	*code;
+	char		 message[256];
+};
+
+void	 jobqueue_init(struct event_base *, const struct config *);
+/* Settings for jobs submitted from now on (after a reload). */
+void	 jobqueue_set_config(const struct config *);
+void	 jobqueue_free(void);
+
+/*
+ * Validate and queue a submit request. Returns the job id (> 0) with
+ * *files_total set, or -1 with err filled in.
+ */
+int64_t	 jobqueue_submit(const json_t *req, uid_t, pid_t, size_t *files_total,
+	    struct jq_error *err);
+
+/*
+ * A finished job's RESULT, serialized: one JSON object with "ok" first,
+ * no newline. NULL with err (not_found, not_finished) otherwise.
+ */
+const char *jobqueue_result(int64_t id, size_t *lenp, struct jq_error *err);
+
+#define JQ_PROGRESS	1
+#define JQ_DONE		2
+/*
+ * Called with a serialized event line (newline included). After JQ_DONE
+ * the waiter is gone: do not unwait it.
+ */
+typedef void	(*jobqueue_cb)(int kind, const char *line, size_t len, void *arg);
+
+/* Wait for an unfinished job (check jobqueue_result first). */
+struct jobqueue_waiter *jobqueue_wait(int64_t id, int progress, jobqueue_cb,
+	    void *arg, struct jq_error *err);
+void	 jobqueue_unwait(struct jobqueue_waiter *);
+
+/* Replies for status (id > 0), list, cancel; NULL with err filled in. */
+json_t	*jobqueue_status(int64_t id, struct jq_error *err);
+json_t	*jobqueue_list(void);
+json_t	*jobqueue_cancel(int64_t id, struct jq_error *err);
+/* Add "queue", "jobs" and "totals" to a stats reply. */
+void	 jobqueue_stats(json_t *reply);
+/* Jobs queued or running. */
+size_t	 jobqueue_active(void);
+
+/* Tell every waiting client that the daemon is stopping. */
+void	 jobqueue_shutdown(void);
+
+/* For the supervisor: the next task to run (fairly), or NULL. */
+struct task *jobqueue_next_task(void);
+/* The PROTO_TASK message for a task, malloc'd; NULL on ENOMEM. */
+uint8_t	*jobqueue_task_message(const struct task *, uint64_t id, size_t *lenp);
+const char *jobqueue_task_path(const struct task *);
+int64_t	 jobqueue_task_job(const struct task *);
+void	 jobqueue_task_done(struct task *, const struct proto_result *);
+/* The worker running the task died; why: "killed by signal 9" etc. */
+void	 jobqueue_task_lost(struct task *, const char *why);
+
+#endif

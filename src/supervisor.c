@@ -1,0 +1,760 @@
+/*
+ * supervisor.c: clfd's main process.
+ *
+ * One libevent loop owns everything: the worker slots, the signals
+ * (SIGTERM/SIGINT stop, SIGHUP reload, SIGCHLD reap, all as libevent
+ * signal events so that the handlers themselves do nothing), the client
+ * socket (control.c) and the job queue (jobqueue.c). Each slot is one
+ * pre-forked worker on a socketpair, with its state written down: pid,
+ * starting/idle/busy/exiting, whether it may be respawned, the task it
+ * runs, how often it crashed and when it may be spawned again.
+ */
+#include <config.h>
+
+#include "supervisor.h"
+
+#include "config.h"
+#include "control.h"
+#include "jobqueue.h"
+#include "log.h"
+#include "paths.h"
+#include "proto.h"
+#include "systemd.h"
+#include "worker.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#define SV_BACKOFF_MIN_MS	100	/* first respawn delay after a crash */
+#define SV_BACKOFF_MAX_MS	10000
+#define SV_STOP_GRACE_SEC	3	/* then SIGKILL what is left */
+#define SV_READ_CHUNK		(256 * 1024)
+
+enum slot_state {
+	SLOT_DEAD,		/* no process; maybe a respawn timer */
+	SLOT_STARTING,		/* forked, no READY yet */
+	SLOT_IDLE,
+	SLOT_BUSY,		/* running task */
+	SLOT_EXITING,		/* told to go (reload, stop) */
+};
+
+static const char *const slot_state_names[] = {
+	"dead", "starting", "idle", "busy", "exiting"
+};
+
+struct slot {
+	int		 idx;
+	pid_t		 pid;
+	enum slot_state	 state;
+	int		 respawn;	/* 0 after a setup failure */
+	int		 retire;	/* replace once idle (reload) */
+	int		 bad;		/* sent nonsense, being killed */
+	int		 fd;
+	struct event	*rev, *wev;
+	struct event	*timer;		/* respawn back-off */
+	struct evbuffer	*in, *out;
+	struct task	*task;
+	uint64_t	 task_id;
+	int		 crashes;	/* in a row, reset by a success */
+	struct timeval	 next_spawn;
+};
+
+static struct {
+	struct event_base		*base;
+	struct config			*cfg;
+	const struct supervisor_opts	*opts;
+	struct slot			*slots;
+	int				 nslots;
+	struct event			*sig[5];
+	struct event			*tick;
+	int				 stopping;
+	int				 ready_sent;
+	struct timeval			 started;
+	uint64_t			 restarts;
+	uint64_t			 next_task;
+	int				 idle_secs;
+	time_t				 idle_since;
+	time_t				 stop_deadline;
+} sv;
+
+static void	slot_spawn(struct slot *);
+static void	slot_stop(struct slot *);
+static void	sv_check_done(void);
+
+static time_t
+sv_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+double
+supervisor_uptime(void)
+{
+	struct timeval	now, d;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, &sv.started, &d);
+	return (double)d.tv_sec + (double)d.tv_usec / 1e6;
+}
+
+int
+supervisor_stopping(void)
+{
+	return sv.stopping;
+}
+
+/* Tell systemd (when it listens) what we are doing. */
+static void
+sv_status(void)
+{
+	int	i, alive = 0, busy = 0;
+
+	for (i = 0; i < sv.nslots; i++) {
+		if (sv.slots[i].state == SLOT_IDLE || sv.slots[i].state == SLOT_BUSY)
+			alive++;
+		if (sv.slots[i].state == SLOT_BUSY)
+			busy++;
+	}
+	systemd_status("%d workers (%d busy), %zu jobs active, %zu clients",
+	    alive, busy, jobqueue_active(), control_clients());
+}
+
+/* Queue a message to a worker. */
+static int
+slot_send(struct slot *s, const uint8_t *msg, size_t len)
+{
+	if (evbuffer_add(s->out, msg, len) == -1)
+		return -1;
+	return event_add(s->wev, NULL);
+}
+
+void
+supervisor_kick(void)
+{
+	struct slot	*s;
+	struct task	*t;
+	uint8_t		*msg;
+	size_t		 len;
+	int		 i;
+
+	if (sv.stopping)
+		return;
+	for (i = 0; i < sv.nslots; i++) {
+		s = &sv.slots[i];
+		if (s->state != SLOT_IDLE || s->retire)
+			continue;
+		if ((t = jobqueue_next_task()) == NULL)
+			break;
+		s->task_id = ++sv.next_task;
+		if ((msg = jobqueue_task_message(t, s->task_id, &len)) == NULL ||
+		    slot_send(s, msg, len) == -1) {
+			free(msg);
+			jobqueue_task_lost(t, "could not be sent the task");
+			continue;
+		}
+		free(msg);
+		s->task = t;
+		s->state = SLOT_BUSY;
+		log_debug("worker %d: job %lld: %s", s->idx,
+		    (long long)jobqueue_task_job(t), jobqueue_task_path(t));
+	}
+}
+
+/* A message from a worker that makes no sense: a bug, so kill it. */
+static void
+slot_bad(struct slot *s, const char *why)
+{
+	log_warnx("worker %d (pid %ld): %s; killing it", s->idx, (long)s->pid, why);
+	s->bad = 1;
+	if (s->pid > 0)
+		kill(s->pid, SIGKILL);
+	if (s->rev != NULL)
+		event_del(s->rev);
+}
+
+/* Handle every complete message in the slot's input buffer. */
+static void
+slot_messages(struct slot *s)
+{
+	struct proto_hdr	 h;
+	struct proto_result	 r;
+	struct proto_ready	 ready;
+	uint8_t			*p;
+
+	while (!s->bad && evbuffer_get_length(s->in) >= sizeof h) {
+		evbuffer_copyout(s->in, &h, sizeof h);
+		if (h.len > PROTO_MSG_MAX) {
+			slot_bad(s, "oversized message");
+			return;
+		}
+		if (evbuffer_get_length(s->in) < sizeof h + h.len)
+			return;
+		if ((p = evbuffer_pullup(s->in, (ev_ssize_t)(sizeof h + h.len))) == NULL) {
+			slot_bad(s, "out of memory reading a message");
+			return;
+		}
+		p += sizeof h;
+		switch (h.type) {
+		case PROTO_READY:
+			if (h.len != sizeof ready || s->state != SLOT_STARTING) {
+				slot_bad(s, "unexpected READY");
+				return;
+			}
+			memcpy(&ready, p, sizeof ready);
+			if (ready.version != PROTO_VERSION) {
+				slot_bad(s, "protocol version mismatch");
+				return;
+			}
+			s->state = SLOT_IDLE;
+			log_debug("worker %d (pid %ld) ready", s->idx, (long)s->pid);
+			break;
+		case PROTO_RESULT: {
+			struct task *t = s->task;
+
+			if (s->state != SLOT_BUSY ||
+			    proto_result_decode(p, h.len, &r) == -1 ||
+			    r.f.task != s->task_id) {
+				slot_bad(s, "unexpected or malformed result");
+				return;
+			}
+			s->state = SLOT_IDLE;
+			s->crashes = 0;
+			s->task = NULL;
+			jobqueue_task_done(t, &r);
+			break;
+		}
+		default:
+			slot_bad(s, "unknown message type");
+			return;
+		}
+		evbuffer_drain(s->in, sizeof h + h.len);
+	}
+}
+
+static void
+slot_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct slot	*s = arg;
+	int		 n;
+
+	(void)ev;
+	for (;;) {
+		n = evbuffer_read(s->in, fd, SV_READ_CHUNK);
+		if (n > 0)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			/* EOF: the worker is going; the reaper does the rest. */
+			event_del(s->rev);
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	slot_messages(s);
+	if (s->state == SLOT_IDLE && (s->retire || sv.stopping))
+		slot_stop(s);
+	supervisor_kick();
+	if (!sv.ready_sent) {
+		int i, up = 0;
+
+		for (i = 0; i < sv.nslots; i++)
+			up += sv.slots[i].state == SLOT_IDLE ||
+			    sv.slots[i].state == SLOT_BUSY;
+		if (up == sv.nslots) {
+			sv.ready_sent = 1;
+			log_info("%d workers ready", up);
+			systemd_ready();
+		}
+	}
+	sv_status();
+}
+
+static void
+slot_write_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct slot	*s = arg;
+
+	(void)ev;
+	if (evbuffer_write(s->out, fd) == -1 && errno != EAGAIN &&
+	    errno != EINTR) {
+		/* The worker is gone; reaping will follow. */
+		evbuffer_drain(s->out, evbuffer_get_length(s->out));
+	}
+	if (evbuffer_get_length(s->out) > 0)
+		event_add(s->wev, NULL);
+}
+
+/* Release the slot's channel (the process is gone or going). */
+static void
+slot_close(struct slot *s)
+{
+	if (s->rev != NULL)
+		event_free(s->rev);
+	if (s->wev != NULL)
+		event_free(s->wev);
+	if (s->in != NULL)
+		evbuffer_free(s->in);
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	if (s->fd != -1)
+		close(s->fd);
+	s->rev = s->wev = NULL;
+	s->in = s->out = NULL;
+	s->fd = -1;
+}
+
+/* Ask a worker to go: closing its channel makes it exit when idle. */
+static void
+slot_stop(struct slot *s)
+{
+	if (s->pid <= 0 || s->state == SLOT_EXITING)
+		return;
+	s->state = SLOT_EXITING;
+	if (s->fd != -1)
+		shutdown(s->fd, SHUT_WR);
+}
+
+static void
+slot_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	slot_spawn(arg);
+}
+
+/* Fork the slot's worker on a fresh socketpair. */
+static void
+slot_spawn(struct slot *s)
+{
+	int	sp[2], fd;
+	pid_t	pid;
+
+	if (sv.stopping || !s->respawn || s->state != SLOT_DEAD)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("socketpair");
+		goto retry;
+	}
+	switch ((pid = fork())) {
+	case -1:
+		log_warn("fork");
+		close(sp[0]);
+		close(sp[1]);
+		goto retry;
+	case 0:
+		/* Keep stdio and our end of the pair, nothing else. */
+		fd = sp[1];
+		if (fd != 3) {
+			if (dup2(fd, 3) == -1)
+				_exit(WORKER_EXIT_SETUP);
+			fd = 3;
+		}
+		closefrom(4);
+		worker_main(fd, s->idx, sv.cfg);
+	default:
+		break;
+	}
+	close(sp[1]);
+	s->fd = sp[0];
+	s->pid = pid;
+	s->state = SLOT_STARTING;
+	s->retire = 0;
+	s->bad = 0;
+	evutil_make_socket_nonblocking(s->fd);
+	if ((s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL ||
+	    (s->rev = event_new(sv.base, s->fd, EV_READ | EV_PERSIST,
+	    slot_read_cb, s)) == NULL ||
+	    (s->wev = event_new(sv.base, s->fd, EV_WRITE, slot_write_cb,
+	    s)) == NULL || event_add(s->rev, NULL) == -1)
+		fatalx("out of memory setting up worker %d", s->idx);
+	log_debug("worker %d: pid %ld", s->idx, (long)pid);
+	return;
+retry:
+	s->crashes++;
+	s->next_spawn.tv_sec = 1;
+	s->next_spawn.tv_usec = 0;
+	evtimer_add(s->timer, &s->next_spawn);
+}
+
+/* Describe a wait status: "exited with code 1", "killed by signal 9". */
+static void
+sv_describe(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d%s", WTERMSIG(status),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, len, "stopped with status %#x", status);
+}
+
+/* A worker is gone: fail or retry its task, then respawn with back-off. */
+static void
+slot_reaped(struct slot *s, int status)
+{
+	struct task	*t;
+	char		 why[64];
+	int		 asked = s->state == SLOT_EXITING, ms;
+
+	/* A result it sent before dying still counts. */
+	if (s->fd != -1) {
+		while (evbuffer_read(s->in, s->fd, SV_READ_CHUNK) > 0)
+			;
+		slot_messages(s);
+	}
+	sv_describe(status, why, sizeof why);
+	t = s->task;
+	s->task = NULL;
+	slot_close(s);
+	if (asked)
+		log_debug("worker %d (pid %ld) %s", s->idx, (long)s->pid, why);
+	else
+		log_warnx("worker %d (pid %ld) %s", s->idx, (long)s->pid, why);
+	s->pid = 0;
+	s->state = SLOT_DEAD;
+	if (t != NULL)
+		jobqueue_task_lost(t, why);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
+		log_warnx("worker %d failed its setup; not respawning", s->idx);
+		s->respawn = 0;
+	}
+	if (sv.stopping || !s->respawn)
+		return;
+	sv.restarts++;
+	if (asked && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		slot_spawn(s);
+		return;
+	}
+	/* Crashes in a row double the delay: 0.1 s, 0.2 s, ... 10 s. */
+	ms = SV_BACKOFF_MIN_MS << (s->crashes < 7 ? s->crashes : 7);
+	if (ms > SV_BACKOFF_MAX_MS)
+		ms = SV_BACKOFF_MAX_MS;
+	s->crashes++;
+	s->next_spawn.tv_sec = ms / 1000;
+	s->next_spawn.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->timer, &s->next_spawn);
+}
+
+/* SIGCHLD: reap until there is nothing left. */
+static void
+sv_reap(void)
+{
+	pid_t	pid;
+	int	status, i, alive = 0;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < sv.nslots; i++)
+			if (sv.slots[i].pid == pid)
+				break;
+		if (i == sv.nslots) {
+			log_debug("reaped unknown child %ld", (long)pid);
+			continue;
+		}
+		slot_reaped(&sv.slots[i], status);
+	}
+	for (i = 0; i < sv.nslots; i++)
+		alive += sv.slots[i].pid > 0 || sv.slots[i].respawn;
+	if (alive == 0 && !sv.stopping) {
+		log_warnx("no worker can be started");
+		supervisor_stop("no workers");
+	}
+	supervisor_kick();
+	sv_status();
+	sv_check_done();
+}
+
+/* SIGHUP: load the config file again; keep the old one when it is bad. */
+static void
+sv_reload(void)
+{
+	struct config	*c;
+	char		 err[512];
+	int		 i;
+
+	if (sv.opts->config_file == NULL) {
+		log_info("SIGHUP: no config file to reload");
+		return;
+	}
+	systemd_reloading();
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		log_warnx("reload: out of memory");
+		goto out;
+	}
+	config_defaults(c);
+	if (config_load(c, sv.opts->config_file, err, sizeof err) == -1) {
+		log_warnx("reload failed, keeping the old config: %s", err);
+		config_free(c);
+		free(c);
+		goto out;
+	}
+	jobqueue_set_config(c);
+	control_set_config(c);
+	config_free(sv.cfg);
+	free(sv.cfg);
+	sv.cfg = c;
+	/* Workers pick up the new settings when replaced, once idle. */
+	for (i = 0; i < sv.nslots; i++) {
+		sv.slots[i].retire = 1;
+		if (sv.slots[i].state == SLOT_IDLE)
+			slot_stop(&sv.slots[i]);
+	}
+	log_info("reloaded %s", sv.opts->config_file);
+out:
+	systemd_ready();
+}
+
+/* Stopping is over once every worker is reaped and replies are written. */
+static void
+sv_check_done(void)
+{
+	int	i;
+
+	if (!sv.stopping)
+		return;
+	for (i = 0; i < sv.nslots; i++)
+		if (sv.slots[i].pid > 0 && sv_now() < sv.stop_deadline)
+			return;
+	if (control_pending_output() > 0 && sv_now() < sv.stop_deadline)
+		return;
+	event_base_loopbreak(sv.base);
+}
+
+void
+supervisor_stop(const char *why)
+{
+	int	i;
+
+	if (sv.stopping)
+		return;
+	sv.stopping = 1;
+	sv.stop_deadline = sv_now() + SV_STOP_GRACE_SEC;
+	log_info("stopping: %s", why);
+	systemd_stopping();
+	control_stop_accepting();
+	jobqueue_shutdown();
+	for (i = 0; i < sv.nslots; i++) {
+		evtimer_del(sv.slots[i].timer);
+		if (sv.slots[i].pid > 0) {
+			/* Idle workers leave on EOF; busy ones are stopped. */
+			if (sv.slots[i].state == SLOT_BUSY)
+				kill(sv.slots[i].pid, SIGTERM);
+			slot_stop(&sv.slots[i]);
+		}
+	}
+	sv_check_done();
+}
+
+static void
+sv_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		supervisor_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	case SIGHUP:
+		if (!sv.stopping)
+			sv_reload();
+		break;
+	case SIGCHLD:
+		sv_reap();
+		break;
+	default:
+		break;
+	}
+}
+
+/* Once a second: idle exit; while stopping, the deadline. */
+static void
+sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	time_t	now = sv_now();
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	if (sv.stopping) {
+		if (now >= sv.stop_deadline) {
+			int i;
+
+			for (i = 0; i < sv.nslots; i++)
+				if (sv.slots[i].pid > 0) {
+					log_warnx("worker %d (pid %ld) still "
+					    "there; killing it", i,
+					    (long)sv.slots[i].pid);
+					kill(sv.slots[i].pid, SIGKILL);
+				}
+		}
+		sv_check_done();
+		return;
+	}
+	if (sv.idle_secs <= 0)
+		return;
+	if (jobqueue_active() > 0 || control_clients() > 0) {
+		sv.idle_since = 0;
+		return;
+	}
+	if (sv.idle_since == 0)
+		sv.idle_since = now;
+	else if (now - sv.idle_since >= sv.idle_secs)
+		supervisor_stop("idle");
+}
+
+json_t *
+supervisor_workers_json(void)
+{
+	json_t	*o, *slots;
+	int	 i, alive = 0, busy = 0;
+
+	if ((slots = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < sv.nslots; i++) {
+		struct slot	*s = &sv.slots[i];
+		json_t		*e;
+
+		if (s->state == SLOT_IDLE || s->state == SLOT_BUSY)
+			alive++;
+		if (s->state == SLOT_BUSY)
+			busy++;
+		e = json_pack("{s:i,s:I,s:s}", "slot", i, "pid",
+		    (json_int_t)s->pid, "state", slot_state_names[s->state]);
+		if (e != NULL && s->task != NULL) {
+			json_object_set_new(e, "job", json_integer(
+			    jobqueue_task_job(s->task)));
+			json_object_set_new(e, "path", json_string(
+			    jobqueue_task_path(s->task)));
+		}
+		json_array_append_new(slots, e);
+	}
+	o = json_pack("{s:i,s:i,s:i,s:I,s:o}", "configured", sv.nslots,
+	    "alive", alive, "busy", busy, "restarts", (json_int_t)sv.restarts,
+	    "slots", slots);
+	return o;
+}
+
+/* The number of workers: -w, else the config, else the online CPUs. */
+static int
+sv_nworkers(void)
+{
+	long	n;
+
+	if (sv.opts->workers > 0)
+		return sv.opts->workers;
+	if (sv.cfg->workers > 0)
+		return sv.cfg->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int
+supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
+{
+	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	struct timeval		 one = { 1, 0 };
+	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
+	char			 err[512];
+	int			 i, live = 0, rc = 1;
+
+	memset(&sv, 0, sizeof sv);
+	sv.cfg = cfg;
+	sv.opts = opts;
+	gettimeofday(&sv.started, NULL);
+	sv.idle_secs = opts->idle_exit > 0 ? opts->idle_exit : cfg->exit_idle;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (opts->socket_path != NULL)
+		snprintf(path, sizeof path, "%s", opts->socket_path);
+	else if (cfg->socket_path != NULL)
+		snprintf(path, sizeof path, "%s", cfg->socket_path);
+	else if (paths_default_socket(path, sizeof path) == -1) {
+		log_warnx("the default socket path is too long");
+		goto out;
+	}
+	if ((sv.base = event_base_new()) == NULL) {
+		log_warnx("event_base_new failed");
+		goto out;
+	}
+	if (control_open(path, cfg, &live, err, sizeof err) == -1) {
+		if (live)
+			log_warnx("clfd already running on %s", path);
+		else
+			log_warnx("%s", err);
+		goto out;
+	}
+	for (i = 0; i < (int)(sizeof sigs / sizeof sigs[0]); i++)
+		if ((sv.sig[i] = evsignal_new(sv.base, sigs[i], sv_signal_cb,
+		    NULL)) == NULL || evsignal_add(sv.sig[i], NULL) == -1)
+			fatalx("cannot set up signal %d", sigs[i]);
+	if ((sv.tick = event_new(sv.base, -1, EV_PERSIST, sv_tick_cb,
+	    NULL)) == NULL || event_add(sv.tick, &one) == -1)
+		fatalx("cannot set up the timer");
+
+	jobqueue_init(sv.base, cfg);
+	sv.nslots = sv_nworkers();
+	if ((sv.slots = calloc((size_t)sv.nslots, sizeof *sv.slots)) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < sv.nslots; i++) {
+		sv.slots[i].idx = i;
+		sv.slots[i].fd = -1;
+		sv.slots[i].respawn = 1;
+		if ((sv.slots[i].timer = evtimer_new(sv.base, slot_timer_cb,
+		    &sv.slots[i])) == NULL)
+			fatalx("out of memory");
+	}
+	for (i = 0; i < sv.nslots; i++)
+		slot_spawn(&sv.slots[i]);
+	control_start(sv.base);
+	systemd_watchdog_start(sv.base);
+	log_info("listening on %s, %d workers", path, sv.nslots);
+
+	event_base_dispatch(sv.base);
+	rc = 0;
+
+	/* Whatever is still there after the grace period is killed. */
+	for (i = 0; i < sv.nslots; i++) {
+		if (sv.slots[i].pid > 0) {
+			kill(sv.slots[i].pid, SIGKILL);
+			waitpid(sv.slots[i].pid, NULL, 0);
+		}
+		slot_close(&sv.slots[i]);
+		if (sv.slots[i].timer != NULL)
+			event_free(sv.slots[i].timer);
+	}
+	log_info("stopped");
+out:
+	control_stop_accepting();
+	control_free();
+	jobqueue_free();
+	free(sv.slots);
+	for (i = 0; i < (int)(sizeof sv.sig / sizeof sv.sig[0]); i++)
+		if (sv.sig[i] != NULL)
+			event_free(sv.sig[i]);
+	if (sv.tick != NULL)
+		event_free(sv.tick);
+	if (sv.base != NULL)
+		event_base_free(sv.base);
+	config_free(sv.cfg);
+	free(sv.cfg);
+	return rc;
+}

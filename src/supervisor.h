@@ -1,0 +1,33 @@
+/*
+ * supervisor.h: clfd's main process: the event loop, the worker slots
+ * (spawn, reap, respawn with back-off), signals, reload and shutdown.
+ */
+#ifndef CLFD_SUPERVISOR_H
+#define CLFD_SUPERVISOR_H
+
+#include <jansson.h>
+
+struct config;
+
+struct supervisor_opts {
+	const char	*config_file;	/* for SIGHUP; NULL: defaults only */
+	const char	*socket_path;	/* NULL: config, then the default */
+	int		 workers;	/* 0: config, then CPUs */
+	int		 idle_exit;	/* seconds, 0: config's exit_idle */
+};
+
+/* Run the daemon until it stops; returns the exit code. Takes cfg. */
+int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
+
+/* Hand pending tasks to idle workers. */
+void	supervisor_kick(void);
+/* The "workers" object of a stats reply. */
+json_t	*supervisor_workers_json(void);
+/* Seconds since start. */
+double	supervisor_uptime(void);
+/* Begin a graceful stop (as SIGTERM). */
+void	supervisor_stop(const char *why);
+/* 1 once stopping. */
+int	supervisor_stopping(void);
+
+#endif
