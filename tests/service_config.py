@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""service_config: clfd.conf handling.
+
+Every key is accepted with a good value and refused with a bad one (the
+error names file:line, the exit status is non-zero, for `clfd -t` and for
+a real start); the settings take effect in a running daemon; SIGHUP
+applies a good new file to new jobs and keeps the old settings running
+when the new file is bad.
+"""
+import grp
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from service_util import (CLFD, Tap, Tmp, config_keys, connect, gen_log,  # noqa: E402
+                          read, read_json_line, request, start_clfd, stop,
+                          submit_wait, wait_for, wait_ping)
+
+# key: (good values, bad values)
+CASES = {
+    "workers": (["0", "3", "256"], ["-1", "abc", "257", ""]),
+    "socket_path": (["/tmp/x/clfd.sock"], ["relative.sock", ""]),
+    "socket_mode": (["0640", "660", "0777"], ["999", "0x1", "01000", ""]),
+    "socket_group": ([grp.getgrgid(os.getgid()).gr_name], []),
+    "roots": (["/var/log", "/var/log /srv/www/logs"], ["var/log", "/var/log srv", ""]),
+    "format": (["combined", "common", "vhost_combined", '%h %l %u %t "%r" %>s %b',
+                "regex:^(?<request>.*)$"], ["regex:(unclosed", "nosuchpreset"]),
+    "exclude_names": (["favicon.ico", "a b c", ""], []),
+    "exclude_exts": ([".gif .png", ""], []),
+    "line_max": (["256", "128K", "1M"], ["255", "12X", "2G", "-1"]),
+    "request_max": (["4096", "2M"], ["1", "1T"]),
+    "patterns_max": (["1", "10"], ["0", "1.5"]),
+    "files_max": (["1", "1000000"], ["0", "x"]),
+    "jobs_max": (["1", "5"], ["-3", "0"]),
+    "connections_max": (["1", "5"], ["x", "0"]),
+    "idle_timeout": (["1", "86400"], ["0", "86401", "1m"]),
+    "result_ttl": (["0", "600"], ["1.5", "-1"]),
+    "result_memory": (["0", "1G", "64m"], ["1T", "-1"]),
+    "worker_memory": (["0", "512M"], ["-1", "lots"]),
+    "task_timeout": (["0", "30"], ["abc", "86401"]),
+    "exit_idle": (["0", "10"], ["1e3", "-5"]),
+}
+
+
+def run_t(path):
+    return subprocess.run([CLFD, "-t", "-f", path], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_keys(t, tmp):
+    keys = config_keys()
+    t.ok(sorted(keys) == sorted(CASES),
+         "the test covers exactly the keys of config.c",
+         "config.c: %s\ntest: %s" % (sorted(keys), sorted(CASES)))
+    bad_accepted, good_refused, unnamed = [], [], []
+    for key, (goods, bads) in sorted(CASES.items()):
+        for v in goods:
+            p = tmp.write("good.conf", "# a comment\n\n%s = %s\n" % (key, v))
+            r = run_t(p)
+            if r.returncode != 0:
+                good_refused.append("%s = %r: %s" % (key, v, r.stderr.strip()))
+        for v in bads:
+            p = tmp.write("bad.conf", "# a comment\nworkers = 1\n  %s =   %s  \n" % (key, v))
+            r = run_t(p)
+            if r.returncode == 0:
+                bad_accepted.append("%s = %r" % (key, v))
+            elif "%s:3" % p not in r.stderr:
+                unnamed.append("%s = %r: %s" % (key, v, r.stderr.strip()))
+    t.ok(not good_refused, "clfd -t accepts a good value of every key", good_refused)
+    t.ok(not bad_accepted, "clfd -t refuses every bad value", bad_accepted)
+    t.ok(not unnamed, "each refusal names file:line", unnamed)
+
+
+def test_syntax(t, tmp):
+    cases = [
+        ("unknown key", "workers = 2\n\nfrobnicate = 1\n", 3),
+        ("no '='", "# x\nworkers 2\n", 2),
+        ("key only", "workers\n", 1),
+        ("value after a good line", "workers = 2\nsocket_mode = 0600\njobs_max = many\n", 3),
+    ]
+    for what, text, line in cases:
+        p = tmp.write("syn.conf", text)
+        r = run_t(p)
+        t.ok(r.returncode != 0 and ("%s:%d" % (p, line)) in r.stderr,
+             "clfd -t: %s is an error naming %s:%d" % (what, "syn.conf", line),
+             "rc %d: %s" % (r.returncode, r.stderr))
+    p = tmp.write("ok.conf", "# only comments\n\n   # indented comment\n"
+                  "workers = 2   \n\troots = /  \n")
+    r = run_t(p)
+    t.ok(r.returncode == 0, "clfd -t: comments, blank lines and white space are fine",
+         r.stderr)
+    r = run_t(tmp.join("missing.conf"))
+    t.ok(r.returncode != 0 and "missing.conf" in r.stderr,
+         "clfd -t: a missing file is an error naming it", r.stderr)
+    # A real start with a bad file fails too, naming file:line, without a socket.
+    p = tmp.write("start-bad.conf", "workers = 1\nline_max = tiny\n")
+    sock = tmp.join("never.sock")
+    proc = start_clfd(["-f", p, "-s", sock], tmp, stderr_name="start-bad.err")
+    try:
+        rc = proc.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    err = read(tmp.join("start-bad.err"))
+    t.ok(rc not in (None, 0) and "%s:2" % p in err,
+         "clfd with a bad file exits non-zero naming file:line (%s)" % rc, err)
+    t.ok(not os.path.exists(sock), "and leaves no socket behind")
+    stop(proc)
+
+
+def test_effects(t, tmp):
+    logs = tmp.join("eff-logs")
+    os.makedirs(logs)
+    counts = {}
+    for i in range(3):
+        for k, v in gen_log(os.path.join(logs, "l%d.log" % i), 70).items():
+            counts[k] = counts.get(k, 0) + v
+    sock = tmp.join("eff", "clfd.sock")
+    os.makedirs(os.path.dirname(sock), mode=0o700)
+    conf = tmp.write("eff.conf", "\n".join([
+        "workers = 3",
+        "socket_path = %s" % sock,
+        "socket_mode = 0640",
+        "roots = %s" % logs,
+        "exclude_names = ch1.html",
+        "patterns_max = 2",
+        "files_max = 3",
+        "request_max = 4096",
+        ""]))
+    proc = start_clfd(["-f", conf], tmp, stderr_name="eff.err")
+    try:
+        t.ok(wait_ping(sock, proc) is not None, "clfd listens on socket_path",
+             read(tmp.join("eff.err")))
+        st = os.stat(sock)
+        t.ok(stat.S_IMODE(st.st_mode) == 0o640, "socket_mode 0640 applied (%o)"
+             % stat.S_IMODE(st.st_mode))
+        s = request(sock, {"op": "stats"})
+        t.ok(s.get("workers", {}).get("configured") == 3, "workers = 3 applied", s)
+        _, done = submit_wait(sock, [os.path.join(logs, "*.log")])
+        want = {k: v for k, v in counts.items() if k != "/book/ch1.html"}
+        t.ok(done is not None and done.get("counts") == want,
+             "exclude_names = ch1.html applied", done and done.get("counts"))
+        r = request(sock, {"op": "submit", "patterns": [logs + "/l0.log", logs + "/l1.log",
+                                                         logs + "/l2.log"]})
+        t.ok(r.get("error", {}).get("code") == "limit", "patterns_max = 2 applied", r)
+        os.link(os.path.join(logs, "l0.log"), os.path.join(logs, "l3.log"))
+        r = request(sock, {"op": "submit", "patterns": [logs + "/*.log"]})
+        os.unlink(os.path.join(logs, "l3.log"))
+        t.ok(r.get("error", {}).get("code") == "limit", "files_max = 3 applied", r)
+        c = connect(sock)
+        try:
+            c.sendall(json.dumps({"op": "ping", "pad": "x" * 5000}).encode() + b"\n")
+            r = read_json_line(c)
+        finally:
+            c.close()
+        t.ok(r.get("error", {}).get("code") == "too_large", "request_max = 4096 applied", r)
+    finally:
+        rc = stop(proc)
+    t.ok(rc == 0, "clfd stopped (%s)" % rc, read(tmp.join("eff.err")))
+    # exit_idle: the daemon leaves by itself when nobody uses it.
+    sock2 = tmp.join("idle.sock")
+    conf2 = tmp.write("idle.conf", "workers = 1\nexit_idle = 1\n")
+    proc = start_clfd(["-f", conf2, "-s", sock2], tmp, stderr_name="idle.err")
+    try:
+        up = wait_ping(sock2, proc) is not None
+        try:
+            rc = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            rc = None
+        t.ok(up and rc == 0, "exit_idle = 1: clfd exits 0 by itself (%s)" % rc,
+             read(tmp.join("idle.err")))
+    finally:
+        stop(proc)
+
+
+def test_reload(t, tmp):
+    logs = tmp.join("rl-logs")
+    os.makedirs(logs)
+    counts = gen_log(os.path.join(logs, "a.log"), 140)
+    sock = tmp.join("rl.sock")
+    conf = tmp.write("rl.conf", "workers = 2\nexclude_names = ch2.html\n")
+    proc = start_clfd(["-f", conf, "-s", sock], tmp, stderr_name="rl.err")
+    errf = tmp.join("rl.err")
+    try:
+        t.ok(wait_ping(sock, proc) is not None, "reload: clfd up", read(errf))
+        pattern = [os.path.join(logs, "*.log")]
+
+        def counted():
+            _, d = submit_wait(sock, pattern)
+            return d and d.get("counts")
+
+        old = {k: v for k, v in counts.items() if k != "/book/ch2.html"}
+        t.ok(counted() == old, "reload: first settings in force")
+        # A bad file: logged naming file:line, the old settings stay.
+        with open(conf, "w") as f:
+            f.write("workers = 2\nexclude_names = ch3.html\nworkers = lots\n")
+        pid_before = request(sock, {"op": "ping"}).get("pid")
+        os.kill(proc.pid, signal.SIGHUP)
+        logged = wait_for(lambda: "%s:3" % conf in read(errf), 15)
+        t.ok(logged, "reload with a bad file logs file:line", read(errf))
+        p = request(sock, {"op": "ping"})
+        t.ok(proc.poll() is None and p.get("pid") == pid_before,
+             "the daemon keeps running after a bad reload")
+        t.ok(counted() == old, "and keeps the old settings (ch2.html excluded)")
+        # A good file: new jobs use it.
+        with open(conf, "w") as f:
+            f.write("workers = 2\nexclude_names = ch3.html\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        new = {k: v for k, v in counts.items() if k != "/book/ch3.html"}
+        got = wait_for(lambda: counted() == new, 15, 0.1)
+        t.ok(got, "after a good reload new jobs use the new settings")
+        s = request(sock, {"op": "stats"})
+        t.ok(s.get("workers", {}).get("alive") == 2, "workers alive after reloads", s)
+    finally:
+        rc = stop(proc)
+    t.ok(rc == 0, "clfd stops cleanly after reloads (%s)" % rc, read(errf))
+    t.ok(not re.search(r"AddressSanitizer|runtime error", read(errf)),
+         "no sanitizer report in the log")
+
+
+def main():
+    if not os.access(CLFD, os.X_OK):
+        print("1..0 # SKIP clfd not built")
+        return
+    t = Tap()
+    tmp = Tmp()
+    try:
+        test_keys(t, tmp)
+        test_syntax(t, tmp)
+        test_effects(t, tmp)
+        test_reload(t, tmp)
+    finally:
+        tmp.cleanup()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
