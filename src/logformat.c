@@ -223,7 +223,9 @@ logformat_translate(const char *fmt, struct buf *b, char *err, size_t errlen)
 		case 'r':
 			if (seen[G_REQUEST]++)
 				break;
-			logformat_puts(b, "(?<request>.+?)");
+			/* Last in the format: nothing to stop a lazy match. */
+			logformat_puts(b, *p == '\0' ? "(?<request>.+)" :
+			    "(?<request>.+?)");
 			continue;
 		case 's':
 			if (seen[G_STATUS]++)

@@ -1,0 +1,194 @@
+/*
+ * test_logformat.c: presets, LogFormat strings, directives, raw regexes
+ * and their errors, and the fields a match yields, as tables; then the
+ * cache of compiled formats.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "logformat.h"
+#include "tap.h"
+
+#define COMBINED_LINE \
+	"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET /a.gif " \
+	"HTTP/1.0\" 200 2326 \"http://www.example.com/s.html\" " \
+	"\"Mozilla/4.08 [en] (Win98; I ;Nav)\""
+#define COMMON_LINE \
+	"::1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.1\" 404 -"
+
+/* A spec, a line, and the fields it must give (request NULL: no match). */
+static const struct {
+	const char	*spec;
+	const char	*line;
+	const char	*request;
+	const char	*time;
+	const char	*status;
+	const char	*referer;
+} cases[] = {
+	{ "combined", COMBINED_LINE, "GET /a.gif HTTP/1.0",
+	    "10/Oct/2000:13:55:36 -0700", "200", "http://www.example.com/s.html" },
+	{ "combined", COMMON_LINE, NULL, NULL, NULL, NULL },
+	{ "combined", COMBINED_LINE " extra fields", "GET /a.gif HTTP/1.0",
+	    "10/Oct/2000:13:55:36 -0700", "200", "http://www.example.com/s.html" },
+	{ "combined", "h l u [t] \"r\" 200 1 \"\" \"\"", NULL, NULL, NULL,
+	    NULL },
+	{ "combined", "h l u [t] \"r\" 200 1 \"\" \"a\"", "r", "t", "200", "" },
+	{ "combined", "h l u [t] \"GET /a\\\" b HTTP/1.1\" 200 1 \"-\" \"ua\"",
+	    "GET /a\\\" b HTTP/1.1", "t", "200", "-" },
+	{ "combined", "h\x1cl\x1fu\t[t]\v\"r\"\f200 1 \"-\" \"ua\"", "r", "t",
+	    "200", "-" },
+	{ "combined", " h l u [t] \"r\" 200 1 \"-\" \"ua\"", NULL, NULL, NULL,
+	    NULL },
+	{ "combined", "x h l u [t] \"r\" 200 1 \"-\" \"ua\"", NULL, NULL, NULL,
+	    NULL },
+	{ "combined", "h l u [t] \"r\" 2x0 1 \"-\" \"ua\"", NULL, NULL, NULL,
+	    NULL },
+	{ "combined", "h l u [a\rb] \"r\" 200 1 \"-\" \"ua\"", "r", "a\rb",
+	    "200", "-" },
+	{ "default", COMMON_LINE, "GET / HTTP/1.1",
+	    "10/Oct/2000:13:55:36 -0700", "404", NULL },
+	{ "", COMBINED_LINE, "GET /a.gif HTTP/1.0",
+	    "10/Oct/2000:13:55:36 -0700", "200", "http://www.example.com/s.html" },
+	{ "default", COMMON_LINE " \"ref\"", "GET / HTTP/1.1",
+	    "10/Oct/2000:13:55:36 -0700", "404", NULL },
+	{ "default", "garbage line without structure", NULL, NULL, NULL, NULL },
+	{ "default", "", NULL, NULL, NULL, NULL },
+	{ "common", COMMON_LINE, "GET / HTTP/1.1",
+	    "10/Oct/2000:13:55:36 -0700", "404", NULL },
+	{ "common", COMBINED_LINE, "GET /a.gif HTTP/1.0",
+	    "10/Oct/2000:13:55:36 -0700", "200", NULL },
+	{ "vhost_combined", "www.example.com:80 " COMBINED_LINE,
+	    "GET /a.gif HTTP/1.0", "10/Oct/2000:13:55:36 -0700", "200",
+	    "http://www.example.com/s.html" },
+	{ "vhost_combined", COMBINED_LINE, NULL, NULL, NULL, NULL },
+	{ "vhost_common", "www.example.com " COMMON_LINE, "GET / HTTP/1.1",
+	    "10/Oct/2000:13:55:36 -0700", "404", NULL },
+	{ "%h %l %u %t \"%r\" %>s %b", COMMON_LINE, "GET / HTTP/1.1",
+	    "10/Oct/2000:13:55:36 -0700", "404", NULL },
+	{ "%h %t \"%r\" %s %D", "1.2.3.4 [t] \"GET /x HTTP/1.1\" 200 1234",
+	    "GET /x HTTP/1.1", "t", "200", NULL },
+	{ "%h %t \"%r\" %s %D", "1.2.3.4 [t] \"GET /x HTTP/1.1\" 200 -", NULL,
+	    NULL, NULL, NULL },
+	{ "%v %h \"%r\" %B %T", "vh 1.2.3.4 \"GET /x HTTP/1.1\" 12 0",
+	    "GET /x HTTP/1.1", NULL, NULL, NULL },
+	{ "[%h] (%r) %%", "[1.2.3.4] (GET /y HTTP/1.1) %", "GET /y HTTP/1.1",
+	    NULL, NULL, NULL },
+	{ "%h \"%{X-Forwarded-For}i\" \"%r\"", "h \"\" \"GET /z HTTP/1.1\"",
+	    "GET /z HTTP/1.1", NULL, NULL, NULL },
+	{ "%h %{Referer}i %r", "h http://r/ GET /u HTTP/1.1", "GET /u HTTP/1.1",
+	    NULL, NULL, "http://r/" },
+	{ "%h.%r", "h.GET / H", "GET / H", NULL, NULL, NULL },
+	{ "%h.%r", "hxGET / H", NULL, NULL, NULL, NULL },
+	{ "regex:(?<request>\\S+) (?<status>\\d+)", "GET 200", "GET", NULL,
+	    "200", NULL },
+	{ "regex:(?<request>\\S+) (?<status>\\d+)", "x GET 200", NULL, NULL,
+	    NULL, NULL },
+	{ "regex:.*?req=(?<request>[^ ]+)", "a b req=/p", "/p", NULL, NULL,
+	    NULL },
+};
+
+/* Specs that must be refused, and a word the error must contain. */
+static const struct {
+	const char	*spec;
+	const char	*word;
+} errors[] = {
+	{ "nosuchpreset", "nosuchpreset" },
+	{ "%h %Z %r", "%Z" },
+	{ "%h %{Foo}x %r", "%{Foo}x" },
+	{ "%h %t", "request" },
+	{ "%h %r %r", "twice" },
+	{ "%h %{Referer %r", "unterminated" },
+	{ "%r %", "end" },
+	{ "agent", "request" },
+	{ "regex:(?<host>\\S+)", "request" },
+	{ "regex:(?<request>", "regex" },
+	{ "regex:", "request" },
+};
+
+/* 1 when the field s/len equals want (both NULL counts as equal). */
+static int
+same(const char *s, size_t len, const char *want)
+{
+	if (want == NULL || s == NULL)
+		return want == NULL && s == NULL;
+	return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+int
+main(void)
+{
+	struct logformat	*lf, *lf2;
+	struct logformat_cache	*c;
+	struct access		 a;
+	char			 err[256];
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if ((lf = logformat_compile(cases[i].spec, err, sizeof err))
+		    == NULL) {
+			ok(0, "compile %s: %s", cases[i].spec, err);
+			continue;
+		}
+		memset(&a, 0, sizeof a);
+		rc = logformat_match(lf, cases[i].line, strlen(cases[i].line),
+		    &a);
+		if (cases[i].request == NULL)
+			ok(rc == 0, "%s: no match for \"%s\"", cases[i].spec,
+			    cases[i].line);
+		else
+			ok(rc == 1 && same(a.request, a.request_len,
+			    cases[i].request) && same(a.time, a.time_len,
+			    cases[i].time) && same(a.status, a.status_len,
+			    cases[i].status) && same(a.referer, a.referer_len,
+			    cases[i].referer), "%s: \"%s\" -> request \"%s\"",
+			    cases[i].spec, cases[i].line, cases[i].request);
+		logformat_free(lf);
+	}
+	for (i = 0; i < sizeof errors / sizeof errors[0]; i++) {
+		err[0] = '\0';
+		lf = logformat_compile(errors[i].spec, err, sizeof err);
+		ok(lf == NULL && strstr(err, errors[i].word) != NULL,
+		    "refused \"%s\" (%s)", errors[i].spec, err);
+		logformat_free(lf);
+	}
+
+	/* Presets and what they hold. */
+	lf = logformat_compile("combined", err, sizeof err);
+	ok(lf != NULL && logformat_has_time(lf) && logformat_has_status(lf) &&
+	    strcmp(logformat_spec(lf), "combined") == 0,
+	    "combined has time and status");
+	if (lf != NULL && !logformat_jit(lf))
+		diag("PCRE2 JIT not available: the interpreter runs");
+	logformat_free(lf);
+	lf = logformat_compile("regex:(?<request>.*)", err, sizeof err);
+	ok(lf != NULL && !logformat_has_time(lf) && !logformat_has_status(lf),
+	    "a regex without time or status has neither");
+	logformat_free(lf);
+	lf = logformat_compile("referer", err, sizeof err);
+	memset(&a, 0, sizeof a);
+	ok(lf != NULL && logformat_match(lf, "http://x/ -> /p/q", 17, &a) == 1 &&
+	    a.request == NULL && same(a.path, a.path_len, "/p/q"),
+	    "referer preset gives the path from %%U");
+	logformat_free(lf);
+	lf = logformat_compile(NULL, err, sizeof err);
+	ok(lf != NULL && strcmp(logformat_spec(lf), "") == 0,
+	    "NULL spec is the default");
+	logformat_free(lf);
+
+	/* The cache: the same spec gives the same compiled format. */
+	c = logformat_cache_new(2);
+	lf = logformat_cache_get(c, "combined", err, sizeof err);
+	lf2 = logformat_cache_get(c, "combined", err, sizeof err);
+	ok(lf != NULL && lf == lf2, "cache hit returns the same format");
+	ok(logformat_cache_get(c, "%Q", err, sizeof err) == NULL &&
+	    strstr(err, "%Q") != NULL, "cache passes compile errors on");
+	lf2 = logformat_cache_get(c, "common", err, sizeof err);
+	ok(lf2 != NULL && lf2 != lf, "second spec cached");
+	lf = logformat_cache_get(c, "combined", err, sizeof err);
+	ok(logformat_cache_get(c, "default", err, sizeof err) != NULL &&
+	    logformat_cache_get(c, "combined", err, sizeof err) == lf,
+	    "least recently used entry evicted, recent one kept");
+	logformat_cache_free(c);
+	return tap_done();
+}
