@@ -213,8 +213,11 @@ def test_reload(t, tmp):
         new = {k: v for k, v in counts.items() if k != "/book/ch3.html"}
         got = wait_for(lambda: counted() == new, 15, 0.1)
         t.ok(got, "after a good reload new jobs use the new settings")
-        s = request(sock, {"op": "stats"})
-        t.ok(s.get("workers", {}).get("alive") == 2, "workers alive after reloads", s)
+        # Workers are replaced once idle: wait for both replacements.
+        alive = wait_for(lambda: request(sock, {"op": "stats"})
+                         .get("workers", {}).get("alive") == 2, 15, 0.05)
+        t.ok(alive, "both workers alive again after the reloads",
+             request(sock, {"op": "stats"}))
     finally:
         rc = stop(proc)
     t.ok(rc == 0, "clfd stops cleanly after reloads (%s)" % rc, read(errf))
