@@ -9,6 +9,8 @@
  * alarm(2) so that a task that runs too long kills the worker, which the
  * supervisor sees, retries once and then reports.
  */
+#include <config.h>
+
 #include "worker.h"
 
 #include "analysis.h"
