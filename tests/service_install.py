@@ -13,14 +13,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from service_util import BUILDDIR, CLFD, SRCDIR, Tap, Tmp  # noqa: E402
 
 
-def make(target, destdir, var=None):
-    """Run make in the build tree, apart from the make running this test."""
+_BUILT = []
+
+
+def make(target, destdir):
+    """Run make in the build tree, apart from the make running this test.
+    The programs and libraries already built are never remade here (-o):
+    tests running alongside may be executing them."""
     env = dict(os.environ)
     for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
         env.pop(k, None)
-    cmd = ["make", "-s", "-C", BUILDDIR, target, "DESTDIR=" + destdir]
-    if var:
-        cmd.append(var)
+    if not _BUILT:
+        _BUILT.extend((makevar("PROGRAMS") + " " + makevar("LIBRARIES")).split())
+    cmd = ["make", "-s", "-C", BUILDDIR]
+    for f in _BUILT:
+        cmd += ["-o", f]
+    cmd += [target, "DESTDIR=" + destdir]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
