@@ -137,12 +137,15 @@ class Daemon:
     """A clfd of our own in a private temporary directory."""
 
     def __init__(self, workers=2, config=None, args=(), env=None, tmp=None,
-                 sock=None, wait=True):
+                 sock=None, wait=True, pass_socket=True):
+        """pass_socket=False: no -s, clfd finds sock by itself (env)."""
         self.dir = tmp or tempfile.mkdtemp(prefix="clfdtest-")
         self.own_dir = tmp is None
         self.sock = sock or os.path.join(self.dir, "clfd.sock")
         self.log = os.path.join(self.dir, "clfd.log")
-        argv = [CLFD, "-s", self.sock, "-w", str(workers)]
+        argv = [CLFD, "-w", str(workers)]
+        if pass_socket:
+            argv += ["-s", self.sock]
         if config is not None:
             conf = os.path.join(self.dir, "clfd.conf")
             with open(conf, "w") as f:
@@ -151,8 +154,9 @@ class Daemon:
             argv += ["-f", conf]
         argv += list(args)
         e = dict(os.environ)
-        e.pop("NOTIFY_SOCKET", None)
-        e.pop("LISTEN_FDS", None)
+        for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
+                  "CLFD_SOCKET", "JOURNAL_STREAM"):
+            e.pop(k, None)
         if env:
             e.update(env)
         self.logf = open(self.log, "ab")
@@ -250,7 +254,8 @@ class Daemon:
 
     def cleanup(self):
         self.stop()
-        self.logf.close()
+        if not self.logf.closed:
+            self.logf.close()
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

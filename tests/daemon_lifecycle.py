@@ -1,0 +1,168 @@
+"""daemon_lifecycle: options, the socket (default path, stale, live, not a
+socket), SIGTERM with jobs in flight, idle exit, SIGHUP reload."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clfdtest  # noqa: E402
+
+
+def run(argv, env=None, timeout=30):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, env=env)
+
+
+def main():
+    t = clfdtest.Tap()
+    tmp = tempfile.mkdtemp(prefix="clfdtest-life-")
+    ds = []
+    try:
+        C = clfdtest.CLFD
+        r = run([C, "-V"])
+        t.ok(r.returncode == 0 and r.stdout.startswith(b"clfd "), "-V prints the version", r)
+        r = run([C, "-h"])
+        t.ok(r.returncode == 0 and b"usage" in r.stdout, "-h prints usage", r)
+        r = run([C, "-x"])
+        t.ok(r.returncode == 2, "an unknown option exits 2", r)
+        r = run([C, "-w", "zero"])
+        t.ok(r.returncode == 2, "a bad -w exits 2", r)
+        good = os.path.join(tmp, "good.conf")
+        with open(good, "w") as f:
+            f.write("workers = 1\nidle_timeout = 5\n")
+        bad = os.path.join(tmp, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("workers = 1\nno_such_key = 3\n")
+        r = run([C, "-t", "-f", good])
+        t.ok(r.returncode == 0, "-t on a good config exits 0", r)
+        r = run([C, "-t", "-f", bad])
+        t.ok(r.returncode == 1 and b"bad.conf:2" in r.stderr, "-t on a bad config exits 1 naming file:line", r)
+
+        # the default socket: $XDG_RUNTIME_DIR/clfd.sock
+        xdg = os.path.join(tmp, "xdg")
+        os.mkdir(xdg, 0o700)
+        d = clfdtest.Daemon(workers=1, sock=os.path.join(xdg, "clfd.sock"), pass_socket=False,
+                            env={"XDG_RUNTIME_DIR": xdg})
+        ds.append(d)
+        t.ok(d.request({"op": "ping"})["pid"] == d.pid, "no -s: listens on $XDG_RUNTIME_DIR/clfd.sock")
+        # $CLFD_SOCKET wins over it
+        env = dict(os.environ, XDG_RUNTIME_DIR=xdg, CLFD_SOCKET=os.path.join(tmp, "env.sock"))
+        d2 = clfdtest.Daemon(workers=1, sock=os.path.join(tmp, "env.sock"), pass_socket=False,
+                             env=env)
+        ds.append(d2)
+        t.ok(d2.request({"op": "ping"})["pid"] == d2.pid, "$CLFD_SOCKET names the socket")
+        t.eq(d2.stop(), 0, "exit 0")
+
+        # a live daemon's socket is never stolen
+        r = run([C, "-s", d.sock, "-w", "1"])
+        t.ok(r.returncode == 1 and ("clfd already running on " + d.sock).encode() in r.stderr,
+             "a second clfd on a live socket exits 1, saying so", r)
+        t.ok(d.request({"op": "ping"})["pid"] == d.pid, "the first daemon still owns its socket")
+        # a path that is not a socket is left alone
+        notsock = os.path.join(tmp, "file.sock")
+        with open(notsock, "w") as f:
+            f.write("keep me\n")
+        r = run([C, "-s", notsock, "-w", "1"])
+        t.ok(r.returncode == 1 and b"not a socket" in r.stderr, "a non-socket file is refused", r)
+        with open(notsock) as f:
+            t.eq(f.read(), "keep me\n", "and left untouched")
+
+        # SIGTERM with jobs in flight
+        logs = clfdtest.gen_logs(os.path.join(tmp, "logs"), 3, 2000, seed=41)
+        slow = os.path.join(tmp, "logs", "slow.log")
+        with open(slow, "wb") as f:
+            f.truncate(1 << 40)
+        pids = d.wait_workers()
+        w1 = d.client()
+        r1 = w1.request({"op": "submit", "patterns": [os.path.join(tmp, "logs", "*")],
+                         "wait": True})
+        w2 = d.client()
+        r2 = w2.request({"op": "submit", "patterns": [os.path.join(tmp, "logs", "*")],
+                         "wait": True, "progress": True})
+        t.ok(r1["ok"] and r2["ok"], "two jobs in flight")
+        clfdtest.wait_until(lambda: d.request({"op": "stats"})["workers"]["busy"] == 1, 30,
+                            "a busy worker")
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        evs = []
+        for w in (w1, w2):
+            while True:
+                ev = w.recv()
+                if ev is None or ev.get("event") == "done":
+                    break
+            evs.append(ev)
+        t.ok(all(ev is not None and ev["ok"] is False and ev["error"]["code"] == "shutting_down"
+                 for ev in evs), "waiting clients are told shutting_down", evs)
+        t.ok(w1.eof() and w2.eof(), "and their connections closed")
+        rc = d.proc.wait(20)
+        el = time.monotonic() - t0
+        t.eq(rc, 0, "SIGTERM: exit 0")
+        t.ok(el < 6, "SIGTERM: gone within a few seconds", el)
+        t.ok(not any(clfdtest.pid_alive(p) for p in pids), "no worker left behind (busy included)")
+        t.ok(not os.path.exists(d.sock), "socket removed")
+        t.ok("killed by signal" not in d.log_text() or "SIGTERM" in d.log_text(),
+             "stopping is logged")
+        w1.close()
+        w2.close()
+
+        # idle exit (-i): gone after the last client and job
+        d3 = clfdtest.Daemon(workers=1, args=["-i", "1"])
+        ds.append(d3)
+        t0 = time.monotonic()
+        rc = d3.proc.wait(30)
+        t.eq(rc, 0, "-i 1: exits 0 by itself when idle")
+        t.ok(not os.path.exists(d3.sock), "-i: socket removed")
+
+        # a client connected keeps an idle-exit daemon alive
+        d4 = clfdtest.Daemon(workers=1, args=["-i", "1"])
+        ds.append(d4)
+        c = d4.client()
+        c.request({"op": "ping"})
+        time.sleep(2.5)  # more than the idle time, on purpose
+        t.ok(d4.proc.poll() is None, "-i: a connected client keeps it running")
+        c.close()
+        t.eq(d4.proc.wait(30), 0, "-i: exits after the client leaves")
+
+        # SIGHUP reload: new jobs use the new config, a bad one is refused
+        conf = os.path.join(tmp, "reload.conf")
+        with open(conf, "w") as f:
+            f.write("exclude_exts = .png\n")
+        d5 = clfdtest.Daemon(workers=2, args=["-f", conf])
+        ds.append(d5)
+        before = d5.wait_workers()
+        r, ev = d5.submit([logs[0]])
+        t.eq(ev["filter"]["exclude_exts"], [".png"], "config file used for the job defaults")
+        with open(conf, "w") as f:
+            f.write("exclude_exts = .html\n")
+        d5.signal(signal.SIGHUP)
+        clfdtest.wait_until(lambda: "reloaded" in d5.log_text(), 20, "reload")
+        r, ev = d5.submit([logs[0]])
+        t.eq(ev["filter"]["exclude_exts"], [".html"], "after SIGHUP, new jobs use the new config")
+        after = clfdtest.wait_until(
+            lambda: (lambda p: p if len(p) == 2 and not set(p) & set(before) else None)(
+                d5.wait_workers()), 20, "workers replaced")
+        t.ok(after, "idle workers are replaced after a reload", (before, after))
+        with open(conf, "w") as f:
+            f.write("exclude_exts = .css\nbogus key\n")
+        d5.signal(signal.SIGHUP)
+        clfdtest.wait_until(lambda: "reload failed" in d5.log_text(), 20, "failed reload")
+        t.ok("reload.conf:2" in d5.log_text(), "a bad config's error is logged with file:line")
+        r, ev = d5.submit([logs[0]])
+        t.eq(ev["filter"]["exclude_exts"], [".html"], "a bad config keeps the old one")
+        t.eq(d5.stop(), 0, "exit 0")
+    except Exception as e:
+        t.ok(False, "unexpected exception",
+             repr(e) + "\n" + "\n".join(x.log_text()[-2000:] for x in ds))
+    finally:
+        for x in ds:
+            x.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
