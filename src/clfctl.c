@@ -7,6 +7,10 @@
  * progress bar on a terminal, and, like tmux with its server, starts a
  * per-user clfd when nothing listens on the per-user default socket.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE		/* ppoll */
+#endif
+
 #include "paths.h"
 
 #include <jansson.h>
@@ -66,6 +70,8 @@ struct opts {
 
 static const char	*socket_path;	/* the socket in use */
 static volatile sig_atomic_t interrupted;
+static sigset_t		 waitmask;	/* the mask while blocked in ppoll */
+static int		 sigint_caught;	/* SIGINT blocked but for ppoll */
 static int		 bar_shown;	/* a progress bar is on the tty */
 
 static void
@@ -126,17 +132,24 @@ on_sigint(int sig)
 
 /*
  * While waiting for a job, ^C ends the wait (not the job, which outlives
- * the connection): no SA_RESTART, so the blocked poll returns.
+ * the connection). SIGINT stays blocked except inside ppoll, so it cannot
+ * slip in between a check and the wait: ppoll returns EINTR.
  */
 static void
 catch_sigint(void)
 {
 	struct sigaction	sa;
+	sigset_t		block;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGINT);
+	sigint_caught = 1;
 }
 
 /* Connect to a Unix socket; the fd, or -1 with errno set. */
@@ -214,6 +227,7 @@ static json_t *
 conn_read(struct conn *c, int timeout)
 {
 	struct pollfd	 pfd;
+	struct timespec	 ts, *tsp = NULL;
 	json_error_t	 jerr;
 	json_t		*msg;
 	char		*nl, *p;
@@ -248,12 +262,17 @@ conn_read(struct conn *c, int timeout)
 		}
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
-		r = poll(&pfd, 1, timeout);
+		if (timeout >= 0) {
+			ts.tv_sec = timeout / 1000;
+			ts.tv_nsec = (long)(timeout % 1000) * 1000000;
+			tsp = &ts;
+		}
+		r = ppoll(&pfd, 1, tsp, sigint_caught ? &waitmask : NULL);
 		if (r == -1 && errno == EINTR && !interrupted)
 			continue;
 		if (r == -1) {
 			if (errno != EINTR)
-				warnx_("poll: %s", strerror(errno));
+				warnx_("ppoll: %s", strerror(errno));
 			return NULL;
 		}
 		if (r == 0) {
