@@ -25,7 +25,7 @@ def make(target, destdir):
         env.pop(k, None)
     if not _BUILT:
         _BUILT.extend((makevar("PROGRAMS") + " " + makevar("LIBRARIES")).split())
-    cmd = ["make", "-s", "-C", BUILDDIR]
+    cmd = ["make", "-s", "-C", BUILDDIR, "-o", "Makefile"]
     for f in _BUILT:
         cmd += ["-o", f]
     cmd += [target, "DESTDIR=" + destdir]
@@ -38,10 +38,11 @@ def makevar(name):
     for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
         env.pop(k, None)
     p = subprocess.run(["make", "-s", "-C", BUILDDIR, "--no-print-directory",
-                        "-f", "Makefile", "-f", "-", "print-var"],
+                        "-o", "Makefile", "-f", "Makefile", "-f", "-", "print-var"],
                        input="print-var:\n\t@echo '$(%s)'\n" % name,
                        capture_output=True, text=True, env=env, timeout=60)
-    return p.stdout.strip()
+    lines = p.stdout.strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def files_under(d):
