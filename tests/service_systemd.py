@@ -255,6 +255,53 @@ def test_no_notify_socket(t, tmp):
         stop(proc)
 
 
+def test_journal_logging(t, tmp):
+    """Lines carry <N> priorities when JOURNAL_STREAM names our stderr,
+    and job lines carry the job id."""
+    logs = tmp.join("jlogs")
+    os.makedirs(logs, exist_ok=True)
+    gen_log(os.path.join(logs, "a.log"), 20)
+    errpath = tmp.join("journal.err")
+    sock = tmp.join("j.sock")
+    err = open(errpath, "wb")
+    st = os.fstat(err.fileno())
+    e = dict(os.environ)
+    for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+              "WATCHDOG_PID", "CLFD_SOCKET"):
+        e.pop(k, None)
+    e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+    e["XDG_RUNTIME_DIR"] = tmp.path
+    proc = subprocess.Popen([CLFD, "-w", "1", "-s", sock], stdin=subprocess.DEVNULL,
+                            stdout=err, stderr=err, env=e)
+    err.close()
+    try:
+        t.ok(wait_ping(sock, proc) is not None, "clfd up with JOURNAL_STREAM", read(errpath))
+        first, done = submit_wait(sock, [os.path.join(logs, "*.log")])
+        job = first.get("job")
+        t.ok(done is not None, "a job ran")
+    finally:
+        rc = stop(proc)
+    lines = [l for l in read(errpath).splitlines() if l]
+    bad = [l for l in lines if not re.match(r"<[0-7]>", l)]
+    t.ok(lines and not bad, "every line starts with a <N> priority (%d lines)" % len(lines),
+         bad[:5])
+    t.ok(any(re.match(r"<[0-7]>job %s\b" % job, l) for l in lines),
+         "job lines start with the job id (job %s)" % job, lines)
+    t.ok(rc == 0, "clfd stopped (%s)" % rc)
+    # Without JOURNAL_STREAM: "clfd[pid]: " prefixes instead.
+    sock2 = tmp.join("j2.sock")
+    proc = start_clfd(["-w", "1", "-s", sock2], tmp, stderr_name="plain2.err")
+    try:
+        t.ok(wait_ping(sock2, proc) is not None, "clfd up without JOURNAL_STREAM")
+        pid = proc.pid
+    finally:
+        stop(proc)
+    lines = [l for l in read(tmp.join("plain2.err")).splitlines() if l]
+    t.ok(lines and all(l.startswith("clfd[%d]: " % pid) or l.startswith("clfd worker")
+                       for l in lines),
+         "without the journal lines start with clfd[pid]:", lines[:5])
+
+
 def main():
     if not os.access(CLFD, os.X_OK):
         print("1..0 # SKIP clfd not built")
@@ -266,6 +313,7 @@ def main():
         test_notify(t, tmp)
         test_no_watchdog_for_others(t, tmp)
         test_no_notify_socket(t, tmp)
+        test_journal_logging(t, tmp)
     finally:
         tmp.cleanup()
     t.done()
