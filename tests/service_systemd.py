@@ -20,8 +20,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_util import (CLFD, Tap, Tmp, gen_log, read, request,  # noqa: E402
-                          start_clfd, stop, submit_wait, wait_for, wait_ping)
+from service_util import (CLFD, Tap, Tmp, gen_log, have_systemd,  # noqa: E402
+                          read, request, start_clfd, stop, submit_wait,
+                          wait_for, wait_ping)
 
 
 class Notify:
@@ -305,6 +306,9 @@ def test_journal_logging(t, tmp):
 def main():
     if not os.access(CLFD, os.X_OK):
         print("1..0 # SKIP clfd not built")
+        return
+    if not have_systemd():
+        print("1..0 # SKIP built --without-systemd")
         return
     t = Tap()
     tmp = Tmp()

@@ -196,6 +196,15 @@ def wait_for(cond, timeout=10.0, step=0.02):
     return v
 
 
+def have_systemd():
+    """True when the build uses libsystemd (config.h of the build tree)."""
+    try:
+        with open(os.path.join(BUILDDIR, "config.h")) as f:
+            return "#define HAVE_SYSTEMD 1" in f.read()
+    except OSError:
+        return False
+
+
 def config_keys():
     """The keys clfd accepts, read from the table in src/config.c."""
     keys = []
