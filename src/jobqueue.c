@@ -232,15 +232,21 @@ jq_drop(struct job *j)
 	jq_job_free(j);
 }
 
-/* Drop the oldest results past result_ttl or beyond result_memory. */
+/*
+ * Drop the oldest results past result_ttl or beyond result_memory. keep
+ * (the job that just finished, still in use by the caller) is left to the
+ * next round of the timer.
+ */
 static void
-jq_expire(void)
+jq_expire(const struct job *keep)
 {
 	struct job	*j, *next;
 	time_t		 now = time(NULL);
 
 	for (j = TAILQ_FIRST(&jq.kept); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, kept);
+		if (j == keep)
+			break;
 		if (jq.kept_bytes > jq.cfg->result_memory ||
 		    now - j->finished >= jq.cfg->result_ttl) {
 			log_debug("job %lld: result dropped", (long long)j->id);
@@ -256,7 +262,7 @@ jq_expire_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
-	jq_expire();
+	jq_expire(NULL);
 }
 
 void
@@ -669,7 +675,7 @@ jobqueue_finish(struct job *j)
 
 		jq_notify_done(j, oom, sizeof oom - 1);
 	}
-	jq_expire();
+	jq_expire(j);
 }
 
 const char *
