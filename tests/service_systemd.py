@@ -146,9 +146,10 @@ def test_socket_activation(t, tmp):
              "the socket file was not replaced")
         t.ok(not os.path.exists(os.path.join(env["XDG_RUNTIME_DIR"], "clfd.sock")),
              "no socket of its own at the default path")
-        st = request(sock, {"op": "stats"})
-        t.ok(st.get("ok") and st["workers"]["alive"] == 2,
-             "two workers alive", st)
+        # The socket answers before every worker is up: wait for both.
+        up = wait_for(lambda: request(sock, {"op": "stats"})
+                      .get("workers", {}).get("alive") == 2, 15, 0.05)
+        t.ok(up, "two workers alive", request(sock, {"op": "stats"}))
         rc = stop(proc)
         t.ok(rc == 0, "clfd exits 0 on SIGTERM (%s)" % rc, read(tmp.join("sa.err")))
         t.ok(os.path.exists(sock) and os.stat(sock).st_ino == ino_before,
