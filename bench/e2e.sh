@@ -51,8 +51,9 @@ if [ -z "$build" ]; then
 		echo "== optimised build in $build"
 		[ -x "$top/configure" ] || (cd "$top" && ./autogen.sh >/dev/null)
 		mkdir -p "$build"
-		(cd "$build" && { [ -f Makefile ] || "$top/configure" >/dev/null; } &&
-			make -j2 clfd clfctl >/dev/null) || die "build failed"
+		(cd "$build" && { [ -f Makefile ] || "$top/configure"; } &&
+			make -j2 clfd clfctl) >"$cache/build.log" 2>&1 ||
+			{ tail -20 "$cache/build.log" >&2; die "build failed, see $cache/build.log"; }
 	fi
 fi
 clfd="$build/clfd"
@@ -75,13 +76,14 @@ trap cleanup EXIT
 
 cc -O2 -o "$tmp/zlimit" "$shared/bench/zlimit.c" -lz || die "cannot build zlimit"
 
-# best_of N CMD...: run CMD N times, print the best wall time in seconds.
+# best_of N CMD...: run CMD N times, print the best wall time in seconds;
+# CMD's output goes to $out (default /dev/null).
 best_of() {
 	local n=$1 best= t0 t1 i
 	shift
 	for ((i = 0; i < n; i++)); do
 		t0=$(date +%s.%N)
-		"$@" >/dev/null
+		"$@" >"${out:-/dev/null}"
 		t1=$(date +%s.%N)
 		best=$(python3 -c "t = $t1 - $t0; b = '$best'; print(t if not b or t < float(b) else b)")
 	done
@@ -106,20 +108,19 @@ clfd_run >/dev/null	# warm-up
 raw=$(du -cb "${files[@]}" | tail -1 | cut -f1)
 echo "== bench set: ${#files[@]} files, $((raw / 1000000)) MB gzip, $(nproc) CPUs"
 floor=$(best_of "$runs" "$tmp/zlimit" 2 "${files[@]}")
-t_clfd=$(best_of "$runs" clfd_run)
+t_best=$(best_of "$runs" clfd_run)
 t_mawk=$(best_of "$runs" mawk_run)
-t_seed=$(best_of "$seed_runs" python3 "$shared/bench/seed_ref.py" --mode process --workers 2 "${files[@]}")
+out="$tmp/clfd.json" best_of 1 clfd_run >/dev/null	# for the comparison below
+t_seed=$(out="$tmp/seed.json" best_of "$seed_runs" python3 "$shared/bench/seed_ref.py" --mode process --workers 2 "${files[@]}")
 
 ratio() { python3 -c "print('%.2f' % ($1 / $floor))"; }
 printf '%-44s %9s %8s\n' "what" "wall s" "x floor"
 printf '%-44s %9s %8s\n' "zlib inflate only, 2 processes (floor)" "$floor" "1.00"
-printf '%-44s %9s %8s\n' "clfctl submit, warm clfd -w 2" "$t_clfd" "$(ratio "$t_clfd")"
+printf '%-44s %9s %8s\n' "clfctl submit, warm clfd -w 2" "$t_best" "$(ratio "$t_best")"
 printf '%-44s %9s %8s\n' "zcat | mawk '{c[\$7]++}'" "$t_mawk" "$(ratio "$t_mawk")"
 printf '%-44s %9s %8s\n' "seed_ref.py --mode process --workers 2" "$t_seed" "$(ratio "$t_seed")"
 
-# Same counts as the seed's reference analysis.
-"$clfctl" -s "$sock" submit -o compact "${files[@]}" >"$tmp/clfd.json"
-python3 "$shared/bench/seed_ref.py" --mode process --workers 2 "${files[@]}" >"$tmp/seed.json"
+# Same counts as the seed's reference analysis (from the runs above).
 python3 - "$tmp/clfd.json" "$tmp/seed.json" <<'EOF'
 import json, sys
 got = json.load(open(sys.argv[1]))["counts"]
