@@ -75,7 +75,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		st->failed = 1;
 		goto out;
 	}
-	if ((scratch = malloc(line_max + 1)) == NULL) {
+	/* Two halves: the rebuilt request target, then the referer. */
+	if ((scratch = malloc(2 * (line_max + 1))) == NULL) {
 		snprintf(st->error, sizeof st->error, "%s", strerror(errno));
 		st->failed = 1;
 		goto out;
@@ -103,7 +104,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		}
 		/* The seed parses the referer as a URL too, and may fail. */
 		if (a.referer != NULL && !access_url_ok(a.referer,
-		    a.referer_len, scratch)) {
+		    a.referer_len, scratch + line_max + 1)) {
 			st->malformed++;
 			continue;
 		}
