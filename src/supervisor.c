@@ -137,6 +137,31 @@ sv_status(void)
 	    alive, busy, jobqueue_active(), control_clients());
 }
 
+/*
+ * READY=1 once every slot's first worker is up (or has failed its setup
+ * for good), so that systemd starts clients against a working daemon.
+ */
+static void
+sv_check_ready(void)
+{
+	int	i, up = 0, done = 0;
+
+	if (sv.ready_sent || sv.stopping)
+		return;
+	for (i = 0; i < sv.nslots; i++) {
+		if (sv.slots[i].state == SLOT_IDLE ||
+		    sv.slots[i].state == SLOT_BUSY)
+			up++;
+		else if (!sv.slots[i].respawn)
+			done++;
+	}
+	if (up + done < sv.nslots)
+		return;
+	sv.ready_sent = 1;
+	log_info("%d workers ready", up);
+	systemd_ready();
+}
+
 /* Queue a message to a worker. */
 static int
 slot_send(struct slot *s, const uint8_t *msg, size_t len)
@@ -272,18 +297,7 @@ slot_read_cb(evutil_socket_t fd, short ev, void *arg)
 	if (s->state == SLOT_IDLE && (s->retire || sv.stopping))
 		slot_stop(s);
 	supervisor_kick();
-	if (!sv.ready_sent) {
-		int i, up = 0;
-
-		for (i = 0; i < sv.nslots; i++)
-			up += sv.slots[i].state == SLOT_IDLE ||
-			    sv.slots[i].state == SLOT_BUSY;
-		if (up == sv.nslots) {
-			sv.ready_sent = 1;
-			log_info("%d workers ready", up);
-			systemd_ready();
-		}
-	}
+	sv_check_ready();
 	sv_status();
 }
 
@@ -345,7 +359,7 @@ static void
 slot_spawn(struct slot *s)
 {
 	int	sp[2], fd;
-	pid_t	pid;
+	pid_t	pid, parent = getpid();
 
 	if (sv.stopping || !s->respawn || s->state != SLOT_DEAD)
 		return;
@@ -368,7 +382,7 @@ slot_spawn(struct slot *s)
 			fd = 3;
 		}
 		closefrom(4);
-		worker_main(fd, s->idx, sv.cfg);
+		worker_main(fd, s->idx, parent, sv.cfg);
 	default:
 		break;
 	}
@@ -478,6 +492,7 @@ sv_reap(void)
 		supervisor_stop("no workers");
 	}
 	supervisor_kick();
+	sv_check_ready();
 	sv_status();
 	sv_check_done();
 }

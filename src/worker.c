@@ -46,7 +46,7 @@ struct worker {
 
 /* Set up the process: signals, parent death, limits. -1 on failure. */
 static int
-worker_setup(const struct config *cfg)
+worker_setup(pid_t parent, const struct config *cfg)
 {
 	struct rlimit	rl;
 
@@ -63,7 +63,7 @@ worker_setup(const struct config *cfg)
 	}
 #endif
 	/* The supervisor may have died before prctl took effect. */
-	if (getppid() == 1)
+	if (getppid() != parent)
 		return -1;
 	if (cfg->worker_memory > 0) {
 		rl.rlim_cur = rl.rlim_max = cfg->worker_memory;
@@ -172,7 +172,7 @@ out:
 }
 
 void
-worker_main(int fd, int slot, const struct config *cfg)
+worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 {
 	struct worker		 w;
 	struct proto_ready	 ready;
@@ -187,7 +187,7 @@ worker_main(int fd, int slot, const struct config *cfg)
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
 	w.timeout = cfg->task_timeout;
-	if (worker_setup(cfg) == -1)
+	if (worker_setup(parent, cfg) == -1)
 		_exit(WORKER_EXIT_SETUP);
 	if ((w.formats = logformat_cache_new(WORKER_FORMATS)) == NULL ||
 	    (w.counts = counts_new()) == NULL) {

@@ -5,12 +5,19 @@
 #ifndef CLFD_WORKER_H
 #define CLFD_WORKER_H
 
+#include <sys/types.h>
+
 struct config;
 
 /* Exit code of a worker that failed its own setup: do not respawn. */
 #define WORKER_EXIT_SETUP	2
 
-/* Run the worker on fd (its end of the socketpair); never returns. */
-void	worker_main(int fd, int slot, const struct config *) __attribute__((noreturn));
+/*
+ * Run the worker on fd (its end of the socketpair); parent is the
+ * supervisor's pid, to notice that it died before PR_SET_PDEATHSIG was
+ * set. Never returns.
+ */
+void	worker_main(int fd, int slot, pid_t parent, const struct config *)
+	    __attribute__((noreturn));
 
 #endif
