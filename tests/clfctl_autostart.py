@@ -26,6 +26,14 @@ def cmdline(pid):
         return []
 
 
+def ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def session_id(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -97,6 +105,30 @@ def main():
             t.ok(pid_gone(pid2), "second autostarted clfd stopped by pid")
             started.remove(pid2)
 
+        # clfctls racing to start a daemon: they all end up with the same one
+        procs = [subprocess.Popen([CLFCTL, "ping", "-o", "compact"], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(6)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        pids = set()
+        for out, _ in outs:
+            try:
+                pids.add(json.loads(out).get("pid"))
+            except ValueError:
+                pids.add(None)
+        started += [p for p in pids if isinstance(p, int)]
+        t.ok(all(p.returncode == 0 for p in procs) and len(pids) == 1 and None not in pids,
+             "6 clfctls at once: one daemon for all", [o[1] for o in outs])
+        if len(pids) == 1 and None not in pids:
+            pid3 = pids.pop()
+            # a clfd that lost the race exits by itself ("already running")
+            others = [p for p in procs_with_arg(sock) if p != pid3 and ppid(p) != pid3]
+            t.ok(all(pid_gone(p) for p in others), "6 clfctls at once: no second clfd left "
+                 "running", others)
+            os.kill(pid3, signal.SIGTERM)
+            t.ok(pid_gone(pid3), "that clfd stopped by pid")
+            started.remove(pid3)
+
         # never with -s or $CLFD_SOCKET, even where the default would be
         r = clfctl(["ping"], sock=sock, env=env)
         t.ok(r.returncode == 3 and "cannot connect" in r.stderr, "-s default path: no autostart")
@@ -116,8 +148,7 @@ def main():
             pass
         t.ok(r2 is not None and r2.returncode == 3 and "does not answer" in r2.stderr,
              "no clfd binary: exit 3", r2.stderr if r2 else "timed out")
-        for p in procs_with_arg(sock):
-            started.append(p)
+        started += [p for p in procs_with_arg(sock) if ppid(p) not in procs_with_arg(sock)]
     finally:
         for p in started:
             try:
