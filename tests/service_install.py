@@ -91,6 +91,10 @@ def run(t, tmp):
     t.ok(os.path.isfile(conf) and filecmp.cmp(conf, os.path.join(SRCDIR, "etc", "clfd.conf"),
                                               shallow=False),
          "clfd.conf installed in sysconfdir")
+    p = subprocess.run([D(bindir, "clfd"), "-t", "-f", conf], capture_output=True,
+                       text=True, timeout=30)
+    t.ok(p.returncode == 0, "the installed clfd -t accepts the installed clfd.conf",
+         p.stdout + p.stderr)
     for page in ("man8/clfd.8", "man1/clfctl.1", "man5/clfd.conf.5"):
         t.ok(os.path.isfile(D(mandir, page)), "%s installed" % page)
     if have_systemd:
