@@ -17,12 +17,17 @@ static int
 ok(int cond, const char *fmt, ...)
 {
 	va_list	 ap;
+	char	 name[512];
+	size_t	 i;
 
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(name, sizeof name, fmt, ap);
 	va_end(ap);
-	printf("\n");
+	/* Control bytes in a name would confuse a TAP reader. */
+	for (i = 0; name[i] != '\0'; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			name[i] = '?';
+	printf("%sok %d - %s\n", cond ? "" : "not ", ++tap_n, name);
 	if (!cond)
 		tap_failed++;
 	return cond;
