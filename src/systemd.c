@@ -121,10 +121,19 @@ systemd_reloading(void)
 	systemd_notify(buf);
 }
 
+/*
+ * STOPPING=1. The service manager stops watching the watchdog once a
+ * service is stopping, so the keep-alive timer goes too (nothing of ours
+ * is left on the loop when the supervisor frees it).
+ */
 void
 systemd_stopping(void)
 {
 	systemd_notify("STOPPING=1");
+	if (systemd_wd_ev != NULL) {
+		event_free(systemd_wd_ev);
+		systemd_wd_ev = NULL;
+	}
 }
 
 static void
