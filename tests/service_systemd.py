@@ -3,7 +3,8 @@
 
 - socket activation through systemd-socket-activate: clfd answers on the
   passed socket, uses that very fd (no socket of its own), and leaves the
-  socket file in place when it stops;
+  socket file in place when it stops; a passed socket it cannot use (a
+  datagram socket, two sockets) is logged and clfd listens on its own;
 - sd_notify on a real NOTIFY_SOCKET (a datagram socket bound in the temp
   dir): READY=1 once the workers are up, STATUS=, WATCHDOG=1 at half of
   WATCHDOG_USEC when WATCHDOG_PID names clfd (none when it names another
@@ -156,6 +157,49 @@ def test_socket_activation(t, tmp):
              "a passed socket is left in place on exit")
     finally:
         stop(proc)
+
+
+def test_bad_passed_sockets(t, tmp):
+    """A passed socket clfd cannot use (datagram, or more than one) is
+    logged and ignored: clfd listens on a socket of its own instead."""
+    if shutil.which("systemd-socket-activate") is None:
+        t.skip("unusable passed sockets", "systemd-socket-activate not installed")
+        return
+    cases = [
+        ("a datagram socket", ["--datagram", "-l", tmp.join("dgram.sock")],
+         "not a listening unix stream socket"),
+        ("two sockets", ["-l", tmp.join("two-a.sock"), "-l", tmp.join("two-b.sock")],
+         "passed 2 sockets"),
+    ]
+    for what, sa_args, msg in cases:
+        own = tmp.join("own.sock")
+        errpath = tmp.join("badsa.err")
+        env = dict(os.environ)
+        for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "CLFD_SOCKET"):
+            env.pop(k, None)
+        err = open(errpath, "wb")
+        proc = subprocess.Popen(["systemd-socket-activate"] + sa_args +
+                                [CLFD, "-w", "1", "-s", own],
+                                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
+        err.close()
+        first = sa_args[-1]
+        try:
+            wait_for(lambda: os.path.exists(first) or proc.poll() is not None)
+            # Activity on the passed socket makes systemd-socket-activate exec clfd.
+            if "--datagram" in sa_args:
+                d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                d.sendto(b"x", first)
+                d.close()
+            else:
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(first)
+                c.close()
+            up = wait_ping(own, proc) is not None
+            log = read(errpath)
+            t.ok(up and msg in log, "%s is refused (logged) and clfd uses its own socket"
+                 % what, log)
+        finally:
+            stop(proc)
 
 
 def test_notify(t, tmp):
@@ -315,6 +359,7 @@ def main():
     tmp = Tmp()
     try:
         test_socket_activation(t, tmp)
+        test_bad_passed_sockets(t, tmp)
         test_notify(t, tmp)
         test_no_watchdog_for_others(t, tmp)
         test_no_notify_socket(t, tmp)
