@@ -137,7 +137,7 @@ class Daemon:
     """A clfd of our own in a private temporary directory."""
 
     def __init__(self, workers=2, config=None, args=(), env=None, tmp=None,
-                 sock=None, wait=True, pass_socket=True):
+                 sock=None, wait=True, pass_socket=True, preexec=None):
         """pass_socket=False: no -s, clfd finds sock by itself (env)."""
         self.dir = tmp or tempfile.mkdtemp(prefix="clfdtest-")
         self.own_dir = tmp is None
@@ -161,7 +161,8 @@ class Daemon:
             e.update(env)
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=self.logf, env=e)
+                                     stdout=self.logf, stderr=self.logf, env=e,
+                                     preexec_fn=preexec)
         self.pid = self.proc.pid
         if wait:
             self.wait_ready()

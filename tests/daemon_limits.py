@@ -1,6 +1,7 @@
 """daemon_limits: jobs_max, files_max, patterns_max, result retention by
 time and memory, and a client that never reads its replies."""
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -67,6 +68,25 @@ def main():
         c.close()
         t.ok(d.request({"op": "ping"})["ok"], "still serving after the non-reader left")
         t.eq(d.stop(), 0, "exit 0")
+
+        # out of descriptors: accepting pauses, then resumes; nobody is lost
+        d4 = clfdtest.Daemon(workers=1, preexec=lambda: resource.setrlimit(
+            resource.RLIMIT_NOFILE, (48, 48)))
+        ds.append(d4)
+        conns = [d4.client(timeout=30) for _ in range(80)]
+        for c in conns:
+            c.send({"op": "ping"})
+        first = [c.recv() for c in conns[:10]]
+        t.ok(all(r and r["ok"] for r in first), "clients accepted before the limit are served")
+        for c in conns[:40]:
+            c.close()
+        rest = [c.recv() for c in conns[40:]]
+        t.ok(all(r and r["ok"] for r in rest),
+             "clients waiting while out of descriptors are served afterwards")
+        t.ok("Too many open files" in d4.log_text(), "running out of descriptors is logged")
+        for c in conns[40:]:
+            c.close()
+        t.eq(d4.stop(), 0, "exit 0")
 
         # result_ttl: a finished result goes away after its time
         d2 = clfdtest.Daemon(workers=1, config={"result_ttl": 1})
