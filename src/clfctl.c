@@ -123,6 +123,7 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* SIGINT while waiting for a job: only note it (see catch_sigint). */
 static void
 on_sigint(int sig)
 {
@@ -177,6 +178,7 @@ conn_connect(const char *path)
 	return fd;
 }
 
+/* Close a connection and free its buffer; c can be reused. */
 static void
 conn_close(struct conn *c)
 {
@@ -391,6 +393,7 @@ autostart_spawn(const char *path)
 	_exit(127);
 }
 
+/* Monotonic milliseconds, for the autostart deadline. */
 static long
 now_ms(void)
 {
@@ -530,6 +533,7 @@ progress_show(json_int_t job, json_int_t done, json_int_t total,
 	bar_shown = 1;
 }
 
+/* Wipe the progress bar so that the next output starts a clean line. */
 static void
 progress_clear(void)
 {
@@ -784,6 +788,7 @@ add_items(json_t *arr, const char *s, int num)
 	return rc;
 }
 
+/* The -o argument: json, compact or tsv; -1 for anything else. */
 static int
 parse_output(const char *s, enum output *out)
 {
@@ -938,6 +943,10 @@ want_progress(const struct opts *o)
 	return isatty(STDERR_FILENO);
 }
 
+/*
+ * submit: build the request from the options and patterns (made absolute),
+ * then print the job id (--no-wait) or wait for the result and print it.
+ */
 static int
 cmd_submit(int argc, char **argv, struct opts *o)
 {
@@ -1038,6 +1047,7 @@ one_id(int argc, char **argv, int optional)
 	return id;
 }
 
+/* wait ID: the result of a job submitted earlier, once it is finished. */
 static int
 cmd_wait(int argc, char **argv, struct opts *o)
 {
@@ -1129,6 +1139,7 @@ out:
 	return rc;
 }
 
+/* Global options (-s, -h, -V), then hand off to the command. */
 int
 main(int argc, char **argv)
 {
