@@ -85,12 +85,12 @@ usage_text(FILE *f)
 "         [-o json|compact|tsv] PATTERN...\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
 "  result [-o json|compact|tsv] ID\n"
-"  status [ID]    list    cancel ID    stats    ping\n"
+"  status [ID]    list [-o json|compact|tsv]    cancel ID    stats    ping\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the per-user\n"
 "             socket, where a clfd is started when none answers)\n"
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
-"      4 request rejected\n");
+"      4 request rejected, 130 interrupted while waiting (the job goes on)\n");
 }
 
 /* Print "clfctl: MESSAGE" on stderr, clearing a progress bar first. */
