@@ -639,11 +639,15 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 json_t *
 supervisor_workers_json(void)
 {
-	json_t	*o, *slots;
+	json_t	*o, *slots, *pids;
 	int	 i, alive = 0, busy = 0;
 
 	if ((slots = json_array()) == NULL)
 		return NULL;
+	if ((pids = json_array()) == NULL) {
+		json_decref(slots);
+		return NULL;
+	}
 	for (i = 0; i < sv.nslots; i++) {
 		struct slot	*s = &sv.slots[i];
 		json_t		*e;
@@ -652,6 +656,8 @@ supervisor_workers_json(void)
 			alive++;
 		if (s->state == SLOT_BUSY)
 			busy++;
+		if (s->pid > 0)
+			json_array_append_new(pids, json_integer(s->pid));
 		e = json_pack("{s:i,s:I,s:s}", "slot", i, "pid",
 		    (json_int_t)s->pid, "state", slot_state_names[s->state]);
 		if (e != NULL && s->task != NULL) {
@@ -662,9 +668,9 @@ supervisor_workers_json(void)
 		}
 		json_array_append_new(slots, e);
 	}
-	o = json_pack("{s:i,s:i,s:i,s:I,s:o}", "configured", sv.nslots,
+	o = json_pack("{s:i,s:i,s:i,s:I,s:o,s:o}", "configured", sv.nslots,
 	    "alive", alive, "busy", busy, "restarts", (json_int_t)sv.restarts,
-	    "slots", slots);
+	    "pids", pids, "slots", slots);
 	return o;
 }
 
