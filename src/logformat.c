@@ -8,6 +8,14 @@
  * (like Python's re.match) and need not reach its end. Lines are bytes:
  * no UTF mode, '.' matches every byte (DOTALL), and white space is
  * Python's for str, which adds the separators \x1c-\x1f to \s.
+ *
+ * A translated format also gets a small program of the same tokens, run
+ * first: it follows the path a backtracking matcher tries first (greedy
+ * tokens take all they can, a lazy group ends at the first occurrence of
+ * the literal after it). When that path reaches the end of the pattern it
+ * is exactly the match PCRE2 would return; when it fails anywhere, PCRE2
+ * decides (the line may still match after backtracking). Well-formed
+ * lines thus never reach the regex engine, odd ones always do.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +29,8 @@
 
 #define WS	"[\\t-\\r \\x1c-\\x1f]"
 #define NWS	"[^\\t-\\r \\x1c-\\x1f]"
+#define LF_IS_WS(c)	((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || \
+			    ((c) >= 0x1c && (c) <= 0x1f))
 
 /* The fields the engine reads from a match. */
 enum { G_REQUEST, G_TIME, G_STATUS, G_REFERER, G_PATH, G_MAX };
@@ -28,20 +38,41 @@ static const char *const logformat_groups[G_MAX] = {
 	"request", "time", "status", "referer", "path"
 };
 
+/* The fast program's tokens. */
+enum {
+	OP_WS,		/* WS+ */
+	OP_NWS,		/* NWS+ (min 1) or NWS* (min 0), greedy */
+	OP_DIGITS,	/* \d+ */
+	OP_LIT,		/* one literal byte c */
+	OP_LAZY,	/* .+? (min 1) or .*? (min 0), then OP_LIT */
+	OP_REST,	/* .+ to the end of the line */
+};
+
+struct op {
+	unsigned char	 kind;
+	unsigned char	 min;
+	unsigned char	 c;
+	signed char	 group;		/* G_*, -1: none */
+};
+
+#define LF_PROG_MAX	64
+
 struct logformat {
 	char			*spec;
 	pcre2_code		*code;
 	pcre2_match_data	*md;
 	int			 jit;
 	int			 group[G_MAX];	/* capture numbers, 0: absent */
+	struct op		 prog[LF_PROG_MAX];
+	size_t			 nprog;		/* 0: no fast program */
+	size_t			 opt;		/* optional tail starts here */
+	int			 prog_ok;
 };
 
-/* The default: the seed's any_pat. */
-static const char logformat_default[] =
-	"(?<host>" NWS "+)" WS "+(?<ident>" NWS "+)" WS "+(?<user>" NWS "+)"
-	WS "+\\[(?<time>.+?)\\]" WS "+\"(?<request>.+?)\"" WS "+"
-	"(?<status>\\d+)" WS "+(?<bytes>" NWS "+)"
-	"(?:" WS "+\"(?<referer>.*?)\"" WS "+\"(?<user_agent>.+?)\")?";
+/* The default: the seed's any_pat, Common then optional referer, agent. */
+static const char logformat_default_head[] = "%h %l %u %t \"%r\" %>s %b";
+static const char logformat_default_tail[] =
+	" \"%{Referer}i\" \"%{User-Agent}i\"";
 
 static const struct {
 	const char	*name;
@@ -92,6 +123,21 @@ logformat_puts(struct buf *b, const char *s)
 	logformat_put(b, s, strlen(s));
 }
 
+/* Append one token to the fast program (dropped when it is full). */
+static void
+logformat_op(struct logformat *lf, int kind, int min, int c, int group)
+{
+	if (lf->nprog == LF_PROG_MAX) {
+		lf->prog_ok = 0;
+		return;
+	}
+	lf->prog[lf->nprog].kind = (unsigned char)kind;
+	lf->prog[lf->nprog].min = (unsigned char)min;
+	lf->prog[lf->nprog].c = (unsigned char)c;
+	lf->prog[lf->nprog].group = (signed char)group;
+	lf->nprog++;
+}
+
 /* A literal byte of the format, escaped for PCRE2. */
 static void
 logformat_literal(struct buf *b, unsigned char c)
@@ -133,11 +179,12 @@ logformat_name_is(const char *s, size_t len, const char *name)
  * does) and a single token outside them.
  */
 static int
-logformat_translate(const char *fmt, struct buf *b, char *err, size_t errlen)
+logformat_translate(struct logformat *lf, const char *fmt, struct buf *b,
+    int *seen, char *err, size_t errlen)
 {
 	const char	*p = fmt, *name = NULL;
 	size_t		 namelen = 0;
-	int		 quoted = 0, seen[G_MAX] = { 0 };
+	int		 quoted = 0, ref, ua;
 	char		 d;
 
 	while (*p != '\0') {
@@ -145,11 +192,13 @@ logformat_translate(const char *fmt, struct buf *b, char *err, size_t errlen)
 			while (*p == ' ' || *p == '\t')
 				p++;
 			logformat_puts(b, WS "+");
+			logformat_op(lf, OP_WS, 1, 0, -1);
 			continue;
 		}
 		if (*p != '%') {
 			if (*p == '"')
 				quoted = !quoted;
+			logformat_op(lf, OP_LIT, 1, (unsigned char)*p, -1);
 			logformat_literal(b, (unsigned char)*p++);
 			continue;
 		}
@@ -181,75 +230,104 @@ logformat_translate(const char *fmt, struct buf *b, char *err, size_t errlen)
 		switch (d) {
 		case '%':
 			logformat_puts(b, "%");
+			logformat_op(lf, OP_LIT, 1, '%', -1);
 			continue;
 		case 'h':
 			logformat_puts(b, "(?<host>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'l':
 			logformat_puts(b, "(?<ident>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'u':
 			logformat_puts(b, "(?<user>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'a': case 'A': case 'V': case 'L': case 'R': case 'f':
 		case 'H': case 'm':
 			logformat_puts(b, NWS "+");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'v':
 			logformat_puts(b, "(?<vhost>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'b':
 			logformat_puts(b, "(?<bytes>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, -1);
 			continue;
 		case 'B': case 'D': case 'T': case 'p': case 'P': case 'I':
 		case 'O': case 'S': case 'k':
 			logformat_puts(b, "\\d+");
+			logformat_op(lf, OP_DIGITS, 1, 0, -1);
 			continue;
 		case 'X':
 			logformat_puts(b, "[-+X]");
+			lf->prog_ok = 0;
 			continue;
 		case 'q':
 			logformat_puts(b, NWS "*");
+			logformat_op(lf, OP_NWS, 0, 0, -1);
 			continue;
 		case 't':
 			if (name != NULL) {
 				logformat_puts(b, ".+?");
+				logformat_op(lf, OP_LAZY, 1, 0, -1);
 				continue;
 			}
 			if (seen[G_TIME]++)
 				break;
 			logformat_puts(b, "\\[(?<time>.+?)\\]");
+			logformat_op(lf, OP_LIT, 1, '[', -1);
+			logformat_op(lf, OP_LAZY, 1, 0, G_TIME);
+			logformat_op(lf, OP_LIT, 1, ']', -1);
 			continue;
 		case 'r':
 			if (seen[G_REQUEST]++)
 				break;
 			/* Last in the format: nothing to stop a lazy match. */
-			logformat_puts(b, *p == '\0' ? "(?<request>.+)" :
-			    "(?<request>.+?)");
+			if (*p == '\0') {
+				logformat_puts(b, "(?<request>.+)");
+				logformat_op(lf, OP_REST, 1, 0, G_REQUEST);
+			} else {
+				logformat_puts(b, "(?<request>.+?)");
+				logformat_op(lf, OP_LAZY, 1, 0, G_REQUEST);
+			}
 			continue;
 		case 's':
 			if (seen[G_STATUS]++)
 				break;
 			logformat_puts(b, "(?<status>\\d+)");
+			logformat_op(lf, OP_DIGITS, 1, 0, G_STATUS);
 			continue;
 		case 'U':
 			if (seen[G_PATH]++)
 				break;
 			logformat_puts(b, "(?<path>" NWS "+)");
+			logformat_op(lf, OP_NWS, 1, 0, G_PATH);
 			continue;
 		case 'i': case 'e': case 'n': case 'o': case 'C':
 			if (name == NULL)
 				break;
-			if (d == 'i' && logformat_name_is(name, namelen,
-			    "Referer") && !seen[G_REFERER]++)
-				logformat_puts(b, quoted ? "(?<referer>.*?)" :
-				    "(?<referer>" NWS "+)");
-			else if (d == 'i' && logformat_name_is(name, namelen,
-			    "User-Agent"))
-				logformat_puts(b, quoted ?
-				    "(?<user_agent>.+?)" : NWS "+");
-			else
-				logformat_puts(b, quoted ? ".*?" : NWS "+");
+			ref = d == 'i' && logformat_name_is(name, namelen,
+			    "Referer") && !seen[G_REFERER]++;
+			ua = d == 'i' && logformat_name_is(name, namelen,
+			    "User-Agent");
+			if (!quoted) {
+				logformat_puts(b, ref ? "(?<referer>" NWS "+)" :
+				    NWS "+");
+				logformat_op(lf, OP_NWS, 1, 0,
+				    ref ? G_REFERER : -1);
+			} else if (ua) {
+				logformat_puts(b, "(?<user_agent>.+?)");
+				logformat_op(lf, OP_LAZY, 1, 0, -1);
+			} else {
+				logformat_puts(b, ref ? "(?<referer>.*?)" :
+				    ".*?");
+				logformat_op(lf, OP_LAZY, 0, 0,
+				    ref ? G_REFERER : -1);
+			}
 			continue;
 		default:
 			break;
@@ -308,6 +386,33 @@ logformat_pcre(struct logformat *lf, const char *pattern, char *err,
 	return 0;
 }
 
+/*
+ * Keep the fast program only when every lazy token is followed by a
+ * literal (where its first-choice end is found with memchr).
+ */
+static void
+logformat_prog_check(struct logformat *lf)
+{
+	size_t	 i;
+
+	for (i = 0; i < lf->nprog && lf->prog_ok; i++) {
+		if (lf->prog[i].kind == OP_LAZY && (i + 1 == lf->nprog ||
+		    lf->prog[i + 1].kind != OP_LIT))
+			lf->prog_ok = 0;
+		/*
+		 * A greedy token followed by a literal it could swallow (the
+		 * ':' of "%v:%p") always fails its first choice: no program.
+		 */
+		if ((lf->prog[i].kind == OP_NWS ||
+		    lf->prog[i].kind == OP_DIGITS) && i + 1 < lf->nprog &&
+		    lf->prog[i + 1].kind == OP_LIT &&
+		    !LF_IS_WS(lf->prog[i + 1].c))
+			lf->prog_ok = 0;
+	}
+	if (!lf->prog_ok)
+		lf->nprog = 0;
+}
+
 struct logformat *
 logformat_compile(const char *spec, char *err, size_t errlen)
 {
@@ -315,6 +420,7 @@ logformat_compile(const char *spec, char *err, size_t errlen)
 	struct buf		 b = { NULL, 0, 0, 0 };
 	const char		*pattern = NULL, *fmt = NULL;
 	size_t			 i;
+	int			 seen[G_MAX] = { 0 };
 
 	if (spec == NULL)
 		spec = "";
@@ -323,9 +429,19 @@ logformat_compile(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "format: %s", strerror(errno));
 		goto fail;
 	}
-	if (*spec == '\0' || strcmp(spec, "default") == 0)
-		pattern = logformat_default;
-	else if (strncmp(spec, "regex:", 6) == 0)
+	if (*spec == '\0' || strcmp(spec, "default") == 0) {
+		lf->prog_ok = 1;
+		if (logformat_translate(lf, logformat_default_head, &b, seen,
+		    err, errlen) == -1)
+			goto fail;
+		lf->opt = lf->nprog;
+		logformat_puts(&b, "(?:");
+		if (logformat_translate(lf, logformat_default_tail, &b, seen,
+		    err, errlen) == -1)
+			goto fail;
+		logformat_puts(&b, ")?");
+		pattern = b.s;
+	} else if (strncmp(spec, "regex:", 6) == 0)
 		pattern = spec + 6;
 	else if (strchr(spec, '%') != NULL)
 		fmt = spec;
@@ -343,10 +459,17 @@ logformat_compile(const char *spec, char *err, size_t errlen)
 		}
 	}
 	if (fmt != NULL) {
-		if (logformat_translate(fmt, &b, err, errlen) == -1)
+		lf->prog_ok = 1;
+		if (logformat_translate(lf, fmt, &b, seen, err, errlen) == -1)
 			goto fail;
+		lf->opt = lf->nprog;
 		pattern = b.s != NULL ? b.s : "";
 	}
+	if (b.nomem) {
+		snprintf(err, errlen, "format: %s", strerror(ENOMEM));
+		goto fail;
+	}
+	logformat_prog_check(lf);
 	if (logformat_pcre(lf, pattern, err, errlen) == -1)
 		goto fail;
 	free(b.s);
@@ -392,6 +515,12 @@ logformat_jit(const struct logformat *lf)
 	return lf->jit;
 }
 
+int
+logformat_fast(const struct logformat *lf)
+{
+	return lf->nprog > 0;
+}
+
 /* Group g of the last match into *s, *len; NULL when it did not take part. */
 static void
 logformat_group(const struct logformat *lf, const PCRE2_SIZE *ov, int rc,
@@ -407,12 +536,119 @@ logformat_group(const struct logformat *lf, const PCRE2_SIZE *ov, int rc,
 	*len = ov[2 * n + 1] - ov[2 * n];
 }
 
+/*
+ * Run the fast program: 1 with the groups in gs/ge, or -1 when PCRE2 has
+ * to decide. A failure inside the optional tail before any lazy choice
+ * was made means the tail cannot match at all: it is then left out.
+ */
+static int
+logformat_run(const struct logformat *lf, const unsigned char *s,
+    size_t len, size_t *gs, size_t *ge)
+{
+	const struct op	*op;
+	const unsigned char *q;
+	size_t		 pos = 0, start, i;
+	int		 chose = 0;
+
+	for (i = 0; i < lf->nprog; i++) {
+		op = &lf->prog[i];
+		if (i == lf->opt)
+			chose = 0;
+		start = pos;
+		switch (op->kind) {
+		case OP_WS:
+			while (pos < len && LF_IS_WS(s[pos]))
+				pos++;
+			if (pos == start)
+				goto fail;
+			continue;
+		case OP_NWS:
+			while (pos < len && !LF_IS_WS(s[pos]))
+				pos++;
+			if (pos - start < op->min)
+				goto fail;
+			break;
+		case OP_DIGITS:
+			while (pos < len && s[pos] >= '0' && s[pos] <= '9')
+				pos++;
+			if (pos == start)
+				goto fail;
+			break;
+		case OP_LIT:
+			if (pos >= len || s[pos] != op->c)
+				goto fail;
+			pos++;
+			continue;
+		case OP_LAZY:
+			chose = 1;
+			if (len - pos < op->min || (q = memchr(s + pos + op->min,
+			    lf->prog[i + 1].c, len - pos - op->min)) == NULL)
+				goto fail;
+			pos = (size_t)(q - s);
+			break;
+		case OP_REST:
+			if (pos >= len)
+				goto fail;
+			pos = len;
+			break;
+		}
+		if (op->group >= 0) {
+			gs[op->group] = start;
+			ge[op->group] = pos;
+		}
+	}
+	return 1;
+fail:
+	if (i >= lf->opt && !chose) {
+		/* The optional tail cannot start here: the match ends before. */
+		for (; i > lf->opt; i--)
+			if (lf->prog[i - 1].group >= 0)
+				gs[lf->prog[i - 1].group] = SIZE_MAX;
+		return 1;
+	}
+	return -1;
+}
+
+/* Set the fields of a from group bounds (start SIZE_MAX: absent). */
+static void
+logformat_fields(const struct logformat *lf, const char *line,
+    const size_t *gs, const size_t *ge, struct access *a)
+{
+	const char	**f[G_MAX] = { &a->request, &a->time, &a->status,
+	    &a->referer, &a->path };
+	size_t		 *l[G_MAX] = { &a->request_len, &a->time_len,
+	    &a->status_len, &a->referer_len, &a->path_len };
+	int		  g;
+
+	(void)lf;
+	for (g = 0; g < G_MAX; g++) {
+		if (gs[g] == SIZE_MAX) {
+			*f[g] = NULL;
+			*l[g] = 0;
+		} else {
+			*f[g] = line + gs[g];
+			*l[g] = ge[g] - gs[g];
+		}
+	}
+}
+
 int
 logformat_match(struct logformat *lf, const char *line, size_t len,
     struct access *a)
 {
 	PCRE2_SIZE	*ov;
-	int		 rc;
+	size_t		 gs[G_MAX], ge[G_MAX];
+	int		 rc, g;
+
+	if (lf->nprog > 0) {
+		for (g = 0; g < G_MAX; g++)
+			gs[g] = SIZE_MAX;
+		if (logformat_run(lf, (const unsigned char *)line, len, gs,
+		    ge) == 1) {
+			logformat_fields(lf, line, gs, ge, a);
+			return 1;
+		}
+	}
 
 	if (lf->jit)
 		rc = pcre2_jit_match(lf->code, (PCRE2_SPTR)line, len, 0, 0,

@@ -46,6 +46,8 @@ int			 logformat_has_time(const struct logformat *);
 int			 logformat_has_status(const struct logformat *);
 /* 1 when the pattern is JIT-compiled, 0 when the interpreter runs it. */
 int			 logformat_jit(const struct logformat *);
+/* 1 when a translated format's fast matcher runs before PCRE2. */
+int			 logformat_fast(const struct logformat *);
 
 /* 1 when line matches (fields filled in), 0 when not, -1 on a match error. */
 int			 logformat_match(struct logformat *, const char *line, size_t len,

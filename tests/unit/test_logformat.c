@@ -105,6 +105,128 @@ static const struct {
 	{ "regex:", "request" },
 };
 
+#define RX_WS	"[\\t-\\r \\x1c-\\x1f]"
+#define RX_NWS	"[^\\t-\\r \\x1c-\\x1f]"
+#define RX_COMMON \
+	"(?<host>" RX_NWS "+)" RX_WS "+(?<identity>" RX_NWS "+)" RX_WS "+" \
+	"(?<user>" RX_NWS "+)" RX_WS "+\\[(?<time>.+?)\\]" RX_WS "+" \
+	"\"(?<request>.+?)\"" RX_WS "+(?<status>\\d+)" RX_WS "+" \
+	"(?<bytes>" RX_NWS "+)"
+#define RX_TAIL \
+	RX_WS "+\"(?<referer>.*?)\"" RX_WS "+\"(?<user_agent>.+?)\""
+
+/*
+ * Formats whose fast matcher is checked against PCRE2 alone running the
+ * regex written out by hand (the seed's format_pat and any_pat, and a few
+ * LogFormats): same verdict and same fields on every line of a corpus.
+ */
+static const struct {
+	const char	*spec;
+	const char	*regex;
+} pairs[] = {
+	{ "combined", "regex:" RX_COMMON RX_TAIL },
+	{ "default", "regex:" RX_COMMON "(?:" RX_TAIL ")?" },
+	{ "common", "regex:" RX_COMMON },
+	{ "%h \"%{X}i\" \"%r\" %>s \"%{User-Agent}i\" %D",
+	    "regex:" RX_NWS "+" RX_WS "+\".*?\"" RX_WS
+	    "+\"(?<request>.+?)\"" RX_WS "+(?<status>\\d+)" RX_WS
+	    "+\"(?<user_agent>.+?)\"" RX_WS "+\\d+" },
+	{ "%t %q %r", "regex:\\[(?<time>.+?)\\]" RX_WS "+" RX_NWS "*"
+	    RX_WS "+(?<request>.+)" },
+};
+
+/* Lines to mutate for the comparison. */
+static const char *const bases[] = {
+	COMBINED_LINE,
+	COMMON_LINE,
+	"h l u [01/Mar/2024:00:00:00 +0100] \"GET /a\\\" b HTTP/1.1\" 200 1 "
+	    "\"-\" \"u\\\"a\" x",
+	"h \"x\" \"GET /y HTTP/1.1\" 404 \"ua\" 77",
+	"h \"\" \"GET /y\" \"1\" 404 \"ua\" 7 \"ua\" 77",
+	"[t] ?q=1 GET /z HTTP/1.1",
+};
+
+/* A small deterministic generator for the mutations. */
+static unsigned long
+rnd(unsigned long *state)
+{
+	*state = *state * 6364136223846793005UL + 1442695040888963407UL;
+	return *state >> 33;
+}
+
+/* Both formats on one line: 1 when they agree. */
+static int
+agree(struct logformat *x, struct logformat *y, const char *line,
+    size_t len)
+{
+	struct access	 a, b;
+	int		 rx, ry;
+
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	rx = logformat_match(x, line, len, &a);
+	ry = logformat_match(y, line, len, &b);
+	if (rx != ry)
+		return 0;
+	if (rx != 1)
+		return 1;
+	return a.request == b.request && a.request_len == b.request_len &&
+	    a.time == b.time && a.time_len == b.time_len &&
+	    a.status == b.status && a.status_len == b.status_len &&
+	    a.referer == b.referer && a.referer_len == b.referer_len;
+}
+
+static void
+differential(void)
+{
+	static const char noise[] = " \t\v\x1c\"[]-0aZ\\\x00\xff";
+	struct logformat	*x, *y;
+	char			 line[512], err[256];
+	unsigned long		 st = 12345;
+	size_t			 i, k, len, pos, m, bad, matched;
+
+	for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+		x = logformat_compile(pairs[i].spec, err, sizeof err);
+		y = logformat_compile(pairs[i].regex, err, sizeof err);
+		if (!ok(x != NULL && y != NULL && logformat_fast(x) &&
+		    !logformat_fast(y), "%s: fast matcher and regex compile",
+		    pairs[i].spec)) {
+			logformat_free(x);
+			logformat_free(y);
+			continue;
+		}
+		bad = matched = 0;
+		for (k = 0; k < 20000; k++) {
+			const char *base = bases[rnd(&st) % (sizeof bases /
+			    sizeof bases[0])];
+
+			len = strlen(base);
+			memcpy(line, base, len);
+			for (m = rnd(&st) % 4; m > 0; m--) {
+				pos = rnd(&st) % (len + 1);
+				if (rnd(&st) % 2 == 0 && len + 1 < sizeof line) {
+					memmove(line + pos + 1, line + pos,
+					    len - pos);
+					len++;
+				} else if (pos == len)
+					continue;
+				line[pos] = noise[rnd(&st) %
+				    (sizeof noise - 1)];
+			}
+			if (!agree(x, y, line, len) && bad++ < 3)
+				diag("differs on \"%.*s\"", (int)len, line);
+			if (logformat_match(y, line, len, &(struct access){ 0 })
+			    == 1)
+				matched++;
+		}
+		ok(bad == 0 && matched > 1000, "%s: fast matcher agrees with "
+		    "PCRE2 on 20000 lines (%zu matched)", pairs[i].spec,
+		    matched);
+		logformat_free(x);
+		logformat_free(y);
+	}
+}
+
 /* 1 when the field s/len equals want (both NULL counts as equal). */
 static int
 same(const char *s, size_t len, const char *want)
@@ -174,6 +296,12 @@ main(void)
 	lf = logformat_compile(NULL, err, sizeof err);
 	ok(lf != NULL && strcmp(logformat_spec(lf), "") == 0,
 	    "NULL spec is the default");
+	logformat_free(lf);
+
+	differential();
+	lf = logformat_compile("vhost_combined", err, sizeof err);
+	ok(lf != NULL && !logformat_fast(lf), "vhost_combined (%%v:%%p) runs "
+	    "on PCRE2 alone");
 	logformat_free(lf);
 
 	/* The cache: the same spec gives the same compiled format. */
