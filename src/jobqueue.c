@@ -836,7 +836,12 @@ jobqueue_cancel(int64_t id, struct jq_error *err)
 		}
 		j->next = j->ntasks;
 		j->state = JOB_CANCELLED;
+		id = j->id;
 		jobqueue_finish(j);
+		supervisor_cancel_job(id);
+		/* (the job may be gone now, if results are tightly bounded) */
+		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
+		    (json_int_t)id, "state", "cancelled");
 	}
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)j->id,
 	    "state", job_state_names[j->state]);

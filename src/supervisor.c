@@ -254,13 +254,15 @@ slot_messages(struct slot *s)
 		case PROTO_RESULT: {
 			struct task *t = s->task;
 
-			if (s->state != SLOT_BUSY ||
+			/* (an exiting worker may finish its task first) */
+			if (t == NULL ||
 			    proto_result_decode(p, h.len, &r) == -1 ||
 			    r.f.task != s->task_id) {
 				slot_bad(s, "unexpected or malformed result");
 				return;
 			}
-			s->state = SLOT_IDLE;
+			if (s->state == SLOT_BUSY)
+				s->state = SLOT_IDLE;
 			s->crashes = 0;
 			s->task = NULL;
 			jobqueue_task_done(t, &r);
@@ -535,6 +537,28 @@ sv_reload(void)
 	log_info("reloaded %s", sv.opts->config_file);
 out:
 	systemd_ready();
+}
+
+/*
+ * A job was cancelled: its running tasks' results would be thrown away,
+ * so the workers running them are stopped now rather than left busy.
+ */
+void
+supervisor_cancel_job(int64_t job)
+{
+	struct slot	*s;
+	int		 i;
+
+	for (i = 0; i < sv.nslots; i++) {
+		s = &sv.slots[i];
+		if (s->state != SLOT_BUSY || s->task == NULL ||
+		    jobqueue_task_job(s->task) != job)
+			continue;
+		log_debug("worker %d (pid %ld): job %lld cancelled, stopping it",
+		    s->idx, (long)s->pid, (long long)job);
+		slot_stop(s);
+		kill(s->pid, SIGKILL);
+	}
 }
 
 /* Stopping is over once every worker is reaped and replies are written. */

@@ -5,6 +5,7 @@
 #ifndef CLFD_SUPERVISOR_H
 #define CLFD_SUPERVISOR_H
 
+#include <stdint.h>
 #include <jansson.h>
 
 struct config;
@@ -21,6 +22,8 @@ int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
 
 /* Hand pending tasks to idle workers. */
 void	supervisor_kick(void);
+/* Stop the workers running tasks of a cancelled job (they are replaced). */
+void	supervisor_cancel_job(int64_t job);
 /* The "workers" object of a stats reply. */
 json_t	*supervisor_workers_json(void);
 /* Seconds since start. */

@@ -51,6 +51,15 @@ def main():
         t.eq(r.get("state"), "cancelled", "cancel the queued job")
         r3 = d.request({"op": "submit", "patterns": [logs[1]]})
         t.ok(r3["ok"], "a slot is free again after a cancel", r3)
+        pid = d.wait_workers()[0]
+        r = d.request({"op": "cancel", "job": r1["job"]})
+        t.eq(r.get("state"), "cancelled", "cancel the running job (a never-ending file)")
+        r, ev = d.submit([logs[2]])
+        t.ok(ev is not None and ev["ok"] and ev["counts"] == clfdtest.seed_ref([logs[2]]),
+             "the only worker, busy with the cancelled job, is freed for the next one")
+        t.ok(pid not in d.wait_workers(), "by replacing it")
+        r = d.request({"op": "status", "job": r3["job"]})
+        t.eq(r.get("state"), "done", "the job queued behind it ran too")
 
         # a client that never reads: bounded memory, others served
         c = d.client()
