@@ -36,6 +36,8 @@ struct status {
 
 struct filter {
 	struct strv	 names;
+	uint64_t	 name_lens;	/* bit n: a name of length n (< 64) */
+	int		 long_names;	/* a name of 64 bytes or more */
 	struct strv	 exts;
 	struct strv	 under;		/* the non-empty segments of under */
 	int		 has_under;
@@ -254,6 +256,12 @@ filter_from_json(const json_t *spec, char *err, size_t errlen)
 	    filter_strv_json(&f->methods, spec, "methods", NULL, err,
 	    errlen) == -1)
 		goto fail;
+	for (i = 0; i < f->names.n; i++) {
+		if (f->names.len[i] < 64)
+			f->name_lens |= 1ULL << f->names.len[i];
+		else
+			f->long_names = 1;
+	}
 	if ((v = json_object_get(spec, "under")) != NULL) {
 		if (!json_is_string(v)) {
 			snprintf(err, errlen, "filter.under: must be a string");
@@ -342,7 +350,10 @@ filter_path(const struct filter *f, const char *path, size_t len)
 		slash = memchr(seg, '/', (size_t)(end - seg));
 		slen = (size_t)((slash != NULL ? slash : end) - seg);
 		if (slen > 0) {
-			if (filter_in(&f->names, seg, slen))
+			/* Most segments have no name's length: skip them. */
+			if ((slen < 64 ? (f->name_lens >> slen) & 1 :
+			    (uint64_t)f->long_names) &&
+			    filter_in(&f->names, seg, slen))
 				return 0;
 			if (nonempty < f->under.n &&
 			    (f->under.len[nonempty] != slen ||

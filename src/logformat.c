@@ -29,8 +29,13 @@
 
 #define WS	"[\\t-\\r \\x1c-\\x1f]"
 #define NWS	"[^\\t-\\r \\x1c-\\x1f]"
-#define LF_IS_WS(c)	((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || \
-			    ((c) >= 0x1c && (c) <= 0x1f))
+#define LF_IS_WS(c)	(logformat_ws[(unsigned char)(c)])
+
+/* White space as Python's str.isspace() sees a decoded log byte. */
+static const unsigned char logformat_ws[256] = {
+	['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
+};
 
 /* The fields the engine reads from a match. */
 enum { G_REQUEST, G_TIME, G_STATUS, G_REFERER, G_PATH, G_MAX };
