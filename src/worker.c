@@ -48,8 +48,6 @@ struct worker {
 static int
 worker_setup(pid_t parent, const struct config *cfg)
 {
-	struct rlimit	rl;
-
 	signal(SIGINT, SIG_IGN);	/* ^C is for the supervisor */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
@@ -66,11 +64,18 @@ worker_setup(pid_t parent, const struct config *cfg)
 	if (getppid() != parent)
 		return -1;
 	if (cfg->worker_memory > 0) {
+#ifdef __SANITIZE_ADDRESS__
+		/* ASan reserves terabytes of address space: a limit breaks it. */
+		log_debug("worker_memory ignored in a sanitizer build");
+#else
+		struct rlimit	rl;
+
 		rl.rlim_cur = rl.rlim_max = cfg->worker_memory;
 		if (setrlimit(RLIMIT_AS, &rl) == -1) {
 			log_warn("setrlimit");
 			return -1;
 		}
+#endif
 	}
 	return 0;
 }
