@@ -18,6 +18,8 @@
 #define COUNTS_MIN_SLOTS	1024
 #define COUNTS_MAGIC		"CLC1"
 #define COUNTS_KEY_MAX		0xffffffffu
+#define COUNTS_KEEP_SLOTS	65536		/* kept by counts_clear */
+#define COUNTS_KEEP_ARENA	(4 << 20)
 
 struct slot {
 	uint64_t	hash;		/* 0: empty slot */
@@ -90,10 +92,26 @@ counts_free(struct counts *c)
 	free(c);
 }
 
-/* Forget every key, keeping the memory for the next use. */
+/*
+ * Forget every key, keeping the memory for the next use unless it grew
+ * large (a long-lived worker should not keep one huge task's table).
+ */
 void
 counts_clear(struct counts *c)
 {
+	struct slot	*ns;
+
+	if (c->mask + 1 > COUNTS_KEEP_SLOTS &&
+	    (ns = calloc(COUNTS_MIN_SLOTS, sizeof *ns)) != NULL) {
+		free(c->slots);
+		c->slots = ns;
+		c->mask = COUNTS_MIN_SLOTS - 1;
+	}
+	if (c->arena_cap > COUNTS_KEEP_ARENA) {
+		free(c->arena);
+		c->arena = NULL;
+		c->arena_cap = 0;
+	}
 	memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
 	c->used = 0;
 	c->total = 0;

@@ -133,6 +133,22 @@ main(void)
 	ok(counts_total(b) == 100000ULL * 100001 / 2, "total of 100000 keys");
 	ok(counts_memory(b) > 100000 * 8, "memory accounts for the keys");
 
+	/* Clearing a big table gives its memory back and leaves it usable. */
+	{
+		struct counts *e = counts_new();
+
+		if (e == NULL)
+			return 1;
+		counts_merge(e, b);
+		counts_clear(e);
+		ok(counts_size(e) == 0 && counts_total(e) == 0 &&
+		    counts_memory(e) < counts_memory(b) / 4 &&
+		    counts_get(e, "/k/1", 4) == 0 &&
+		    counts_add(e, "/k/1", 4, 7) == 0 &&
+		    counts_get(e, "/k/1", 4) == 7, "clear shrinks a big table");
+		counts_free(e);
+	}
+
 	/* Merge. */
 	ok(counts_merge(a, b) == 0 && counts_size(a) == 100002 &&
 	    counts_get(a, "/k/9", 4) == 10 && counts_get(a, "/x", 2) == 3,
