@@ -4,7 +4,9 @@ gzip members, CRLF, NUL bytes, a 10 MB line, a FIFO, a directory, a symlink
 to /dev/zero, an unreadable file, and files outside the allowed roots."""
 import gzip, os, shutil, stat, subprocess, sys, tempfile, zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_util import Tap, engine, GEN_LOGS
+from engine_util import Tap, need_shared, engine, GEN_LOGS
+
+need_shared()
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix='clfd-bad-')

@@ -5,7 +5,9 @@ and on the real logs; default format <-> seed --any, combined <-> plain
 seed, under=/book <-> --book."""
 import glob, os, subprocess, sys, tempfile, shutil
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_util import Tap, engine, seed, diff, GEN_LOGS, REAL
+from engine_util import Tap, need_shared, engine, seed, diff, GEN_LOGS, REAL
+
+need_shared()
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix='clfd-equiv-')
