@@ -262,7 +262,7 @@ client_send_json(struct client *c, json_t *o)
 {
 	char	*s;
 
-	if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
+	if (o == NULL || (s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6))) == NULL) {
 		static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
 		    "\"internal\",\"message\":\"out of memory\"}}\n";
 

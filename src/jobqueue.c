@@ -598,7 +598,7 @@ jq_build_result(struct job *j)
 		log_info("job %lld: cancelled after %zu of %zu files, %.3fs",
 		    (long long)j->id, j->done, j->ntasks, j->elapsed);
 	}
-	j->result = json_dumps(r, JSON_COMPACT);
+	j->result = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
 	if (j->result == NULL)
 		return -1;
