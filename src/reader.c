@@ -63,6 +63,37 @@ reader_under(const char *path, const char *root)
 	return ok;
 }
 
+/* 1 when path is under one of roots. */
+static int
+reader_in_roots(const char *path, const char *const *roots)
+{
+	size_t	 i;
+
+	for (i = 0; roots[i] != NULL; i++)
+		if (reader_under(path, roots[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * Check again what was actually opened, through /proc: the path resolved
+ * before open() may have changed meanwhile. Without /proc, the check made
+ * before open() stands.
+ */
+static int
+reader_fd_under(int fd, const char *const *roots)
+{
+	char	 link[64], path[PATH_MAX];
+	ssize_t	 n;
+
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, path, sizeof path - 1)) <= 0 ||
+	    path[0] != '/')
+		return 1;
+	path[n] = '\0';
+	return reader_in_roots(path, roots);
+}
+
 /* read() that retries on EINTR. */
 static ssize_t
 reader_read(int fd, void *buf, size_t len)
@@ -83,7 +114,6 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	char		*resolved = NULL;
 	const char	*open_path = path;
 	ssize_t		 n;
-	size_t		 i;
 
 	memset(r, 0, sizeof *r);
 	r->fd = -1;
@@ -94,19 +124,23 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			    strerror(errno));
 			goto fail;
 		}
-		for (i = 0; roots[i] != NULL; i++)
-			if (reader_under(resolved, roots[i]))
-				break;
-		if (roots[i] == NULL) {
+		if (!reader_in_roots(resolved, roots)) {
 			snprintf(r->error, sizeof r->error, "outside the "
 			    "allowed roots: %s", resolved);
 			goto fail;
 		}
 		open_path = resolved;
 	}
-	r->fd = open(open_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	r->fd = open(open_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+	    (roots != NULL ? O_NOFOLLOW : 0));
 	if (r->fd == -1) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
+		goto fail;
+	}
+	if (roots != NULL && !reader_fd_under(r->fd, roots)) {
+		/* A directory was swapped for a symlink after the check. */
+		snprintf(r->error, sizeof r->error, "outside the allowed roots: "
+		    "%s", open_path);
 		goto fail;
 	}
 	if (fstat(r->fd, &st) == -1) {
