@@ -16,6 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* As the config's "workers": one process per slot, a few hundred at most. */
+#define CLFD_WORKERS_MAX	256
+
 static void
 usage(FILE *f)
 {
@@ -23,16 +26,16 @@ usage(FILE *f)
 	    "[-s socket] [-w workers]\n");
 }
 
-/* A positive number option; exits with usage on anything else. */
+/* A number option from min to max; exits with usage on anything else. */
 static int
-clfd_number(const char *opt, const char *s, int min)
+clfd_number(const char *opt, const char *s, int min, int max)
 {
 	char	*end;
 	long	 v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > 100000) {
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
 		fprintf(stderr, "clfd: -%s: bad number \"%s\"\n", opt, s);
 		exit(2);
 	}
@@ -73,7 +76,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'i':
-			opts.idle_exit = clfd_number("i", optarg, 0);
+			opts.idle_exit = clfd_number("i", optarg, 0, 86400 * 366);
 			break;
 		case 's':
 			opts.socket_path = optarg;
@@ -85,7 +88,7 @@ main(int argc, char **argv)
 			printf("clfd %s\n", PACKAGE_VERSION);
 			return 0;
 		case 'w':
-			opts.workers = clfd_number("w", optarg, 1);
+			opts.workers = clfd_number("w", optarg, 1, CLFD_WORKERS_MAX);
 			break;
 		default:
 			usage(stderr);

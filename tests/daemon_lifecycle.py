@@ -31,6 +31,10 @@ def main():
         t.ok(r.returncode == 2, "an unknown option exits 2", r)
         r = run([C, "-w", "zero"])
         t.ok(r.returncode == 2, "a bad -w exits 2", r)
+        r = run([C, "-w", "257", "-t"])
+        t.ok(r.returncode == 2, "-w over 256 (the config's bound) exits 2", r)
+        r = run([C, "-w", "256", "-t"])
+        t.ok(r.returncode == 0, "-w 256 is accepted", r)
         good = os.path.join(tmp, "good.conf")
         with open(good, "w") as f:
             f.write("workers = 1\nidle_timeout = 5\n")
