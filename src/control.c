@@ -563,6 +563,7 @@ client_process(struct client *c)
 	struct evbuffer_ptr	 eol;
 	size_t			 max = ctl.cfg->request_max, len;
 	char			*line;
+	int			 lines = 0;
 
 	while (!c->dead && !c->closing && c->waiter == NULL &&
 	    evbuffer_get_length(out) < CTL_OUT_PAUSE &&
@@ -595,15 +596,21 @@ client_process(struct client *c)
 		evbuffer_drain(in, eol.pos == -1 ? 0 : 1);
 		client_request(c, line, len);
 		free(line);
+		lines++;
 	}
 	if (c->dead || c->closing)
 		return;
-	/* A partial line starts the idle clock; anything else stops it. */
+	/*
+	 * A partial line starts the idle clock; anything else stops it. More
+	 * bytes of the same line do not restart it, so that a client
+	 * trickling a byte at a time cannot hold the connection forever.
+	 */
 	if (c->waiter == NULL && evbuffer_get_length(in) > 0 &&
 	    evbuffer_get_length(out) < CTL_OUT_PAUSE) {
 		struct timeval tv = { ctl.cfg->idle_timeout, 0 };
 
-		if (ctl.cfg->idle_timeout > 0)
+		if (ctl.cfg->idle_timeout > 0 && (lines > 0 ||
+		    !evtimer_pending(c->idle, NULL)))
 			evtimer_add(c->idle, &tv);
 	} else
 		evtimer_del(c->idle);

@@ -111,6 +111,26 @@ def main():
         t.ok(c.eof(), "connection closed after idle_timeout")
         c.close()
 
+        # a line trickled a byte at a time is still timed out from its start
+        c = d.client()
+        t0 = time.monotonic()
+        closed = False
+        for b in b'{"op":"ping","pad":"' + b"x" * 200:
+            try:
+                c.send_raw(bytes([b]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if time.monotonic() - t0 > 6:
+                break
+            time.sleep(0.2)
+        r = c.recv()
+        el = time.monotonic() - t0
+        t.eq(code(r), "idle_timeout", "a line trickled byte by byte -> idle_timeout")
+        t.ok(el < 5, "within a few idle_timeouts of its first byte, not reset by each byte",
+             (el, closed))
+        c.close()
+
         # idle between requests is fine
         c = d.client()
         t.ok(c.request({"op": "ping"})["ok"], "ping")
