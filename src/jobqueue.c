@@ -112,6 +112,7 @@ static struct {
 	struct jobq		 kept;
 	int64_t			 next_id;
 	size_t			 active;	/* queued or running */
+	struct counts		*scratch;	/* a result's counts, checked */
 	size_t			 kept_bytes;
 	size_t			 nkept;
 	uint64_t		 submitted, ndone, ncancelled;
@@ -276,6 +277,8 @@ jobqueue_init(struct event_base *base, const struct config *cfg)
 	TAILQ_INIT(&jq.kept);
 	jq.cfg = cfg;
 	jq.next_id = 1;
+	if ((jq.scratch = counts_new()) == NULL)
+		fatalx("jobqueue: out of memory");
 	if ((jq.expire = event_new(base, -1, EV_PERSIST, jq_expire_cb,
 	    NULL)) == NULL || event_add(jq.expire, &tv) == -1)
 		fatalx("jobqueue: cannot set the expiry timer");
@@ -299,6 +302,8 @@ jobqueue_free(void)
 	if (jq.expire != NULL)
 		event_free(jq.expire);
 	jq.expire = NULL;
+	counts_free(jq.scratch);
+	jq.scratch = NULL;
 }
 
 static int
@@ -991,14 +996,35 @@ jq_task_finished(struct task *t)
 		jq_progress(j);
 }
 
-void
+/*
+ * A worker's result for a task. Its counts are decoded into a scratch
+ * table first and merged only when the whole buffer adds up, so that a
+ * malformed result never leaves part of itself in the job's counts; it
+ * returns -1 then, with the task still running: the caller treats the
+ * worker as broken (kills it) and the task is retried as a lost one.
+ */
+int
 jobqueue_task_done(struct task *t, const struct proto_result *r)
 {
 	struct job	*j = t->job;
+	int		 oom = 0;
 
+	/* (jq.scratch is empty between calls) */
+	if (j->state != JOB_CANCELLED && !j->dropped && r->f.counts_len > 0) {
+		if (counts_decode_merge(jq.scratch, r->counts,
+		    r->f.counts_len) == -1) {
+			if (errno != ENOMEM) {
+				log_warnx("job %lld: %s: malformed counts from "
+				    "worker", (long long)j->id, t->path);
+				counts_clear(jq.scratch);
+				return -1;
+			}
+			oom = 1;
+		}
+	}
 	j->running--;
 	if (jq_task_orphan(t))
-		return;
+		return 0;
 	t->bytes = r->f.bytes;
 	t->raw_bytes = r->f.raw_bytes;
 	t->lines = r->f.lines;
@@ -1011,13 +1037,19 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	    (t->error = strndup(r->error, r->f.error_len)) == NULL)
 		log_warnx("job %lld: out of memory", (long long)j->id);
 	if (r->f.counts_len > 0 &&
-	    counts_decode_merge(j->counts, r->counts, r->f.counts_len) == -1) {
-		log_warnx("job %lld: %s: bad counts from worker",
+	    (oom || counts_merge(j->counts, jq.scratch) == -1)) {
+		/* Out of memory: the file's counts are not all there. */
+		log_warnx("job %lld: %s: out of memory merging counts",
 		    (long long)j->id, t->path);
 		free(t->error);
-		t->error = strdup("bad result from worker");
+		t->error = strdup("out of memory merging counts");
+		t->flags |= oom ? PROTO_F_FAILED : PROTO_F_PARTIAL;
+		if (oom)
+			t->counted = 0;
 	}
+	counts_clear(jq.scratch);
 	jq_task_finished(t);
+	return 0;
 }
 
 void

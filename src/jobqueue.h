@@ -77,7 +77,8 @@ struct task *jobqueue_next_task(void);
 uint8_t	*jobqueue_task_message(const struct task *, uint64_t id, size_t *lenp);
 const char *jobqueue_task_path(const struct task *);
 int64_t	 jobqueue_task_job(const struct task *);
-void	 jobqueue_task_done(struct task *, const struct proto_result *);
+/* The task's result; -1 (task still running) when its counts are malformed. */
+int	 jobqueue_task_done(struct task *, const struct proto_result *);
 /* The worker running the task died; why: "killed by signal 9" etc. */
 void	 jobqueue_task_lost(struct task *, const char *why);
 

@@ -261,11 +261,15 @@ slot_messages(struct slot *s)
 				slot_bad(s, "unexpected or malformed result");
 				return;
 			}
+			/* Bad counts: the task stays ours, lost with the worker. */
+			if (jobqueue_task_done(t, &r) == -1) {
+				slot_bad(s, "malformed counts in a result");
+				return;
+			}
 			if (s->state == SLOT_BUSY)
 				s->state = SLOT_IDLE;
 			s->crashes = 0;
 			s->task = NULL;
-			jobqueue_task_done(t, &r);
 			break;
 		}
 		default:
