@@ -161,8 +161,12 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	}
 	r->in_cap = READER_IN_SIZE;
 	r->cap = line_max + READER_OUT_SIZE;
+	/*
+	 * The line buffer is zeroed: PCRE2's JIT may load a few bytes past
+	 * the end of a subject, which must not be uninitialised memory.
+	 */
 	if ((r->in = malloc(r->in_cap)) == NULL ||
-	    (r->buf = malloc(r->cap)) == NULL) {
+	    (r->buf = calloc(1, r->cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
 		goto fail;
 	}
