@@ -83,6 +83,7 @@ static struct {
 	struct event			*sig[5];
 	struct event			*tick;
 	int				 stopping;
+	int				 failed;	/* exit 1: no worker could run */
 	int				 ready_sent;
 	struct timeval			 started;
 	uint64_t			 restarts;
@@ -495,6 +496,7 @@ sv_reap(void)
 		alive += sv.slots[i].pid > 0 || sv.slots[i].respawn;
 	if (alive == 0 && !sv.stopping) {
 		log_warnx("no worker can be started");
+		sv.failed = 1;
 		supervisor_stop("no workers");
 	}
 	supervisor_kick();
@@ -778,7 +780,7 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 	log_info("listening on %s, %d workers", path, sv.nslots);
 
 	event_base_dispatch(sv.base);
-	rc = 0;
+	rc = sv.failed ? 1 : 0;
 
 	/* Whatever is still there after the grace period is killed. */
 	for (i = 0; i < sv.nslots; i++) {
