@@ -56,6 +56,7 @@ damage(const uint8_t *good, size_t len, enum damage how, size_t *lenp)
 {
 	uint8_t	*b;
 
+	*lenp = 0;
 	if ((b = malloc(len + 1)) == NULL)
 		return NULL;
 	memcpy(b, good, len);
