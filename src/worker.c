@@ -154,9 +154,13 @@ worker_task(struct worker *w, const struct proto_task *t)
 	    (st.failed ? PROTO_F_FAILED : 0);
 	if (counts_size(w->counts) > 0 &&
 	    (counts = counts_encode(w->counts, &clen)) == NULL) {
-		/* Report the file failed rather than send wrong counts. */
-		rf.flags |= PROTO_F_FAILED;
-		snprintf(st.error, sizeof st.error, "out of memory encoding counts");
+		/*
+		 * Report the file failed rather than send wrong counts; not
+		 * partial, since none of its lines are counted.
+		 */
+		rf.flags = (rf.flags | PROTO_F_FAILED) & ~PROTO_F_PARTIAL;
+		snprintf(st.error, sizeof st.error, "out of memory encoding "
+		    "counts (%zu paths)", counts_size(w->counts));
 		rf.counted = 0;
 		clen = 0;
 	}

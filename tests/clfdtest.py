@@ -21,6 +21,8 @@ SRCDIR = os.environ.get("CLFD_SRCDIR",
                         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.environ.get("CLFD_SHARED", os.path.join(SRCDIR, "..", "shared"))
 CLFD = os.path.join(BUILDDIR, "clfd")
+# "yes" in an --enable-sanitizers build (configure passes it through make check)
+SANITIZERS = os.environ.get("CLFD_SANITIZERS", "")
 GEN_LOGS = os.path.join(SHARED, "bench", "gen_logs.py")
 SEED_REF = os.path.join(SHARED, "bench", "seed_ref.py")
 
