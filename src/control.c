@@ -187,11 +187,48 @@ fail:
 	return -1;
 }
 
+/*
+ * Give our own socket file the configured mode and group (after a
+ * reload), as long as it is still the file we made. systemd's socket
+ * keeps what its unit says.
+ */
+static void
+control_socket_perms(const struct config *cfg)
+{
+	struct stat	 st;
+	struct group	*gr;
+	gid_t		 gid = getegid();
+
+	if (!ctl.own_path)
+		return;
+	if (stat(ctl.path, &st) == -1 || st.st_dev != ctl.dev ||
+	    st.st_ino != ctl.ino) {
+		log_warnx("%s is no longer our socket; mode and group left "
+		    "alone", ctl.path);
+		return;
+	}
+	if (cfg->socket_group != NULL) {
+		if ((gr = getgrnam(cfg->socket_group)) == NULL) {
+			log_warnx("socket_group %s: no such group; %s keeps "
+			    "group %lu", cfg->socket_group, ctl.path,
+			    (unsigned long)st.st_gid);
+			gid = st.st_gid;
+		} else
+			gid = gr->gr_gid;
+	}
+	if (gid != st.st_gid && chown(ctl.path, (uid_t)-1, gid) == -1)
+		log_warn("chown %s", ctl.path);
+	if ((st.st_mode & 07777) != cfg->socket_mode &&
+	    chmod(ctl.path, cfg->socket_mode) == -1)
+		log_warn("chmod %s", ctl.path);
+}
+
 void
 control_set_config(const struct config *cfg)
 {
 	struct client	*c;
 
+	control_socket_perms(cfg);
 	ctl.cfg = cfg;
 	TAILQ_FOREACH(c, &ctl.clients, entry)
 		bufferevent_setwatermark(c->bev, EV_READ, 0,

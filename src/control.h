@@ -19,6 +19,7 @@ int	control_open(const char *path, const struct config *, int *live,
 	    char *err, size_t errlen);
 /* Start accepting clients on the loop. */
 void	control_start(struct event_base *);
+/* New settings (reload): limits, and our own socket's mode and group. */
 void	control_set_config(const struct config *);
 /* Stop accepting and remove our socket file (if still ours). */
 void	control_stop_accepting(void);

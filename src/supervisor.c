@@ -63,6 +63,7 @@ struct slot {
 	enum slot_state	 state;
 	int		 respawn;	/* 0 after a setup failure */
 	int		 retire;	/* replace once idle (reload) */
+	int		 removed;	/* beyond a reload's smaller count */
 	int		 bad;		/* sent nonsense, being killed */
 	int		 fd;
 	struct event	*rev, *wev;
@@ -78,8 +79,9 @@ static struct {
 	struct event_base		*base;
 	struct config			*cfg;
 	const struct supervisor_opts	*opts;
-	struct slot			*slots;
-	int				 nslots;
+	struct slot			**slots;	/* stable: events point at them */
+	int				 nslots;	/* slots[] in use */
+	int				 want;		/* workers configured */
 	struct event			*sig[5];
 	struct event			*tick;
 	int				 stopping;
@@ -96,6 +98,8 @@ static struct {
 static void	slot_spawn(struct slot *);
 static void	slot_stop(struct slot *);
 static void	sv_check_done(void);
+static void	sv_trim(void);
+static int	sv_nworkers(void);
 
 static time_t
 sv_now(void)
@@ -129,9 +133,9 @@ sv_status(void)
 	int	i, alive = 0, busy = 0;
 
 	for (i = 0; i < sv.nslots; i++) {
-		if (sv.slots[i].state == SLOT_IDLE || sv.slots[i].state == SLOT_BUSY)
+		if (sv.slots[i]->state == SLOT_IDLE || sv.slots[i]->state == SLOT_BUSY)
 			alive++;
-		if (sv.slots[i].state == SLOT_BUSY)
+		if (sv.slots[i]->state == SLOT_BUSY)
 			busy++;
 	}
 	systemd_status("%d workers (%d busy), %zu jobs active, %zu clients",
@@ -150,13 +154,13 @@ sv_check_ready(void)
 	if (sv.ready_sent || sv.stopping)
 		return;
 	for (i = 0; i < sv.nslots; i++) {
-		if (sv.slots[i].state == SLOT_IDLE ||
-		    sv.slots[i].state == SLOT_BUSY)
+		if (sv.slots[i]->state == SLOT_IDLE ||
+		    sv.slots[i]->state == SLOT_BUSY)
 			up++;
-		else if (!sv.slots[i].respawn)
+		else if (!sv.slots[i]->respawn)
 			done++;
 	}
-	if (up + done < sv.nslots)
+	if (up + done < sv.want)
 		return;
 	sv.ready_sent = 1;
 	log_info("%d workers ready", up);
@@ -184,7 +188,7 @@ supervisor_kick(void)
 	if (sv.stopping)
 		return;
 	for (i = 0; i < sv.nslots; i++) {
-		s = &sv.slots[i];
+		s = sv.slots[i];
 		if (s->state != SLOT_IDLE || s->retire)
 			continue;
 		if ((t = jobqueue_next_task()) == NULL)
@@ -240,6 +244,10 @@ slot_messages(struct slot *s)
 		p += sizeof h;
 		switch (h.type) {
 		case PROTO_READY:
+			/* (one stopped while starting still says READY) */
+			if (h.len == sizeof ready && s->state == SLOT_EXITING &&
+			    s->task == NULL)
+				break;
 			if (h.len != sizeof ready || s->state != SLOT_STARTING) {
 				slot_bad(s, "unexpected READY");
 				return;
@@ -459,7 +467,7 @@ slot_reaped(struct slot *s, int status)
 		s->respawn = 0;
 	}
 	if (sv.stopping || !s->respawn)
-		return;
+		return;		/* (a removed slot has respawn 0) */
 	sv.restarts++;
 	if (asked && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		slot_spawn(s);
@@ -484,16 +492,17 @@ sv_reap(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (i = 0; i < sv.nslots; i++)
-			if (sv.slots[i].pid == pid)
+			if (sv.slots[i]->pid == pid)
 				break;
 		if (i == sv.nslots) {
 			log_debug("reaped unknown child %ld", (long)pid);
 			continue;
 		}
-		slot_reaped(&sv.slots[i], status);
+		slot_reaped(sv.slots[i], status);
 	}
+	sv_trim();
 	for (i = 0; i < sv.nslots; i++)
-		alive += sv.slots[i].pid > 0 || sv.slots[i].respawn;
+		alive += sv.slots[i]->pid > 0 || sv.slots[i]->respawn;
 	if (alive == 0 && !sv.stopping) {
 		log_warnx("no worker can be started");
 		sv.failed = 1;
@@ -503,6 +512,88 @@ sv_reap(void)
 	sv_check_ready();
 	sv_status();
 	sv_check_done();
+}
+
+/*
+ * Set the number of workers: new slots are spawned at once; slots beyond
+ * n are removed, their idle workers stopped now and busy ones after their
+ * task (slot_read_cb), and freed once reaped (sv_trim). A slot below n
+ * that could not run (setup failure, or being removed) may run again.
+ */
+static int
+sv_resize(int n)
+{
+	struct slot	**v, *s;
+	int		  i;
+
+	if (n > sv.nslots) {
+		if ((v = reallocarray(sv.slots, (size_t)n, sizeof *v)) == NULL)
+			return -1;
+		sv.slots = v;
+		for (i = sv.nslots; i < n; i++) {
+			if ((s = calloc(1, sizeof *s)) == NULL)
+				break;
+			s->idx = i;
+			s->fd = -1;
+			s->state = SLOT_DEAD;
+			if ((s->timer = evtimer_new(sv.base, slot_timer_cb,
+			    s)) == NULL) {
+				free(s);
+				break;
+			}
+			sv.slots[sv.nslots++] = s;
+		}
+		if (sv.nslots < n)
+			return -1;
+	}
+	sv.want = n;
+	for (i = 0; i < sv.nslots; i++) {
+		s = sv.slots[i];
+		if (i < n) {
+			if (!s->respawn || s->removed) {
+				s->respawn = 1;
+				s->removed = 0;
+				s->crashes = 0;
+			}
+			if (s->state == SLOT_DEAD) {
+				evtimer_del(s->timer);
+				slot_spawn(s);
+			}
+			continue;
+		}
+		s->respawn = 0;
+		s->removed = 1;
+		s->retire = 1;
+		evtimer_del(s->timer);
+		if (s->state == SLOT_IDLE || s->state == SLOT_STARTING)
+			slot_stop(s);
+	}
+	sv_trim();
+	return 0;
+}
+
+/* Free the removed slots at the end whose workers are gone. */
+static void
+sv_trim(void)
+{
+	struct slot	*s;
+
+	while (sv.nslots > sv.want &&
+	    (s = sv.slots[sv.nslots - 1])->state == SLOT_DEAD) {
+		slot_close(s);
+		event_free(s->timer);
+		free(s);
+		sv.nslots--;
+	}
+}
+
+/* Two optional strings are the same. */
+static int
+sv_same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
 }
 
 /* SIGHUP: load the config file again; keep the old one when it is bad. */
@@ -529,6 +620,11 @@ sv_reload(void)
 		free(c);
 		goto out;
 	}
+	if (sv.opts->socket_path == NULL && !sv_same(sv.cfg->socket_path,
+	    c->socket_path))
+		log_warnx("reload: socket_path changed to %s: a restart is needed "
+		    "to listen there; still on the old socket",
+		    c->socket_path != NULL ? c->socket_path : "(the default)");
 	jobqueue_set_config(c);
 	control_set_config(c);
 	config_free(sv.cfg);
@@ -536,9 +632,15 @@ sv_reload(void)
 	sv.cfg = c;
 	/* Workers pick up the new settings when replaced, once idle. */
 	for (i = 0; i < sv.nslots; i++) {
-		sv.slots[i].retire = 1;
-		if (sv.slots[i].state == SLOT_IDLE)
-			slot_stop(&sv.slots[i]);
+		sv.slots[i]->retire = 1;
+		if (sv.slots[i]->state == SLOT_IDLE)
+			slot_stop(sv.slots[i]);
+	}
+	if (sv_nworkers() != sv.want) {
+		log_info("reload: %d workers, was %d", sv_nworkers(), sv.want);
+		if (sv_resize(sv_nworkers()) == -1)
+			log_warnx("reload: out of memory; still %d workers",
+			    sv.want);
 	}
 	log_info("reloaded %s", sv.opts->config_file);
 out:
@@ -556,7 +658,7 @@ supervisor_cancel_job(int64_t job)
 	int		 i;
 
 	for (i = 0; i < sv.nslots; i++) {
-		s = &sv.slots[i];
+		s = sv.slots[i];
 		if (s->state != SLOT_BUSY || s->task == NULL ||
 		    jobqueue_task_job(s->task) != job)
 			continue;
@@ -576,7 +678,7 @@ sv_check_done(void)
 	if (!sv.stopping)
 		return;
 	for (i = 0; i < sv.nslots; i++)
-		if (sv.slots[i].pid > 0 && sv_now() < sv.stop_deadline)
+		if (sv.slots[i]->pid > 0 && sv_now() < sv.stop_deadline)
 			return;
 	if (control_pending_output() > 0 && sv_now() < sv.stop_deadline)
 		return;
@@ -597,12 +699,12 @@ supervisor_stop(const char *why)
 	control_stop_accepting();
 	jobqueue_shutdown();
 	for (i = 0; i < sv.nslots; i++) {
-		evtimer_del(sv.slots[i].timer);
-		if (sv.slots[i].pid > 0) {
+		evtimer_del(sv.slots[i]->timer);
+		if (sv.slots[i]->pid > 0) {
 			/* Idle workers leave on EOF; busy ones are stopped. */
-			if (sv.slots[i].state == SLOT_BUSY)
-				kill(sv.slots[i].pid, SIGTERM);
-			slot_stop(&sv.slots[i]);
+			if (sv.slots[i]->state == SLOT_BUSY)
+				kill(sv.slots[i]->pid, SIGTERM);
+			slot_stop(sv.slots[i]);
 		}
 	}
 	sv_check_done();
@@ -644,11 +746,11 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 			int i;
 
 			for (i = 0; i < sv.nslots; i++)
-				if (sv.slots[i].pid > 0) {
+				if (sv.slots[i]->pid > 0) {
 					log_warnx("worker %d (pid %ld) still "
 					    "there; killing it", i,
-					    (long)sv.slots[i].pid);
-					kill(sv.slots[i].pid, SIGKILL);
+					    (long)sv.slots[i]->pid);
+					kill(sv.slots[i]->pid, SIGKILL);
 				}
 		}
 		sv_check_done();
@@ -679,7 +781,7 @@ supervisor_workers_json(void)
 		return NULL;
 	}
 	for (i = 0; i < sv.nslots; i++) {
-		struct slot	*s = &sv.slots[i];
+		struct slot	*s = sv.slots[i];
 		json_t		*e;
 
 		if (s->state == SLOT_IDLE || s->state == SLOT_BUSY)
@@ -698,7 +800,7 @@ supervisor_workers_json(void)
 		}
 		json_array_append_new(slots, e);
 	}
-	o = json_pack("{s:i,s:i,s:i,s:I,s:o,s:o}", "configured", sv.nslots,
+	o = json_pack("{s:i,s:i,s:i,s:I,s:o,s:o}", "configured", sv.want,
 	    "alive", alive, "busy", busy, "restarts", (json_int_t)sv.restarts,
 	    "pids", pids, "slots", slots);
 	return o;
@@ -762,19 +864,8 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		fatalx("cannot set up the timer");
 
 	jobqueue_init(sv.base, cfg);
-	sv.nslots = sv_nworkers();
-	if ((sv.slots = calloc((size_t)sv.nslots, sizeof *sv.slots)) == NULL)
+	if (sv_resize(sv_nworkers()) == -1)
 		fatalx("out of memory");
-	for (i = 0; i < sv.nslots; i++) {
-		sv.slots[i].idx = i;
-		sv.slots[i].fd = -1;
-		sv.slots[i].respawn = 1;
-		if ((sv.slots[i].timer = evtimer_new(sv.base, slot_timer_cb,
-		    &sv.slots[i])) == NULL)
-			fatalx("out of memory");
-	}
-	for (i = 0; i < sv.nslots; i++)
-		slot_spawn(&sv.slots[i]);
 	control_start(sv.base);
 	systemd_watchdog_start(sv.base);
 	log_info("listening on %s, %d workers", path, sv.nslots);
@@ -784,13 +875,13 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 
 	/* Whatever is still there after the grace period is killed. */
 	for (i = 0; i < sv.nslots; i++) {
-		if (sv.slots[i].pid > 0) {
-			kill(sv.slots[i].pid, SIGKILL);
-			waitpid(sv.slots[i].pid, NULL, 0);
+		if (sv.slots[i]->pid > 0) {
+			kill(sv.slots[i]->pid, SIGKILL);
+			waitpid(sv.slots[i]->pid, NULL, 0);
 		}
-		slot_close(&sv.slots[i]);
-		if (sv.slots[i].timer != NULL)
-			event_free(sv.slots[i].timer);
+		slot_close(sv.slots[i]);
+		event_free(sv.slots[i]->timer);
+		free(sv.slots[i]);
 	}
 	log_info("stopped");
 out:

@@ -140,12 +140,13 @@ class Daemon:
 
     def __init__(self, workers=2, config=None, args=(), env=None, tmp=None,
                  sock=None, wait=True, pass_socket=True, preexec=None):
-        """pass_socket=False: no -s, clfd finds sock by itself (env)."""
+        """pass_socket=False: no -s, clfd finds sock by itself (env);
+        workers=None: no -w, the config (or the CPUs) decides."""
         self.dir = tmp or tempfile.mkdtemp(prefix="clfdtest-")
         self.own_dir = tmp is None
         self.sock = sock or os.path.join(self.dir, "clfd.sock")
         self.log = os.path.join(self.dir, "clfd.log")
-        argv = [CLFD, "-w", str(workers)]
+        argv = [CLFD] + (["-w", str(workers)] if workers else [])
         if pass_socket:
             argv += ["-s", self.sock]
         if config is not None:

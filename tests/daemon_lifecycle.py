@@ -1,5 +1,6 @@
 """daemon_lifecycle: options, the socket (default path, stale, live, not a
 socket), SIGTERM with jobs in flight, idle exit, SIGHUP reload."""
+import grp
 import os
 import shutil
 import signal
@@ -15,6 +16,80 @@ import clfdtest  # noqa: E402
 def run(argv, env=None, timeout=30):
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, env=env)
+
+
+def slots(d):
+    return d.request({"op": "stats"})["workers"]
+
+
+def reload_counts(t, tmp, ds, logs):
+    """SIGHUP applies a new workers count, socket mode and group."""
+    conf = os.path.join(tmp, "workers.conf")
+    sock = os.path.join(tmp, "w.sock")
+
+    def write(**kw):
+        with open(conf, "w") as f:
+            for k, v in kw.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def reload(d, n):
+        d.signal(signal.SIGHUP)
+        clfdtest.wait_until(lambda: d.log_text().count("reloaded") == n, 20, "reload")
+
+    slow = os.path.join(tmp, "slow.log")
+    with open(slow, "wb") as f:
+        f.truncate(1 << 40)
+    write(workers=3, socket_mode="0600")
+    d = clfdtest.Daemon(workers=None, args=["-f", conf], sock=sock, pass_socket=False,
+                        env={"CLFD_SOCKET": sock})
+    ds.append(d)
+    d.wait_workers()
+    t.eq(slots(d)["configured"], 3, "workers = 3 from the config file")
+    # two never-ending tasks keep two workers busy
+    j1 = d.request({"op": "submit", "patterns": [slow]})["job"]
+    j2 = d.request({"op": "submit", "patterns": [slow + "*"]})["job"]
+    busy = clfdtest.wait_until(
+        lambda: (lambda w: w if w["busy"] == 2 else None)(slots(d)), 20, "two busy")
+    busy_pids = sorted(s["pid"] for s in busy["slots"] if s["state"] == "busy")
+
+    other = [g for g in grp.getgrall() if g.gr_gid != os.getegid()]
+    group = other[0] if os.geteuid() == 0 and other else None
+    kw = {"workers": 1, "socket_mode": "0660"}
+    if group is not None:
+        kw["socket_group"] = group.gr_name
+    write(**kw)
+    reload(d, 1)
+    st = os.stat(sock)
+    t.eq(oct(st.st_mode & 0o7777), oct(0o660), "reload: socket_mode applied to our socket")
+    if group is not None:
+        t.eq(st.st_gid, group.gr_gid, "reload: socket_group applied to our socket")
+    w = slots(d)
+    t.eq(w["configured"], 1, "reload: workers = 1 is the new count")
+    still = sorted(s["pid"] for s in w["slots"] if s["state"] in ("busy", "exiting")
+                   and s.get("job") is not None)
+    t.ok(still == busy_pids, "reload: busy workers are not cut short", (busy_pids, w))
+    # once their tasks end (cancelled here) only one slot is left
+    d.request({"op": "cancel", "job": j2})
+    d.request({"op": "cancel", "job": j1})
+    w = clfdtest.wait_until(
+        lambda: (lambda w: w if len(w["slots"]) == 1 and w["alive"] == 1 else None)(
+            slots(d)), 20, "one slot")
+    t.ok(w["pids"][0] not in busy_pids, "reload: shrunk to one fresh worker", w)
+    r, ev = d.submit([logs[0]])
+    t.eq(ev["counts"], clfdtest.seed_ref([logs[0]], any_=True), "one worker counts right")
+
+    write(workers=3, socket_mode="0640", socket_path=os.path.join(tmp, "elsewhere.sock"))
+    reload(d, 2)
+    w = clfdtest.wait_until(
+        lambda: (lambda w: w if w["alive"] == 3 else None)(slots(d)), 20, "three alive")
+    t.ok(w["configured"] == 3 and len(w["slots"]) == 3, "reload: grown back to 3 workers", w)
+    t.eq(oct(os.stat(sock).st_mode & 0o7777), oct(0o640), "reload: socket_mode again")
+    t.ok("restart is needed" in d.log_text() and d.request({"op": "ping"})["ok"],
+         "reload: a socket_path change is logged as needing a restart; the old socket serves")
+    t.ok(not os.path.exists(os.path.join(tmp, "elsewhere.sock")), "and nothing listens there")
+    t.ok("killing it" not in d.log_text(), "no worker was taken for a broken one",
+         d.log_text()[-3000:])
+    t.eq(d.stop(), 0, "exit 0")
 
 
 def main():
@@ -158,6 +233,7 @@ def main():
         r, ev = d5.submit([logs[0]])
         t.eq(ev["filter"]["exclude_exts"], [".html"], "a bad config keeps the old one")
         t.eq(d5.stop(), 0, "exit 0")
+        reload_counts(t, tmp, ds, logs)
     except Exception as e:
         t.ok(False, "unexpected exception",
              repr(e) + "\n" + "\n".join(x.log_text()[-2000:] for x in ds))
