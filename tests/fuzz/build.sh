@@ -1,0 +1,32 @@
+#!/bin/sh
+# build.sh: build the libFuzzer harnesses with ASan and UBSan.
+# Usage: tests/fuzz/build.sh OUTDIR   (from anywhere; needs clang with
+# the libFuzzer runtime and the pkg-config files of pcre2, zlib, jansson)
+# Also builds fuzz_analysis_small: the same harness over a reader with
+# tiny buffers, so that small inputs cross every buffer boundary.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../../src" && pwd)
+out=${1:?usage: build.sh OUTDIR}
+mkdir -p "$out"
+CC=${CC:-clang}
+CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+ -fno-sanitize-recover=undefined -I$src $(pkg-config --cflags libpcre2-8 zlib jansson)"
+LIBS=$(pkg-config --libs libpcre2-8 zlib jansson)
+
+$CC $CFLAGS -o "$out/fuzz_logformat" "$here/fuzz_logformat.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_access" "$here/fuzz_access.c" "$src/access.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_counts" "$here/fuzz_counts.c" "$src/counts.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_filter" "$here/fuzz_filter.c" "$src/filter.c" \
+    "$src/access.c" $LIBS
+engine="$src/access.c $src/analysis.c $src/counts.c $src/filter.c $src/logformat.c"
+$CC $CFLAGS -o "$out/fuzz_analysis" "$here/fuzz_analysis.c" $engine \
+    "$src/reader.c" $LIBS
+# The reader with 16-byte input and 32-byte output buffers.
+sed -e 's/^#define READER_IN_SIZE.*/#define READER_IN_SIZE 16/' \
+    -e 's/^#define READER_OUT_SIZE.*/#define READER_OUT_SIZE 32/' \
+    "$src/reader.c" > "$out/reader_small.c"
+grep -q 'READER_IN_SIZE 16' "$out/reader_small.c"
+grep -q 'READER_OUT_SIZE 32' "$out/reader_small.c"
+$CC $CFLAGS -o "$out/fuzz_analysis_small" "$here/fuzz_analysis.c" $engine \
+    "$out/reader_small.c" $LIBS
