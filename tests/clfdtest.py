@@ -21,6 +21,7 @@ SRCDIR = os.environ.get("CLFD_SRCDIR",
                         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.environ.get("CLFD_SHARED", os.path.join(SRCDIR, "..", "shared"))
 CLFD = os.path.join(BUILDDIR, "clfd")
+CLFCTL = os.path.join(BUILDDIR, "clfctl")
 # "yes" in an --enable-sanitizers build (configure passes it through make check)
 SANITIZERS = os.environ.get("CLFD_SANITIZERS", "")
 GEN_LOGS = os.path.join(SHARED, "bench", "gen_logs.py")
@@ -47,6 +48,11 @@ class Tap:
     def eq(self, got, want, desc):
         return self.ok(got == want, desc,
                        "got:  %s\nwant: %s" % (str(got)[:2000], str(want)[:2000]))
+
+    def skip(self, desc, why):
+        self.n += 1
+        print("ok %d - %s # SKIP %s" % (self.n, desc, why))
+        sys.stdout.flush()
 
     def diag(self, text):
         for line in str(text).splitlines()[:60]:

@@ -8,7 +8,6 @@ applies a good new file to new jobs and keeps the old settings running
 when the new file is bad.
 """
 import grp
-import json
 import os
 import re
 import signal
@@ -17,8 +16,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_util import (CLFD, Tap, Tmp, config_keys, connect, gen_log,  # noqa: E402
-                          read, read_json_line, request, start_clfd, stop,
+from service_util import (CLFD, Client, Tap, Tmp, config_keys, gen_log,  # noqa: E402
+                          read, request, start_clfd, stop,
                           submit_wait, wait_for, wait_ping)
 
 # key: (good values, bad values)
@@ -151,10 +150,9 @@ def test_effects(t, tmp):
         r = request(sock, {"op": "submit", "patterns": [logs + "/*.log"]})
         os.unlink(os.path.join(logs, "l3.log"))
         t.ok(r.get("error", {}).get("code") == "limit", "files_max = 3 applied", r)
-        c = connect(sock)
+        c = Client(sock)
         try:
-            c.sendall(json.dumps({"op": "ping", "pad": "x" * 5000}).encode() + b"\n")
-            r = read_json_line(c)
+            r = c.request({"op": "ping", "pad": "x" * 5000}) or {}
         finally:
             c.close()
         t.ok(r.get("error", {}).get("code") == "too_large", "request_max = 4096 applied", r)

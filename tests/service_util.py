@@ -1,58 +1,28 @@
 """service_util: small helpers for the service tests (tests/service_*.py).
 
-TAP output, the paths the build passes in (CLFD_BUILDDIR, CLFD_SRCDIR),
-starting clfd on a private socket in a temporary directory and talking to
-it; readiness is always waited for by connecting and pinging, never by
+Built on tests/clfdtest.py (TAP, the build's paths, the JSON-lines
+client): starting clfd with the service's own arguments in a temporary
+directory and talking to it by socket path; readiness is always waited for by connecting and pinging, never by
 sleeping a fixed time.
 """
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-BUILDDIR = os.environ.get("CLFD_BUILDDIR", os.getcwd())
-SRCDIR = os.environ.get("CLFD_SRCDIR",
-                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLFD = os.path.join(BUILDDIR, "clfd")
-CLFCTL = os.path.join(BUILDDIR, "clfctl")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clfdtest  # noqa: E402
+from clfdtest import BUILDDIR, CLFCTL, CLFD, SRCDIR, Client  # noqa: E402,F401
 
 
-class Tap:
-    """Numbered TAP results with the plan printed at the end."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, desc, diag=None):
-        self.n += 1
-        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, desc))
-        if not cond:
-            self.failed += 1
-            if diag is not None:
-                for line in str(diag).splitlines()[:40]:
-                    print("# " + line)
-        sys.stdout.flush()
-        return cond
-
-    def skip(self, desc, why):
-        self.n += 1
-        print("ok %d - %s # SKIP %s" % (self.n, desc, why))
-        sys.stdout.flush()
-
-    def diag(self, text):
-        for line in str(text).splitlines():
-            print("# " + line)
+class Tap(clfdtest.Tap):
+    """clfdtest's TAP writer; done() ends the script with its status."""
 
     def done(self):
-        print("1..%d" % self.n)
-        sys.stdout.flush()
-        sys.exit(1 if self.failed else 0)
+        sys.exit(super().done())
 
 
 def skip_all(why):
@@ -80,55 +50,38 @@ class Tmp:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def connect(sock_path, timeout=10.0):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock_path)
-    return s
+def _reply(r):
+    if r is None:
+        raise ConnectionError("connection closed mid-reply")
+    return r
 
 
 def request(sock_path, obj, timeout=30.0):
     """Send one request, return the first reply line as a dict."""
-    s = connect(sock_path, timeout)
+    c = Client(sock_path, timeout)
     try:
-        s.sendall((json.dumps(obj) + "\n").encode())
-        return read_json_line(s)
+        return _reply(c.request(obj))
     finally:
-        s.close()
-
-
-def read_json_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed mid-reply: %r" % buf[:200])
-        buf += chunk
-        if b"\n" in buf:
-            buf = buf[:buf.index(b"\n") + 1]
-    return json.loads(buf)
+        c.close()
 
 
 def submit_wait(sock_path, patterns, timeout=60.0, **extra):
     """Submit a job with wait:true; return (first reply, done event)."""
-    s = connect(sock_path, timeout)
+    c = Client(sock_path, timeout)
     try:
         req = {"op": "submit", "patterns": patterns, "wait": True}
         req.update(extra)
-        s.sendall((json.dumps(req) + "\n").encode())
-        f = s.makefile("rb")
-        first = json.loads(f.readline())
+        first = _reply(c.request(req))
         if not first.get("ok"):
             return first, None
         while True:
-            line = f.readline()
-            if not line:
+            ev = c.recv()
+            if ev is None:
                 raise ConnectionError("closed before the done event")
-            ev = json.loads(line)
             if ev.get("event") == "done":
                 return first, ev
     finally:
-        s.close()
+        c.close()
 
 
 def wait_ping(sock_path, proc=None, timeout=20.0):
