@@ -38,6 +38,14 @@ static struct filter	*fuzz_flt[2];
 static char		 fuzz_dir[] = "/tmp/fuzz_analysis.XXXXXX";
 static char		 fuzz_file[64];
 
+/* Remove the temporary file and directory when the fuzzer exits. */
+static void
+fuzz_cleanup(void)
+{
+	unlink(fuzz_file);
+	rmdir(fuzz_dir);
+}
+
 static void
 fuzz_init(void)
 {
@@ -48,6 +56,7 @@ fuzz_init(void)
 	if (mkdtemp(fuzz_dir) == NULL)
 		abort();
 	snprintf(fuzz_file, sizeof fuzz_file, "%s/log", fuzz_dir);
+	atexit(fuzz_cleanup);
 	for (i = 0; i < FUZZ_NFORMATS; i++)
 		if ((fuzz_lf[i] = logformat_compile(fuzz_formats[i], err,
 		    sizeof err)) == NULL)
