@@ -152,7 +152,8 @@ counts_store(struct counts *c, const char *key, size_t len, size_t *off)
 	size_t	 ncap;
 	char	*na;
 
-	if (len > c->arena_cap - c->arena_len) {
+	/* Allocated even for an empty key: arena + off must be a pointer. */
+	if (c->arena == NULL || len > c->arena_cap - c->arena_len) {
 		ncap = c->arena_cap ? c->arena_cap : 65536;
 		while (len > ncap - c->arena_len) {
 			if (ncap > SIZE_MAX / 2) {

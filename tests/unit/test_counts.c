@@ -204,6 +204,20 @@ main(void)
 	check_json(d, 0, "{\"/%FF\":5,\"/z\":4}", "colliding keys summed");
 	check_json(d, 1, "{\"/%FF\":5}", "top after summing");
 
+	/* The empty key, first in a fresh table, added twice and merged. */
+	{
+		struct counts *e = counts_new(), *f = counts_new();
+
+		if (e == NULL || f == NULL)
+			return 1;
+		ok(counts_add(e, "", 0, 1) == 0 && counts_add(e, "", 0, 2) == 0 &&
+		    counts_merge(f, e) == 0 && counts_merge(f, e) == 0 &&
+		    counts_get(e, "", 0) == 3 && counts_get(f, "", 0) == 6 &&
+		    counts_size(f) == 1, "empty key in a fresh table");
+		counts_free(e);
+		counts_free(f);
+	}
+
 	/* counts_foreach visits every entry and stops on request. */
 	{
 		uint64_t sum = 0;
