@@ -90,6 +90,11 @@ analysis_file(const char *path, const struct analysis_opts *o,
 			st->malformed++;
 			continue;
 		}
+		if (a.request == NULL && a.path == NULL) {
+			/* A regex whose request group took no part. */
+			st->malformed++;
+			continue;
+		}
 		if (a.request != NULL) {
 			if (access_request(a.request, a.request_len, scratch,
 			    &req) == -1) {

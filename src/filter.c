@@ -346,6 +346,8 @@ filter_path(const struct filter *f, const char *path, size_t len)
 	size_t		 slen, i, nonempty = 0;
 	int		 under_ok = 1;
 
+	if (len == 0)
+		return 0;
 	for (;;) {
 		slash = memchr(seg, '/', (size_t)(end - seg));
 		slen = (size_t)((slash != NULL ? slash : end) - seg);

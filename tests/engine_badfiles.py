@@ -185,6 +185,14 @@ try:
              'mode 000 file', st)
     os.chmod(tmp, 0o700)
 
+    # A regex whose request group may take no part: such a line is
+    # malformed (there is no path), the others count.
+    p = write('optional-request.log', b'x\n"GET /a/b HTTP/1.0"x\n')
+    st, counts, err = one(p, '--format', 'regex:(?:"(?<request>[^"]*)")?x')
+    t.ok(st is not None and st['lines'] == 2 and st['malformed'] == 1 and
+         counts == {'/a/b': 1}, 'regex with an optional request group',
+         (st, err))
+
     # Roots: after resolving symlinks, component by component.
     inside = os.path.join(tmp, 'inside')
     os.mkdir(inside)

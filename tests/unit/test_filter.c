@@ -195,6 +195,8 @@ main(void)
 		ok(f != NULL && filter_path(f, nul, sizeof nul) == 1,
 		    "a path with a NUL byte is kept");
 	}
+	ok(f != NULL && filter_path(f, NULL, 0) == 0,
+	    "no path at all (NULL, 0) is dropped");
 	filter_free(f);
 	f = make("{\"status\":[\"2xx\"],\"since\":1}", err, sizeof err);
 	ok(f != NULL && filter_needs(f) == (FILTER_NEEDS_STATUS |
