@@ -545,6 +545,9 @@ logformat_group(const struct logformat *lf, const PCRE2_SIZE *ov, int rc,
  * Run the fast program: 1 with the groups in gs/ge, or -1 when PCRE2 has
  * to decide. A failure inside the optional tail before any lazy choice
  * was made means the tail cannot match at all: it is then left out.
+ * Two steps are taken without a turn of the loop, as they are most of
+ * the program: the literal a lazy token stopped at, and the white space
+ * after a token.
  */
 static int
 logformat_run(const struct logformat *lf, const unsigned char *s,
@@ -583,7 +586,7 @@ logformat_run(const struct logformat *lf, const unsigned char *s,
 			if (pos >= len || s[pos] != op->c)
 				goto fail;
 			pos++;
-			continue;
+			break;
 		case OP_LAZY:
 			chose = 1;
 			if (len - pos < op->min || (q = memchr(s + pos + op->min,
@@ -600,6 +603,21 @@ logformat_run(const struct logformat *lf, const unsigned char *s,
 		if (op->group >= 0) {
 			gs[op->group] = start;
 			ge[op->group] = pos;
+		}
+		if (op->kind == OP_LAZY) {
+			/* The literal after it is at pos: memchr found it. */
+			if (++i == lf->opt)
+				chose = 0;
+			pos++;
+		}
+		if (i + 1 < lf->nprog && lf->prog[i + 1].kind == OP_WS) {
+			if (++i == lf->opt)
+				chose = 0;
+			start = pos;
+			while (pos < len && LF_IS_WS(s[pos]))
+				pos++;
+			if (pos == start)
+				goto fail;
 		}
 	}
 	return 1;
