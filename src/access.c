@@ -19,6 +19,13 @@ static const unsigned char access_ws[256] = {
 	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
 };
 
+/* The same white space (1), and the bytes that end a path: '?' '#' (2). */
+static const unsigned char access_cls[256] = {
+	['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
+	['?'] = 2, ['#'] = 2,
+};
+
 #define IS_WS(c)	(access_ws[(unsigned char)(c)])
 #define IS_DIGIT(c)	((c) >= '0' && (c) <= '9')
 #define IS_ALPHA(c)	(((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z')
@@ -158,8 +165,9 @@ int
 access_request(const char *req, size_t len, char *scratch,
     struct request *r)
 {
-	size_t	 a = 0, b, c, e = len, i, o;
+	size_t	 a = 0, b, c, e = len, i, o, q = SIZE_MAX;
 	int	 simple = 1;
+	unsigned char k;
 
 	while (a < len && IS_WS(req[a]))
 		a++;
@@ -183,15 +191,31 @@ access_request(const char *req, size_t len, char *scratch,
 		r->path_len = 0;
 		return 0;
 	}
+	/*
+	 * One pass: white space other than single spaces means the target
+	 * must be rebuilt; the first '?' or '#' ends an origin-form path.
+	 */
 	for (i = b; i < c; i++) {
-		if (IS_WS(req[i]) && (req[i] != ' ' || IS_WS(req[i + 1]))) {
+		if ((k = access_cls[(unsigned char)req[i]]) == 0)
+			continue;
+		if (k == 2) {
+			if (q == SIZE_MAX)
+				q = i;
+		} else if (req[i] != ' ' || IS_WS(req[i + 1])) {
 			simple = 0;
 			break;
 		}
 	}
-	if (simple)
+	if (simple) {
+		/* "/p?q": no space to strip, no scheme, no authority. */
+		if (req[b] == '/' && (c - b < 2 || req[b + 1] != '/')) {
+			r->path = req + b;
+			r->path_len = (q != SIZE_MAX ? q : c) - b;
+			return 0;
+		}
 		return access_target_path(req + b, c - b, &r->path,
 		    &r->path_len);
+	}
 	/* Runs of white space become one space, as ' '.join(words). */
 	for (i = b, o = 0; i < c; i++) {
 		if (IS_WS(req[i])) {

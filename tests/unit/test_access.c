@@ -62,6 +62,13 @@ static const struct {
 	{ "GET /\xff\xfe HTTP/1.1", "GET", "/\xff\xfe" },
 	{ "\\x16\\x03\\x01", "\\x16\\x03\\x01", "" },
 	{ "GET /a\\\"b HTTP/1.1", "GET", "/a\\\"b" },
+	/* '?' and '#' found in the same pass as the white space. */
+	{ "GET /a b?c d#e HTTP/1.1", "GET", "/a b" },
+	{ "GET /a\t?b HTTP/1.1", "GET", "/a " },
+	{ "GET /?x HTTP/1.1", "GET", "/" },
+	{ "GET /#?x HTTP/1.1", "GET", "/" },
+	{ "GET /a?b\tc  d HTTP/1.1", "GET", "/a" },
+	{ "GET /a?b HTTP/1.1 extra", "GET", "/a" },
 };
 
 /* A %t value and whether it is valid, with its UTC seconds. */
