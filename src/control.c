@@ -4,8 +4,9 @@
  * The listening socket is systemd's when it passed one, else our own
  * (a stale socket file is replaced, a live daemon's never). Each client is
  * a bufferevent speaking JSON lines: a request per line, replies in
- * order. A submit with "wait", or a wait, holds the connection until the
- * job's "done" event; requests sent meanwhile wait their turn. Bad input
+ * order. A submit holds the connection until a worker has expanded its
+ * patterns (its reply comes then), a submit with "wait", or a wait, until
+ * the job's "done" event; requests sent meanwhile wait their turn. Bad input
  * from one client gets that client an error (and for an oversized or
  * stalled line, a close), never anything else.
  */
@@ -51,6 +52,9 @@ struct client {
 	uid_t			 uid;
 	pid_t			 pid;
 	struct jobqueue_waiter	*waiter;	/* holds the connection */
+	struct job		*submit;	/* so does a submit expanding */
+	int			 submit_wait;	/* its "wait" and "progress" */
+	int			 submit_progress;
 	struct event		*idle;		/* stalled mid-line */
 	struct event		*resume;	/* deferred processing */
 	int			 eof;		/* peer will send no more */
@@ -424,25 +428,40 @@ op_ping(struct client *c, const json_t *req)
 	    (json_int_t)getpid()));
 }
 
+/* A submit's patterns are expanded: its reply, then maybe the wait. */
+static void
+client_submitted(int64_t id, size_t files, const struct jq_error *err,
+    void *arg)
+{
+	struct client	*c = arg;
+
+	c->submit = NULL;
+	if (id == -1)
+		client_error(c, err->code, "%s", err->message);
+	else {
+		client_send_json(c, json_pack("{s:b,s:I,s:I}", "ok", 1, "job",
+		    (json_int_t)id, "files_total", (json_int_t)files));
+		if (c->submit_wait)
+			client_wait(c, id, c->submit_progress);
+	}
+	/* Go on with requests sent meanwhile, outside this call. */
+	event_active(c->resume, 0, 0);
+}
+
 static void
 op_submit(struct client *c, const json_t *req)
 {
 	struct jq_error	err;
-	size_t		files;
-	int64_t		id;
 	int		wait, progress;
 
 	if (req_bool(c, req, "wait", &wait) == -1 ||
 	    req_bool(c, req, "progress", &progress) == -1)
 		return;
-	if ((id = jobqueue_submit(req, c->uid, c->pid, &files, &err)) == -1) {
+	c->submit_wait = wait;
+	c->submit_progress = progress;
+	if ((c->submit = jobqueue_submit(req, c->uid, c->pid, client_submitted,
+	    c, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
-		return;
-	}
-	client_send_json(c, json_pack("{s:b,s:I,s:I}", "ok", 1, "job",
-	    (json_int_t)id, "files_total", (json_int_t)files));
-	if (wait)
-		client_wait(c, id, progress);
 }
 
 static void
@@ -603,7 +622,7 @@ client_process(struct client *c)
 	int			 lines = 0;
 
 	while (!c->dead && !c->closing && c->waiter == NULL &&
-	    evbuffer_get_length(out) < CTL_OUT_PAUSE &&
+	    c->submit == NULL && evbuffer_get_length(out) < CTL_OUT_PAUSE &&
 	    evbuffer_get_length(in) > 0) {
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
@@ -642,7 +661,8 @@ client_process(struct client *c)
 	 * bytes of the same line do not restart it, so that a client
 	 * trickling a byte at a time cannot hold the connection forever.
 	 */
-	if (c->waiter == NULL && evbuffer_get_length(in) > 0 &&
+	if (c->waiter == NULL && c->submit == NULL &&
+	    evbuffer_get_length(in) > 0 &&
 	    evbuffer_get_length(out) < CTL_OUT_PAUSE) {
 		struct timeval tv = { ctl.cfg->idle_timeout, 0 };
 
@@ -651,7 +671,8 @@ client_process(struct client *c)
 			evtimer_add(c->idle, &tv);
 	} else
 		evtimer_del(c->idle);
-	if (c->eof && evbuffer_get_length(in) == 0 && c->waiter == NULL)
+	if (c->eof && evbuffer_get_length(in) == 0 && c->waiter == NULL &&
+	    c->submit == NULL)
 		client_close_after(c);
 }
 
@@ -733,6 +754,7 @@ static void
 client_free(struct client *c)
 {
 	jobqueue_unwait(c->waiter);
+	jobqueue_submit_forget(c->submit);
 	TAILQ_REMOVE(&ctl.clients, c, entry);
 	ctl.nclients--;
 	event_free(c->idle);

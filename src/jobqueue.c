@@ -1,8 +1,11 @@
 /*
  * jobqueue.c: jobs and their per-file tasks.
  *
- * submit validates a request, expands its patterns into a sorted,
- * deduplicated file list and makes one task per file. Tasks are handed out
+ * submit validates a request and queues an expansion task: a worker
+ * expands the patterns into a sorted, deduplicated file list (glob(3)
+ * may be slow; the supervisor must never wait on the filesystem), and
+ * when the list comes back the job is made, one task per file, and the
+ * submitter told its id. Expansions are handed out before file tasks. Tasks are handed out
  * round-robin over the jobs that still have pending tasks, so a small job
  * behind a big one is not starved. Each task's result arrives whole, in
  * one message: its counts are merged into the job's table and its
@@ -25,7 +28,7 @@
 #include <sys/time.h>
 
 #include <errno.h>
-#include <glob.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +39,19 @@
 #define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
 #define JQ_RETRIES		1	/* a lost task is retried once */
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED,
+    JOB_EXPANDING };
 enum task_state { TASK_PENDING, TASK_RUNNING, TASK_DONE };
 
 static const char *const job_state_names[] = {
-	"queued", "running", "done", "cancelled"
+	"queued", "running", "done", "cancelled", "expanding"
 };
 
 struct task {
 	struct job		*job;
 	char			*path;
 	enum task_state		 state;
+	int			 expand;	/* the job's expansion, no file */
 	int			 lost;		/* times its worker died */
 	uint64_t		 bytes, raw_bytes, lines, matched, malformed;
 	uint64_t		 filtered, counted;
@@ -77,6 +82,12 @@ struct job {
 	char				**roots;
 	size_t				 line_max;
 	size_t				 top;
+	size_t				 files_max;
+
+	/* While expanding: the task, and whom to tell. */
+	struct task			 xtask;
+	jobqueue_submit_cb		 submit_cb;
+	void				*submit_arg;
 
 	struct task			*tasks;		/* sorted by path */
 	size_t				 ntasks;
@@ -98,7 +109,7 @@ struct job {
 	int				 in_runq;
 
 	TAILQ_HEAD(, jobqueue_waiter)	 waiters;
-	TAILQ_ENTRY(job)		 entry;		/* all jobs */
+	TAILQ_ENTRY(job)		 entry;		/* all jobs, or expanding */
 	TAILQ_ENTRY(job)		 runq;		/* with pending tasks */
 	TAILQ_ENTRY(job)		 kept;		/* finished, by age */
 };
@@ -107,11 +118,13 @@ TAILQ_HEAD(jobq, job);
 static struct {
 	const struct config	*cfg;
 	struct event		*expire;
-	struct jobq		 jobs;
+	struct jobq		 jobs;		/* with an id */
+	struct jobq		 expanding;	/* submits not answered yet */
 	struct jobq		 runq;
 	struct jobq		 kept;
 	int64_t			 next_id;
-	size_t			 active;	/* queued or running */
+	size_t			 active;	/* expanding, queued or running */
+	int			 stopping;
 	struct counts		*scratch;	/* a result's counts, checked */
 	size_t			 kept_bytes;
 	size_t			 nkept;
@@ -273,6 +286,7 @@ jobqueue_init(struct event_base *base, const struct config *cfg)
 
 	memset(&jq, 0, sizeof jq);
 	TAILQ_INIT(&jq.jobs);
+	TAILQ_INIT(&jq.expanding);
 	TAILQ_INIT(&jq.runq);
 	TAILQ_INIT(&jq.kept);
 	jq.cfg = cfg;
@@ -299,79 +313,15 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&jq.jobs, j, entry);
 		jq_job_free(j);
 	}
+	while ((j = TAILQ_FIRST(&jq.expanding)) != NULL) {
+		TAILQ_REMOVE(&jq.expanding, j, entry);
+		jq_job_free(j);
+	}
 	if (jq.expire != NULL)
 		event_free(jq.expire);
 	jq.expire = NULL;
 	counts_free(jq.scratch);
 	jq.scratch = NULL;
-}
-
-static int
-jq_cmp_path(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/*
- * Expand the patterns into j->tasks (sorted, each path once); patterns
- * that match nothing go to j->unmatched.
- */
-static int
-jq_expand(struct job *j, struct jq_error *err)
-{
-	glob_t		 g;
-	size_t		 i, n, before;
-	int		 r, rc = -1;
-	json_t		*p;
-	char		**v = NULL;
-
-	memset(&g, 0, sizeof g);
-	json_array_foreach(j->patterns, i, p) {
-		before = g.gl_pathc;
-		r = glob(json_string_value(p), GLOB_BRACE | GLOB_NOSORT |
-		    (i > 0 ? GLOB_APPEND : 0), NULL, &g);
-		if (r == GLOB_NOSPACE) {
-			jq_seterr(err, "internal", "out of memory expanding "
-			    "patterns");
-			goto out;
-		}
-		if (r != 0 || g.gl_pathc == before)
-			json_array_append(j->unmatched, p);
-		if (g.gl_pathc > jq.cfg->files_max) {
-			jq_seterr(err, "limit", "more than %zu files "
-			    "(files_max)", jq.cfg->files_max);
-			goto out;
-		}
-	}
-	if (g.gl_pathc == 0) {
-		rc = 0;
-		goto out;
-	}
-	if ((v = malloc(g.gl_pathc * sizeof *v)) == NULL)
-		goto nomem;
-	memcpy(v, g.gl_pathv, g.gl_pathc * sizeof *v);
-	qsort(v, g.gl_pathc, sizeof *v, jq_cmp_path);
-	for (i = 0, n = 0; i < g.gl_pathc; i++)
-		if (n == 0 || strcmp(v[n - 1], v[i]) != 0)
-			v[n++] = v[i];
-	if ((j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
-		goto nomem;
-	for (i = 0; i < n; i++) {
-		j->tasks[i].job = j;
-		j->tasks[i].state = TASK_PENDING;
-		if ((j->tasks[i].path = strdup(v[i])) == NULL)
-			goto nomem;
-		j->ntasks++;
-	}
-	rc = 0;
-	goto out;
-nomem:
-	jq_seterr(err, "internal", "out of memory");
-out:
-	free(v);
-	if (g.gl_pathc > 0 || g.gl_pathv != NULL)
-		globfree(&g);
-	return rc;
 }
 
 /* Check the request's fields and fill in the job's settings. */
@@ -462,20 +412,24 @@ nomem:
 	return -1;
 }
 
-int64_t
-jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, size_t *files_total,
-    struct jq_error *err)
+struct job *
+jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
+    void *arg, struct jq_error *err)
 {
 	struct job	*j;
 
+	if (jq.stopping) {
+		jq_seterr(err, "shutting_down", "clfd is stopping");
+		return NULL;
+	}
 	if (jq.active >= jq.cfg->jobs_max) {
 		jq_seterr(err, "limit", "%zu jobs queued or running (jobs_max)",
 		    jq.active);
-		return -1;
+		return NULL;
 	}
 	if ((j = calloc(1, sizeof *j)) == NULL) {
 		jq_seterr(err, "internal", "out of memory");
-		return -1;
+		return NULL;
 	}
 	TAILQ_INIT(&j->retryq);
 	TAILQ_INIT(&j->waiters);
@@ -488,31 +442,153 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, size_t *files_total,
 		jq_seterr(err, "internal", "out of memory");
 		goto fail;
 	}
-	if (jq_expand(j, err) == -1)
-		goto fail;
-
-	j->id = jq.next_id++;
-	j->state = JOB_QUEUED;
+	j->state = JOB_EXPANDING;
+	j->files_max = jq.cfg->files_max;
 	j->submitted = time(NULL);
 	gettimeofday(&j->start, NULL);
+	j->xtask.job = j;
+	j->xtask.expand = 1;
+	j->xtask.state = TASK_PENDING;
+	j->submit_cb = cb;
+	j->submit_arg = arg;
+	TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
+	jq.active++;
+	log_debug("submit by uid %lu pid %ld: expanding %zu patterns",
+	    (unsigned long)uid, (long)pid, json_array_size(j->patterns));
+	supervisor_kick();
+	return j;
+fail:
+	jq_job_free(j);
+	return NULL;
+}
+
+void
+jobqueue_submit_forget(struct job *j)
+{
+	if (j == NULL)
+		return;
+	j->submit_cb = NULL;
+	j->submit_arg = NULL;
+}
+
+/* An expanding job is over: no longer expanding, nor active. */
+static void
+jq_expand_end(struct job *j)
+{
+	TAILQ_REMOVE(&jq.expanding, j, entry);
+	jq.active--;
+}
+
+/* The submit failed after all: tell the submitter and forget the job. */
+static void
+jq_submit_fail(struct job *j, const struct jq_error *err)
+{
+	log_info("submit by uid %lu pid %ld refused: %s: %s",
+	    (unsigned long)j->uid, (long)j->pid, err->code, err->message);
+	jq_expand_end(j);
+	if (j->submit_cb != NULL)
+		j->submit_cb(-1, 0, err, j->submit_arg);
+	jq_job_free(j);
+}
+
+/* The file list is in: the job gets its id and tasks; tell the submitter. */
+static void
+jq_submit_made(struct job *j)
+{
+	jobqueue_submit_cb	 cb = j->submit_cb;
+	void			*arg = j->submit_arg;
+	int64_t			 id;
+	size_t			 n = j->ntasks;
+
+	jq_expand_end(j);
+	j->submit_cb = NULL;
+	j->submit_arg = NULL;
+	j->id = id = jq.next_id++;
+	j->state = JOB_QUEUED;
 	TAILQ_INSERT_TAIL(&jq.jobs, j, entry);
 	jq.active++;
 	jq.submitted++;
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu patterns, "
-	    "%zu files, %zu unmatched", (long long)j->id, (unsigned long)uid,
-	    (long)pid, json_array_size(j->patterns), j->ntasks,
-	    json_array_size(j->unmatched));
-	*files_total = j->ntasks;
+	    "%zu files, %zu unmatched%s", (long long)j->id,
+	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
+	    j->ntasks, json_array_size(j->unmatched),
+	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jobqueue_finish(j);
 	else {
 		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
 		j->in_runq = 1;
-		supervisor_kick();
 	}
-	return j->id;
-fail:
-	jq_job_free(j);
+	/* (the job may be gone now, if results are tightly bounded) */
+	if (cb != NULL)
+		cb(id, n, NULL, arg);
+}
+
+int
+jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
+{
+	struct job	*j = t->job;
+	struct jq_error	 err;
+	const char	*p, *prev = NULL;
+	size_t		 np = json_array_size(j->patterns), i, n;
+	uint32_t	 k, last = 0;
+
+	/* The worker's list is checked whole before any of it is used. */
+	if (!t->expand || t->state != TASK_RUNNING ||
+	    x->f.npaths > (uint64_t)j->files_max + 1)
+		goto bad;
+	for (i = 0; i < x->f.nunmatched; i++) {
+		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
+		if (k >= np || (i > 0 && k <= last))
+			goto bad;
+		last = k;
+	}
+	for (i = 0, p = x->paths; i < x->f.npaths; i++, p += strlen(p) + 1) {
+		if (p[0] != '/' || (prev != NULL && strcmp(prev, p) >= 0))
+			goto bad;
+		prev = p;
+	}
+	t->state = TASK_DONE;
+	if (jq.stopping) {
+		jq_expand_end(j);
+		jq_job_free(j);
+		return 0;
+	}
+	if (x->f.error_len > 0) {
+		jq_seterr(&err, "internal", "expanding patterns: %.*s",
+		    (int)x->f.error_len, x->error);
+		jq_submit_fail(j, &err);
+		return 0;
+	}
+	if (x->f.npaths > j->files_max) {
+		jq_seterr(&err, "limit", "more than %zu files (files_max)",
+		    j->files_max);
+		jq_submit_fail(j, &err);
+		return 0;
+	}
+	for (i = 0; i < x->f.nunmatched; i++) {
+		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
+		json_array_append(j->unmatched, json_array_get(j->patterns, k));
+	}
+	n = x->f.npaths;
+	if (n > 0 && (j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
+		goto nomem;
+	for (i = 0, p = x->paths; i < n; i++, p += strlen(p) + 1) {
+		j->tasks[i].job = j;
+		j->tasks[i].state = TASK_PENDING;
+		if ((j->tasks[i].path = strdup(p)) == NULL)
+			goto nomem;
+		j->ntasks++;
+	}
+	jq_submit_made(j);
+	return 0;
+nomem:
+	jq_seterr(&err, "internal", "out of memory");
+	jq_submit_fail(j, &err);
+	return 0;
+bad:
+	log_warnx("submit by uid %lu pid %ld: malformed file list from a "
+	    "worker", (unsigned long)j->uid, (long)j->pid);
 	return -1;
 }
 
@@ -856,7 +932,7 @@ void
 jobqueue_stats(json_t *reply)
 {
 	struct job	*j;
-	size_t		 queued = 0, running = 0, pending = 0;
+	size_t		 queued = 0, running = 0, pending = 0, expanding = 0;
 
 	TAILQ_FOREACH(j, &jq.jobs, entry) {
 		if (j->state == JOB_QUEUED)
@@ -871,7 +947,10 @@ jobqueue_stats(json_t *reply)
 				pending++;
 		}
 	}
-	json_object_set_new(reply, "queue", json_pack("{s:I,s:I,s:I}",
+	TAILQ_FOREACH(j, &jq.expanding, entry)
+		expanding++;
+	json_object_set_new(reply, "queue", json_pack("{s:I,s:I,s:I,s:I}",
+	    "jobs_expanding", (json_int_t)expanding,
 	    "jobs_queued", (json_int_t)queued, "jobs_running",
 	    (json_int_t)running, "tasks_pending", (json_int_t)pending));
 	json_object_set_new(reply, "jobs", json_pack("{s:I,s:I,s:I,s:I}",
@@ -892,10 +971,27 @@ jobqueue_active(void)
 void
 jobqueue_shutdown(void)
 {
-	struct job	*j;
+	struct job	*j, *next;
+	struct jq_error	 err;
 	char		 line[512];
 	int		 n;
 
+	/*
+	 * Submits still expanding get shutting_down; a job whose expansion
+	 * is on a worker is freed when that worker stops.
+	 */
+	jq.stopping = 1;
+	jq_seterr(&err, "shutting_down", "clfd is stopping");
+	for (j = TAILQ_FIRST(&jq.expanding); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->submit_cb != NULL)
+			j->submit_cb(-1, 0, &err, j->submit_arg);
+		j->submit_cb = NULL;
+		if (j->xtask.state == TASK_PENDING) {
+			jq_expand_end(j);
+			jq_job_free(j);
+		}
+	}
 	TAILQ_FOREACH(j, &jq.jobs, entry) {
 		if (j->result != NULL || TAILQ_EMPTY(&j->waiters))
 			continue;
@@ -908,11 +1004,28 @@ jobqueue_shutdown(void)
 }
 
 struct task *
+jobqueue_next_expansion(void)
+{
+	struct job	*j;
+
+	TAILQ_FOREACH(j, &jq.expanding, entry) {
+		if (j->xtask.state == TASK_PENDING) {
+			j->xtask.state = TASK_RUNNING;
+			return &j->xtask;
+		}
+	}
+	return NULL;
+}
+
+struct task *
 jobqueue_next_task(void)
 {
 	struct job	*j;
 	struct task	*t;
 
+	/* Expansions first: short, and a client waits for each. */
+	if ((t = jobqueue_next_expansion()) != NULL)
+		return t;
 	if ((j = TAILQ_FIRST(&jq.runq)) == NULL)
 		return NULL;
 	TAILQ_REMOVE(&jq.runq, j, runq);
@@ -937,8 +1050,26 @@ jobqueue_next_task(void)
 uint8_t *
 jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
 {
-	struct proto_task	pt;
+	struct proto_task	 pt;
+	struct proto_expand	 x;
+	uint8_t			*msg;
+	size_t			 i, n;
 
+	if (t->expand) {
+		memset(&x, 0, sizeof x);
+		n = json_array_size(t->job->patterns);
+		if ((x.patterns = calloc(n + 1, sizeof *x.patterns)) == NULL)
+			return NULL;
+		for (i = 0; i < n; i++)
+			x.patterns[i] = (char *)(uintptr_t)json_string_value(
+			    json_array_get(t->job->patterns, i));
+		x.task = id;
+		x.files_max = t->job->files_max;
+		x.npatterns = (uint32_t)n;
+		msg = proto_expand_encode(&x, lenp);
+		free(x.patterns);
+		return msg;
+	}
 	memset(&pt, 0, sizeof pt);
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
@@ -948,6 +1079,12 @@ jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
 	pt.filter = t->job->filter_text;
 	pt.roots = t->job->roots;
 	return proto_task_encode(&pt, lenp);
+}
+
+int
+jobqueue_task_expands(const struct task *t)
+{
+	return t->expand;
 }
 
 const char *
@@ -1056,8 +1193,25 @@ void
 jobqueue_task_lost(struct task *t, const char *why)
 {
 	struct job	*j = t->job;
+	struct jq_error	 err;
 	char		 msg[128];
 
+	if (t->expand) {
+		t->state = TASK_PENDING;
+		if (jq.stopping) {
+			jq_expand_end(j);
+			jq_job_free(j);
+		} else if (t->lost++ < JQ_RETRIES)
+			log_warnx("submit by uid %lu pid %ld: worker %s expanding "
+			    "the patterns, retrying", (unsigned long)j->uid,
+			    (long)j->pid, why);
+		else {
+			jq_seterr(&err, "internal", "expanding patterns: worker "
+			    "%s (twice)", why);
+			jq_submit_fail(j, &err);
+		}
+		return;
+	}
 	j->running--;
 	if (jq_task_orphan(t))
 		return;

@@ -2,8 +2,8 @@
  * jobqueue.h: jobs, their per-file tasks, fair dispatch, merging of the
  * workers' partial results, and retention of finished results.
  *
- * A job is a set of files (its patterns expanded with glob(3)); each file
- * is one task. The supervisor asks for the next task whenever a worker is
+ * A job is a set of files (its patterns expanded with glob(3) by a
+ * worker, as an expansion task); each file is one task. The supervisor asks for the next task whenever a worker is
  * idle and hands back the worker's result (or the news that the worker
  * died). Clients wait on jobs through callbacks.
  */
@@ -18,6 +18,8 @@
 
 struct config;
 struct event_base;
+struct job;
+struct proto_expanded;
 struct proto_result;
 struct task;
 struct jobqueue_waiter;
@@ -34,11 +36,20 @@ void	 jobqueue_set_config(const struct config *);
 void	 jobqueue_free(void);
 
 /*
- * Validate and queue a submit request. Returns the job id (> 0) with
- * *files_total set, or -1 with err filled in.
+ * A submit in two steps. jobqueue_submit validates the request and
+ * queues the expansion of its patterns for a worker (glob(3) never runs
+ * in the supervisor); it returns NULL with err filled in when the
+ * request is refused at once. Otherwise cb is called once, later: with
+ * the new job's id (> 0) and its number of files, or with -1 and an
+ * error (limit: too many files; internal: the expansion failed;
+ * shutting_down). The job has no id, and is in no list, until then.
  */
-int64_t	 jobqueue_submit(const json_t *req, uid_t, pid_t, size_t *files_total,
-	    struct jq_error *err);
+typedef void	(*jobqueue_submit_cb)(int64_t id, size_t files_total,
+		    const struct jq_error *err, void *arg);
+struct job	*jobqueue_submit(const json_t *req, uid_t, pid_t,
+		    jobqueue_submit_cb, void *arg, struct jq_error *err);
+/* The submitter went away: the job goes on, cb is not called. */
+void	 jobqueue_submit_forget(struct job *);
 
 /*
  * A finished job's RESULT, serialized: one JSON object with "ok" first,
@@ -71,12 +82,26 @@ size_t	 jobqueue_active(void);
 /* Tell every waiting client that the daemon is stopping. */
 void	 jobqueue_shutdown(void);
 
-/* For the supervisor: the next task to run (fairly), or NULL. */
+/*
+ * For the supervisor: the next task to run, or NULL. Expansions come
+ * first (a client waits for each), then files, fairly across jobs.
+ */
 struct task *jobqueue_next_task(void);
-/* The PROTO_TASK message for a task, malloc'd; NULL on ENOMEM. */
+/* The next expansion only (for the slot that runs nothing else). */
+struct task *jobqueue_next_expansion(void);
+/* The PROTO_EXPAND or PROTO_TASK message for a task, malloc'd; NULL on ENOMEM. */
 uint8_t	*jobqueue_task_message(const struct task *, uint64_t id, size_t *lenp);
+/* 1 for an expansion task (answered by PROTO_EXPANDED), 0 for a file. */
+int	 jobqueue_task_expands(const struct task *);
+/* The file's path; NULL for an expansion. */
 const char *jobqueue_task_path(const struct task *);
+/* The task's job id; 0 for an expansion (its job has no id yet). */
 int64_t	 jobqueue_task_job(const struct task *);
+/*
+ * An expansion's file list; -1 (task still running) when the list does
+ * not add up (too long, unsorted, a relative path, a bad index).
+ */
+int	 jobqueue_task_expanded(struct task *, const struct proto_expanded *);
 /* The task's result; -1 (task still running) when its counts are malformed. */
 int	 jobqueue_task_done(struct task *, const struct proto_result *);
 /* The worker running the task died; why: "killed by signal 9" etc. */

@@ -30,6 +30,52 @@ proto_alloc(uint32_t type, size_t plen, size_t *lenp)
 	return buf;
 }
 
+int
+proto_hdr_check(const struct proto_hdr *h)
+{
+	size_t	min;
+
+	switch (h->type) {
+	case PROTO_READY:
+		return h->len == sizeof(struct proto_ready) ? 0 : -1;
+	case PROTO_TASK:
+		min = sizeof(struct proto_task_fixed);
+		break;
+	case PROTO_RESULT:
+		min = sizeof(struct proto_result_fixed);
+		break;
+	case PROTO_EXPAND:
+		min = sizeof(struct proto_expand_fixed);
+		break;
+	case PROTO_EXPANDED:
+		min = sizeof(struct proto_expanded_fixed);
+		break;
+	default:
+		return -1;
+	}
+	return h->len >= min && h->len <= PROTO_MSG_MAX ? 0 : -1;
+}
+
+/*
+ * 0 when the len bytes at p are exactly n NUL-terminated strings (none
+ * when len is 0 and n is 0), -1 otherwise.
+ */
+static int
+proto_strings(const uint8_t *p, size_t len, uint32_t n)
+{
+	const uint8_t	*e, *end = p + len;
+	uint32_t	 i = 0;
+
+	while (p < end) {
+		if ((e = memchr(p, '\0', (size_t)(end - p))) == NULL ||
+		    i == n)
+			return -1;
+		p = e + 1;
+		i++;
+	}
+	return i == n ? 0 : -1;
+}
+
 uint8_t *
 proto_task_encode(const struct proto_task *t, size_t *lenp)
 {
@@ -195,6 +241,154 @@ proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *r)
 	return 0;
 }
 
+uint8_t *
+proto_expand_encode(const struct proto_expand *x, size_t *lenp)
+{
+	struct proto_expand_fixed	 f;
+	size_t				 plen = 0, n, i;
+	uint8_t				*buf, *p;
+
+	memset(&f, 0, sizeof f);
+	for (i = 0; i < x->npatterns; i++) {
+		plen += strlen(x->patterns[i]) + 1;
+		if (plen > PROTO_MSG_MAX) {
+			errno = EMSGSIZE;
+			return NULL;
+		}
+	}
+	f.task = x->task;
+	f.files_max = x->files_max;
+	f.npatterns = x->npatterns;
+	f.patterns_len = (uint32_t)plen;
+	if ((buf = proto_alloc(PROTO_EXPAND, sizeof f + plen, lenp)) == NULL)
+		return NULL;
+	p = buf + sizeof(struct proto_hdr);
+	memcpy(p, &f, sizeof f);
+	p += sizeof f;
+	for (i = 0; i < x->npatterns; i++) {
+		n = strlen(x->patterns[i]) + 1;
+		memcpy(p, x->patterns[i], n);
+		p += n;
+	}
+	return buf;
+}
+
+/* One allocation: the patterns vector, then the patterns' bytes. */
+int
+proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
+{
+	struct proto_expand_fixed	 f;
+	size_t				 vecsz;
+	char				*mem, *s, **v;
+	uint32_t			 i;
+
+	memset(x, 0, sizeof *x);
+	if (len < sizeof f)
+		return -1;
+	memcpy(&f, buf, sizeof f);
+	if (f.patterns_len != len - sizeof f ||
+	    proto_strings(buf + sizeof f, f.patterns_len, f.npatterns) == -1)
+		return -1;
+	/* npatterns <= patterns_len <= PROTO_MSG_MAX: no overflow. */
+	vecsz = ((size_t)f.npatterns + 1) * sizeof(char *);
+	if ((mem = malloc(vecsz + f.patterns_len)) == NULL)
+		return -1;
+	v = (char **)(void *)mem;
+	s = mem + vecsz;
+	memcpy(s, buf + sizeof f, f.patterns_len);
+	for (i = 0; i < f.npatterns; i++) {
+		v[i] = s;
+		s += strlen(s) + 1;
+	}
+	v[f.npatterns] = NULL;
+	x->task = f.task;
+	x->files_max = f.files_max;
+	x->npatterns = f.npatterns;
+	x->patterns = v;
+	return 0;
+}
+
+void
+proto_expand_clear(struct proto_expand *x)
+{
+	free(x->patterns);
+	memset(x, 0, sizeof *x);
+}
+
+uint8_t *
+proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
+    const uint32_t *unmatched, size_t nunmatched, const char *error,
+    size_t *lenp)
+{
+	struct proto_expanded_fixed	 f;
+	size_t				 elen, plen = 0, n, i;
+	uint8_t				*buf, *p;
+
+	memset(&f, 0, sizeof f);
+	elen = error != NULL ? strlen(error) : 0;
+	if (npaths > UINT32_MAX || nunmatched > PROTO_MSG_MAX / 4 ||
+	    elen > PROTO_MSG_MAX)
+		goto toobig;
+	for (i = 0; i < npaths; i++) {
+		plen += strlen(paths[i]) + 1;
+		if (plen > PROTO_MSG_MAX)
+			goto toobig;
+	}
+	if (sizeof f + nunmatched * 4 + elen + plen > PROTO_MSG_MAX)
+		goto toobig;
+	f.task = task;
+	f.npaths = (uint32_t)npaths;
+	f.paths_len = (uint32_t)plen;
+	f.nunmatched = (uint32_t)nunmatched;
+	f.error_len = (uint32_t)elen;
+	if ((buf = proto_alloc(PROTO_EXPANDED, sizeof f + nunmatched * 4 +
+	    elen + plen, lenp)) == NULL)
+		return NULL;
+	p = buf + sizeof(struct proto_hdr);
+	memcpy(p, &f, sizeof f);
+	p += sizeof f;
+	if (nunmatched > 0)
+		memcpy(p, unmatched, nunmatched * 4);
+	p += nunmatched * 4;
+	if (elen > 0)
+		memcpy(p, error, elen);
+	p += elen;
+	for (i = 0; i < npaths; i++) {
+		n = strlen(paths[i]) + 1;
+		memcpy(p, paths[i], n);
+		p += n;
+	}
+	return buf;
+toobig:
+	errno = EMSGSIZE;
+	return NULL;
+}
+
+int
+proto_expanded_decode(const uint8_t *buf, size_t len, struct proto_expanded *x)
+{
+	const uint8_t	*p;
+
+	memset(x, 0, sizeof *x);
+	if (len < sizeof x->f)
+		return -1;
+	memcpy(&x->f, buf, sizeof x->f);
+	if ((uint64_t)x->f.nunmatched * 4 + x->f.error_len + x->f.paths_len !=
+	    len - sizeof x->f)
+		return -1;
+	p = buf + sizeof x->f;
+	x->unmatched = p;
+	p += (size_t)x->f.nunmatched * 4;
+	x->error = (const char *)p;
+	if (memchr(p, '\0', x->f.error_len) != NULL)
+		return -1;
+	p += x->f.error_len;
+	x->paths = (const char *)p;
+	if (proto_strings(p, x->f.paths_len, x->f.npaths) == -1)
+		return -1;
+	return 0;
+}
+
 int
 proto_write(int fd, const void *buf, size_t len)
 {
@@ -247,8 +441,8 @@ proto_read(int fd, struct proto_hdr *h, uint8_t **payload)
 	*payload = NULL;
 	if ((r = proto_read_full(fd, h, sizeof *h)) <= 0)
 		return r;
-	if (h->len > PROTO_MSG_MAX) {
-		errno = EMSGSIZE;
+	if (proto_hdr_check(h) == -1) {
+		errno = EPROTO;
 		return -1;
 	}
 	if ((p = malloc(h->len > 0 ? h->len : 1)) == NULL)

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		1	/* supervisor <-> worker messages */
+#define PROTO_VERSION		2	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -24,6 +24,8 @@ enum proto_type {
 	PROTO_READY = 1,	/* worker -> supervisor: set up, idle */
 	PROTO_TASK,		/* supervisor -> worker: analyse one file */
 	PROTO_RESULT,		/* worker -> supervisor: the task's result */
+	PROTO_EXPAND,		/* supervisor -> worker: expand a job's patterns */
+	PROTO_EXPANDED,		/* worker -> supervisor: the job's file list */
 };
 
 struct proto_hdr {
@@ -93,12 +95,66 @@ struct proto_result {
 };
 
 /*
+ * PROTO_EXPAND: a job's patterns, to be expanded with glob(3) (brace
+ * expansion) by a worker, so that a slow filesystem or a huge brace
+ * pattern never stalls the supervisor. Variable part: npatterns
+ * NUL-terminated patterns.
+ */
+struct proto_expand_fixed {
+	uint64_t	task;
+	uint64_t	files_max;	/* list at most files_max + 1 paths */
+	uint32_t	npatterns;
+	uint32_t	patterns_len;
+};
+
+struct proto_expand {
+	uint64_t	  task;
+	uint64_t	  files_max;
+	uint32_t	  npatterns;
+	char		**patterns;	/* NULL-terminated; copies when decoded */
+};
+
+/*
+ * PROTO_EXPANDED: the job's file list, sorted with each path once, at
+ * most files_max + 1 paths (one more than files_max says "too many");
+ * the indexes of the patterns that matched nothing; an error text when
+ * the expansion failed. Variable part: nunmatched uint32_t indexes, the
+ * error text, then npaths NUL-terminated paths.
+ */
+struct proto_expanded_fixed {
+	uint64_t	task;
+	uint32_t	npaths;
+	uint32_t	paths_len;
+	uint32_t	nunmatched;
+	uint32_t	error_len;
+};
+
+struct proto_expanded {
+	struct proto_expanded_fixed	 f;
+	const uint8_t			*unmatched;	/* unaligned: memcpy */
+	const char			*error;		/* points into the message */
+	const char			*paths;		/* npaths strings */
+};
+
+/*
+ * Whether a header's length is possible for its type: at least the fixed
+ * part (exactly it for READY), at most PROTO_MSG_MAX. 0 when it is, -1
+ * for an unknown type or an impossible length. Checked as soon as a
+ * header is in, before any of the payload is read.
+ */
+int	 proto_hdr_check(const struct proto_hdr *);
+
+/*
  * Encode a message (header included) into a malloc'd buffer; NULL with
  * errno set (ENOMEM, EMSGSIZE) on failure.
  */
 uint8_t	*proto_task_encode(const struct proto_task *, size_t *lenp);
 uint8_t	*proto_result_encode(const struct proto_result_fixed *, const char *error,
 	    const uint8_t *counts, size_t counts_len, size_t *lenp);
+uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
+uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
+	    const uint32_t *unmatched, size_t nunmatched, const char *error,
+	    size_t *lenp);
 
 /*
  * Decode a payload (header stripped). The task's strings are copied
@@ -108,11 +164,17 @@ uint8_t	*proto_result_encode(const struct proto_result_fixed *, const char *erro
 int	 proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *);
 void	 proto_task_clear(struct proto_task *);
 int	 proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *);
+/* The patterns are copied (proto_expand_clear); the list points into buf. */
+int	 proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *);
+void	 proto_expand_clear(struct proto_expand *);
+int	 proto_expanded_decode(const uint8_t *buf, size_t len,
+	    struct proto_expanded *);
 
 /*
  * Blocking I/O for the worker: write all of buf (retrying EINTR), and
  * read one message into a malloc'd payload. proto_read returns 1 with a
- * message, 0 on EOF before a header, -1 on error or a bad length.
+ * message, 0 on EOF before a header, -1 on error or a bad header
+ * (proto_hdr_check).
  */
 int	 proto_write(int fd, const void *buf, size_t len);
 int	 proto_read(int fd, struct proto_hdr *, uint8_t **payload);

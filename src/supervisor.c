@@ -7,7 +7,10 @@
  * socket (control.c) and the job queue (jobqueue.c). Each slot is one
  * pre-forked worker on a socketpair, with its state written down: pid,
  * starting/idle/busy/exiting, whether it may be respawned, the task it
- * runs, how often it crashed and when it may be spawned again.
+ * runs, how often it crashed and when it may be spawned again. One more
+ * slot, the expander, runs nothing but pattern expansions, so that a
+ * submit is answered promptly even while every worker is on a long file;
+ * idle workers take expansions too, ahead of file tasks.
  */
 #include <config.h>
 
@@ -58,7 +61,8 @@ static const char *const slot_state_names[] = {
 };
 
 struct slot {
-	int		 idx;
+	int		 idx;		/* -1: the expander */
+	char		 name[24];	/* "worker 3", "expander" */
 	pid_t		 pid;
 	enum slot_state	 state;
 	int		 respawn;	/* 0 after a setup failure */
@@ -81,6 +85,7 @@ static struct {
 	const struct supervisor_opts	*opts;
 	struct slot			**slots;	/* stable: events point at them */
 	int				 nslots;	/* slots[] in use */
+	struct slot			 *xslot;	/* the expander */
 	int				 want;		/* workers configured */
 	struct event			*sig[5];
 	struct event			*tick;
@@ -176,35 +181,51 @@ slot_send(struct slot *s, const uint8_t *msg, size_t len)
 	return event_add(s->wev, NULL);
 }
 
+/* Hand a task to an idle slot. */
+static void
+slot_give(struct slot *s, struct task *t)
+{
+	uint8_t	*msg;
+	size_t	 len;
+
+	s->task_id = ++sv.next_task;
+	if ((msg = jobqueue_task_message(t, s->task_id, &len)) == NULL ||
+	    slot_send(s, msg, len) == -1) {
+		free(msg);
+		jobqueue_task_lost(t, "could not be sent the task");
+		return;
+	}
+	free(msg);
+	s->task = t;
+	s->state = SLOT_BUSY;
+	if (jobqueue_task_expands(t))
+		log_debug("%s: expanding patterns", s->name);
+	else
+		log_debug("%s: job %lld: %s", s->name,
+		    (long long)jobqueue_task_job(t), jobqueue_task_path(t));
+}
+
 void
 supervisor_kick(void)
 {
 	struct slot	*s;
 	struct task	*t;
-	uint8_t		*msg;
-	size_t		 len;
 	int		 i;
 
 	if (sv.stopping)
 		return;
+	/* The expander first: it keeps the workers on their files. */
+	s = sv.xslot;
+	if (s != NULL && s->state == SLOT_IDLE && !s->retire &&
+	    (t = jobqueue_next_expansion()) != NULL)
+		slot_give(s, t);
 	for (i = 0; i < sv.nslots; i++) {
 		s = sv.slots[i];
 		if (s->state != SLOT_IDLE || s->retire)
 			continue;
 		if ((t = jobqueue_next_task()) == NULL)
 			break;
-		s->task_id = ++sv.next_task;
-		if ((msg = jobqueue_task_message(t, s->task_id, &len)) == NULL ||
-		    slot_send(s, msg, len) == -1) {
-			free(msg);
-			jobqueue_task_lost(t, "could not be sent the task");
-			continue;
-		}
-		free(msg);
-		s->task = t;
-		s->state = SLOT_BUSY;
-		log_debug("worker %d: job %lld: %s", s->idx,
-		    (long long)jobqueue_task_job(t), jobqueue_task_path(t));
+		slot_give(s, t);
 	}
 }
 
@@ -212,7 +233,7 @@ supervisor_kick(void)
 static void
 slot_bad(struct slot *s, const char *why)
 {
-	log_warnx("worker %d (pid %ld): %s; killing it", s->idx, (long)s->pid, why);
+	log_warnx("%s (pid %ld): %s; killing it", s->name, (long)s->pid, why);
 	s->bad = 1;
 	if (s->pid > 0)
 		kill(s->pid, SIGKILL);
@@ -226,6 +247,7 @@ slot_messages(struct slot *s)
 {
 	struct proto_hdr	 h;
 	struct proto_result	 r;
+	struct proto_expanded	 x;
 	struct proto_ready	 ready;
 	uint8_t			*p;
 
@@ -258,13 +280,13 @@ slot_messages(struct slot *s)
 				return;
 			}
 			s->state = SLOT_IDLE;
-			log_debug("worker %d (pid %ld) ready", s->idx, (long)s->pid);
+			log_debug("%s (pid %ld) ready", s->name, (long)s->pid);
 			break;
 		case PROTO_RESULT: {
 			struct task *t = s->task;
 
 			/* (an exiting worker may finish its task first) */
-			if (t == NULL ||
+			if (t == NULL || jobqueue_task_expands(t) ||
 			    proto_result_decode(p, h.len, &r) == -1 ||
 			    r.f.task != s->task_id) {
 				slot_bad(s, "unexpected or malformed result");
@@ -273,6 +295,26 @@ slot_messages(struct slot *s)
 			/* Bad counts: the task stays ours, lost with the worker. */
 			if (jobqueue_task_done(t, &r) == -1) {
 				slot_bad(s, "malformed counts in a result");
+				return;
+			}
+			if (s->state == SLOT_BUSY)
+				s->state = SLOT_IDLE;
+			s->crashes = 0;
+			s->task = NULL;
+			break;
+		}
+		case PROTO_EXPANDED: {
+			struct task *t = s->task;
+
+			if (t == NULL || !jobqueue_task_expands(t) ||
+			    proto_expanded_decode(p, h.len, &x) == -1 ||
+			    x.f.task != s->task_id) {
+				slot_bad(s, "unexpected or malformed file list");
+				return;
+			}
+			/* A bad list: the expansion is lost with the worker. */
+			if (jobqueue_task_expanded(t, &x) == -1) {
+				slot_bad(s, "malformed file list");
 				return;
 			}
 			if (s->state == SLOT_BUSY)
@@ -413,8 +455,8 @@ slot_spawn(struct slot *s)
 	    slot_read_cb, s)) == NULL ||
 	    (s->wev = event_new(sv.base, s->fd, EV_WRITE, slot_write_cb,
 	    s)) == NULL || event_add(s->rev, NULL) == -1)
-		fatalx("out of memory setting up worker %d", s->idx);
-	log_debug("worker %d: pid %ld", s->idx, (long)pid);
+		fatalx("out of memory setting up %s", s->name);
+	log_debug("%s: pid %ld", s->name, (long)pid);
 	return;
 retry:
 	s->crashes++;
@@ -455,15 +497,15 @@ slot_reaped(struct slot *s, int status)
 	s->task = NULL;
 	slot_close(s);
 	if (asked)
-		log_debug("worker %d (pid %ld) %s", s->idx, (long)s->pid, why);
+		log_debug("%s (pid %ld) %s", s->name, (long)s->pid, why);
 	else
-		log_warnx("worker %d (pid %ld) %s", s->idx, (long)s->pid, why);
+		log_warnx("%s (pid %ld) %s", s->name, (long)s->pid, why);
 	s->pid = 0;
 	s->state = SLOT_DEAD;
 	if (t != NULL)
 		jobqueue_task_lost(t, why);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
-		log_warnx("worker %d failed its setup; not respawning", s->idx);
+		log_warnx("%s failed its setup; not respawning", s->name);
 		s->respawn = 0;
 	}
 	if (sv.stopping || !s->respawn)
@@ -494,6 +536,10 @@ sv_reap(void)
 		for (i = 0; i < sv.nslots; i++)
 			if (sv.slots[i]->pid == pid)
 				break;
+		if (i == sv.nslots && sv.xslot->pid == pid) {
+			slot_reaped(sv.xslot, status);
+			continue;
+		}
 		if (i == sv.nslots) {
 			log_debug("reaped unknown child %ld", (long)pid);
 			continue;
@@ -514,6 +560,28 @@ sv_reap(void)
 	sv_check_done();
 }
 
+/* A new slot, dead, with its respawn timer; idx -1 is the expander. */
+static struct slot *
+slot_new(int idx)
+{
+	struct slot	*s;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return NULL;
+	s->idx = idx;
+	if (idx < 0)
+		snprintf(s->name, sizeof s->name, "expander");
+	else
+		snprintf(s->name, sizeof s->name, "worker %d", idx);
+	s->fd = -1;
+	s->state = SLOT_DEAD;
+	if ((s->timer = evtimer_new(sv.base, slot_timer_cb, s)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 /*
  * Set the number of workers: new slots are spawned at once; slots beyond
  * n are removed, their idle workers stopped now and busy ones after their
@@ -531,16 +599,8 @@ sv_resize(int n)
 			return -1;
 		sv.slots = v;
 		for (i = sv.nslots; i < n; i++) {
-			if ((s = calloc(1, sizeof *s)) == NULL)
+			if ((s = slot_new(i)) == NULL)
 				break;
-			s->idx = i;
-			s->fd = -1;
-			s->state = SLOT_DEAD;
-			if ((s->timer = evtimer_new(sv.base, slot_timer_cb,
-			    s)) == NULL) {
-				free(s);
-				break;
-			}
 			sv.slots[sv.nslots++] = s;
 		}
 		if (sv.nslots < n)
@@ -636,6 +696,9 @@ sv_reload(void)
 		if (sv.slots[i]->state == SLOT_IDLE)
 			slot_stop(sv.slots[i]);
 	}
+	sv.xslot->retire = 1;
+	if (sv.xslot->state == SLOT_IDLE)
+		slot_stop(sv.xslot);
 	if (sv_nworkers() != sv.want) {
 		log_info("reload: %d workers, was %d", sv_nworkers(), sv.want);
 		if (sv_resize(sv_nworkers()) == -1)
@@ -680,6 +743,8 @@ sv_check_done(void)
 	for (i = 0; i < sv.nslots; i++)
 		if (sv.slots[i]->pid > 0 && sv_now() < sv.stop_deadline)
 			return;
+	if (sv.xslot->pid > 0 && sv_now() < sv.stop_deadline)
+		return;
 	if (control_pending_output() > 0 && sv_now() < sv.stop_deadline)
 		return;
 	event_base_loopbreak(sv.base);
@@ -698,13 +763,15 @@ supervisor_stop(const char *why)
 	systemd_stopping();
 	control_stop_accepting();
 	jobqueue_shutdown();
-	for (i = 0; i < sv.nslots; i++) {
-		evtimer_del(sv.slots[i]->timer);
-		if (sv.slots[i]->pid > 0) {
+	for (i = -1; i < sv.nslots; i++) {
+		struct slot *s = i < 0 ? sv.xslot : sv.slots[i];
+
+		evtimer_del(s->timer);
+		if (s->pid > 0) {
 			/* Idle workers leave on EOF; busy ones are stopped. */
-			if (sv.slots[i]->state == SLOT_BUSY)
-				kill(sv.slots[i]->pid, SIGTERM);
-			slot_stop(sv.slots[i]);
+			if (s->state == SLOT_BUSY)
+				kill(s->pid, SIGTERM);
+			slot_stop(s);
 		}
 	}
 	sv_check_done();
@@ -747,11 +814,14 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 
 			for (i = 0; i < sv.nslots; i++)
 				if (sv.slots[i]->pid > 0) {
-					log_warnx("worker %d (pid %ld) still "
-					    "there; killing it", i,
+					log_warnx("%s (pid %ld) still "
+					    "there; killing it",
+					    sv.slots[i]->name,
 					    (long)sv.slots[i]->pid);
 					kill(sv.slots[i]->pid, SIGKILL);
 				}
+			if (sv.xslot->pid > 0)
+				kill(sv.xslot->pid, SIGKILL);
 		}
 		sv_check_done();
 		return;
@@ -792,7 +862,10 @@ supervisor_workers_json(void)
 			json_array_append_new(pids, json_integer(s->pid));
 		e = json_pack("{s:i,s:I,s:s}", "slot", i, "pid",
 		    (json_int_t)s->pid, "state", slot_state_names[s->state]);
-		if (e != NULL && s->task != NULL) {
+		if (e != NULL && s->task != NULL &&
+		    jobqueue_task_expands(s->task))
+			json_object_set_new(e, "expanding", json_true());
+		else if (e != NULL && s->task != NULL) {
 			json_object_set_new(e, "job", json_integer(
 			    jobqueue_task_job(s->task)));
 			json_object_set_new(e, "path", json_string(
@@ -803,6 +876,11 @@ supervisor_workers_json(void)
 	o = json_pack("{s:i,s:i,s:i,s:I,s:o,s:o}", "configured", sv.want,
 	    "alive", alive, "busy", busy, "restarts", (json_int_t)sv.restarts,
 	    "pids", pids, "slots", slots);
+	if (o != NULL)
+		json_object_set_new(o, "expander", json_pack("{s:I,s:s,s:b}",
+		    "pid", (json_int_t)sv.xslot->pid, "state",
+		    slot_state_names[sv.xslot->state], "expanding",
+		    sv.xslot->task != NULL));
 	return o;
 }
 
@@ -864,6 +942,10 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		fatalx("cannot set up the timer");
 
 	jobqueue_init(sv.base, cfg);
+	if ((sv.xslot = slot_new(-1)) == NULL)
+		fatalx("out of memory");
+	sv.xslot->respawn = 1;
+	slot_spawn(sv.xslot);
 	if (sv_resize(sv_nworkers()) == -1)
 		fatalx("out of memory");
 	control_start(sv.base);
@@ -883,6 +965,14 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		event_free(sv.slots[i]->timer);
 		free(sv.slots[i]);
 	}
+	if (sv.xslot->pid > 0) {
+		kill(sv.xslot->pid, SIGKILL);
+		waitpid(sv.xslot->pid, NULL, 0);
+	}
+	slot_close(sv.xslot);
+	event_free(sv.xslot->timer);
+	free(sv.xslot);
+	sv.xslot = NULL;
 	log_info("stopped");
 out:
 	control_stop_accepting();

@@ -4,6 +4,8 @@
  * A blocking loop with no event library: read a task, run the analysis
  * pipeline on its file with a cached compiled format and the task's
  * filter, send back one result message (statistics + encoded counts).
+ * A job's patterns are expanded here too (glob(3) may block on a slow
+ * filesystem; the supervisor must not), answered with the file list.
  * The worker dies with the supervisor (PR_SET_PDEATHSIG, or EOF on the
  * socketpair). worker_memory caps its address space, task_timeout arms
  * alarm(2) so that a task that runs too long kills the worker, which the
@@ -16,6 +18,7 @@
 #include "analysis.h"
 #include "config.h"
 #include "counts.h"
+#include "expand.h"
 #include "filter.h"
 #include "log.h"
 #include "logformat.h"
@@ -28,6 +31,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +184,43 @@ out:
 	return rc;
 }
 
+/*
+ * Expand a job's patterns and send the file list; an expansion that
+ * fails, or whose list is too big for one message, sends its error.
+ * -1 when the supervisor is gone.
+ */
+static int
+worker_expand(struct worker *w, const struct proto_expand *x)
+{
+	struct expand_result	 r;
+	uint8_t			*msg;
+	size_t			 mlen;
+	int			 rc;
+
+	if (w->timeout > 0)
+		alarm((unsigned)w->timeout);
+	(void)expand_patterns(x->patterns, x->npatterns, (size_t)(x->files_max >
+	    SIZE_MAX / 4 ? SIZE_MAX / 4 : x->files_max), &r);
+	alarm(0);
+	msg = proto_expanded_encode(x->task, r.paths, r.npaths, r.unmatched,
+	    r.nunmatched, r.error[0] != '\0' ? r.error : NULL, &mlen);
+	if (msg == NULL) {
+		log_warn("expanding %u patterns", x->npatterns);
+		snprintf(r.error, sizeof r.error, "%s (%zu paths)", errno ==
+		    EMSGSIZE ? "file list too long for one message" :
+		    "out of memory sending the file list", r.npaths);
+		if ((msg = proto_expanded_encode(x->task, NULL, 0, NULL, 0,
+		    r.error, &mlen)) == NULL) {
+			expand_result_clear(&r);
+			return -1;
+		}
+	}
+	expand_result_clear(&r);
+	rc = proto_write(w->fd, msg, mlen);
+	free(msg);
+	return rc;
+}
+
 void
 worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 {
@@ -187,11 +228,15 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 	struct proto_ready	 ready;
 	struct proto_hdr	 h;
 	struct proto_task	 t;
+	struct proto_expand	 x;
 	uint8_t			*payload, *msg;
 	char			 name[32];
 	int			 r, code = 0;
 
-	snprintf(name, sizeof name, "worker %d", slot);
+	if (slot < 0)
+		snprintf(name, sizeof name, "expander");
+	else
+		snprintf(name, sizeof name, "worker %d", slot);
 	log_procname(name);
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
@@ -226,17 +271,23 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 			code = 1;
 			break;
 		}
-		if (h.type != PROTO_TASK ||
-		    proto_task_decode(payload, h.len, &t) == -1) {
+		if (h.type == PROTO_EXPAND &&
+		    proto_expand_decode(payload, h.len, &x) == 0) {
+			free(payload);
+			r = worker_expand(&w, &x);
+			proto_expand_clear(&x);
+		} else if (h.type == PROTO_TASK &&
+		    proto_task_decode(payload, h.len, &t) == 0) {
+			free(payload);
+			r = worker_task(&w, &t);
+			proto_task_clear(&t);
+		} else {
 			log_warnx("bad message from supervisor (type %u, %u "
 			    "bytes)", h.type, h.len);
 			free(payload);
 			code = 1;
 			break;
 		}
-		free(payload);
-		r = worker_task(&w, &t);
-		proto_task_clear(&t);
 		if (r == -1)
 			break;
 	}

@@ -13,7 +13,8 @@ struct config;
 #define WORKER_EXIT_SETUP	2
 
 /*
- * Run the worker on fd (its end of the socketpair); parent is the
+ * Run the worker on fd (its end of the socketpair), slot -1 for the
+ * expander (which is only sent expansions); parent is the
  * supervisor's pid, to notice that it died before PR_SET_PDEATHSIG was
  * set. Never returns.
  */

@@ -135,7 +135,9 @@ def main():
         t.ok(r["ok"] and r["pid"] == d.pid and r["workers"]["configured"] == 2 and
              r["workers"]["alive"] == 2 and r["jobs"]["submitted"] >= 6 and
              r["totals"]["files"] >= 30 and r["connections"] >= 1 and
-             set(r["queue"]) == {"jobs_queued", "jobs_running", "tasks_pending"} and
+             set(r["queue"]) == {"jobs_expanding", "jobs_queued", "jobs_running",
+                                 "tasks_pending"} and
+             r["workers"]["expander"]["state"] in ("starting", "idle") and
              r["uptime"] >= 0, "stats: workers, queue, jobs, totals, connections", r)
 
         # cancel a running job

@@ -1,15 +1,19 @@
 /*
- * test_jobqueue.c: how the job queue takes a worker's result (jobqueue.c),
- * as a table of malformed counts buffers.
+ * test_jobqueue.c: how the job queue takes a worker's answers
+ * (jobqueue.c, expand.c), as tables of malformed messages.
  *
- * A result whose counts do not add up must leave the job's counts alone
- * and be refused, so that the supervisor kills the worker and the task is
- * retried; the retried task's good result must then be counted exactly
- * once. The supervisor's side is played here by the two functions the
- * job queue calls back.
+ * A submit is answered once a worker has expanded its patterns: the test
+ * plays that worker through the real messages. A file list that does not
+ * add up (unsorted, too long, a relative path, a bad pattern index) must
+ * be refused so that the supervisor kills the worker and the expansion
+ * is retried; twice lost, the submit fails. A result whose counts do not
+ * add up must leave the job's counts alone and be refused; the retried
+ * task's good result must then be counted exactly once. The supervisor's
+ * side is played here by the two functions the job queue calls back.
  */
 #include "../../src/config.h"	/* (the build's config.h has the name) */
 #include "counts.h"
+#include "expand.h"
 #include "jobqueue.h"
 #include "log.h"
 #include "proto.h"
@@ -94,6 +98,332 @@ result_of(uint64_t task, const uint8_t *counts, size_t len,
 	r->error = "";
 }
 
+/* What the submit callback was told. */
+static struct {
+	int	called;
+	int64_t	id;
+	size_t	files;
+	char	code[32];
+	char	message[256];
+} sub;
+
+static void
+submitted(int64_t id, size_t files, const struct jq_error *err, void *arg)
+{
+	(void)arg;
+	sub.called++;
+	sub.id = id;
+	sub.files = files;
+	snprintf(sub.code, sizeof sub.code, "%s", err != NULL ? err->code : "");
+	snprintf(sub.message, sizeof sub.message, "%s", err != NULL ?
+	    err->message : "");
+}
+
+/*
+ * Play the worker on an expansion task: decode its message, expand, and
+ * encode and decode the answer into x (its buffer in *bufp, to free).
+ */
+static int
+play_expand(struct task *t, uint64_t id, uint8_t **bufp,
+    struct proto_expanded *x)
+{
+	struct proto_hdr	 h;
+	struct proto_expand	 pe;
+	struct expand_result	 r;
+	uint8_t			*msg, *out;
+	size_t			 len, olen;
+	int			 rc = -1;
+
+	*bufp = NULL;
+	if (t == NULL || !jobqueue_task_expands(t) ||
+	    (msg = jobqueue_task_message(t, id, &len)) == NULL)
+		return -1;
+	memcpy(&h, msg, sizeof h);
+	if (h.type != PROTO_EXPAND || proto_hdr_check(&h) == -1 ||
+	    proto_expand_decode(msg + sizeof h, h.len, &pe) == -1) {
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	(void)expand_patterns(pe.patterns, pe.npatterns, (size_t)pe.files_max,
+	    &r);
+	out = proto_expanded_encode(pe.task, r.paths, r.npaths, r.unmatched,
+	    r.nunmatched, r.error[0] != '\0' ? r.error : NULL, &olen);
+	expand_result_clear(&r);
+	proto_expand_clear(&pe);
+	if (out == NULL)
+		return -1;
+	memcpy(&h, out, sizeof h);
+	if (h.type == PROTO_EXPANDED && proto_hdr_check(&h) == 0 &&
+	    proto_expanded_decode(out + sizeof h, h.len, x) == 0)
+		rc = 0;
+	*bufp = out;
+	return rc;
+}
+
+/* Submit and play the worker: the job id, or -1 (sub says why). */
+static int64_t
+submit_now(const json_t *req, size_t *files)
+{
+	struct proto_expanded	 x;
+	struct jq_error		 err;
+	struct task		*t;
+	uint8_t			*buf;
+
+	memset(&sub, 0, sizeof sub);
+	if (jobqueue_submit(req, 0, 0, submitted, NULL, &err) == NULL) {
+		snprintf(sub.code, sizeof sub.code, "%s", err.code);
+		return -1;
+	}
+	t = jobqueue_next_task();
+	if (play_expand(t, 7, &buf, &x) == -1 ||
+	    jobqueue_task_expanded(t, &x) == -1 || sub.called != 1) {
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	*files = sub.files;
+	return sub.id;
+}
+
+static void
+mkfile(const char *dir, const char *name)
+{
+	char	 p[256];
+	FILE	*f;
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	if ((f = fopen(p, "w")) != NULL)
+		fclose(f);
+}
+
+static void
+rmfile(const char *dir, const char *name)
+{
+	char	p[256];
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	unlink(p);
+}
+
+static const char *const xfiles[] = { "x1", "x2", "x3", "x4", "x5" };
+
+/* expand.c on its own: braces, order, repeats, unmatched, the cap. */
+static void
+test_expand(const char *dir)
+{
+	struct expand_result	 r;
+	char			 p[4][128];
+	char			*pv[4];
+	size_t			 i;
+
+	for (i = 0; i < 5; i++)
+		mkfile(dir, xfiles[i]);
+	snprintf(p[0], sizeof p[0], "%s/x{5,1,3}", dir);
+	snprintf(p[1], sizeof p[1], "%s/x[13]", dir);
+	snprintf(p[2], sizeof p[2], "%s/nothing{a,b}", dir);
+	snprintf(p[3], sizeof p[3], "%s/x*", dir);
+	for (i = 0; i < 4; i++)
+		pv[i] = p[i];
+
+	ok(expand_patterns(pv, 3, 10, &r) == 0 && r.npaths == 3 &&
+	    strcmp(r.paths[0] + strlen(dir), "/x1") == 0 &&
+	    strcmp(r.paths[1] + strlen(dir), "/x3") == 0 &&
+	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
+	    "expand: braces and a class, sorted, each path once");
+	ok(r.nunmatched == 1 && r.unmatched[0] == 2,
+	    "expand: the pattern matching nothing is listed by index");
+	expand_result_clear(&r);
+	ok(expand_patterns(pv, 4, 2, &r) == 0 && r.npaths == 3 &&
+	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
+	    "expand: over files_max 2, exactly 3 paths come back");
+	expand_result_clear(&r);
+	pv[1] = p[0];
+	pv[2] = p[0];
+	ok(expand_patterns(pv, 3, 3, &r) == 0 && r.npaths == 3,
+	    "expand: 9 paths, 3 distinct: within files_max 3");
+	expand_result_clear(&r);
+}
+
+/* A file list from a worker, made by hand. */
+struct badlist {
+	const char	*name;
+	const char	*paths[6];	/* relative to the test dir unless '!' */
+	uint32_t	 unmatched[2];
+	size_t		 nunmatched;
+};
+
+static const struct badlist badlists[] = {
+	{ "unsorted", { "/x2", "/x1", NULL }, { 0 }, 0 },
+	{ "a path twice", { "/x1", "/x1", NULL }, { 0 }, 0 },
+	{ "a relative path", { "!x1", NULL }, { 0 }, 0 },
+	{ "an empty path", { "!", NULL }, { 0 }, 0 },
+	{ "more than files_max + 1 paths",
+	    { "/x1", "/x2", "/x3", "/x4", "/x5", NULL }, { 0 }, 0 },
+	{ "an unmatched index past the patterns", { NULL }, { 2 }, 1 },
+	{ "unmatched indexes out of order", { NULL }, { 1, 0 }, 2 },
+};
+
+/* Encode and decode a hand-made list into x; its buffer, to free. */
+static uint8_t *
+badlist_msg(const char *dir, const struct badlist *b, uint64_t id,
+    struct proto_expanded *x)
+{
+	struct proto_hdr	 h;
+	char			 paths[6][128];
+	char			*pv[6];
+	uint8_t			*out;
+	size_t			 n, len;
+
+	for (n = 0; b->paths[n] != NULL; n++) {
+		if (b->paths[n][0] == '!')
+			snprintf(paths[n], sizeof paths[n], "%s", b->paths[n] + 1);
+		else
+			snprintf(paths[n], sizeof paths[n], "%s%s", dir,
+			    b->paths[n]);
+		pv[n] = paths[n];
+	}
+	if ((out = proto_expanded_encode(id, pv, n, b->unmatched,
+	    b->nunmatched, NULL, &len)) == NULL)
+		return NULL;
+	memcpy(&h, out, sizeof h);
+	if (proto_expanded_decode(out + sizeof h, h.len, x) == -1) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * The submit's expansion: malformed lists refused and retried, a worker
+ * lost twice, files_max, an error from the worker, expansions before file
+ * tasks, a submitter gone, and a shutdown with expansions in flight.
+ */
+static void
+test_expansion(const char *dir, struct config *cfg)
+{
+	struct proto_expanded	 x;
+	struct jq_error		 err;
+	struct task		*t, *t2;
+	json_t			*req, *l;
+	uint8_t			*buf;
+	char			 p0[128], p1[128];
+	size_t			 i, files;
+	int64_t			 id;
+
+	snprintf(p0, sizeof p0, "%s/x*", dir);
+	snprintf(p1, sizeof p1, "%s/nothing", dir);
+	req = json_pack("{s:s,s:[s,s]}", "op", "submit", "patterns", p0, p1);
+	cfg->files_max = 3;
+	rmfile(dir, "x4");
+	rmfile(dir, "x5");
+
+	for (i = 0; i < sizeof badlists / sizeof badlists[0]; i++) {
+		memset(&sub, 0, sizeof sub);
+		if (!ok(jobqueue_submit(req, 0, 0, submitted, NULL, &err) != NULL,
+		    "%s: submit queued", badlists[i].name))
+			continue;
+		t = jobqueue_next_task();
+		buf = badlist_msg(dir, &badlists[i], 1, &x);
+		ok(t != NULL && buf != NULL && jobqueue_task_expanded(t, &x) == -1 &&
+		    sub.called == 0, "%s: list refused, nobody told", badlists[i].name);
+		free(buf);
+		jobqueue_task_lost(t, "killed by signal 9");
+		t2 = jobqueue_next_task();
+		ok(t2 == t && sub.called == 0, "%s: the expansion is handed out "
+		    "again", badlists[i].name);
+		if (t2 != t)
+			continue;
+		ok(play_expand(t2, 2, &buf, &x) == 0 &&
+		    jobqueue_task_expanded(t2, &x) == 0 && sub.called == 1 &&
+		    sub.id > 0 && sub.files == 3, "%s: the retry's list makes "
+		    "the job", badlists[i].name);
+		free(buf);
+		/* (its file tasks stay pending: cancel them) */
+		json_decref(jobqueue_cancel(sub.id, &err));
+	}
+
+	/* Lost twice: the submit fails with internal, naming why. */
+	memset(&sub, 0, sizeof sub);
+	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	t = jobqueue_next_task();
+	jobqueue_task_lost(t, "killed by signal 9");
+	t2 = jobqueue_next_task();
+	jobqueue_task_lost(t2, "killed by signal 9");
+	ok(t2 == t && sub.called == 1 && sub.id == -1 &&
+	    strcmp(sub.code, "internal") == 0 && strcmp(sub.message,
+	    "expanding patterns: worker killed by signal 9 (twice)") == 0,
+	    "expansion lost twice: internal error naming why (%s)", sub.message);
+	ok(jobqueue_active() == 0, "expansion lost twice: no job left active");
+
+	/* files_max: the worker's files_max + 1 paths mean limit. */
+	cfg->files_max = 2;
+	ok(submit_now(req, &files) == -1 && sub.called == 1 &&
+	    strcmp(sub.code, "limit") == 0, "3 files over files_max 2: limit");
+	cfg->files_max = 3;
+
+	/* An error from the worker: internal, with its text. */
+	memset(&sub, 0, sizeof sub);
+	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	t = jobqueue_next_task();
+	buf = proto_expanded_encode(3, NULL, 0, NULL, 0, "out of memory "
+	    "expanding patterns", &files);
+	if (buf != NULL)
+		(void)proto_expanded_decode(buf + sizeof(struct proto_hdr),
+		    files - sizeof(struct proto_hdr), &x);
+	ok(buf != NULL && jobqueue_task_expanded(t, &x) == 0 &&
+	    sub.called == 1 && strcmp(sub.code, "internal") == 0 &&
+	    strstr(sub.message, "out of memory") != NULL,
+	    "the worker's error fails the submit: %s", sub.message);
+	free(buf);
+
+	/* Expansions go ahead of pending file tasks. */
+	id = submit_now(req, &files);
+	ok(id > 0 && files == 3, "job with 3 pending files made");
+	memset(&sub, 0, sizeof sub);
+	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	t = jobqueue_next_task();
+	ok(t != NULL && jobqueue_task_expands(t) &&
+	    jobqueue_task_job(t) == 0 && jobqueue_task_path(t) == NULL,
+	    "the new submit's expansion comes before the files");
+
+	/* The submitter goes away: the job is made all the same. */
+	memset(&sub, 0, sizeof sub);
+	jobqueue_submit_forget(jobqueue_submit(req, 0, 0, submitted, NULL,
+	    &err));
+	t2 = jobqueue_next_task();
+	if (play_expand(t2, 9, &buf, &x) == 0)
+		(void)jobqueue_task_expanded(t2, &x);
+	free(buf);
+	l = jobqueue_list();
+	ok(sub.called == 0 && l != NULL && json_array_size(json_object_get(l,
+	    "jobs")) > 0 && json_integer_value(json_object_get(json_array_get(
+	    json_object_get(l, "jobs"), json_array_size(json_object_get(l,
+	    "jobs")) - 1), "files_total")) == 3,
+	    "submitter gone: the job is made, nobody called");
+	json_decref(l);
+
+	/* Shutdown: both submits told shutting_down (t still on a worker). */
+	memset(&sub, 0, sizeof sub);
+	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	jobqueue_shutdown();
+	ok(sub.called == 2 && strcmp(sub.code, "shutting_down") == 0,
+	    "shutdown: both submits expanding get shutting_down");
+	ok(jobqueue_submit(req, 0, 0, submitted, NULL, &err) == NULL &&
+	    strcmp(err.code, "shutting_down") == 0,
+	    "shutdown: a new submit is refused");
+	/* The worker running the first expansion is stopped. */
+	jobqueue_task_lost(t, "killed by signal 15");
+	l = json_object();
+	jobqueue_stats(l);
+	ok(json_integer_value(json_object_get(json_object_get(l, "queue"),
+	    "jobs_expanding")) == 0 && sub.called == 2,
+	    "shutdown: the lost expansion is dropped, not retried");
+	json_decref(l);
+	json_decref(req);
+	(void)id;
+}
+
 int
 main(void)
 {
@@ -133,7 +463,7 @@ main(void)
 	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", path);
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		id = jobqueue_submit(req, 0, 0, &files, &err);
+		id = submit_now(req, &files);
 		if (!ok(id > 0 && files == 1, "%s: job submitted", cases[i].name))
 			continue;
 		t = jobqueue_next_task();
@@ -176,7 +506,12 @@ main(void)
 	json_decref(req);
 	json_decref(want);
 	free(good);
+
+	test_expand(dir);
+	test_expansion(dir, &cfg);
 	jobqueue_free();
+	for (i = 0; i < sizeof xfiles / sizeof xfiles[0]; i++)
+		rmfile(dir, xfiles[i]);
 	config_free(&cfg);
 	event_base_free(base);
 	unlink(path);

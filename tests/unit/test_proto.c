@@ -1,6 +1,7 @@
 /*
- * test_proto.c: the supervisor <-> worker messages (proto.c) and the
- * default socket path (paths.c), as tables of cases.
+ * test_proto.c: the supervisor <-> worker messages (proto.c), their
+ * header checks, and the default socket path (paths.c), as tables of
+ * cases.
  *
  * Every message must round-trip, and every truncated, extended or
  * corrupted length must be refused rather than read past its end.
@@ -171,6 +172,169 @@ test_results(void)
 }
 
 static const struct {
+	const char	*patterns[4];
+	const char	*paths[4];
+	uint32_t	 unmatched[2];
+	size_t		 nunmatched;
+	const char	*error;
+} expand_cases[] = {
+	{ { "/var/log/*.gz", NULL }, { "/var/log/a.gz", "/var/log/b.gz", NULL },
+	    { 0 }, 0, NULL },
+	{ { "/a/{x,y}", "/nothing", "/b/*", NULL }, { "/a/x", NULL }, { 1, 2 },
+	    2, NULL },
+	{ { NULL }, { NULL }, { 0 }, 0, NULL },
+	{ { "/x", NULL }, { NULL }, { 0 }, 0, "out of memory expanding patterns" },
+};
+
+/* Count a NULL-terminated vector. */
+static size_t
+vlen(const char *const *v)
+{
+	size_t	n = 0;
+
+	while (v[n] != NULL)
+		n++;
+	return n;
+}
+
+/* PROTO_EXPAND and PROTO_EXPANDED: round trips and every truncation. */
+static void
+test_expand(void)
+{
+	struct proto_expand	 x, dx;
+	struct proto_expanded	 e;
+	struct proto_hdr	 h;
+	uint8_t			*msg, *bad;
+	const char		*p;
+	size_t			 len, i, k, n, cut;
+	uint32_t		 u;
+	int			 same, refused;
+
+	for (i = 0; i < sizeof expand_cases / sizeof expand_cases[0]; i++) {
+		memset(&x, 0, sizeof x);
+		x.task = 500 + i;
+		x.files_max = 100000;
+		x.npatterns = (uint32_t)vlen(expand_cases[i].patterns);
+		x.patterns = (char **)(uintptr_t)expand_cases[i].patterns;
+		msg = proto_expand_encode(&x, &len);
+		if (!ok(msg != NULL, "expand %zu: encoded", i))
+			continue;
+		memcpy(&h, msg, sizeof h);
+		ok(h.type == PROTO_EXPAND && h.len == len - sizeof h &&
+		    proto_hdr_check(&h) == 0, "expand %zu: header", i);
+		same = proto_expand_decode(msg + sizeof h, h.len, &dx) == 0 &&
+		    dx.task == x.task && dx.files_max == x.files_max &&
+		    dx.npatterns == x.npatterns &&
+		    dx.patterns[dx.npatterns] == NULL;
+		for (k = 0; same && k < x.npatterns; k++)
+			same = strcmp(dx.patterns[k], x.patterns[k]) == 0;
+		ok(same, "expand %zu: round trip", i);
+		proto_expand_clear(&dx);
+		refused = 1;
+		for (cut = 0; cut < h.len; cut++) {
+			if ((bad = malloc(cut + 1)) == NULL)
+				break;
+			memcpy(bad, msg + sizeof h, cut);
+			if (proto_expand_decode(bad, cut, &dx) == 0) {
+				refused = 0;
+				proto_expand_clear(&dx);
+			}
+			free(bad);
+		}
+		ok(refused, "expand %zu: every truncation refused", i);
+		free(msg);
+
+		n = vlen(expand_cases[i].paths);
+		msg = proto_expanded_encode(x.task,
+		    (char **)(uintptr_t)expand_cases[i].paths, n,
+		    expand_cases[i].unmatched, expand_cases[i].nunmatched,
+		    expand_cases[i].error, &len);
+		if (!ok(msg != NULL, "expanded %zu: encoded", i))
+			continue;
+		memcpy(&h, msg, sizeof h);
+		ok(h.type == PROTO_EXPANDED && h.len == len - sizeof h &&
+		    proto_hdr_check(&h) == 0, "expanded %zu: header", i);
+		same = proto_expanded_decode(msg + sizeof h, h.len, &e) == 0 &&
+		    e.f.task == x.task && e.f.npaths == n &&
+		    e.f.nunmatched == expand_cases[i].nunmatched &&
+		    e.f.error_len == (expand_cases[i].error != NULL ?
+		    strlen(expand_cases[i].error) : 0) &&
+		    memcmp(e.error, expand_cases[i].error != NULL ?
+		    expand_cases[i].error : "", e.f.error_len) == 0;
+		for (k = 0, p = e.paths; same && k < n; k++, p += strlen(p) + 1)
+			same = strcmp(p, expand_cases[i].paths[k]) == 0;
+		for (k = 0; same && k < e.f.nunmatched; k++) {
+			memcpy(&u, e.unmatched + k * sizeof u, sizeof u);
+			same = u == expand_cases[i].unmatched[k];
+		}
+		ok(same, "expanded %zu: round trip", i);
+		refused = 1;
+		for (cut = 0; cut < h.len; cut++) {
+			if ((bad = malloc(cut + 1)) == NULL)
+				break;
+			memcpy(bad, msg + sizeof h, cut);
+			if (proto_expanded_decode(bad, cut, &e) == 0)
+				refused = 0;
+			free(bad);
+		}
+		ok(refused, "expanded %zu: every truncation refused", i);
+		/* One path more or less than the bytes hold. */
+		refused = 1;
+		for (k = 0; k < 2; k++) {
+			struct proto_expanded_fixed f;
+
+			memcpy(&f, msg + sizeof h, sizeof f);
+			f.npaths = k == 0 ? f.npaths + 1 : f.npaths - 1;
+			memcpy(msg + sizeof h, &f, sizeof f);
+			if (proto_expanded_decode(msg + sizeof h, h.len, &e) == 0)
+				refused = 0;
+			f.npaths = k == 0 ? f.npaths - 1 : f.npaths + 1;
+			memcpy(msg + sizeof h, &f, sizeof f);
+		}
+		ok(refused, "expanded %zu: a wrong path count refused", i);
+		free(msg);
+	}
+}
+
+/* Header lengths checked before any payload is read. */
+static const struct {
+	uint32_t	 type, len;
+	int		 want;
+} hdr_cases[] = {
+	{ PROTO_READY, sizeof(struct proto_ready), 0 },
+	{ PROTO_READY, sizeof(struct proto_ready) + 1, -1 },
+	{ PROTO_READY, 0, -1 },
+	{ PROTO_RESULT, sizeof(struct proto_result_fixed), 0 },
+	{ PROTO_RESULT, sizeof(struct proto_result_fixed) - 1, -1 },
+	{ PROTO_RESULT, PROTO_MSG_MAX, 0 },
+	{ PROTO_RESULT, PROTO_MSG_MAX + 1, -1 },
+	{ PROTO_RESULT, 0xffffffffu, -1 },
+	{ PROTO_EXPANDED, sizeof(struct proto_expanded_fixed), 0 },
+	{ PROTO_EXPANDED, 3, -1 },
+	{ PROTO_EXPANDED, PROTO_MSG_MAX + 1, -1 },
+	{ PROTO_TASK, sizeof(struct proto_task_fixed) - 1, -1 },
+	{ PROTO_EXPAND, sizeof(struct proto_expand_fixed), 0 },
+	{ 0, 0, -1 },
+	{ PROTO_EXPANDED + 1, 16, -1 },
+	{ 0x41414141u, 0x41414141u, -1 },
+};
+
+static void
+test_headers(void)
+{
+	struct proto_hdr	h;
+	size_t			i;
+
+	for (i = 0; i < sizeof hdr_cases / sizeof hdr_cases[0]; i++) {
+		h.type = hdr_cases[i].type;
+		h.len = hdr_cases[i].len;
+		ok(proto_hdr_check(&h) == hdr_cases[i].want,
+		    "header type %u length %u: %s", h.type, h.len,
+		    hdr_cases[i].want == 0 ? "possible" : "refused");
+	}
+}
+
+static const struct {
 	const char	*clfd_socket, *xdg;
 	const char	*want;		/* NULL: /tmp/clfd-UID/clfd.sock */
 } path_cases[] = {
@@ -217,6 +381,8 @@ main(void)
 {
 	test_tasks();
 	test_results();
+	test_expand();
+	test_headers();
 	test_paths();
 	return tap_done();
 }
