@@ -8,6 +8,12 @@
  * or truncated stream stops the file with an error naming the compressed
  * byte offset; the bytes decoded before it are still handed out, the
  * incomplete last line included (it is what the stream held).
+ *
+ * zlib's own CRC check is turned off and done here instead, over each
+ * member's output against its trailer, with carry-less multiplication
+ * (PCLMULQDQ) where the CPU has it: the same check, about four times
+ * cheaper than zlib 1.2's table code, which cost a tenth of a whole run.
+ * (The optional header CRC, FHCRC, is then not checked.)
  */
 #include <sys/stat.h>
 
@@ -21,8 +27,99 @@
 
 #include "reader.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define READER_CLMUL	1
+#endif
+
 #define READER_IN_SIZE	(256 * 1024)
 #define READER_OUT_SIZE	(1024 * 1024)
+
+#ifdef READER_CLMUL
+/*
+ * The bit-reflected CRC-32 of buf (len >= 64, a multiple of 16) folded
+ * with carry-less multiplies, 64 bytes a turn, then reduced with Barrett;
+ * crc is the running value without zlib's inversions. The constants are
+ * x^n mod P for the folding distances, P itself and floor(x^64 / P).
+ */
+__attribute__((target("pclmul,sse4.1")))
+static uint32_t
+reader_crc_clmul(uint32_t crc, const unsigned char *p, size_t len)
+{
+	const __m128i	 k12 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);
+	const __m128i	 k34 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
+	const __m128i	 k5 = _mm_set_epi64x(0, 0x163cd6124LL);
+	const __m128i	 pu = _mm_set_epi64x(0x1f7011641LL, 0x1db710641LL);
+	const __m128i	 m32 = _mm_set_epi32(0, 0, 0, -1);
+	__m128i		 x0, x1, x2, x3, t0, t1, t2, t3;
+
+	x0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p),
+	    _mm_cvtsi32_si128((int)crc));
+	x1 = _mm_loadu_si128((const __m128i *)(p + 16));
+	x2 = _mm_loadu_si128((const __m128i *)(p + 32));
+	x3 = _mm_loadu_si128((const __m128i *)(p + 48));
+	p += 64;
+	len -= 64;
+#define FOLD(x, k, d)	_mm_xor_si128(_mm_xor_si128(			\
+	    _mm_clmulepi64_si128((x), (k), 0x00),				\
+	    _mm_clmulepi64_si128((x), (k), 0x11)), (d))
+	for (; len >= 64; p += 64, len -= 64) {
+		t0 = _mm_loadu_si128((const __m128i *)p);
+		t1 = _mm_loadu_si128((const __m128i *)(p + 16));
+		t2 = _mm_loadu_si128((const __m128i *)(p + 32));
+		t3 = _mm_loadu_si128((const __m128i *)(p + 48));
+		x0 = FOLD(x0, k12, t0);
+		x1 = FOLD(x1, k12, t1);
+		x2 = FOLD(x2, k12, t2);
+		x3 = FOLD(x3, k12, t3);
+	}
+	/* Four lanes into one, then the remaining 16-byte blocks. */
+	x0 = FOLD(x0, k34, x1);
+	x0 = FOLD(x0, k34, x2);
+	x0 = FOLD(x0, k34, x3);
+	for (; len >= 16; p += 16, len -= 16)
+		x0 = FOLD(x0, k34, _mm_loadu_si128((const __m128i *)p));
+#undef FOLD
+	/* 128 -> 64 bits (appending 32 zero bits), then -> 32 bits. */
+	x0 = _mm_xor_si128(_mm_clmulepi64_si128(k34, x0, 0x01),
+	    _mm_srli_si128(x0, 8));
+	x1 = _mm_srli_si128(x0, 4);
+	x0 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x0, m32), k5,
+	    0x00), x1);
+	/* Barrett reduction, bit-reflected. */
+	x1 = x0;
+	x0 = _mm_clmulepi64_si128(_mm_and_si128(x0, m32), pu, 0x10);
+	x0 = _mm_clmulepi64_si128(_mm_and_si128(x0, m32), pu, 0x00);
+	x0 = _mm_xor_si128(x0, x1);
+	return (uint32_t)_mm_extract_epi32(x0, 1);
+}
+#endif
+
+uint32_t
+reader_crc32(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char	*p = buf;
+#ifdef READER_CLMUL
+	size_t			 n;
+
+	if (len >= 64 && __builtin_cpu_supports("pclmul") &&
+	    __builtin_cpu_supports("sse4.1")) {
+		n = len & ~(size_t)15;
+		crc = ~reader_crc_clmul(~crc, p, n);
+		p += n;
+		len -= n;
+	}
+#endif
+	while (len > 0) {
+		/* zlib's length is an unsigned int: big buffers in pieces. */
+		uInt chunk = len > UINT_MAX ? UINT_MAX : (uInt)len;
+
+		crc = (uint32_t)crc32_z(crc, p, chunk);
+		p += chunk;
+		len -= chunk;
+	}
+	return crc;
+}
 
 /* What kind of file st is, for the error message. */
 static const char *
@@ -184,6 +281,13 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			goto fail;
 		}
 		r->zinit = 1;
+		/* The CRC and length are checked here, against the trailer. */
+		if (inflateValidate(&r->zs, 0) != Z_OK) {
+			snprintf(r->error, sizeof r->error, "gzip: cannot "
+			    "initialise zlib");
+			goto fail;
+		}
+		r->in_len = (size_t)n;
 		r->zs.next_in = r->in;
 		r->zs.avail_in = (uInt)n;
 	} else {
@@ -215,12 +319,24 @@ reader_close(struct reader *r)
 	r->zinit = 0;
 }
 
-/* Refill the gzip input buffer; 0 at end of file, -1 on a read error. */
+/*
+ * Refill the gzip input buffer; 0 at end of file, -1 on a read error. The
+ * last 8 bytes before the new ones are kept: a member's trailer may
+ * straddle two reads.
+ */
 static int
 reader_fill_in(struct reader *r)
 {
 	ssize_t	 n;
+	size_t	 k = r->in_len;
 
+	if (k >= sizeof r->prev)
+		memcpy(r->prev, r->in + k - sizeof r->prev, sizeof r->prev);
+	else if (k > 0) {
+		memmove(r->prev, r->prev + k, sizeof r->prev - k);
+		memcpy(r->prev + sizeof r->prev - k, r->in, k);
+	}
+	r->in_len = 0;
 	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
@@ -229,9 +345,44 @@ reader_fill_in(struct reader *r)
 	if (n == 0)
 		r->in_eof = 1;
 	r->bytes += (uint64_t)n;
+	r->in_len = (size_t)n;
 	r->zs.next_in = r->in;
 	r->zs.avail_in = (uInt)n;
 	return n > 0;
+}
+
+/*
+ * At the end of a member: its trailer (the 8 bytes inflate just read:
+ * CRC-32 and length, little-endian) against what was decoded. -1 with
+ * the error set when they differ.
+ */
+static int
+reader_trailer(struct reader *r)
+{
+	unsigned char	 t[8];
+	size_t		 k = (size_t)(r->zs.next_in - r->in), j;
+	uint32_t	 crc, isize;
+	uint64_t	 off = r->bytes - r->zs.avail_in - 8;
+
+	for (j = 0; j < 8; j++)
+		t[j] = k + j >= 8 ? r->in[k + j - 8] : r->prev[k + j];
+	crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
+	    (uint32_t)t[3] << 24;
+	isize = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 |
+	    (uint32_t)t[7] << 24;
+	if (crc != r->crc) {
+		snprintf(r->error, sizeof r->error, "gzip: incorrect data "
+		    "check at compressed byte offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	if (isize != r->isize) {
+		snprintf(r->error, sizeof r->error, "gzip: incorrect length "
+		    "check at compressed byte offset %llu",
+		    (unsigned long long)off + 4);
+		return -1;
+	}
+	return 0;
 }
 
 /* Inflate into buf[end..cap); bytes added, 0 at the end, -1 on error. */
@@ -258,6 +409,8 @@ reader_inflate(struct reader *r)
 			}
 			inflateReset(&r->zs);
 			r->zend = 0;
+			r->crc = 0;
+			r->isize = 0;
 		}
 		if (r->zs.avail_in == 0 && r->in_eof) {
 			snprintf(r->error, sizeof r->error, "gzip: truncated "
@@ -270,11 +423,16 @@ reader_inflate(struct reader *r)
 		r->zs.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
 		rc = inflate(&r->zs, Z_NO_FLUSH);
 		made = (room > UINT_MAX ? UINT_MAX : room) - r->zs.avail_out;
+		r->crc = reader_crc32(r->crc, r->buf + r->end, made);
+		r->isize += (uint32_t)made;
 		r->end += made;
 		r->raw_bytes += made;
-		if (rc == Z_STREAM_END)
+		if (rc == Z_STREAM_END) {
 			r->zend = 1;
-		else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			/* Hand out what was decoded before the error first. */
+			if (reader_trailer(r) == -1)
+				return made > 0 ? (ssize_t)made : -1;
+		} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
 			snprintf(r->error, sizeof r->error, "gzip: %s at "
 			    "compressed byte offset %llu", r->zs.msg != NULL ?
 			    r->zs.msg : zError(rc), (unsigned long long)

@@ -30,8 +30,12 @@ struct reader {
 	int		 out_eof;	/* no more decoded bytes will come */
 	int		 skipping;	/* inside an overlong line */
 	z_stream	 zs;
+	uint32_t	 crc;		/* CRC-32 of this member's output */
+	uint32_t	 isize;		/* its length, modulo 2^32 */
+	unsigned char	 prev[8];	/* last 8 input bytes before in[] */
 	unsigned char	*in;
 	size_t		 in_cap;
+	size_t		 in_len;	/* bytes in in[] from the last read */
 	char		*buf;		/* decoded bytes [start, end) */
 	size_t		 cap, start, end;
 	size_t		 line_max;
@@ -49,5 +53,11 @@ int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max);
 int	reader_next(struct reader *, const char **line, size_t *len);
 void	reader_close(struct reader *);
+
+/*
+ * zlib's crc32() (same value, same chaining), with carry-less multiply
+ * where the CPU has it: the reader checks each gzip member's CRC itself.
+ */
+uint32_t reader_crc32(uint32_t crc, const void *buf, size_t len);
 
 #endif

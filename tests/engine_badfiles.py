@@ -102,6 +102,31 @@ try:
          off is not None and len(gz) <= off <= len(gz) + 7,
          'garbage after the last member: error at its offset', st)
 
+    # The trailer is checked: a wrong CRC-32 or length is an error naming
+    # the trailer's offset; the member's lines still count, it is partial.
+    for pos, what, at in ((-8, 'data', len(gz) - 8), (-4, 'length',
+                                                      len(gz) - 4)):
+        bad = bytearray(gz)
+        bad[pos] ^= 0x01
+        st, counts, err = one(write('trailer%d.gz' % -pos, bytes(bad)))
+        t.ok(st is not None and st['partial'] and counts == full_counts and
+             st['error'] == 'gzip: incorrect %s check at compressed byte '
+             'offset %d' % (what, at), 'gzip trailer: wrong %s check' % what,
+             st)
+    # A member whose trailer straddles the reader's 256 KiB reads (stored
+    # blocks make the size exact), then a second member.
+    first = raw[:100000]
+    for n in range(262148 - 80, 262148):
+        body = raw[:n]
+        m1 = gzip.compress(body, 0)
+        if len(m1) == 262148:
+            break
+    st, counts, err = one(write('straddle.gz', m1 + gzip.compress(first)))
+    ref, ref_counts, _ = one(write('straddle.log', body + first))
+    t.ok(len(m1) == 262148 and st is not None and st['error'] is None and
+         counts == ref_counts and st['lines'] == ref['lines'],
+         'trailer across two reads', (len(m1), st))
+
     # CRLF: same counts as LF; a last line without newline still counts.
     crlf = raw.replace(b'\n', b'\r\n').rstrip(b'\n')
     st, counts, err = one(write('crlf.log', crlf))
