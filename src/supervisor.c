@@ -69,6 +69,7 @@ struct slot {
 	int		 retire;	/* replace once idle (reload) */
 	int		 removed;	/* beyond a reload's smaller count */
 	int		 bad;		/* sent nonsense, being killed */
+	int		 cancelled;	/* killed for a cancel: no crash */
 	int		 fd;
 	struct event	*rev, *wev;
 	struct event	*timer;		/* respawn back-off */
@@ -93,7 +94,8 @@ static struct {
 	int				 failed;	/* exit 1: no worker could run */
 	int				 ready_sent;
 	struct timeval			 started;
-	uint64_t			 restarts;
+	uint64_t			 restarts;	/* after crashes */
+	uint64_t			 replaced;	/* stopped on purpose */
 	uint64_t			 next_task;
 	int				 idle_secs;
 	time_t				 idle_since;
@@ -449,6 +451,7 @@ slot_spawn(struct slot *s)
 	s->state = SLOT_STARTING;
 	s->retire = 0;
 	s->bad = 0;
+	s->cancelled = 0;
 	evutil_make_socket_nonblocking(s->fd);
 	if ((s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL ||
 	    (s->rev = event_new(sv.base, s->fd, EV_READ | EV_PERSIST,
@@ -510,11 +513,17 @@ slot_reaped(struct slot *s, int status)
 	}
 	if (sv.stopping || !s->respawn)
 		return;		/* (a removed slot has respawn 0) */
-	sv.restarts++;
-	if (asked && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+	/*
+	 * Stopped on purpose (a reload, or killed because its job was
+	 * cancelled): replaced at once, not a crash, no back-off.
+	 */
+	if (s->cancelled ||
+	    (asked && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		sv.replaced++;
 		slot_spawn(s);
 		return;
 	}
+	sv.restarts++;
 	/* Crashes in a row double the delay: 0.1 s, 0.2 s, ... 10 s. */
 	ms = SV_BACKOFF_MIN_MS << (s->crashes < 7 ? s->crashes : 7);
 	if (ms > SV_BACKOFF_MAX_MS)
@@ -728,6 +737,7 @@ supervisor_cancel_job(int64_t job)
 		log_debug("worker %d (pid %ld): job %lld cancelled, stopping it",
 		    s->idx, (long)s->pid, (long long)job);
 		slot_stop(s);
+		s->cancelled = 1;
 		kill(s->pid, SIGKILL);
 	}
 }
@@ -860,8 +870,9 @@ supervisor_workers_json(void)
 			busy++;
 		if (s->pid > 0)
 			json_array_append_new(pids, json_integer(s->pid));
-		e = json_pack("{s:i,s:I,s:s}", "slot", i, "pid",
-		    (json_int_t)s->pid, "state", slot_state_names[s->state]);
+		e = json_pack("{s:i,s:I,s:s,s:i}", "slot", i, "pid",
+		    (json_int_t)s->pid, "state", slot_state_names[s->state],
+		    "crashes", s->crashes);
 		if (e != NULL && s->task != NULL &&
 		    jobqueue_task_expands(s->task))
 			json_object_set_new(e, "expanding", json_true());
@@ -873,9 +884,9 @@ supervisor_workers_json(void)
 		}
 		json_array_append_new(slots, e);
 	}
-	o = json_pack("{s:i,s:i,s:i,s:I,s:o,s:o}", "configured", sv.want,
+	o = json_pack("{s:i,s:i,s:i,s:I,s:I,s:o,s:o}", "configured", sv.want,
 	    "alive", alive, "busy", busy, "restarts", (json_int_t)sv.restarts,
-	    "pids", pids, "slots", slots);
+	    "replaced", (json_int_t)sv.replaced, "pids", pids, "slots", slots);
 	if (o != NULL)
 		json_object_set_new(o, "expander", json_pack("{s:I,s:s,s:b}",
 		    "pid", (json_int_t)sv.xslot->pid, "state",
