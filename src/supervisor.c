@@ -47,6 +47,7 @@
 #define SV_BACKOFF_MAX_MS	10000
 #define SV_STOP_GRACE_SEC	3	/* then SIGKILL what is left */
 #define SV_READ_CHUNK		(256 * 1024)
+#define SV_READ_CHUNKS		16	/* per callback: others get their turn */
 
 enum slot_state {
 	SLOT_DEAD,		/* no process; maybe a respawn timer */
@@ -69,6 +70,7 @@ struct slot {
 	int		 retire;	/* replace once idle (reload) */
 	int		 removed;	/* beyond a reload's smaller count */
 	int		 bad;		/* sent nonsense, being killed */
+	char		 bad_why[96];	/* what it sent, for its task's error */
 	int		 cancelled;	/* killed for a cancel: no crash */
 	int		 fd;
 	struct event	*rev, *wev;
@@ -231,11 +233,15 @@ supervisor_kick(void)
 	}
 }
 
-/* A message from a worker that makes no sense: a bug, so kill it. */
+/*
+ * A message from a worker that makes no sense: a bug, so kill it. Its
+ * task is retried (once) when it is reaped, with why as the reason.
+ */
 static void
 slot_bad(struct slot *s, const char *why)
 {
 	log_warnx("%s (pid %ld): %s; killing it", s->name, (long)s->pid, why);
+	snprintf(s->bad_why, sizeof s->bad_why, "%s", why);
 	s->bad = 1;
 	if (s->pid > 0)
 		kill(s->pid, SIGKILL);
@@ -243,10 +249,66 @@ slot_bad(struct slot *s, const char *why)
 		event_del(s->rev);
 }
 
+/*
+ * Check a message as soon as its header is in, before its payload is
+ * read: a type and length possible (proto_hdr_check), a type the slot
+ * can send in its state, and, once the fixed part is in too, its lengths
+ * adding up to the header's and its task id. NULL when fine, else what
+ * is wrong.
+ */
+static const char *
+slot_check(struct slot *s, const struct proto_hdr *h)
+{
+	union {
+		struct proto_result_fixed	r;
+		struct proto_expanded_fixed	x;
+	} f;
+	uint8_t		buf[sizeof(struct proto_hdr) + sizeof f];
+	size_t		have = evbuffer_get_length(s->in);
+	uint64_t	sum;
+
+	if (proto_hdr_check(h) == -1)
+		return h->len > PROTO_MSG_MAX ? "sent an oversized message" :
+		    "sent a garbled message header";
+	switch (h->type) {
+	case PROTO_READY:
+		if (s->state != SLOT_STARTING &&
+		    !(s->state == SLOT_EXITING && s->task == NULL))
+			return "sent an unexpected READY";
+		return NULL;
+	case PROTO_RESULT:
+		if (s->task == NULL || jobqueue_task_expands(s->task))
+			return "sent an unexpected result";
+		if (have < sizeof *h + sizeof f.r)
+			return NULL;
+		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.r);
+		memcpy(&f.r, buf + sizeof *h, sizeof f.r);
+		sum = (uint64_t)sizeof f.r + f.r.error_len + f.r.counts_len;
+		if (f.r.task != s->task_id || sum != h->len)
+			return "sent a garbled result";
+		return NULL;
+	case PROTO_EXPANDED:
+		if (s->task == NULL || !jobqueue_task_expands(s->task))
+			return "sent an unexpected file list";
+		if (have < sizeof *h + sizeof f.x)
+			return NULL;
+		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.x);
+		memcpy(&f.x, buf + sizeof *h, sizeof f.x);
+		sum = (uint64_t)sizeof f.x + (uint64_t)f.x.nunmatched * 4 +
+		    f.x.error_len + f.x.paths_len;
+		if (f.x.task != s->task_id || sum != h->len)
+			return "sent a garbled file list";
+		return NULL;
+	default:
+		return "sent a message of a supervisor's type";
+	}
+}
+
 /* Handle every complete message in the slot's input buffer. */
 static void
 slot_messages(struct slot *s)
 {
+	const char		*why;
 	struct proto_hdr	 h;
 	struct proto_result	 r;
 	struct proto_expanded	 x;
@@ -255,8 +317,8 @@ slot_messages(struct slot *s)
 
 	while (!s->bad && evbuffer_get_length(s->in) >= sizeof h) {
 		evbuffer_copyout(s->in, &h, sizeof h);
-		if (h.len > PROTO_MSG_MAX) {
-			slot_bad(s, "oversized message");
+		if ((why = slot_check(s, &h)) != NULL) {
+			slot_bad(s, why);
 			return;
 		}
 		if (evbuffer_get_length(s->in) < sizeof h + h.len)
@@ -337,22 +399,28 @@ static void
 slot_read_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct slot	*s = arg;
-	int		 n;
+	int		 n, chunks;
 
 	(void)ev;
-	for (;;) {
+	/*
+	 * A chunk at a time, each checked before the next is read, so that
+	 * a bad header stops the reading; a bounded number per call, so
+	 * that a worker sending a big result does not hold up the loop.
+	 */
+	for (chunks = 0; chunks < SV_READ_CHUNKS && !s->bad; chunks++) {
 		n = evbuffer_read(s->in, fd, SV_READ_CHUNK);
-		if (n > 0)
+		if (n > 0) {
+			slot_messages(s);
 			continue;
-		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-			/* EOF: the worker is going; the reaper does the rest. */
-			event_del(s->rev);
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == 0 || errno != EAGAIN) {
+			/* EOF: the worker is going; the reaper does the rest. */
+			event_del(s->rev);
+		}
 		break;
 	}
-	slot_messages(s);
 	if (s->state == SLOT_IDLE && (s->retire || sv.stopping))
 		slot_stop(s);
 	supervisor_kick();
@@ -486,16 +554,18 @@ static void
 slot_reaped(struct slot *s, int status)
 {
 	struct task	*t;
-	char		 why[64];
+	char		 why[sizeof s->bad_why];
 	int		 asked = s->state == SLOT_EXITING, ms;
 
 	/* A result it sent before dying still counts. */
-	if (s->fd != -1) {
-		while (evbuffer_read(s->in, s->fd, SV_READ_CHUNK) > 0)
-			;
+	while (s->fd != -1 && !s->bad &&
+	    evbuffer_read(s->in, s->fd, SV_READ_CHUNK) > 0)
 		slot_messages(s);
-	}
-	sv_describe(status, why, sizeof why);
+	/* Killed for sending nonsense: that is what its task is told. */
+	if (s->bad)
+		snprintf(why, sizeof why, "%s", s->bad_why);
+	else
+		sv_describe(status, why, sizeof why);
 	t = s->task;
 	s->task = NULL;
 	slot_close(s);
