@@ -84,6 +84,25 @@ try:
             elif i < len(line):
                 line[i] = rng.choice(noise)
         lines.append(''.join(line))
+    # clfd follows Python 3.11.7's urlsplit, where an authority may hold a
+    # bracketed IPv6 address next to other text ("//a[::1]/p" is valid).
+    # Later security releases (Debian's 3.11.2 among them) refuse that and
+    # accept other forms instead, so the seed's answer on such lines
+    # depends on the interpreter. Under such a Python, leave out the lines
+    # with brackets after a "//" and say so; every other line still counts.
+    import re, urllib.parse
+    try:
+        urllib.parse.urlsplit('//a[::1]/p')
+        same_rules = True
+    except ValueError:
+        same_rules = False
+    if not same_rules:
+        authority = re.compile(r'//[^/?#"]*[\[\]]')
+        kept = [l for l in lines if not authority.search(l)]
+        print('# this Python (%s) checks bracketed hosts as later releases do: '
+               '%d of %d mutated lines with brackets in an authority left out'
+               % (sys.version.split()[0], len(lines) - len(kept), len(lines)))
+        lines = kept
     path = os.path.join(tmp, 'tricky.log')
     with open(path, 'wb') as fh:
         fh.write('\n'.join(lines).encode('latin-1'))
