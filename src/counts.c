@@ -353,7 +353,11 @@ counts_cmp_out(const void *a, const void *b)
 	return counts_cmp_key(a, b);
 }
 
-/* Percent-encode the bytes of key that are not valid UTF-8. */
+/*
+ * Percent-encode the bytes of key that are not valid UTF-8, and NUL: JSON
+ * can carry "\u0000" in a key, but most readers (jansson among them)
+ * refuse it, and a result nobody can load is lost.
+ */
 static char *
 counts_encode_key(const char *key, size_t len, size_t *outlen)
 {
@@ -367,7 +371,7 @@ counts_encode_key(const char *key, size_t len, size_t *outlen)
 	if ((out = malloc(len * 3 + 1)) == NULL)
 		return NULL;
 	for (i = 0; i < len; i += n) {
-		if ((n = counts_utf8_len(p + i, len - i)) == 0) {
+		if (p[i] == '\0' || (n = counts_utf8_len(p + i, len - i)) == 0) {
 			out[o++] = '%';
 			out[o++] = hex[p[i] >> 4];
 			out[o++] = hex[p[i] & 0xf];

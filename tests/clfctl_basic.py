@@ -75,6 +75,19 @@ def main():
         tsv = [(int(l.split("\t", 1)[0]), l.split("\t", 1)[1]) for l in lines]
         t.eq(tsv, [(v, k) for k, v in full.items()], "submit -o tsv: count<TAB>path in order")
 
+        # a NUL byte and invalid UTF-8 in a logged path: the result still
+        # loads (the key is percent-encoded), in JSON and in TSV
+        odd = os.path.join(tmp, "odd.log")
+        with open(odd, "wb") as f:
+            f.write(b'1.2.3.4 - - [01/Mar/2024:00:00:00 +0000] '
+                    b'"GET /a\0b\xff HTTP/1.1" 200 1 "-" "ua"\n')
+        r = clfctl(["submit", "-o", "compact", odd], s)
+        res = json.loads(r.stdout) if r.returncode == 0 else {}
+        t.eq(res.get("counts"), {"/a%00b%FF": 1}, "NUL and invalid UTF-8 in a path: "
+             "percent-encoded, the result loads")
+        r = clfctl(["submit", "-o", "tsv", odd], s)
+        t.eq(r.stdout, "1\t/a%00b%FF\n", "NUL in a path: TSV")
+
         # relative patterns, and glob characters in the working directory
         r = clfctl(["submit", "-o", "compact", "gz/*.gz", "./plain/*"], s, cwd=data)
         res = json.loads(r.stdout) if r.returncode == 0 else {}

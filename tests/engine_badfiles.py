@@ -135,13 +135,13 @@ try:
     st, counts, err = one(write('crlf.gz', gzip.compress(crlf)))
     t.ok(st is not None and counts == full_counts, 'CRLF gzip file')
 
-    # NUL bytes: in a path (kept, JSON-escaped) and as junk lines.
+    # NUL bytes: in a path (kept, percent-encoded as %00) and as junk lines.
     data = b'\n'.join([line(b'/a\0b'.decode()), b'\0\0\0', line('/ok'),
                        b'\0' * 100 + line('/x')])
     st, counts, err = one(write('nul.log', data))
     # NUL is not white space: a host of NUL bytes is a host, as in the seed.
     t.ok(st is not None and st['lines'] == 4 and st['malformed'] == 1 and
-         counts == {'/a\0b': 1, '/ok': 1, '/x': 1}, 'NUL bytes',
+         counts == {'/a%00b': 1, '/ok': 1, '/x': 1}, 'NUL bytes',
          (st, counts))
 
     # A 10 MB line that begins as a valid line: malformed, not truncated.
