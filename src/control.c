@@ -578,7 +578,8 @@ client_request(struct client *c, const char *line, size_t len)
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if ((req = json_loadb(line, len, 0, &jerr)) == NULL) {
+	/* Any JSON value loads, so that a scalar is told it is no object. */
+	if ((req = json_loadb(line, len, JSON_DECODE_ANY, &jerr)) == NULL) {
 		client_error(c, "bad_json", "line %d column %d: %s", jerr.line,
 		    jerr.column, jerr.text);
 		return;

@@ -1,0 +1,73 @@
+"""daemon_hardening: the findings of the adversarial run stay fixed.
+
+- a brace bomb is refused with `limit` at submit time, before any glob;
+- an error message never cuts a UTF-8 character in half;
+- a top-level JSON scalar is bad_request, not bad_json;
+- silent clients and clients that stop reading are closed after
+  idle_timeout; clients waiting on a job are not;
+- after too_large the client reads the reply and then a clean EOF.
+"""
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clfdtest  # noqa: E402
+
+
+def code(r):
+    return r.get("error", {}).get("code") if isinstance(r, dict) else None
+
+
+def reply(d, obj, timeout=10.0):
+    """One request on a fresh connection; None when no reply in time."""
+    c = d.client(timeout=timeout)
+    try:
+        return c.request(obj)
+    except socket.timeout:
+        return None
+    finally:
+        c.close()
+
+
+def test_scalar(t, tmp):
+    d = clfdtest.Daemon(workers=1)
+    try:
+        c = d.client(timeout=10)
+        for line in (b'"ping"', b"1", b"null", b"true", b"-2.5"):
+            c.send_raw(line + b"\n")
+            r = c.recv()
+            t.eq(code(r), "bad_request", "a top-level %s -> bad_request" % line.decode())
+        c.send_raw(b'"ping" x\n')
+        t.eq(code(c.recv()), "bad_json", "a scalar followed by junk is still bad_json")
+        c.close()
+    finally:
+        d.cleanup()
+
+
+TESTS = [test_scalar]
+
+
+def main():
+    t = clfdtest.Tap()
+    tmp = tempfile.mkdtemp(prefix="clfdtest-hard-")
+    only = sys.argv[1:]
+    try:
+        for fn in TESTS:
+            if only and fn.__name__ not in only:
+                continue
+            try:
+                fn(t, tmp)
+            except Exception as e:
+                t.ok(False, "%s: unexpected exception" % fn.__name__, repr(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
