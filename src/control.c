@@ -321,6 +321,49 @@ static void
 client_error(struct client *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Make a message valid UTF-8 for json_pack: a cut (by a buffer's size or
+ * a "%.64s") may leave half a character at the end, which is trimmed; any
+ * other bad byte becomes '?'.
+ */
+static void
+client_utf8_fix(char *s)
+{
+	unsigned char	*p = (unsigned char *)s;
+	size_t		 i = 0, n, k;
+
+	while (p[i] != '\0') {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			n = 1;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			n = 2;
+		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+			n = 3;
+		else {
+			p[i++] = '?';
+			continue;
+		}
+		for (k = 1; k <= n && (p[i + k] & 0xc0) == 0x80; k++)
+			;
+		if (k <= n && p[i + k] == '\0') {
+			p[i] = '\0';		/* half a character at the end */
+			return;
+		}
+		if (k <= n || (n == 2 && ((p[i] == 0xe0 && p[i + 1] < 0xa0) ||
+		    (p[i] == 0xed && p[i + 1] > 0x9f))) ||
+		    (n == 3 && ((p[i] == 0xf0 && p[i + 1] < 0x90) ||
+		    (p[i] == 0xf4 && p[i + 1] > 0x8f)))) {
+			p[i++] = '?';
+			continue;
+		}
+		i += n + 1;
+	}
+}
+
 static void
 client_error(struct client *c, const char *code, const char *fmt, ...)
 {
@@ -330,6 +373,7 @@ client_error(struct client *c, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	client_utf8_fix(msg);
 	client_send_json(c, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error",
 	    "code", code, "message", msg));
 }

@@ -34,6 +34,29 @@ def reply(d, obj, timeout=10.0):
         c.close()
 
 
+def test_utf8_cut(t, tmp):
+    d = clfdtest.Daemon(workers=1)
+    try:
+        c = d.client(timeout=10)
+        cases = [
+            ({"op": "a" * 63 + "\u00e9"}, "unknown_op", "op name cut inside a character"),
+            ({"op": "a" * 62 + "\u20ac\u20ac"}, "unknown_op",
+             "op name cut inside a three-byte character"),
+            ({"op": "submit", "patterns": ["/x"], "format": "\u00e9" * 100}, "bad_field",
+             "a long non-ASCII format"),
+            ({"op": "submit", "patterns": ["/x"], "format": "%{" + "\u00e9" * 300 + "}i %Q"},
+             "bad_field", "a long non-ASCII directive"),
+        ]
+        for req, want, desc in cases:
+            r = c.request(req)
+            t.ok(code(r) == want and isinstance(r["error"]["message"], str),
+                 "%s -> %s" % (desc, want), r)
+        t.ok(c.request({"op": "ping"}).get("ok"), "connection still fine")
+        c.close()
+    finally:
+        d.cleanup()
+
+
 def test_scalar(t, tmp):
     d = clfdtest.Daemon(workers=1)
     try:
@@ -49,7 +72,7 @@ def test_scalar(t, tmp):
         d.cleanup()
 
 
-TESTS = [test_scalar]
+TESTS = [test_utf8_cut, test_scalar]
 
 
 def main():
