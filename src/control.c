@@ -44,6 +44,7 @@
 #define CTL_OUT_PAUSE	(1u << 20)	/* stop reading requests past this */
 #define CTL_OUT_MAX	(64u << 20)	/* drop a client that lets this pile up */
 #define CTL_PROGRESS_MAX (64u << 10)	/* skip progress when output is behind */
+#define CTL_LINGER_SEC	2		/* read and drop input before a close */
 
 struct client {
 	TAILQ_ENTRY(client)	 entry;
@@ -59,6 +60,7 @@ struct client {
 	struct event		*resume;	/* deferred processing */
 	int			 eof;		/* peer will send no more */
 	int			 closing;	/* close once output is written */
+	int			 lingering;	/* written, shut down, draining */
 	int			 dead;		/* free at the next chance */
 };
 
@@ -390,6 +392,29 @@ client_close_after(struct client *c)
 	event_del(c->idle);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		event_active(c->resume, 0, 0);
+}
+
+/*
+ * The output is written: end our side (the client reads a clean EOF after
+ * the last reply) and read and drop whatever it still sends for a moment,
+ * since closing with unread input would reset the connection. The client's
+ * EOF, an error or the linger timer frees it.
+ */
+static void
+client_linger(struct client *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	struct timeval	 tv = { CTL_LINGER_SEC, 0 };
+
+	if (c->eof || c->lingering || shutdown(c->fd, SHUT_WR) == -1) {
+		if (!c->lingering)
+			client_free(c);
+		return;
+	}
+	c->lingering = 1;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_enable(c->bev, EV_READ);
+	evtimer_add(c->idle, &tv);
 }
 
 /* A job event for a waiting client (called from the job queue). */
@@ -724,8 +749,13 @@ client_process(struct client *c)
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	client_process(arg);
+	struct client	*c = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+
+	if (c->closing)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	else
+		client_process(c);
 }
 
 /* Output drained: close if asked, else go on with queued requests. */
@@ -735,11 +765,12 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	struct client	*c = arg;
 
 	(void)bev;
-	if (c->closing || c->dead) {
+	if (c->dead)
 		client_free(c);
-		return;
-	}
-	client_process(c);
+	else if (c->closing)
+		client_linger(c);
+	else
+		client_process(c);
 }
 
 /* 1 when the peer closed both directions (not just its writing side). */
@@ -764,7 +795,10 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* Half-closed: answer what was sent, then close. */
 		c->eof = 1;
-		client_process(c);
+		if (c->lingering)
+			client_free(c);
+		else
+			client_process(c);
 	}
 }
 
@@ -775,6 +809,10 @@ client_idle_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	if (c->lingering) {
+		client_free(c);
+		return;
+	}
 	client_error(c, "idle_timeout", "no complete request within %d "
 	    "seconds", ctl.cfg->idle_timeout);
 	client_close_after(c);
@@ -787,12 +825,13 @@ client_resume_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (c->dead || (c->closing &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)) {
+	if (c->dead)
 		client_free(c);
-		return;
-	}
-	client_process(c);
+	else if (c->closing &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		client_linger(c);
+	else
+		client_process(c);
 }
 
 static void

@@ -72,7 +72,37 @@ def test_scalar(t, tmp):
         d.cleanup()
 
 
-TESTS = [test_utf8_cut, test_scalar]
+def test_too_large_eof(t, tmp):
+    d = clfdtest.Daemon(workers=1, config={"request_max": 4096})
+    try:
+        c = d.client(timeout=10)
+        errs = []
+
+        def send():
+            try:
+                c.sock.sendall(b'{"op":"ping","pad":"' + b"x" * (1 << 20) + b'"}\n')
+            except OSError as e:
+                errs.append(e)
+        th = threading.Thread(target=send)
+        th.start()
+        r = c.recv()
+        t.eq(code(r), "too_large", "an oversized line -> too_large")
+        try:
+            data = c.sock.recv(4096)
+            got = "eof" if data == b"" else "data %r" % data[:80]
+        except ConnectionResetError:
+            got = "reset"
+        except socket.timeout:
+            got = "timeout"
+        t.eq(got, "eof", "then a clean EOF, not a reset")
+        th.join(30)
+        t.ok(not th.is_alive(), "the sender was not left blocked", errs)
+        c.close()
+    finally:
+        d.cleanup()
+
+
+TESTS = [test_utf8_cut, test_scalar, test_too_large_eof]
 
 
 def main():
