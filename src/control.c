@@ -56,7 +56,8 @@ struct client {
 	struct job		*submit;	/* so does a submit expanding */
 	int			 submit_wait;	/* its "wait" and "progress" */
 	int			 submit_progress;
-	struct event		*idle;		/* stalled mid-line */
+	struct event		*idle;		/* no complete request in time */
+	struct event		*stall;		/* output not drained in time */
 	struct event		*resume;	/* deferred processing */
 	int			 eof;		/* peer will send no more */
 	int			 closing;	/* close once output is written */
@@ -283,14 +284,23 @@ control_pending_output(void)
 	return n;
 }
 
-/* Queue bytes for the client; a client that stopped reading is dropped. */
+/*
+ * Queue bytes for the client; a client that stopped reading is dropped.
+ * Output that starts to pile up starts the stall clock: it must all be
+ * written within idle_timeout (whatever the client is doing, waiting on
+ * a job included), else the client is dropped.
+ */
 static void
 client_send(struct client *c, const char *buf, size_t len)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct timeval	 tv = { ctl.cfg->idle_timeout, 0 };
 
 	if (c->dead)
 		return;
+	if (evbuffer_get_length(out) == 0 && ctl.cfg->idle_timeout > 0 &&
+	    !evtimer_pending(c->stall, NULL))
+		evtimer_add(c->stall, &tv);
 	if (evbuffer_get_length(out) > CTL_OUT_MAX ||
 	    bufferevent_write(c->bev, buf, len) == -1) {
 		log_warnx("client pid %ld: not reading its replies; dropped",
@@ -727,12 +737,14 @@ client_process(struct client *c)
 	if (c->dead || c->closing)
 		return;
 	/*
-	 * A partial line starts the idle clock; anything else stops it. More
-	 * bytes of the same line do not restart it, so that a client
-	 * trickling a byte at a time cannot hold the connection forever.
+	 * A client not held by a job must send a complete request within
+	 * idle_timeout: of its connecting, of its last request, or of its
+	 * job's end. More bytes of a line do not restart the clock, so that a
+	 * client trickling a byte at a time cannot hold the connection
+	 * forever; nor does silence. A client behind reading its replies is
+	 * left to the stall clock.
 	 */
 	if (c->waiter == NULL && c->submit == NULL &&
-	    evbuffer_get_length(in) > 0 &&
 	    evbuffer_get_length(out) < CTL_OUT_PAUSE) {
 		struct timeval tv = { ctl.cfg->idle_timeout, 0 };
 
@@ -765,6 +777,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	struct client	*c = arg;
 
 	(void)bev;
+	evtimer_del(c->stall);		/* all written */
 	if (c->dead)
 		client_free(c);
 	else if (c->closing)
@@ -818,6 +831,20 @@ client_idle_cb(evutil_socket_t fd, short ev, void *arg)
 	client_close_after(c);
 }
 
+/* Output has waited idle_timeout to be read: the client is gone or stuck. */
+static void
+client_stall_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	log_warnx("client pid %ld: replies unread for %d seconds; dropped",
+	    (long)c->pid, ctl.cfg->idle_timeout);
+	c->dead = 1;
+	client_free(c);
+}
+
 static void
 client_resume_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -842,6 +869,7 @@ client_free(struct client *c)
 	TAILQ_REMOVE(&ctl.clients, c, entry);
 	ctl.nclients--;
 	event_free(c->idle);
+	event_free(c->stall);
 	event_free(c->resume);
 	bufferevent_free(c->bev);
 	free(c);
@@ -882,10 +910,13 @@ control_new_client(int fd)
 		goto fail;
 	}
 	if ((c->idle = evtimer_new(ctl.base, client_idle_cb, c)) == NULL ||
+	    (c->stall = evtimer_new(ctl.base, client_stall_cb, c)) == NULL ||
 	    (c->resume = event_new(ctl.base, -1, 0, client_resume_cb,
 	    c)) == NULL) {
 		if (c->idle != NULL)
 			event_free(c->idle);
+		if (c->stall != NULL)
+			event_free(c->stall);
 		bufferevent_free(c->bev);
 		free(c);
 		return;
@@ -896,6 +927,11 @@ control_new_client(int fd)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl.clients, c, entry);
 	ctl.nclients++;
+	if (ctl.cfg->idle_timeout > 0) {
+		struct timeval tv = { ctl.cfg->idle_timeout, 0 };
+
+		evtimer_add(c->idle, &tv);	/* silence counts too */
+	}
 	return;
 fail:
 	log_warnx("out of memory accepting a client");

@@ -131,11 +131,18 @@ def main():
              (el, closed))
         c.close()
 
-        # idle between requests is fine
+        # idle between requests: the clock restarts with each request, and
+        # silence longer than idle_timeout closes the connection too
         c = d.client()
-        t.ok(c.request({"op": "ping"})["ok"], "ping")
-        time.sleep(2.5)  # longer than idle_timeout, on purpose
-        t.ok(c.request({"op": "ping"})["ok"], "a client idle between requests is not timed out")
+        for _ in range(4):
+            t.ok(c.request({"op": "ping"})["ok"], "ping, then a pause shorter than idle_timeout")
+            time.sleep(0.4)
+        t0 = time.monotonic()
+        r = c.recv()
+        el = time.monotonic() - t0
+        t.eq(code(r), "idle_timeout", "a client silent after its last reply -> idle_timeout")
+        t.ok(el < 5, "within about idle_timeout of its last request", el)
+        t.ok(c.eof(), "connection closed after idle_timeout")
         c.close()
 
         # disconnect while waiting: the job is not lost

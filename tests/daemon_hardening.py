@@ -9,6 +9,7 @@
 """
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -72,6 +73,76 @@ def test_scalar(t, tmp):
         d.cleanup()
 
 
+def test_idle(t, tmp):
+    files = clfdtest.gen_logs(os.path.join(tmp, "idle-logs"), 2, 2000, seed=31)
+    d = clfdtest.Daemon(workers=1, config={"connections_max": 4, "idle_timeout": 1})
+    stopped = []
+    try:
+        # A waiting client is exempt: its job is held up (the workers are
+        # stopped) for longer than idle_timeout.
+        waiter = d.client(timeout=300)
+        r = waiter.request({"op": "submit", "patterns": [os.path.join(tmp, "idle-logs", "*")],
+                            "wait": True, "progress": True})
+        t.ok(r is not None and r.get("ok"), "a job is submitted with wait", r)
+        for pid in d.worker_pids():
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        # Three silent connections fill the remaining slots.
+        silent = [d.client(timeout=10) for _ in range(3)]
+        t0 = time.monotonic()
+        for s in silent:
+            r = s.recv()
+            t.eq(code(r), "idle_timeout", "a silent connection gets idle_timeout")
+            t.ok(s.eof(), "and is closed")
+            s.close()
+        el = time.monotonic() - t0
+        t.ok(0.5 < el < 5, "after about idle_timeout", el)
+        t.ok(clfdtest.wait_until(lambda: reply(d, {"op": "ping"}, 5).get("ok"), 10, "a slot"),
+             "the silent connections' slots are free again")
+        # A client that sends requests but never reads its replies.
+        stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(d.sock)
+        stuck.settimeout(10)
+        try:
+            stuck.sendall(b'{"op":"stats"}\n' * 5000)
+        except (socket.timeout, BrokenPipeError, ConnectionResetError):
+            pass
+
+        def conns():
+            r = reply(d, {"op": "stats"}, 5)
+            return r is not None and r["connections"] <= 2
+        t.ok(clfdtest.wait_until(conns, 15, "the stuck client dropped"),
+             "a client that stops reading is dropped after idle_timeout")
+        stuck.close()
+        waiter.sock.settimeout(0.1)
+        try:
+            data = waiter.sock.recv(1 << 16)
+            state = "closed" if data == b"" else "data"
+            waiter.buf += data
+        except socket.timeout:
+            state = "open"
+        t.ok(state in ("open", "data") and time.monotonic() - t0 > 1.5,
+             "the waiting client is still connected after %.1f s" % (time.monotonic() - t0),
+             state)
+        waiter.sock.settimeout(60)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+        ev = waiter.recv()
+        while ev is not None and ev.get("event") == "progress":
+            ev = waiter.recv()
+        t.ok(ev is not None and ev.get("event") == "done" and ev.get("ok"),
+             "the waiting client got its done event", ev and ev.get("error"))
+        t.eq(ev and ev.get("counts"), clfdtest.seed_ref(files), "with exact counts")
+        waiter.close()
+        t.eq(d.stop(), 0, "clfd exits 0")
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        d.cleanup()
+
+
 def test_too_large_eof(t, tmp):
     d = clfdtest.Daemon(workers=1, config={"request_max": 4096})
     try:
@@ -102,7 +173,7 @@ def test_too_large_eof(t, tmp):
         d.cleanup()
 
 
-TESTS = [test_utf8_cut, test_scalar, test_too_large_eof]
+TESTS = [test_utf8_cut, test_scalar, test_idle, test_too_large_eof]
 
 
 def main():
