@@ -38,6 +38,7 @@
 
 #define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
 #define JQ_RETRIES		1	/* a lost task is retried once */
+#define JQ_BRACE_DEPTH		32	/* braces nested deeper are refused */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED,
     JOB_EXPANDING };
@@ -324,6 +325,59 @@ jobqueue_free(void)
 	jq.scratch = NULL;
 }
 
+/* a + b and a * b, at most max (a, b >= 1). */
+static size_t
+jq_sat_add(size_t a, size_t b, size_t max)
+{
+	return a >= max || b >= max - a ? max : a + b;
+}
+
+static size_t
+jq_sat_mul(size_t a, size_t b, size_t max)
+{
+	return a >= max || b >= max || a > max / b ? max : a * b;
+}
+
+/*
+ * The number of patterns glob(3) makes of p with GLOB_BRACE, up to max:
+ * a brace group is the sum of its alternatives, a sequence the product
+ * of its groups (glob expands each one, whether or not files exist, so
+ * a pattern like "{a,b}{a,b}..." costs 2^N globs). A backslash quotes the
+ * next byte; an unclosed brace is counted as if closed at the end (too
+ * many at worst). -1 when braces nest deeper than JQ_BRACE_DEPTH.
+ */
+static ssize_t
+jq_brace_count(const char *p, size_t max)
+{
+	size_t	outer[JQ_BRACE_DEPTH], sum[JQ_BRACE_DEPTH], cur = 1;
+	size_t	depth = 0;
+
+	for (; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '{') {
+			if (depth == JQ_BRACE_DEPTH)
+				return -1;
+			outer[depth] = cur;
+			sum[depth++] = 0;
+			cur = 1;
+		} else if (*p == ',' && depth > 0) {
+			sum[depth - 1] = jq_sat_add(sum[depth - 1], cur, max);
+			cur = 1;
+		} else if (*p == '}' && depth > 0) {
+			depth--;
+			cur = jq_sat_mul(outer[depth],
+			    jq_sat_add(sum[depth], cur, max), max);
+		}
+	}
+	while (depth > 0) {
+		depth--;
+		cur = jq_sat_mul(outer[depth], jq_sat_add(sum[depth], cur, max),
+		    max);
+	}
+	return (ssize_t)cur;
+}
+
 /* Check the request's fields and fill in the job's settings. */
 static int
 jq_parse(struct job *j, const json_t *req, struct jq_error *err)
@@ -332,7 +386,8 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	json_t			*v, *f = NULL;
 	struct filter		*flt;
 	struct logformat	*lf;
-	size_t			 i;
+	size_t			 i, total = 0, max;
+	ssize_t			 n;
 	char			 msg[200];
 
 	v = json_object_get(req, "patterns");
@@ -355,6 +410,25 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 			    "path pattern is required", i);
 			return -1;
 		}
+	}
+	/*
+	 * Brace expansion multiplies patterns before glob(3) looks at a
+	 * single file: count what it would make, here, where it is cheap.
+	 */
+	max = cfg->patterns_max + 1;
+	for (i = 0; i < json_array_size(v); i++) {
+		n = jq_brace_count(json_string_value(json_array_get(v, i)), max);
+		if (n == -1) {
+			jq_seterr(err, "limit", "patterns[%zu]: braces nested "
+			    "more than %d deep", i, JQ_BRACE_DEPTH);
+			return -1;
+		}
+		total = jq_sat_add(total, (size_t)n, max);
+	}
+	if (total > cfg->patterns_max) {
+		jq_seterr(err, "limit", "patterns: brace expansion makes more "
+		    "than %zu patterns (patterns_max)", cfg->patterns_max);
+		return -1;
 	}
 	j->patterns = json_incref(v);
 

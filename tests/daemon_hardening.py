@@ -35,6 +35,39 @@ def reply(d, obj, timeout=10.0):
         c.close()
 
 
+def test_brace_bomb(t, tmp):
+    logs = os.path.join(tmp, "braces")
+    os.makedirs(logs)
+    for n in ("a.log", "b.log", "c.log"):
+        with open(os.path.join(logs, n), "w") as f:
+            f.write('1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] "GET /%s HTTP/1.1" '
+                    '200 5\n' % n)
+    d = clfdtest.Daemon(workers=1, config={"patterns_max": 8})
+    try:
+        bomb = "/" + "{a,b}" * 28
+        t0 = time.monotonic()
+        r = reply(d, {"op": "submit", "patterns": [bomb]})
+        el = time.monotonic() - t0
+        t.ok(code(r) == "limit" and "patterns_max" in r["error"]["message"],
+             "a 2^28 brace bomb is refused with limit", r)
+        t.ok(el < 5, "at once, before any glob", el)
+        r = reply(d, {"op": "submit", "patterns": ["/x/{a,{b,{c,d}}}{e,f,g}"]})
+        t.eq(code(r), "limit", "nested braces: (1+1+2)*3 = 12 > 8 -> limit")
+        r = reply(d, {"op": "submit", "patterns": ["/x/" + "{" * 100 + "a" + "}" * 100]})
+        t.eq(code(r), "limit", "braces nested 100 deep -> limit")
+        pat = os.path.join(logs, "{a,{b,c}}.lo{g,x}")
+        r = reply(d, {"op": "submit", "patterns": [pat, os.path.join(logs, "{a,b}.log")],
+                      "wait": True})
+        t.ok(r is not None and r.get("ok") and r.get("files_total") == 3,
+             "(1+2)*2 + 2 = 8 alternatives is within patterns_max=8", r)
+        r = reply(d, {"op": "submit", "patterns": [os.path.join(logs, "\\{a,b,c,d,e,f,g,h,i}")]})
+        t.ok(r is not None and r.get("ok"), "an escaped brace is no alternative", r)
+        t.ok(reply(d, {"op": "ping"}).get("ok"), "the daemon still answers")
+        t.eq(d.stop(), 0, "clfd exits 0")
+    finally:
+        d.cleanup()
+
+
 def test_utf8_cut(t, tmp):
     d = clfdtest.Daemon(workers=1)
     try:
@@ -173,7 +206,7 @@ def test_too_large_eof(t, tmp):
         d.cleanup()
 
 
-TESTS = [test_utf8_cut, test_scalar, test_idle, test_too_large_eof]
+TESTS = [test_brace_bomb, test_utf8_cut, test_scalar, test_idle, test_too_large_eof]
 
 
 def main():
