@@ -30,3 +30,17 @@ grep -q 'READER_IN_SIZE 16' "$out/reader_small.c"
 grep -q 'READER_OUT_SIZE 32' "$out/reader_small.c"
 $CC $CFLAGS -o "$out/fuzz_analysis_small" "$here/fuzz_analysis.c" $engine \
     "$out/reader_small.c" $LIBS
+# The gzip reader against zlib as an oracle (fuzz_gzip.c), with the real
+# buffers and with the small ones; the _nohcrc builds leave out streams
+# whose only fault is a header CRC, which the reader does not check.
+$CC $CFLAGS -o "$out/fuzz_gzip" "$here/fuzz_gzip.c" "$src/reader.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_gzip_small" "$here/fuzz_gzip.c" \
+    "$out/reader_small.c" $LIBS
+$CC $CFLAGS -DFUZZ_GZIP_SKIP_HCRC -o "$out/fuzz_gzip_small_nohcrc" \
+    "$here/fuzz_gzip.c" "$out/reader_small.c" $LIBS
+# reader_crc32 against zlib's crc32, with and without carry-less multiply.
+sed -e '/^#define READER_CLMUL/d' "$src/reader.c" > "$out/reader_noclmul.c"
+! grep -q '^#define READER_CLMUL' "$out/reader_noclmul.c"
+$CC $CFLAGS -o "$out/fuzz_crc" "$here/fuzz_crc.c" $LIBS
+$CC $CFLAGS -I"$out" -DREADER_SRC='"reader_noclmul.c"' \
+    -o "$out/fuzz_crc_noclmul" "$here/fuzz_crc.c" $LIBS
