@@ -46,6 +46,49 @@ expand_cut(char **v, size_t n, size_t keep)
 	return n;
 }
 
+/* 1 when the resolved path is root (resolved) or below it. */
+static int
+expand_under(const char *path, const char *root)
+{
+	char	*rr;
+	size_t	 len;
+	int	 ok;
+
+	if ((rr = realpath(root, NULL)) == NULL)
+		return 0;
+	len = strlen(rr);
+	if (len == 1)
+		ok = 1;		/* "/" */
+	else
+		ok = strncmp(path, rr, len) == 0 &&
+		    (path[len] == '\0' || path[len] == '/');
+	free(rr);
+	return ok;
+}
+
+/*
+ * 1 when path, symlinks resolved, is under one of roots (or roots is
+ * NULL). A path that cannot be resolved (dangling symlink, no access)
+ * stays in the list: opening it will fail with its own error, which
+ * names nothing beyond the path matched.
+ */
+static int
+expand_in_roots(const char *path, char *const *roots)
+{
+	char	*rp;
+	size_t	 i;
+	int	 ok = 0;
+
+	if (roots == NULL)
+		return 1;
+	if ((rp = realpath(path, NULL)) == NULL)
+		return 1;
+	for (i = 0; roots[i] != NULL && !ok; i++)
+		ok = expand_under(rp, roots[i]);
+	free(rp);
+	return ok;
+}
+
 void
 expand_result_clear(struct expand_result *r)
 {
@@ -59,12 +102,12 @@ expand_result_clear(struct expand_result *r)
 }
 
 int
-expand_patterns(char *const *patterns, size_t n, size_t files_max,
-    struct expand_result *r)
+expand_patterns(char *const *patterns, size_t n, char *const *roots,
+    size_t files_max, struct expand_result *r)
 {
 	glob_t	  g;
 	char	**v = NULL, **nv;
-	size_t	  i, k, len = 0, cap = 0, ncap, check;
+	size_t	  i, k, len = 0, cap = 0, ncap, check, kept;
 	int	  rc;
 
 	memset(r, 0, sizeof *r);
@@ -95,14 +138,21 @@ expand_patterns(char *const *patterns, size_t n, size_t files_max,
 			v = nv;
 			cap = ncap;
 		}
-		for (k = 0; k < g.gl_pathc; k++) {
+		for (k = kept = 0; k < g.gl_pathc; k++) {
+			if (!expand_in_roots(g.gl_pathv[k], roots)) {
+				r->noutside++;
+				continue;
+			}
 			if ((v[len] = strdup(g.gl_pathv[k])) == NULL) {
 				globfree(&g);
 				goto nomem;
 			}
 			len++;
+			kept++;
 		}
 		globfree(&g);
+		if (kept == 0)
+			r->unmatched[r->nunmatched++] = (uint32_t)i;
 		if (len > check) {
 			len = expand_uniq(v, len);
 			if (len > files_max) {

@@ -84,6 +84,7 @@ struct job {
 	size_t				 line_max;
 	size_t				 top;
 	size_t				 files_max;
+	size_t				 noutside;	/* matches outside roots */
 
 	/* While expanding: the task, and whom to tell. */
 	struct task			 xtask;
@@ -644,6 +645,11 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
 		json_array_append(j->unmatched, json_array_get(j->patterns, k));
 	}
+	j->noutside = x->f.noutside;
+	if (j->noutside > 0)
+		log_info("submit by uid %lu pid %ld: %zu matches outside the "
+		    "allowed roots left out", (unsigned long)j->uid,
+		    (long)j->pid, j->noutside);
 	n = x->f.npaths;
 	if (n > 0 && (j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
 		goto nomem;
@@ -739,6 +745,9 @@ jq_build_result(struct job *j)
 		    "malformed", (json_int_t)sum[4], "filtered", (json_int_t)sum[5],
 		    "counted", (json_int_t)sum[6],
 		    "distinct", (json_int_t)counts_size(j->counts));
+		if (tot != NULL)
+			json_object_set_new(tot, "outside_roots",
+			    json_integer((json_int_t)j->noutside));
 		json_object_set_new(r, "totals", tot);
 		json_object_set_new(r, "counts", counts_json(j->counts, j->top));
 		log_info("job %lld: done: %zu files (%zu failed, %zu partial), "
@@ -1139,6 +1148,7 @@ jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
 			    json_array_get(t->job->patterns, i));
 		x.task = id;
 		x.files_max = t->job->files_max;
+		x.roots = t->job->roots;
 		x.npatterns = (uint32_t)n;
 		msg = proto_expand_encode(&x, lenp);
 		free(x.patterns);

@@ -245,22 +245,28 @@ uint8_t *
 proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 {
 	struct proto_expand_fixed	 f;
-	size_t				 plen = 0, n, i;
+	size_t				 plen = 0, rlen = 0, n, i, nroots = 0;
 	uint8_t				*buf, *p;
 
 	memset(&f, 0, sizeof f);
 	for (i = 0; i < x->npatterns; i++) {
 		plen += strlen(x->patterns[i]) + 1;
-		if (plen > PROTO_MSG_MAX) {
-			errno = EMSGSIZE;
-			return NULL;
-		}
+		if (plen > PROTO_MSG_MAX)
+			goto toobig;
+	}
+	for (; x->roots != NULL && x->roots[nroots] != NULL; nroots++) {
+		rlen += strlen(x->roots[nroots]) + 1;
+		if (rlen > PROTO_MSG_MAX || plen + rlen > PROTO_MSG_MAX)
+			goto toobig;
 	}
 	f.task = x->task;
 	f.files_max = x->files_max;
 	f.npatterns = x->npatterns;
 	f.patterns_len = (uint32_t)plen;
-	if ((buf = proto_alloc(PROTO_EXPAND, sizeof f + plen, lenp)) == NULL)
+	f.nroots = (uint32_t)nroots;
+	f.roots_len = (uint32_t)rlen;
+	if ((buf = proto_alloc(PROTO_EXPAND, sizeof f + plen + rlen,
+	    lenp)) == NULL)
 		return NULL;
 	p = buf + sizeof(struct proto_hdr);
 	memcpy(p, &f, sizeof f);
@@ -270,41 +276,63 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 		memcpy(p, x->patterns[i], n);
 		p += n;
 	}
+	for (i = 0; i < nroots; i++) {
+		n = strlen(x->roots[i]) + 1;
+		memcpy(p, x->roots[i], n);
+		p += n;
+	}
 	return buf;
+toobig:
+	errno = EMSGSIZE;
+	return NULL;
 }
 
-/* One allocation: the patterns vector, then the patterns' bytes. */
+/*
+ * One allocation: the patterns vector, the roots vector, then the
+ * patterns' and the roots' bytes.
+ */
 int
 proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 {
 	struct proto_expand_fixed	 f;
-	size_t				 vecsz;
-	char				*mem, *s, **v;
+	size_t				 vecsz, rvecsz, slen;
+	char				*mem, *s, **v, **r;
 	uint32_t			 i;
 
 	memset(x, 0, sizeof *x);
 	if (len < sizeof f)
 		return -1;
 	memcpy(&f, buf, sizeof f);
-	if (f.patterns_len != len - sizeof f ||
-	    proto_strings(buf + sizeof f, f.patterns_len, f.npatterns) == -1)
+	if ((uint64_t)f.patterns_len + f.roots_len != len - sizeof f ||
+	    proto_strings(buf + sizeof f, f.patterns_len, f.npatterns) == -1 ||
+	    proto_strings(buf + sizeof f + f.patterns_len, f.roots_len,
+	    f.nroots) == -1)
 		return -1;
-	/* npatterns <= patterns_len <= PROTO_MSG_MAX: no overflow. */
+	/* n <= its strings' length <= PROTO_MSG_MAX: no overflow. */
 	vecsz = ((size_t)f.npatterns + 1) * sizeof(char *);
-	if ((mem = malloc(vecsz + f.patterns_len)) == NULL)
+	rvecsz = ((size_t)f.nroots + 1) * sizeof(char *);
+	slen = (size_t)f.patterns_len + f.roots_len;
+	if ((mem = malloc(vecsz + rvecsz + slen)) == NULL)
 		return -1;
 	v = (char **)(void *)mem;
-	s = mem + vecsz;
-	memcpy(s, buf + sizeof f, f.patterns_len);
+	r = (char **)(void *)(mem + vecsz);
+	s = mem + vecsz + rvecsz;
+	memcpy(s, buf + sizeof f, slen);
 	for (i = 0; i < f.npatterns; i++) {
 		v[i] = s;
 		s += strlen(s) + 1;
 	}
 	v[f.npatterns] = NULL;
+	for (i = 0; i < f.nroots; i++) {
+		r[i] = s;
+		s += strlen(s) + 1;
+	}
+	r[f.nroots] = NULL;
 	x->task = f.task;
 	x->files_max = f.files_max;
 	x->npatterns = f.npatterns;
 	x->patterns = v;
+	x->roots = f.nroots > 0 ? r : NULL;
 	return 0;
 }
 
@@ -317,8 +345,8 @@ proto_expand_clear(struct proto_expand *x)
 
 uint8_t *
 proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
-    const uint32_t *unmatched, size_t nunmatched, const char *error,
-    size_t *lenp)
+    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
+    const char *error, size_t *lenp)
 {
 	struct proto_expanded_fixed	 f;
 	size_t				 elen, plen = 0, n, i;
@@ -326,7 +354,8 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 
 	memset(&f, 0, sizeof f);
 	elen = error != NULL ? strlen(error) : 0;
-	if (npaths > UINT32_MAX || nunmatched > PROTO_MSG_MAX / 4 ||
+	if (npaths > UINT32_MAX || noutside > UINT32_MAX ||
+	    nunmatched > PROTO_MSG_MAX / 4 ||
 	    elen > PROTO_MSG_MAX)
 		goto toobig;
 	for (i = 0; i < npaths; i++) {
@@ -341,6 +370,7 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 	f.paths_len = (uint32_t)plen;
 	f.nunmatched = (uint32_t)nunmatched;
 	f.error_len = (uint32_t)elen;
+	f.noutside = (uint32_t)noutside;
 	if ((buf = proto_alloc(PROTO_EXPANDED, sizeof f + nunmatched * 4 +
 	    elen + plen, lenp)) == NULL)
 		return NULL;

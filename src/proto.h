@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		2	/* supervisor <-> worker messages */
+#define PROTO_VERSION		3	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -97,14 +97,17 @@ struct proto_result {
 /*
  * PROTO_EXPAND: a job's patterns, to be expanded with glob(3) (brace
  * expansion) by a worker, so that a slow filesystem or a huge brace
- * pattern never stalls the supervisor. Variable part: npatterns
- * NUL-terminated patterns.
+ * pattern never stalls the supervisor, and the job's allowed roots: paths
+ * outside them are left out of the list (only counted). Variable part:
+ * npatterns NUL-terminated patterns, then nroots NUL-terminated roots.
  */
 struct proto_expand_fixed {
 	uint64_t	task;
 	uint64_t	files_max;	/* list at most files_max + 1 paths */
 	uint32_t	npatterns;
 	uint32_t	patterns_len;
+	uint32_t	nroots;
+	uint32_t	roots_len;
 };
 
 struct proto_expand {
@@ -112,6 +115,7 @@ struct proto_expand {
 	uint64_t	  files_max;
 	uint32_t	  npatterns;
 	char		**patterns;	/* NULL-terminated; copies when decoded */
+	char		**roots;	/* NULL-terminated, NULL for any path */
 };
 
 /*
@@ -127,6 +131,8 @@ struct proto_expanded_fixed {
 	uint32_t	paths_len;
 	uint32_t	nunmatched;
 	uint32_t	error_len;
+	uint32_t	noutside;	/* paths left out: outside the roots */
+	uint32_t	pad;
 };
 
 struct proto_expanded {
@@ -153,8 +159,8 @@ uint8_t	*proto_result_encode(const struct proto_result_fixed *, const char *erro
 	    const uint8_t *counts, size_t counts_len, size_t *lenp);
 uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
 uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
-	    const uint32_t *unmatched, size_t nunmatched, const char *error,
-	    size_t *lenp);
+	    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
+	    const char *error, size_t *lenp);
 
 /*
  * Decode a payload (header stripped). The task's strings are copied
@@ -164,7 +170,7 @@ uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 int	 proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *);
 void	 proto_task_clear(struct proto_task *);
 int	 proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *);
-/* The patterns are copied (proto_expand_clear); the list points into buf. */
+/* Patterns and roots are copied (proto_expand_clear); the list points into buf. */
 int	 proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *);
 void	 proto_expand_clear(struct proto_expand *);
 int	 proto_expanded_decode(const uint8_t *buf, size_t len,

@@ -222,8 +222,9 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			goto fail;
 		}
 		if (!reader_in_roots(resolved, roots)) {
+			/* Never the resolved target: it may be anywhere. */
 			snprintf(r->error, sizeof r->error, "outside the "
-			    "allowed roots: %s", resolved);
+			    "allowed roots");
 			goto fail;
 		}
 		open_path = resolved;
@@ -236,8 +237,8 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	}
 	if (roots != NULL && !reader_fd_under(r->fd, roots)) {
 		/* A directory was swapped for a symlink after the check. */
-		snprintf(r->error, sizeof r->error, "outside the allowed roots: "
-		    "%s", open_path);
+		snprintf(r->error, sizeof r->error, "outside the allowed "
+		    "roots");
 		goto fail;
 	}
 	if (fstat(r->fd, &st) == -1) {

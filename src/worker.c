@@ -199,17 +199,19 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
-	(void)expand_patterns(x->patterns, x->npatterns, (size_t)(x->files_max >
-	    SIZE_MAX / 4 ? SIZE_MAX / 4 : x->files_max), &r);
+	(void)expand_patterns(x->patterns, x->npatterns, x->roots,
+	    (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 : x->files_max),
+	    &r);
 	alarm(0);
 	msg = proto_expanded_encode(x->task, r.paths, r.npaths, r.unmatched,
-	    r.nunmatched, r.error[0] != '\0' ? r.error : NULL, &mlen);
+	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL,
+	    &mlen);
 	if (msg == NULL) {
 		log_warn("expanding %u patterns", x->npatterns);
 		snprintf(r.error, sizeof r.error, "%s (%zu paths)", errno ==
 		    EMSGSIZE ? "file list too long for one message" :
 		    "out of memory sending the file list", r.npaths);
-		if ((msg = proto_expanded_encode(x->task, NULL, 0, NULL, 0,
+		if ((msg = proto_expanded_encode(x->task, NULL, 0, NULL, 0, 0,
 		    r.error, &mlen)) == NULL) {
 			expand_result_clear(&r);
 			return -1;

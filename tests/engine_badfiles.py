@@ -240,8 +240,7 @@ try:
                         'dot-dot out of a root')):
         st, counts, err = one(name, *roots)
         t.ok(st is not None and counts == {} and st['lines'] == 0 and
-             st['error'].startswith('outside the allowed roots: ') and
-             st['error'].endswith(os.path.realpath(name)), what, st)
+             st['error'] == 'outside the allowed roots', what, st)
     st, counts, err = one(os.path.join(tmp, 'in-link.log'), *roots)
     t.ok(st is not None and counts == {'/in': 1},
          'symlink outside a root to a file inside', st)

@@ -3,12 +3,16 @@
 
 - only files under `roots`, checked after resolving symlinks: a file
   outside, a symlink from inside a root to outside, and a `..` escape are
-  refused with an error on that file's entry; a symlink within the root
-  is followed; FIFOs and directories are refused, the job still finishes;
+  left out of the job, only counted in totals.outside_roots (their pattern
+  is unmatched when nothing else matched), never named, neither the path
+  matched nor its resolved target; a symlink within the root is followed;
+  FIFOs and directories are refused with an error on their entry, the job
+  still finishes;
 - the socket's mode and group are what clfd was told; as root, a user who
   is neither owner nor in the group cannot connect, one in the group can.
 """
 import grp
+import json
 import os
 import pwd
 import signal
@@ -59,17 +63,23 @@ def test_roots(t, tmp):
                 t.diag("%s: %s" % (what, e["error"]))
             return e
 
-        e = refused(os.path.join(outside, "secret.log"), os.path.join(outside, "secret.log"),
-                    "a file outside the roots")
-        t.ok(e is not None and "secret.log" in (e.get("error") or "") + e.get("path", ""),
-             "the refusal names the file")
-        refused(os.path.join(root, "escape.log"), os.path.join(root, "escape.log"),
-                "a symlink from inside the root to outside")
-        refused(os.path.join(root, "dirlink", "secret.log"),
-                os.path.join(root, "dirlink", "secret.log"),
-                "a file under a symlinked directory pointing outside")
-        refused(os.path.join(root, "..", "outside", "secret.log"),
-                os.path.join(root, "..", "outside", "secret.log"), "a '..' escape")
+        def left_out(pattern, what):
+            _, done = submit_wait(sock, [pattern], timeout=30)
+            text = json.dumps(done)
+            t.ok(done is not None and done.get("ok") and done.get("files") == [] and
+                 done.get("totals", {}).get("outside_roots") == 1 and
+                 done.get("unmatched") == [pattern] and not done.get("counts"),
+                 "%s: left out, counted in outside_roots, pattern unmatched" % what, done)
+            t.ok(done is not None and "secret" not in text.replace(pattern, "") and
+                 outside not in text.replace(pattern, ""),
+                 "%s: the result names nothing the pattern did not" % what, text)
+
+        left_out(os.path.join(outside, "secret.log"), "a file outside the roots")
+        left_out(os.path.join(outside, "*"), "a glob outside the roots")
+        left_out(os.path.join(root, "escape.log"), "a symlink from inside the root to outside")
+        left_out(os.path.join(root, "dirlink", "*.log"),
+                 "a file under a symlinked directory pointing outside")
+        left_out(os.path.join(root, "..", "outside", "secret.log"), "a '..' escape")
         refused(os.path.join(root, "fifo.log"), os.path.join(root, "fifo.log"), "a FIFO")
         refused(os.path.join(root, "adir.log"), os.path.join(root, "adir.log"),
                 "a directory")
@@ -80,8 +90,10 @@ def test_roots(t, tmp):
         t.ok(done is not None and done.get("counts") == both,
              "a symlink within the root is followed; only inside files counted",
              done and done.get("counts"))
-        t.ok(done is not None and done.get("totals", {}).get("failed") == 3,
-             "escape.log, fifo.log and adir.log failed, the job completed",
+        t.ok(done is not None and done.get("totals", {}).get("failed") == 2 and
+             done["totals"].get("outside_roots") == 1 and
+             entry(done, os.path.join(root, "escape.log")) is None,
+             "fifo.log and adir.log failed, escape.log left out, the job completed",
              done and done.get("totals"))
         t.ok(proc.poll() is None, "clfd still running")
     finally:

@@ -20,6 +20,8 @@
 #include "supervisor.h"
 #include "tap.h"
 
+#include <sys/stat.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,10 +147,10 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 		return -1;
 	}
 	free(msg);
-	(void)expand_patterns(pe.patterns, pe.npatterns, (size_t)pe.files_max,
-	    &r);
+	(void)expand_patterns(pe.patterns, pe.npatterns, pe.roots,
+	    (size_t)pe.files_max, &r);
 	out = proto_expanded_encode(pe.task, r.paths, r.npaths, r.unmatched,
-	    r.nunmatched, r.error[0] != '\0' ? r.error : NULL, &olen);
+	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL, &olen);
 	expand_result_clear(&r);
 	proto_expand_clear(&pe);
 	if (out == NULL)
@@ -208,6 +210,55 @@ rmfile(const char *dir, const char *name)
 
 static const char *const xfiles[] = { "x1", "x2", "x3", "x4", "x5" };
 
+/*
+ * Roots: matches outside (a file, a symlink inside pointing out) are left
+ * out and counted; a pattern with nothing left is unmatched.
+ */
+static void
+test_expand_roots(const char *dir)
+{
+	struct expand_result	 r;
+	char			 in[128], out[128], p[3][160], link[160];
+	char			*pv[3], *roots[2];
+
+	snprintf(in, sizeof in, "%s/rin", dir);
+	snprintf(out, sizeof out, "%s/rout", dir);
+	if (mkdir(in, 0700) == -1 || mkdir(out, 0700) == -1) {
+		ok(0, "expand roots: set up");
+		return;
+	}
+	mkfile(in, "a.log");
+	mkfile(out, "secret.log");
+	snprintf(link, sizeof link, "%s/b.log", in);
+	snprintf(p[0], sizeof p[0], "%s/secret.log", out);
+	if (symlink(p[0], link) == -1) {
+		ok(0, "expand roots: symlink");
+		return;
+	}
+	snprintf(p[0], sizeof p[0], "%s/*.log", in);
+	snprintf(p[1], sizeof p[1], "%s/*", out);
+	snprintf(p[2], sizeof p[2], "%s/../rout/secret.log", in);
+	pv[0] = p[0];
+	pv[1] = p[1];
+	pv[2] = p[2];
+	roots[0] = in;
+	roots[1] = NULL;
+	ok(expand_patterns(pv, 3, roots, 10, &r) == 0 && r.npaths == 1 &&
+	    strcmp(r.paths[0] + strlen(in), "/a.log") == 0 && r.noutside == 3,
+	    "expand roots: only the file inside listed, 3 matches left out");
+	ok(r.nunmatched == 2 && r.unmatched[0] == 1 && r.unmatched[1] == 2,
+	    "expand roots: patterns with all matches outside are unmatched");
+	expand_result_clear(&r);
+	ok(expand_patterns(pv, 3, NULL, 10, &r) == 0 && r.npaths == 4 &&
+	    r.noutside == 0, "expand roots: no roots, every match listed");
+	expand_result_clear(&r);
+	unlink(link);
+	rmfile(in, "a.log");
+	rmfile(out, "secret.log");
+	rmdir(in);
+	rmdir(out);
+}
+
 /* expand.c on its own: braces, order, repeats, unmatched, the cap. */
 static void
 test_expand(const char *dir)
@@ -226,7 +277,7 @@ test_expand(const char *dir)
 	for (i = 0; i < 4; i++)
 		pv[i] = p[i];
 
-	ok(expand_patterns(pv, 3, 10, &r) == 0 && r.npaths == 3 &&
+	ok(expand_patterns(pv, 3, NULL, 10, &r) == 0 && r.npaths == 3 &&
 	    strcmp(r.paths[0] + strlen(dir), "/x1") == 0 &&
 	    strcmp(r.paths[1] + strlen(dir), "/x3") == 0 &&
 	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
@@ -234,15 +285,16 @@ test_expand(const char *dir)
 	ok(r.nunmatched == 1 && r.unmatched[0] == 2,
 	    "expand: the pattern matching nothing is listed by index");
 	expand_result_clear(&r);
-	ok(expand_patterns(pv, 4, 2, &r) == 0 && r.npaths == 3 &&
+	ok(expand_patterns(pv, 4, NULL, 2, &r) == 0 && r.npaths == 3 &&
 	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
 	    "expand: over files_max 2, exactly 3 paths come back");
 	expand_result_clear(&r);
 	pv[1] = p[0];
 	pv[2] = p[0];
-	ok(expand_patterns(pv, 3, 3, &r) == 0 && r.npaths == 3,
+	ok(expand_patterns(pv, 3, NULL, 3, &r) == 0 && r.npaths == 3,
 	    "expand: 9 paths, 3 distinct: within files_max 3");
 	expand_result_clear(&r);
+	test_expand_roots(dir);
 }
 
 /* A file list from a worker, made by hand. */
@@ -284,7 +336,7 @@ badlist_msg(const char *dir, const struct badlist *b, uint64_t id,
 		pv[n] = paths[n];
 	}
 	if ((out = proto_expanded_encode(id, pv, n, b->unmatched,
-	    b->nunmatched, NULL, &len)) == NULL)
+	    b->nunmatched, 0, NULL, &len)) == NULL)
 		return NULL;
 	memcpy(&h, out, sizeof h);
 	if (proto_expanded_decode(out + sizeof h, h.len, x) == -1) {
@@ -366,7 +418,7 @@ test_expansion(const char *dir, struct config *cfg)
 	memset(&sub, 0, sizeof sub);
 	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
-	buf = proto_expanded_encode(3, NULL, 0, NULL, 0, "out of memory "
+	buf = proto_expanded_encode(3, NULL, 0, NULL, 0, 0, "out of memory "
 	    "expanding patterns", &files);
 	if (buf != NULL)
 		(void)proto_expanded_decode(buf + sizeof(struct proto_hdr),

@@ -197,6 +197,8 @@ vlen(const char *const *v)
 	return n;
 }
 
+static const char *const expand_roots[] = { "/var/log", "/", "/srv/a b", NULL };
+
 /* PROTO_EXPAND and PROTO_EXPANDED: round trips and every truncation. */
 static void
 test_expand(void)
@@ -216,6 +218,8 @@ test_expand(void)
 		x.files_max = 100000;
 		x.npatterns = (uint32_t)vlen(expand_cases[i].patterns);
 		x.patterns = (char **)(uintptr_t)expand_cases[i].patterns;
+		/* every other case with roots */
+		x.roots = i % 2 ? (char **)(uintptr_t)expand_roots : NULL;
 		msg = proto_expand_encode(&x, &len);
 		if (!ok(msg != NULL, "expand %zu: encoded", i))
 			continue;
@@ -228,6 +232,13 @@ test_expand(void)
 		    dx.patterns[dx.npatterns] == NULL;
 		for (k = 0; same && k < x.npatterns; k++)
 			same = strcmp(dx.patterns[k], x.patterns[k]) == 0;
+		if (same && x.roots == NULL)
+			same = dx.roots == NULL;
+		for (k = 0; same && x.roots != NULL && k < 3; k++)
+			same = dx.roots[k] != NULL &&
+			    strcmp(dx.roots[k], x.roots[k]) == 0;
+		if (same && x.roots != NULL)
+			same = dx.roots[3] == NULL;
 		ok(same, "expand %zu: round trip", i);
 		proto_expand_clear(&dx);
 		refused = 1;
@@ -247,7 +258,7 @@ test_expand(void)
 		n = vlen(expand_cases[i].paths);
 		msg = proto_expanded_encode(x.task,
 		    (char **)(uintptr_t)expand_cases[i].paths, n,
-		    expand_cases[i].unmatched, expand_cases[i].nunmatched,
+		    expand_cases[i].unmatched, expand_cases[i].nunmatched, 0,
 		    expand_cases[i].error, &len);
 		if (!ok(msg != NULL, "expanded %zu: encoded", i))
 			continue;
