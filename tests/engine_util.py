@@ -74,11 +74,12 @@ codecs.register_error('clfd_pct', _pct)
 
 
 def engine_keys(counts):
-    """Seed str keys (surrogateescape) -> the engine's JSON keys, summed."""
+    """Seed str keys (surrogateescape) -> the engine's JSON keys, summed:
+    bytes that are not UTF-8, and NUL, percent-encoded."""
     out = {}
     for k, v in counts.items():
         raw = k.encode('utf-8', 'surrogateescape')
-        key = raw.decode('utf-8', 'clfd_pct')
+        key = raw.decode('utf-8', 'clfd_pct').replace('\0', '%00')
         out[key] = out.get(key, 0) + v
     return out
 
