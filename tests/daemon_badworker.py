@@ -41,7 +41,7 @@ CASES = [
     ("a 256 MB result whose lengths do not add up (payload never sent)",
      hdr(PROTO_RESULT, 256 << 20) + result_fixed(1, 0, 100), "sent a garbled result"),
     ("READY while busy", hdr(PROTO_READY, 8) + b"\0" * 8, "sent an unexpected READY"),
-    ("a file list for a file task", hdr(PROTO_EXPANDED, 24) + b"\0" * 24,
+    ("a file list for a file task", hdr(PROTO_EXPANDED, 32) + b"\0" * 32,
      "sent an unexpected file list"),
 ]
 

@@ -77,7 +77,8 @@ def main():
         big = os.path.join(bdir, brace(18))
         bigwant = want
 
-        d = clfdtest.Daemon(workers=2)
+        # patterns_max counts brace alternatives: let 2^18 of them through
+        d = clfdtest.Daemon(workers=2, config={"patterns_max": 1 << 19})
         ds.append(d)
         pids = idle_workers(d)
 
@@ -214,9 +215,12 @@ def main():
         a.close()
 
         # 7. an expansion that times out twice: the submit fails, internal
-        d2 = clfdtest.Daemon(workers=1, config={"task_timeout": 1})
+        # (10^6 alternatives: the most patterns_max allows, seconds of glob)
+        d2 = clfdtest.Daemon(workers=1, config={"task_timeout": 1,
+                                                "patterns_max": 1000000})
         ds.append(d2)
-        r = d2.request({"op": "submit", "patterns": [os.path.join(bdir, brace(20))]})
+        r = d2.request({"op": "submit", "patterns": [os.path.join(
+            bdir, "{0,1,2,3,4,5,6,7,8,9}" * 6)]})
         t.ok(r.get("error", {}).get("code") == "internal", "an expansion killed twice: internal", r)
         t.eq(r.get("error", {}).get("message"),
              "expanding patterns: worker killed by signal 14 (twice)", "the error names why")
