@@ -375,7 +375,7 @@ autostart_spawn(const char *path)
 		dup2(fd, STDIN_FILENO);
 		close(fd);
 	}
-	fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
 	if (fd == -1)
 		fd = open("/dev/null", O_WRONLY);
@@ -559,8 +559,8 @@ tsv_put(const char *s)
 static void
 print_json(json_t *doc, enum output out)
 {
-	json_dumpf(doc, stdout, out == OUT_COMPACT ? JSON_COMPACT :
-	    JSON_INDENT(2));
+	json_dumpf(doc, stdout, JSON_REAL_PRECISION(6) |
+	    (out == OUT_COMPACT ? JSON_COMPACT : JSON_INDENT(2)));
 	putchar('\n');
 }
 
@@ -610,7 +610,8 @@ print_result(json_t *res, enum output out)
  * events are shown if asked. Returns the exit code.
  */
 static int
-await_done(struct conn *c, json_int_t job, int progress, enum output out)
+await_done(struct conn *c, json_int_t job, int progress, enum output out,
+    const char *sockopt)
 {
 	json_t		*msg, *ev;
 	const char	*name;
@@ -620,10 +621,14 @@ await_done(struct conn *c, json_int_t job, int progress, enum output out)
 		if ((msg = conn_read(c, -1)) == NULL) {
 			if (interrupted) {
 				progress_clear();
+				/* the hint names the socket -s named */
 				warnx_("interrupted; job %lld goes on: "
-				    "'clfctl wait %lld' or 'clfctl cancel %lld'",
-				    (long long)job, (long long)job,
-				    (long long)job);
+				    "'clfctl%s%s wait %lld' or "
+				    "'clfctl%s%s cancel %lld'", (long long)job,
+				    sockopt != NULL ? " -s " : "",
+				    sockopt != NULL ? sockopt : "", (long long)job,
+				    sockopt != NULL ? " -s " : "",
+				    sockopt != NULL ? sockopt : "", (long long)job);
 				return 130;
 			}
 			return EXIT_DOWN;
@@ -908,8 +913,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			top = strtoll(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
 			    top < 0) {
-				usage_error("--top: a count >= 0, not %s",
-				    optarg);
+				usage_error("--top: not a count from 0 to %lld: %s",
+				    LLONG_MAX, optarg);
 				goto out;
 			}
 			json_object_set_new(req, "top", json_integer(top));
@@ -1019,7 +1024,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 		progress_show(job, 0, json_integer_value(json_object_get(rep,
 		    "files_total")), 0);
 	catch_sigint();
-	rc = await_done(&c, job, progress, o->output);
+	rc = await_done(&c, job, progress, o->output, o->socket);
 out:
 	json_decref(rep);
 	json_decref(filter);
@@ -1069,7 +1074,7 @@ cmd_wait(int argc, char **argv, struct opts *o)
 	rc = EXIT_DOWN;
 	catch_sigint();
 	if (conn_send(&c, req) == 0)
-		rc = await_done(&c, id, progress, o->output);
+		rc = await_done(&c, id, progress, o->output, o->socket);
 	json_decref(req);
 	conn_close(&c);
 	return rc;
@@ -1152,12 +1157,18 @@ main(int argc, char **argv)
 		{ "list", cmd_simple }, { "cancel", cmd_simple },
 		{ "stats", cmd_simple }, { "ping", cmd_simple },
 	};
+	static const struct option top_opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct opts	o = { .output = OUT_JSON, .progress = -1 };
 	size_t		i;
 	int		ch, rc;
 
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "+hs:V")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:hs:V", top_opts, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
 			usage_text(stdout);
@@ -1168,9 +1179,14 @@ main(int argc, char **argv)
 		case 'V':
 			printf("clfctl %s\n", CLFCTL_VERSION);
 			return EXIT_OK;
+		case ':':
+			return usage_error("%s needs an argument",
+			    argv[optind - 1]);
 		default:
-			return usage_error("unknown option or missing argument:"
-			    " %s", argv[optind - 1]);
+			if (optopt != 0)
+				return usage_error("unknown option: -%c", optopt);
+			return usage_error("unknown option: %s",
+			    argv[optind - 1]);
 		}
 	}
 	argc -= optind;

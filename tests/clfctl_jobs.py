@@ -158,8 +158,8 @@ def main():
         out, err = p.communicate(timeout=60)
         err = line + err.decode()
         job = int(line.split()[2].rstrip(":")) if line.startswith("clfctl: job ") else None
-        t.ok(p.returncode == 130 and "clfctl wait %s" % job in err and out == b"",
-             "^C while waiting: exit 130, says how to wait again", err)
+        t.ok(p.returncode == 130 and "'clfctl -s %s wait %s'" % (s, job) in err and
+             out == b"", "^C while waiting: exit 130, says how to wait again (with -s)", err)
         st = job_state(s, job) if job else None
         t.ok(st in ("queued", "running", "done"), "^C: the job goes on (%s)" % st)
         r = clfctl(["wait", "-o", "compact", str(job)], s)
