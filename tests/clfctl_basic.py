@@ -46,6 +46,14 @@ def main():
              r.stdout)
         r = clfctl(["-h"])
         t.ok(r.returncode == 0 and "submit" in r.stdout and "exit:" in r.stdout, "-h: usage")
+        r = clfctl(["--help"])
+        t.ok(r.returncode == 0 and "submit" in r.stdout, "--help: usage")
+        r = clfctl(["--bogus", "ping"])
+        t.ok(r.returncode == 2 and "unknown option: --bogus" in r.stderr,
+             "an unknown option is named, exit 2", r.stderr)
+        r = clfctl(["-s"])
+        t.ok(r.returncode == 2 and "-s needs an argument" in r.stderr,
+             "-s without its argument, exit 2", r.stderr)
 
         # submit: absolute patterns, JSON result equal to the seed's counts
         pats = [os.path.join(data, "gz", "*.gz"), os.path.join(data, "plain", "*"),
