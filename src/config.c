@@ -7,6 +7,7 @@
 #include "logformat.h"
 
 #include <ctype.h>
+#include <grp.h>
 #include <stddef.h>
 #include <errno.h>
 #include <limits.h>
@@ -91,7 +92,7 @@ config_free(struct config *c)
 }
 
 /* How a key's value is read and where it is stored. */
-enum conftype { C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_STR, C_PATH, C_LIST, C_PATHS, C_FORMAT };
+enum conftype { C_GROUP, C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_STR, C_PATH, C_LIST, C_PATHS, C_FORMAT };
 
 struct confkey {
 	const char	*name;
@@ -105,7 +106,7 @@ static const struct confkey confkeys[] = {
 	K(workers,		C_INT,	0, 256),
 	K(socket_path,		C_PATH,	0, 0),
 	K(socket_mode,		C_MODE,	0, 0777),
-	K(socket_group,		C_STR,	0, 0),
+	K(socket_group,		C_GROUP, 0, 0),
 	K(roots,		C_PATHS, 0, 0),
 	K(format,		C_FORMAT, 0, 0),
 	K(exclude_names,	C_LIST,	0, 0),
@@ -217,13 +218,22 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 		}
 		*(mode_t *)field = (mode_t)n;
 		return 0;
+	case C_GROUP:
+		/* checked now, so that clfd -t says what starting would */
+		if (getgrnam(v) == NULL) {
+			snprintf(err, errlen, "%s: no such group \"%s\"",
+			    k->name, v);
+			return -1;
+		}
+		goto string;
 	case C_FORMAT:
 		if ((lf = logformat_compile(v, err, errlen)) == NULL)
 			return -1;
 		logformat_free(lf);
-		/* FALLTHROUGH */
+		goto string;
 	case C_STR:
 	case C_PATH:
+	string:
 		if (k->type == C_PATH && v[0] != '/') {
 			snprintf(err, errlen, "%s: \"%s\" is not an absolute path", k->name, v);
 			return -1;
