@@ -36,6 +36,8 @@ $CC $CFLAGS -o "$out/fuzz_analysis_small" "$here/fuzz_analysis.c" $engine \
 $CC $CFLAGS -o "$out/fuzz_gzip" "$here/fuzz_gzip.c" "$src/reader.c" $LIBS
 $CC $CFLAGS -o "$out/fuzz_gzip_small" "$here/fuzz_gzip.c" \
     "$out/reader_small.c" $LIBS
+$CC $CFLAGS -DFUZZ_GZIP_SKIP_HCRC -o "$out/fuzz_gzip_nohcrc" \
+    "$here/fuzz_gzip.c" "$src/reader.c" $LIBS
 $CC $CFLAGS -DFUZZ_GZIP_SKIP_HCRC -o "$out/fuzz_gzip_small_nohcrc" \
     "$here/fuzz_gzip.c" "$out/reader_small.c" $LIBS
 # reader_crc32 against zlib's crc32, with and without carry-less multiply.
