@@ -133,6 +133,7 @@ def main():
 
         # 3. the submitter disconnects before its reply: the job is made anyway
         pids = idle_workers(d)
+        seen = max([j["job"] for j in d.request({"op": "list"})["jobs"]] + [0])
         stop(pids, signal.SIGSTOP)
         a = d.client()
         a.send({"op": "submit", "patterns": [os.path.join(tmp, "logs", "*")]})
@@ -143,7 +144,8 @@ def main():
                             "the disconnect to be seen")
         stop(pids, signal.SIGCONT)
         jobs = clfdtest.wait_until(lambda: [j for j in d.request({"op": "list"})["jobs"]
-                                            if j["files_total"] == 2 and j["state"] == "done"],
+                                            if j["job"] > seen and j["files_total"] == 2
+                                            and j["state"] == "done"],
                                    30, "the job of a gone client to finish")
         r = d.request({"op": "result", "job": jobs[-1]["job"]})
         t.ok(r["ok"] and r["counts"] == want, "a client gone before its reply: its job runs, exact")
