@@ -30,6 +30,8 @@ struct reader {
 	int		 out_eof;	/* no more decoded bytes will come */
 	int		 skipping;	/* inside an overlong line */
 	z_stream	 zs;
+	gz_header	 hdr;		/* this member's header, as zlib reads it */
+	int		 hdr_ok;	/* header read and checked (FHCRC too) */
 	uint32_t	 crc;		/* CRC-32 of this member's output */
 	uint32_t	 isize;		/* its length, modulo 2^32 */
 	unsigned char	 prev[8];	/* last 8 input bytes before in[] */

@@ -113,6 +113,24 @@ try:
              st['error'] == 'gzip: incorrect %s check at compressed byte '
              'offset %d' % (what, at), 'gzip trailer: wrong %s check' % what,
              st)
+    # A header with FHCRC: a right header CRC reads as usual, a wrong one
+    # is an error at the header (nothing decoded), as zlib reports it.
+    import struct, zlib
+    hdr = bytes([0x1f, 0x8b, 8, 0x02, 0, 0, 0, 0, 0, 3])
+    co = zlib.compressobj(6, zlib.DEFLATED, -15)
+    member = co.compress(raw) + co.flush() + struct.pack(
+        '<II', zlib.crc32(raw), len(raw) & 0xffffffff)
+    hcrc = zlib.crc32(hdr) & 0xffff
+    st, counts, err = one(write('fhcrc-good.gz', hdr + struct.pack('<H', hcrc) +
+                                member))
+    t.ok(st is not None and st['error'] is None and counts == full_counts,
+         'gzip header CRC (FHCRC) right: read as usual', st)
+    st, counts, err = one(write('fhcrc-bad.gz', hdr +
+                                struct.pack('<H', hcrc ^ 1) + member))
+    t.ok(st is not None and st['partial'] and st['lines'] == 0 and
+         st['error'] == 'gzip: header crc mismatch at compressed byte offset 12',
+         'gzip header CRC (FHCRC) wrong: an error naming the offset', st)
+
     # A member whose trailer straddles the reader's 256 KiB reads (stored
     # blocks make the size exact), then a second member.
     first = raw[:100000]
