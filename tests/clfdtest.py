@@ -270,6 +270,16 @@ class Daemon:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def need_shared():
+    """Skip the whole test (a TAP plan of 0) when the reference scripts of
+    the project's shared/ directory are not there: set CLFD_SHARED."""
+    if not (os.path.isfile(GEN_LOGS) and os.path.isfile(SEED_REF)):
+        print("1..0 # SKIP no bench/gen_logs.py and bench/seed_ref.py under "
+              "CLFD_SHARED=%s" % SHARED)
+        sys.stdout.flush()
+        sys.exit(0)
+
+
 def gen_logs(outdir, nfiles, nlines, seed=1, plain=False, junk=None):
     """Generated logs (shared/bench/gen_logs.py); the sorted file list."""
     argv = [sys.executable, GEN_LOGS, outdir, str(nfiles), str(nlines),
