@@ -31,6 +31,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ static struct {
 	struct event		*pause_ev;
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
 	int			 own_path;
+	int			 from_systemd;	/* path is the passed socket's */
 	dev_t			 dev;
 	ino_t			 ino;
 	TAILQ_HEAD(, client)	 clients;
@@ -100,6 +102,42 @@ control_probe(const char *path)
 	    errno != ENOTSOCK);
 }
 
+/*
+ * Name the socket systemd passed, for the log: its path from
+ * getsockname(2), "@name" for an abstract one, or a note that it has none.
+ */
+static void
+control_name_passed(int fd)
+{
+	struct sockaddr_un	 sun;
+	socklen_t		 len = sizeof sun;
+	size_t			 n;
+
+	memset(&sun, 0, sizeof sun);
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) == -1 ||
+	    len <= offsetof(struct sockaddr_un, sun_path)) {
+		snprintf(ctl.path, sizeof ctl.path, "an unnamed socket");
+		return;
+	}
+	n = len - offsetof(struct sockaddr_un, sun_path);
+	if (n > sizeof sun.sun_path)
+		n = sizeof sun.sun_path;
+	if (sun.sun_path[0] == '\0')	/* abstract: NULs are not the end */
+		snprintf(ctl.path, sizeof ctl.path, "@%.*s", (int)(n - 1),
+		    sun.sun_path + 1);
+	else
+		snprintf(ctl.path, sizeof ctl.path, "%.*s", (int)n,
+		    sun.sun_path);
+}
+
+const char *
+control_where(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", ctl.path,
+	    ctl.from_systemd ? " (passed by systemd)" : "");
+	return buf;
+}
+
 int
 control_open(const char *path, const struct config *cfg, int *live,
     char *err, size_t errlen)
@@ -117,6 +155,8 @@ control_open(const char *path, const struct config *cfg, int *live,
 		evutil_make_socket_nonblocking(fd);
 		ctl.fd = fd;
 		ctl.own_path = 0;
+		ctl.from_systemd = 1;
+		control_name_passed(fd);
 		return 0;
 	}
 	memset(&sun, 0, sizeof sun);

@@ -17,6 +17,11 @@ struct event_base;
  */
 int	control_open(const char *path, const struct config *, int *live,
 	    char *err, size_t errlen);
+/*
+ * What the socket is, for the log, in buf: its path, with "(passed by
+ * systemd)" when it came from there.
+ */
+const char *control_where(char *buf, size_t len);
 /* Start accepting clients on the loop. */
 void	control_start(struct event_base *);
 /* New settings (reload): limits, and our own socket's mode and group. */

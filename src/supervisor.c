@@ -985,7 +985,7 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
-	char			 err[512];
+	char			 where[sizeof path + 32], err[512];
 	int			 i, live = 0, rc = 1;
 
 	memset(&sv, 0, sizeof sv);
@@ -1031,7 +1031,8 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		fatalx("out of memory");
 	control_start(sv.base);
 	systemd_watchdog_start(sv.base);
-	log_info("listening on %s, %d workers", path, sv.nslots);
+	log_info("listening on %s, %d workers", control_where(where,
+	    sizeof where), sv.nslots);
 
 	event_base_dispatch(sv.base);
 	rc = sv.failed ? 1 : 0;

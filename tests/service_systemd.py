@@ -2,8 +2,9 @@
 """service_systemd: clfd under systemd's protocols, with real tools.
 
 - socket activation through systemd-socket-activate: clfd answers on the
-  passed socket, uses that very fd (no socket of its own), and leaves the
-  socket file in place when it stops; a passed socket it cannot use (a
+  passed socket, uses that very fd (no socket of its own), logs that
+  socket's path as passed by systemd, and leaves the socket file in place
+  when it stops; a passed socket it cannot use (a
   datagram socket, two sockets) is logged and clfd listens on its own;
 - sd_notify on a real NOTIFY_SOCKET (a datagram socket bound in the temp
   dir): READY=1 once the workers are up, STATUS=, WATCHDOG=1 at half of
@@ -155,6 +156,12 @@ def test_socket_activation(t, tmp):
         t.ok(rc == 0, "clfd exits 0 on SIGTERM (%s)" % rc, read(tmp.join("sa.err")))
         t.ok(os.path.exists(sock) and os.stat(sock).st_ino == ino_before,
              "a passed socket is left in place on exit")
+        # The log names the socket in use (getsockname on fd 3), not the
+        # default path it never made, and says where it came from.
+        log = read(tmp.join("sa.err"))
+        t.ok(("listening on %s (passed by systemd)," % sock) in log and
+             os.path.join(env["XDG_RUNTIME_DIR"], "clfd.sock") not in log,
+             "the log names the passed socket, from systemd", log)
     finally:
         stop(proc)
 
