@@ -1299,6 +1299,13 @@ jobqueue_task_lost(struct task *t, const char *why)
 	j->running--;
 	if (jq_task_orphan(t))
 		return;
+	if (jq.stopping) {
+		/* Stopped with the daemon, on purpose: not a crash to retry. */
+		log_info("job %lld: %s: stopping, left unfinished",
+		    (long long)j->id, t->path);
+		t->state = TASK_PENDING;
+		return;
+	}
 	if (t->lost++ < JQ_RETRIES) {
 		log_warnx("job %lld: %s: worker %s, retrying", (long long)j->id,
 		    t->path, why);
