@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 #include "supervisor.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +64,7 @@ main(int argc, char **argv)
 	char			 err[512];
 	int			 ch, test = 0, debug = 0;
 
+	worker_title_init(argc, argv);
 	memset(&opts, 0, sizeof opts);
 	while ((ch = getopt(argc, argv, "df:hi:s:tVw:")) != -1) {
 		switch (ch) {

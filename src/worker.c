@@ -48,6 +48,50 @@ struct worker {
 	struct filter		*filter;
 };
 
+/*
+ * The supervisor's argument strings (contiguous, as the kernel lays them
+ * out), which a worker overwrites with its own title for ps(1).
+ */
+static char	*worker_argv_area;
+static size_t	 worker_argv_len;
+
+void
+worker_title_init(int argc, char **argv)
+{
+	char	*end;
+	int	 i;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (i = 1; i < argc && argv[i] == end; i++)
+		end += strlen(argv[i]) + 1;
+	worker_argv_area = argv[0];
+	worker_argv_len = (size_t)(end - argv[0]);
+}
+
+/*
+ * Name the process: comm (ps -o comm, top) as comm, and the command line
+ * (ps -o args) as title when it fits in the supervisor's arguments, the
+ * rest of them cleared; else the command line is left as it was.
+ */
+static void
+worker_title(const char *comm, const char *title)
+{
+	size_t	n = strlen(title);
+
+#ifdef HAVE_PRCTL
+	if (prctl(PR_SET_NAME, comm, 0, 0, 0) == -1)
+		log_warn("prctl PR_SET_NAME");
+#else
+	(void)comm;
+#endif
+	if (worker_argv_area == NULL || n >= worker_argv_len)
+		return;
+	memcpy(worker_argv_area, title, n);
+	memset(worker_argv_area + n, '\0', worker_argv_len - n);
+}
+
 /* Set up the process: signals, parent death, limits. -1 on failure. */
 static int
 worker_setup(pid_t parent, const struct config *cfg)
@@ -232,7 +276,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 	struct proto_task	 t;
 	struct proto_expand	 x;
 	uint8_t			*payload, *msg;
-	char			 name[32];
+	char			 name[32], title[48];
 	int			 r, code = 0;
 
 	if (slot < 0)
@@ -240,6 +284,8 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 	else
 		snprintf(name, sizeof name, "worker %d", slot);
 	log_procname(name);
+	snprintf(title, sizeof title, "clfd: %s", name);
+	worker_title(slot < 0 ? "clfd-expander" : "clfd-worker", title);
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
 	w.timeout = cfg->task_timeout;

@@ -13,6 +13,12 @@ struct config;
 #define WORKER_EXIT_SETUP	2
 
 /*
+ * Note where main()'s argument strings are, before anything reorders
+ * argv: a worker writes its title ("clfd: worker 2") there for ps(1).
+ */
+void	worker_title_init(int argc, char **argv);
+
+/*
  * Run the worker on fd (its end of the socketpair), slot -1 for the
  * expander (which is only sent expansions); parent is the
  * supervisor's pid, to notice that it died before PR_SET_PDEATHSIG was

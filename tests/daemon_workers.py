@@ -1,5 +1,5 @@
-"""daemon_workers: workers killed mid-task, a crash-looping task, and a
-supervisor killed outright.
+"""daemon_workers: workers and the expander named for ps, workers killed
+mid-task, a crash-looping task, and a supervisor killed outright.
 
 A file that never ends is a 1 TB sparse file: a worker reading it stays
 busy on it for as long as the test needs, and `stats` says which worker
@@ -45,6 +45,24 @@ def main():
         slow = os.path.join(tmp, "logs", "slow.log")
         d = clfdtest.Daemon(workers=2)
         before = d.wait_workers()
+
+        # 0. named for ps: the workers and the expander, not the supervisor
+        def proc(pid, what):
+            with open("/proc/%d/%s" % (pid, what), "rb") as f:
+                return f.read()
+        xpid = d.request({"op": "stats"})["workers"]["expander"]["pid"]
+        t.eq([proc(p, "comm") for p in before], [b"clfd-worker\n"] * 2,
+             "workers' comm is clfd-worker")
+        t.eq(proc(xpid, "comm"), b"clfd-expander\n", "the expander's comm is clfd-expander")
+        t.eq(proc(d.pid, "comm"), b"clfd\n", "the supervisor's comm stays clfd")
+        slots = d.request({"op": "stats"})["workers"]["slots"]
+        want = sorted(b"clfd: worker %d" % s["slot"] for s in slots)
+        t.eq(sorted(proc(s["pid"], "cmdline").rstrip(b"\0") for s in slots), want,
+             "workers' command line is clfd: worker N")
+        t.eq(proc(xpid, "cmdline").rstrip(b"\0"), b"clfd: expander",
+             "the expander's command line is clfd: expander")
+        t.ok(proc(d.pid, "cmdline").startswith(clfdtest.CLFD.encode() + b"\0"),
+             "the supervisor's command line is left alone")
 
         # 1. killed once: the task is retried on a fresh worker and counted once
         sparse(slow)
