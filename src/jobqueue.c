@@ -151,6 +151,23 @@ jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * bad_field for a request field whose checker wrote msg: msg as it is when
+ * it names the field already ("filter.status[0]: ...", "format \"x\": ..."),
+ * else "field: msg", so the field is named once.
+ */
+static void
+jq_field_err(struct jq_error *err, const char *field, const char *msg)
+{
+	size_t	n = strlen(field);
+
+	if (strncmp(msg, field, n) == 0 && strchr(":.[ ", msg[n]) != NULL &&
+	    msg[n] != '\0')
+		jq_seterr(err, "bad_field", "%s", msg);
+	else
+		jq_seterr(err, "bad_field", "%s: %s", field, msg);
+}
+
 static char **
 jq_strv_dup(char *const *v)
 {
@@ -448,7 +465,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		json_object_set_new(f, "exclude_exts",
 		    jq_strv_json(cfg->exclude_exts));
 	if ((flt = filter_from_json(f, msg, sizeof msg)) == NULL) {
-		jq_seterr(err, "bad_field", "filter: %s", msg);
+		jq_field_err(err, "filter", msg);
 		json_decref(f);
 		return -1;
 	}
@@ -466,7 +483,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	    cfg->format)) == NULL)
 		goto nomem;
 	if ((lf = logformat_compile(j->format, msg, sizeof msg)) == NULL) {
-		jq_seterr(err, "bad_field", "format: %s", msg);
+		jq_field_err(err, "format", msg);
 		return -1;
 	}
 	logformat_free(lf);

@@ -2,6 +2,7 @@
 daemon goes on serving everyone else without losing a job."""
 import os
 import random
+import re
 import shutil
 import socket
 import sys
@@ -74,6 +75,24 @@ def main():
             t.ok(r is not None and r.get("ok") is False and code(r) == want_code and
                  isinstance(r["error"].get("message"), str),
                  "%s -> %s" % (desc, want_code), r)
+        # a bad_field message names the field once, with its checker's words
+        msgs = [
+            ({"filter": {"status": ["9zz"]}}, "filter.status[0]: "),
+            ({"filter": {"under": 7}}, "filter.under: "),
+            ({"filter": {"colour": 1}}, "filter.colour: unknown field"),
+            ({"filter": [1]}, "filter: "),
+            ({"format": "nosuchpreset"}, "format \"nosuchpreset\": "),
+            ({"format": "%h %Q"}, "format: LogFormat: "),
+            ({"format": 7}, "format: "),
+        ]
+        for extra, prefix in msgs:
+            req = {"op": "submit", "patterns": ["/x"]}
+            req.update(extra)
+            r = c.request(req)
+            m = r.get("error", {}).get("message", "") if r else ""
+            t.ok(code(r) == "bad_field" and m.startswith(prefix) and
+                 not re.match(r"(\w+)\W.*?\b\1\b[.\[: ]", m[:len(prefix) + 20]),
+                 "%s: message %r starts %r, the field named once" % (extra, m, prefix), r)
         r = c.request({"op": "submit", "patterns": ["/x/{a,b}"],
                        "filter": {"under": "/book"}, "wait": False})
         t.ok(r["ok"], "the same connection still works after every error", r)
