@@ -879,8 +879,9 @@ client_stall_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	log_warnx("client pid %ld: replies unread for %d seconds; dropped",
-	    (long)c->pid, ctl.cfg->idle_timeout);
+	log_warnx("client pid %ld: replies unread for %d second%s; dropped",
+	    (long)c->pid, ctl.cfg->idle_timeout,
+	    ctl.cfg->idle_timeout == 1 ? "" : "s");
 	c->dead = 1;
 	client_free(c);
 }

@@ -445,7 +445,8 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	}
 	if (total > cfg->patterns_max) {
 		jq_seterr(err, "limit", "patterns: brace expansion makes more "
-		    "than %zu patterns (patterns_max)", cfg->patterns_max);
+		    "than %zu pattern%s (patterns_max)", cfg->patterns_max,
+		    cfg->patterns_max == 1 ? "" : "s");
 		return -1;
 	}
 	j->patterns = json_incref(v);
@@ -515,8 +516,8 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 		return NULL;
 	}
 	if (jq.active >= jq.cfg->jobs_max) {
-		jq_seterr(err, "limit", "%zu jobs queued or running (jobs_max)",
-		    jq.active);
+		jq_seterr(err, "limit", "%zu job%s queued or running "
+		    "(jobs_max)", jq.active, jq.active == 1 ? "" : "s");
 		return NULL;
 	}
 	if ((j = calloc(1, sizeof *j)) == NULL) {
@@ -545,8 +546,9 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	j->submit_arg = arg;
 	TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
 	jq.active++;
-	log_debug("submit by uid %lu pid %ld: expanding %zu patterns",
-	    (unsigned long)uid, (long)pid, json_array_size(j->patterns));
+	log_debug("submit by uid %lu pid %ld: expanding %zu pattern%s",
+	    (unsigned long)uid, (long)pid, json_array_size(j->patterns),
+	    json_array_size(j->patterns) == 1 ? "" : "s");
 	supervisor_kick();
 	return j;
 fail:
@@ -600,10 +602,11 @@ jq_submit_made(struct job *j)
 	TAILQ_INSERT_TAIL(&jq.jobs, j, entry);
 	jq.active++;
 	jq.submitted++;
-	log_info("job %lld: submitted by uid %lu pid %ld: %zu patterns, "
-	    "%zu files, %zu unmatched%s", (long long)j->id,
+	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
+	    "%zu file%s, %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
-	    j->ntasks, json_array_size(j->unmatched),
+	    json_array_size(j->patterns) == 1 ? "" : "s", j->ntasks,
+	    j->ntasks == 1 ? "" : "s", json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jobqueue_finish(j);
@@ -653,8 +656,8 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		return 0;
 	}
 	if (x->f.npaths > j->files_max) {
-		jq_seterr(&err, "limit", "more than %zu files (files_max)",
-		    j->files_max);
+		jq_seterr(&err, "limit", "more than %zu file%s (files_max)",
+		    j->files_max, j->files_max == 1 ? "" : "s");
 		jq_submit_fail(j, &err);
 		return 0;
 	}
@@ -664,9 +667,9 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	}
 	j->noutside = x->f.noutside;
 	if (j->noutside > 0)
-		log_info("submit by uid %lu pid %ld: %zu matches outside the "
+		log_info("submit by uid %lu pid %ld: %zu match%s outside the "
 		    "allowed roots left out", (unsigned long)j->uid,
-		    (long)j->pid, j->noutside);
+		    (long)j->pid, j->noutside, j->noutside == 1 ? "" : "es");
 	n = x->f.npaths;
 	if (n > 0 && (j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
 		goto nomem;
@@ -767,17 +770,19 @@ jq_build_result(struct job *j)
 			    json_integer((json_int_t)j->noutside));
 		json_object_set_new(r, "totals", tot);
 		json_object_set_new(r, "counts", counts_json(j->counts, j->top));
-		log_info("job %lld: done: %zu files (%zu failed, %zu partial), "
-		    "%llu lines, %llu counted, %.3fs", (long long)j->id,
-		    j->ntasks, failed, partial, (unsigned long long)sum[2],
+		log_info("job %lld: done: %zu file%s (%zu failed, %zu partial), "
+		    "%llu line%s, %llu counted, %.3fs", (long long)j->id,
+		    j->ntasks, j->ntasks == 1 ? "" : "s", failed, partial,
+		    (unsigned long long)sum[2], sum[2] == 1 ? "" : "s",
 		    (unsigned long long)sum[6], j->elapsed);
 	} else {
 		json_object_set_new(r, "files_total", json_integer(
 		    (json_int_t)j->ntasks));
 		json_object_set_new(r, "files_done", json_integer(
 		    (json_int_t)j->done));
-		log_info("job %lld: cancelled after %zu of %zu files, %.3fs",
-		    (long long)j->id, j->done, j->ntasks, j->elapsed);
+		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
+		    (long long)j->id, j->done, j->ntasks,
+		    j->ntasks == 1 ? "" : "s", j->elapsed);
 	}
 	j->result = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);

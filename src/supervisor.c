@@ -147,8 +147,10 @@ sv_status(void)
 		if (sv.slots[i]->state == SLOT_BUSY)
 			busy++;
 	}
-	systemd_status("%d workers (%d busy), %zu jobs active, %zu clients",
-	    alive, busy, jobqueue_active(), control_clients());
+	systemd_status("%d worker%s (%d busy), %zu job%s active, %zu "
+	    "client%s", alive, alive == 1 ? "" : "s", busy, jobqueue_active(),
+	    jobqueue_active() == 1 ? "" : "s", control_clients(),
+	    control_clients() == 1 ? "" : "s");
 }
 
 /*
@@ -172,7 +174,7 @@ sv_check_ready(void)
 	if (up + done < sv.want)
 		return;
 	sv.ready_sent = 1;
-	log_info("%d workers ready", up);
+	log_info("%d worker%s ready", up, up == 1 ? "" : "s");
 	systemd_ready();
 }
 
@@ -779,10 +781,11 @@ sv_reload(void)
 	if (sv.xslot->state == SLOT_IDLE)
 		slot_stop(sv.xslot);
 	if (sv_nworkers() != sv.want) {
-		log_info("reload: %d workers, was %d", sv_nworkers(), sv.want);
+		log_info("reload: %d worker%s, was %d", sv_nworkers(),
+		    sv_nworkers() == 1 ? "" : "s", sv.want);
 		if (sv_resize(sv_nworkers()) == -1)
-			log_warnx("reload: out of memory; still %d workers",
-			    sv.want);
+			log_warnx("reload: out of memory; still %d worker%s",
+			    sv.want, sv.want == 1 ? "" : "s");
 	}
 	log_info("reloaded %s", sv.opts->config_file);
 out:
@@ -1031,8 +1034,8 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		fatalx("out of memory");
 	control_start(sv.base);
 	systemd_watchdog_start(sv.base);
-	log_info("listening on %s, %d workers", control_where(where,
-	    sizeof where), sv.nslots);
+	log_info("listening on %s, %d worker%s", control_where(where,
+	    sizeof where), sv.nslots, sv.nslots == 1 ? "" : "s");
 
 	event_base_dispatch(sv.base);
 	rc = sv.failed ? 1 : 0;

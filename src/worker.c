@@ -208,7 +208,8 @@ worker_task(struct worker *w, const struct proto_task *t)
 		 */
 		rf.flags = (rf.flags | PROTO_F_FAILED) & ~PROTO_F_PARTIAL;
 		snprintf(st.error, sizeof st.error, "out of memory encoding "
-		    "counts (%zu paths)", counts_size(w->counts));
+		    "counts (%zu path%s)", counts_size(w->counts),
+		    counts_size(w->counts) == 1 ? "" : "s");
 		rf.counted = 0;
 		clen = 0;
 	}
@@ -251,10 +252,12 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL,
 	    &mlen);
 	if (msg == NULL) {
-		log_warn("expanding %u patterns", x->npatterns);
-		snprintf(r.error, sizeof r.error, "%s (%zu paths)", errno ==
+		log_warn("expanding %u pattern%s", x->npatterns,
+		    x->npatterns == 1 ? "" : "s");
+		snprintf(r.error, sizeof r.error, "%s (%zu path%s)", errno ==
 		    EMSGSIZE ? "file list too long for one message" :
-		    "out of memory sending the file list", r.npaths);
+		    "out of memory sending the file list", r.npaths,
+		    r.npaths == 1 ? "" : "s");
 		if ((msg = proto_expanded_encode(x->task, NULL, 0, NULL, 0, 0,
 		    r.error, &mlen)) == NULL) {
 			expand_result_clear(&r);

@@ -2,6 +2,7 @@
 socket), SIGTERM with jobs in flight, idle exit, SIGHUP reload."""
 import grp
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,6 +80,12 @@ def reload_counts(t, tmp, ds, logs):
     t.ok(w["pids"][0] not in busy_pids, "reload: shrunk to one fresh worker", w)
     r, ev = d.submit([logs[0]])
     t.eq(ev["counts"], clfdtest.seed_ref([logs[0]], any_=True), "one worker counts right")
+    # one of a thing is singular in the log
+    log = d.log_text()
+    t.ok("reload: 1 worker, was 3\n" in log and
+         re.search(r"job %d: submitted by .*: 1 pattern, 1 file, 0 unmatched\n" % r["job"],
+                   log) and re.search(r"job %d: done: 1 file \(" % r["job"], log),
+         "log: 1 worker, 1 pattern, 1 file (singular)", log[-3000:])
 
     write(workers=3, socket_mode="0640", socket_path=os.path.join(tmp, "elsewhere.sock"))
     reload(d, 2)
@@ -130,6 +137,10 @@ def main():
                             env={"XDG_RUNTIME_DIR": xdg})
         ds.append(d)
         t.ok(d.request({"op": "ping"})["pid"] == d.pid, "no -s: listens on $XDG_RUNTIME_DIR/clfd.sock")
+        d.wait_workers()
+        t.ok(re.search(r"listening on %s, 1 worker\n" % re.escape(d.sock), d.log_text()) and
+             "1 worker ready\n" in d.log_text(), "log: listening ..., 1 worker; 1 worker ready",
+             d.log_text())
         # $CLFD_SOCKET wins over it
         env = dict(os.environ, XDG_RUNTIME_DIR=xdg, CLFD_SOCKET=os.path.join(tmp, "env.sock"))
         d2 = clfdtest.Daemon(workers=1, sock=os.path.join(tmp, "env.sock"), pass_socket=False,
