@@ -8,6 +8,7 @@
  * its limit.
  */
 #include "expand.h"
+#include "reader.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -46,26 +47,6 @@ expand_cut(char **v, size_t n, size_t keep)
 	return n;
 }
 
-/* 1 when the resolved path is root (resolved) or below it. */
-static int
-expand_under(const char *path, const char *root)
-{
-	char	*rr;
-	size_t	 len;
-	int	 ok;
-
-	if ((rr = realpath(root, NULL)) == NULL)
-		return 0;
-	len = strlen(rr);
-	if (len == 1)
-		ok = 1;		/* "/" */
-	else
-		ok = strncmp(path, rr, len) == 0 &&
-		    (path[len] == '\0' || path[len] == '/');
-	free(rr);
-	return ok;
-}
-
 /*
  * 1 when path, symlinks resolved, is under one of roots (or roots is
  * NULL). A path that cannot be resolved (dangling symlink, no access)
@@ -76,15 +57,13 @@ static int
 expand_in_roots(const char *path, char *const *roots)
 {
 	char	*rp;
-	size_t	 i;
-	int	 ok = 0;
+	int	 ok;
 
 	if (roots == NULL)
 		return 1;
 	if ((rp = realpath(path, NULL)) == NULL)
 		return 1;
-	for (i = 0; roots[i] != NULL && !ok; i++)
-		ok = expand_under(rp, roots[i]);
+	ok = reader_in_roots(rp, (const char *const *)roots);
 	free(rp);
 	return ok;
 }

@@ -162,8 +162,11 @@ reader_under(const char *path, const char *root)
 	return ok;
 }
 
-/* 1 when path is under one of roots. */
-static int
+/*
+ * 1 when path (already resolved) is one of roots or under one, component by
+ * component. The job queue's expansion uses it too.
+ */
+int
 reader_in_roots(const char *path, const char *const *roots)
 {
 	size_t	 i;

@@ -55,6 +55,8 @@ int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max);
 int	reader_next(struct reader *, const char **line, size_t *len);
 void	reader_close(struct reader *);
+/* 1 when the resolved path is one of roots or below one. */
+int	reader_in_roots(const char *resolved, const char *const *roots);
 
 /*
  * zlib's crc32() (same value, same chaining), with carry-less multiply
