@@ -85,7 +85,8 @@ usage_text(FILE *f)
 "         [-o json|compact|tsv] PATTERN...\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
 "  result [-o json|compact|tsv] ID\n"
-"  status [ID]    list [-o json|compact|tsv]    cancel ID    stats    ping\n"
+"  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
+"  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the per-user\n"
 "             socket, where a clfd is started when none answers)\n"
 "  -h  this help    -V  version\n"
@@ -1107,6 +1108,9 @@ cmd_simple(int argc, char **argv, struct opts *o)
 		return usage_error("%s: no arguments expected", cmd);
 	list = strcmp(cmd, "list") == 0 || (strcmp(cmd, "status") == 0 &&
 	    id == 0);
+	if (o->output == OUT_TSV && !list && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o tsv is for submit, wait, result "
+		    "and list", cmd);
 	req = json_pack("{s:s}", "op", cmd);
 	if (id > 0)
 		json_object_set_new(req, "job", json_integer(id));
@@ -1136,7 +1140,7 @@ cmd_simple(int argc, char **argv, struct opts *o)
 			    "files_total")), (long long)json_integer_value(
 			    json_object_get(v, "submitted")));
 	} else
-		print_json(rep, o->output == OUT_TSV ? OUT_JSON : o->output);
+		print_json(rep, o->output);
 out:
 	json_decref(rep);
 	json_decref(req);

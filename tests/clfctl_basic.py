@@ -53,6 +53,9 @@ def main():
         r = clfctl(["--bogus", "ping"])
         t.ok(r.returncode == 2 and "unknown option: --bogus" in r.stderr,
              "an unknown option is named, exit 2", r.stderr)
+        r = clfctl(["ping", "-o", "tsv"], s)
+        t.ok(r.returncode == 2 and "-o tsv is for" in r.stderr and r.stdout == "",
+             "ping -o tsv: a usage error, not JSON in disguise", r.stderr)
         r = clfctl(["-s"])
         t.ok(r.returncode == 2 and "-s needs an argument" in r.stderr,
              "-s without its argument, exit 2", r.stderr)
