@@ -71,7 +71,7 @@ config_defaults(struct config *c)
 	c->result_ttl = 3600;
 	c->result_memory = (size_t)256 << 20;
 	c->worker_memory = 0;
-	c->task_timeout = 0;
+	c->task_timeout = 3600;
 	c->exit_idle = 0;
 	if (c->roots == NULL || c->format == NULL || c->exclude_names == NULL ||
 	    c->exclude_exts == NULL)
@@ -92,7 +92,10 @@ config_free(struct config *c)
 }
 
 /* How a key's value is read and where it is stored. */
-enum conftype { C_GROUP, C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_STR, C_PATH, C_LIST, C_PATHS, C_FORMAT };
+enum conftype {
+	C_GROUP, C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_PATH, C_LIST, C_PATHS,
+	C_FORMAT
+};
 
 struct confkey {
 	const char	*name;
@@ -112,7 +115,8 @@ static const struct confkey confkeys[] = {
 	K(exclude_names,	C_LIST,	0, 0),
 	K(exclude_exts,		C_LIST,	0, 0),
 	K(line_max,		C_SIZE,	256, (long long)1 << 30),
-	K(request_max,		C_SIZE,	4096, (long long)1 << 30),
+	/* a request must fit, with room, in one worker message */
+	K(request_max,		C_SIZE,	4096, (long long)64 << 20),
 	K(patterns_max,		C_COUNT,	1, 1000000),
 	K(files_max,		C_COUNT,	1, 100000000),
 	K(jobs_max,		C_COUNT,	1, 1000000),
@@ -181,6 +185,72 @@ split_list(const char *v)
 	return NULL;
 }
 
+/* Replace the string at field with a copy of v. */
+static int
+config_string(char **field, const char *v)
+{
+	char	*s;
+
+	if ((s = strdup(v)) == NULL)
+		return -1;
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+/* Check that v is a list of absolute paths, at least one. */
+static int
+config_paths_ok(const struct confkey *k, char *const *list, char *err,
+    size_t errlen)
+{
+	size_t	i;
+
+	if (list[0] == NULL) {
+		snprintf(err, errlen, "%s: needs at least one path", k->name);
+		return -1;
+	}
+	for (i = 0; list[i] != NULL; i++) {
+		if (list[i][0] != '/') {
+			snprintf(err, errlen, "%s: \"%s\" is not an absolute "
+			    "path", k->name, list[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Check v as a value of k (groups, formats and paths are checked now, so
+ * that clfd -t says what starting would); -1 with the reason in err. */
+static int
+config_check(const struct confkey *k, const char *v, char *err, size_t errlen)
+{
+	struct logformat	*lf;
+
+	switch (k->type) {
+	case C_GROUP:
+		if (getgrnam(v) == NULL) {
+			snprintf(err, errlen, "%s: no such group \"%s\"",
+			    k->name, v);
+			return -1;
+		}
+		return 0;
+	case C_FORMAT:
+		if ((lf = logformat_compile(v, err, errlen)) == NULL)
+			return -1;
+		logformat_free(lf);
+		return 0;
+	case C_PATH:
+		if (v[0] != '/') {
+			snprintf(err, errlen, "%s: \"%s\" is not an absolute "
+			    "path", k->name, v);
+			return -1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /* Store one value; -1 with the reason in err. */
 static int
 config_set(struct config *c, const struct confkey *k, const char *v,
@@ -188,9 +258,7 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 {
 	void		 *field = (char *)c + k->off;
 	long long	  n;
-	char		 *end, *s, **list;
-	size_t		  i;
-	struct logformat *lf;
+	char		 *end, **list;
 
 	switch (k->type) {
 	case C_INT:
@@ -199,9 +267,9 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 	case C_SIZE:
 		if (parse_number(v, k->type == C_SIZE, &n) == -1 ||
 		    n < k->min || n > k->max) {
-			snprintf(err, errlen, "%s: \"%s\" is not a %s from %lld to %lld",
-			    k->name, v, k->type == C_SIZE ? "size" : "number",
-			    k->min, k->max);
+			snprintf(err, errlen, "%s: \"%s\" is not a %s from %lld "
+			    "to %lld", k->name, v, k->type == C_SIZE ? "size" :
+			    "number", k->min, k->max);
 			return -1;
 		}
 		if (k->type == C_SIZE || k->type == C_COUNT)
@@ -212,67 +280,41 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 	case C_MODE:
 		errno = 0;
 		n = strtoll(v, &end, 8);
-		if (*v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > k->max) {
-			snprintf(err, errlen, "%s: \"%s\" is not an octal mode", k->name, v);
+		if (!isdigit((unsigned char)*v) || *end != '\0' || errno != 0 ||
+		    n > k->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not an octal mode",
+			    k->name, v);
 			return -1;
 		}
 		*(mode_t *)field = (mode_t)n;
 		return 0;
 	case C_GROUP:
-		/* checked now, so that clfd -t says what starting would */
-		if (getgrnam(v) == NULL) {
-			snprintf(err, errlen, "%s: no such group \"%s\"",
-			    k->name, v);
-			return -1;
-		}
-		goto string;
 	case C_FORMAT:
-		if ((lf = logformat_compile(v, err, errlen)) == NULL)
-			return -1;
-		logformat_free(lf);
-		goto string;
-	case C_STR:
 	case C_PATH:
-	string:
-		if (k->type == C_PATH && v[0] != '/') {
-			snprintf(err, errlen, "%s: \"%s\" is not an absolute path", k->name, v);
+		if (config_check(k, v, err, errlen) == -1)
 			return -1;
-		}
-		if ((s = strdup(v)) == NULL)
-			goto nomem;
-		free(*(char **)field);
-		*(char **)field = s;
+		if (config_string(field, v) == -1)
+			break;
 		return 0;
 	case C_LIST:
 	case C_PATHS:
 		if ((list = split_list(v)) == NULL)
-			goto nomem;
-		if (k->type == C_PATHS) {
-			if (list[0] == NULL) {
-				snprintf(err, errlen, "%s: needs at least one path", k->name);
-				strv_free(list);
-				return -1;
-			}
-			for (i = 0; list[i] != NULL; i++) {
-				if (list[i][0] != '/') {
-					snprintf(err, errlen, "%s: \"%s\" is not an absolute path",
-					    k->name, list[i]);
-					strv_free(list);
-					return -1;
-				}
-			}
+			break;
+		if (k->type == C_PATHS &&
+		    config_paths_ok(k, list, err, errlen) == -1) {
+			strv_free(list);
+			return -1;
 		}
 		strv_free(*(char ***)field);
 		*(char ***)field = list;
 		return 0;
 	}
-nomem:
 	snprintf(err, errlen, "%s: out of memory", k->name);
 	return -1;
 }
 
 /*
- * Read path over the settings in c. A line is "key = value", blank, or a
+ * Read path into c: the defaults, then the file's keys. A line is "key = value", blank, or a
  * comment starting with '#'; the value is the rest of the line with its
  * outer white space removed. On error c is left as it was (the caller's
  * old settings keep running: a reload must not half-apply a bad file).

@@ -24,7 +24,7 @@ from service_util import (CLFD, Client, Tap, Tmp, config_keys, gen_log,  # noqa:
 CASES = {
     "workers": (["0", "3", "256"], ["-1", "abc", "257", ""]),
     "socket_path": (["/tmp/x/clfd.sock"], ["relative.sock", ""]),
-    "socket_mode": (["0640", "660", "0777"], ["999", "0x1", "01000", ""]),
+    "socket_mode": (["0640", "660", "0777"], ["999", "0x1", "01000", "", "+600", " 600"]),
     "socket_group": ([grp.getgrgid(os.getgid()).gr_name], ["no-such-group-clfd", ""]),
     "roots": (["/var/log", "/var/log /srv/www/logs"], ["var/log", "/var/log srv", ""]),
     "format": (["combined", "common", "vhost_combined", '%h %l %u %t "%r" %>s %b',
@@ -32,7 +32,7 @@ CASES = {
     "exclude_names": (["favicon.ico", "a b c", ""], []),
     "exclude_exts": ([".gif .png", ""], []),
     "line_max": (["256", "128K", "1M"], ["255", "12X", "2G", "-1"]),
-    "request_max": (["4096", "2M"], ["1", "1T"]),
+    "request_max": (["4096", "2M", "64M"], ["1", "1T", "65M"]),
     "patterns_max": (["1", "10"], ["0", "1.5"]),
     "files_max": (["1", "1000000"], ["0", "x"]),
     "jobs_max": (["1", "5"], ["-3", "0"]),
