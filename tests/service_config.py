@@ -24,7 +24,7 @@ from service_util import (CLFD, Client, Tap, Tmp, config_keys, gen_log,  # noqa:
 CASES = {
     "workers": (["0", "3", "256"], ["-1", "abc", "257", ""]),
     "socket_path": (["/tmp/x/clfd.sock"], ["relative.sock", ""]),
-    "socket_mode": (["0640", "660", "0777"], ["999", "0x1", "01000", "", "+600", " 600"]),
+    "socket_mode": (["0640", "660", "0777"], ["999", "0x1", "01000", "", "+600", "-600"]),
     "socket_group": ([grp.getgrgid(os.getgid()).gr_name], ["no-such-group-clfd", ""]),
     "roots": (["/var/log", "/var/log /srv/www/logs"], ["var/log", "/var/log srv", ""]),
     "format": (["combined", "common", "vhost_combined", '%h %l %u %t "%r" %>s %b',
