@@ -579,8 +579,12 @@ op_submit(struct client *c, const json_t *req)
 	c->submit_wait = wait;
 	c->submit_progress = progress;
 	if ((c->submit = jobqueue_submit(req, c->uid, c->pid, client_submitted,
-	    c, &err)) == NULL)
+	    c, &err)) == NULL) {
 		client_error(c, err.code, "%s", err.message);
+		return;
+	}
+	/* Only now: a failed hand-over calls client_submitted at once. */
+	supervisor_kick();
 }
 
 static void

@@ -549,7 +549,6 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	log_debug("submit by uid %lu pid %ld: expanding %zu pattern%s",
 	    (unsigned long)uid, (long)pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s");
-	supervisor_kick();
 	return j;
 fail:
 	jq_job_free(j);

@@ -31,10 +31,24 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-/* The supervisor's part: no workers here, the test hands out tasks. */
+/*
+ * The supervisor's part: no workers here, the test hands out tasks. A
+ * kick counts itself and, while kick_fails says so, fails to send the
+ * tasks it takes, as the supervisor's hand-over does when a message
+ * cannot be queued (too large, out of memory).
+ */
+static int	kicks, kick_fails;
+
 void
 supervisor_kick(void)
 {
+	struct task	*t;
+
+	kicks++;
+	while (kick_fails > 0 && (t = jobqueue_next_task()) != NULL) {
+		kick_fails--;
+		jobqueue_task_lost(t, "could not be sent the task");
+	}
 }
 
 void
@@ -119,6 +133,17 @@ submitted(int64_t id, size_t files, const struct jq_error *err, void *arg)
 	snprintf(sub.code, sizeof sub.code, "%s", err != NULL ? err->code : "");
 	snprintf(sub.message, sizeof sub.message, "%s", err != NULL ?
 	    err->message : "");
+}
+
+/* The submit callback of a submitter that holds the job, as control.c. */
+static void
+submitted_held(int64_t id, size_t files, const struct jq_error *err,
+    void *arg)
+{
+	struct job	**held = arg;
+
+	*held = NULL;
+	submitted(id, files, err, NULL);
 }
 
 /*
@@ -357,6 +382,7 @@ test_expansion(const char *dir, struct config *cfg)
 	struct proto_expanded	 x;
 	struct jq_error		 err;
 	struct task		*t, *t2;
+	struct job		*held;
 	json_t			*req, *l;
 	uint8_t			*buf;
 	char			 p0[128], p1[128];
@@ -407,6 +433,27 @@ test_expansion(const char *dir, struct config *cfg)
 	    "expanding patterns: worker killed by signal 9 (twice)") == 0,
 	    "expansion lost twice: internal error naming why (%s)", sub.message);
 	ok(jobqueue_active() == 0, "expansion lost twice: no job left active");
+
+	/*
+	 * The expansion cannot be sent, twice, in the first kick: the
+	 * submitter must hold the job before that kick, which frees it.
+	 */
+	memset(&sub, 0, sizeof sub);
+	kicks = 0;
+	kick_fails = 2;
+	held = jobqueue_submit(req, 0, 0, submitted_held, &held, &err);
+	ok(held != NULL && kicks == 0 && sub.called == 0,
+	    "submit: the job is returned before any kick (%d)", kicks);
+	supervisor_kick();
+	ok(held == NULL && sub.called == 1 && sub.id == -1 &&
+	    strcmp(sub.code, "internal") == 0 && strstr(sub.message,
+	    "could not be sent") != NULL,
+	    "expansion not sent twice: the submitter told once (%s)",
+	    sub.message);
+	jobqueue_submit_forget(held);
+	ok(kick_fails == 0 && jobqueue_active() == 0,
+	    "expansion not sent twice: no job left active");
+	kick_fails = 0;
 
 	/* files_max: the worker's files_max + 1 paths mean limit. */
 	cfg->files_max = 2;
