@@ -135,6 +135,7 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 	json_error_t	 jerr;
 	json_t		*spec;
 	struct filter	*f;
+	char		*copy;
 
 	if (w->filter != NULL && strcmp(w->filter_text, text) == 0)
 		return w->filter;
@@ -146,15 +147,16 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 	json_decref(spec);
 	if (f == NULL)
 		return NULL;
-	filter_free(w->filter);
-	free(w->filter_text);
-	w->filter = f;
-	if ((w->filter_text = strdup(text)) == NULL) {
-		filter_free(w->filter);
-		w->filter = NULL;
+	/* (the copy first: out of memory leaves the cached pair as it was) */
+	if ((copy = strdup(text)) == NULL) {
+		filter_free(f);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	filter_free(w->filter);
+	free(w->filter_text);
+	w->filter = f;
+	w->filter_text = copy;
 	return f;
 }
 
