@@ -59,13 +59,16 @@ log_setverbose(int v)
 	log_verbose = v;
 }
 
-/* Format one line and write it to stderr in a single write. */
+/*
+ * Format one line and write it to stderr in a single write. errno is
+ * left as it was: callers log a failure, then look at why it failed.
+ */
 static void
 log_vlog(int pri, const char *err, const char *fmt, va_list ap)
 {
 	char	line[2048];
 	size_t	n;
-	int	r;
+	int	r, saved = errno;
 
 	if (log_journal)
 		r = snprintf(line, sizeof line, "<%d>", pri);
@@ -89,6 +92,7 @@ log_vlog(int pri, const char *err, const char *fmt, va_list ap)
 	if (n >= sizeof line)
 		n = sizeof line - 1;
 	(void)!write(STDERR_FILENO, line, n);
+	errno = saved;
 }
 
 void

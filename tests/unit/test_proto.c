@@ -1,15 +1,17 @@
 /*
  * test_proto.c: the supervisor <-> worker messages (proto.c), their
  * header checks, and the default socket path (paths.c), as tables of
- * cases.
+ * cases; and that logging leaves errno alone (log.c).
  *
  * Every message must round-trip, and every truncated, extended or
  * corrupted length must be refused rather than read past its end.
  */
+#include "log.h"
 #include "paths.h"
 #include "proto.h"
 #include "tap.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +389,28 @@ test_paths(void)
 	ok(paths_default_socket(buf, 8) == -1, "a buffer too small is refused");
 }
 
+/* Logging, even a write that fails (stderr closed), keeps errno. */
+static void
+test_log_errno(void)
+{
+	int	fd, e1, e2;
+
+	log_init("test_proto", 1);
+	if ((fd = dup(STDERR_FILENO)) == -1)
+		return;
+	close(STDERR_FILENO);
+	errno = ENOENT;
+	log_warn("a failure to report");
+	e1 = errno;
+	errno = EACCES;
+	log_debug("a note");
+	e2 = errno;
+	(void)dup2(fd, STDERR_FILENO);
+	close(fd);
+	ok(e1 == ENOENT && e2 == EACCES, "log_warn, log_debug keep errno "
+	    "(%s, %s)", strerror(e1), strerror(e2));
+}
+
 int
 main(void)
 {
@@ -395,5 +419,6 @@ main(void)
 	test_expand();
 	test_headers();
 	test_paths();
+	test_log_errno();
 	return tap_done();
 }
