@@ -477,9 +477,9 @@ proto_read(int fd, struct proto_hdr *h, uint8_t **payload)
 	}
 	if ((p = malloc(h->len > 0 ? h->len : 1)) == NULL)
 		return -1;
-	if (h->len > 0 && proto_read_full(fd, p, h->len) != 1) {
-		if (errno == 0)
-			errno = EPROTO;
+	if (h->len > 0 && (r = proto_read_full(fd, p, h->len)) != 1) {
+		if (r == 0)
+			errno = EPROTO;		/* the peer closed after the header */
 		free(p);
 		return -1;
 	}

@@ -1,7 +1,8 @@
 /*
  * test_proto.c: the supervisor <-> worker messages (proto.c), their
  * header checks, and the default socket path (paths.c), as tables of
- * cases; and that logging leaves errno alone (log.c).
+ * cases; how a read of a message cut short fails (errno EPROTO), and that
+ * logging leaves errno alone (log.c).
  *
  * Every message must round-trip, and every truncated, extended or
  * corrupted length must be refused rather than read past its end.
@@ -389,6 +390,53 @@ test_paths(void)
 	ok(paths_default_socket(buf, 8) == -1, "a buffer too small is refused");
 }
 
+/*
+ * A message cut short by the peer: after the header, in the payload, or
+ * in the header. errno is set beforehand to something else, as a caller's
+ * earlier failure would leave it; the read must say EPROTO.
+ */
+static const struct {
+	const char	*name;
+	size_t		 keep;		/* bytes of the message written */
+} short_cases[] = {
+	{ "header only", sizeof(struct proto_hdr) },
+	{ "header and 3 payload bytes", sizeof(struct proto_hdr) + 3 },
+	{ "half the header", sizeof(struct proto_hdr) / 2 },
+};
+
+static void
+test_short_reads(void)
+{
+	struct proto_task	 t;
+	struct proto_hdr	 h;
+	uint8_t			*msg, *payload;
+	size_t			 len, i;
+	int			 fds[2], r;
+
+	memset(&t, 0, sizeof t);
+	t.task = 1;
+	t.path = "/var/log/a.log";
+	t.format = "default";
+	t.filter = "{}";
+	if ((msg = proto_task_encode(&t, &len)) == NULL)
+		return;
+	for (i = 0; i < sizeof short_cases / sizeof short_cases[0]; i++) {
+		if (pipe(fds) == -1)
+			break;
+		if (write(fds[1], msg, short_cases[i].keep) !=
+		    (ssize_t)short_cases[i].keep)
+			break;
+		close(fds[1]);
+		errno = ENOENT;
+		r = proto_read(fds[0], &h, &payload);
+		ok(r == -1 && errno == EPROTO && payload == NULL,
+		    "%s: -1 with EPROTO (%d, %s)", short_cases[i].name, r,
+		    strerror(errno));
+		close(fds[0]);
+	}
+	free(msg);
+}
+
 /* Logging, even a write that fails (stderr closed), keeps errno. */
 static void
 test_log_errno(void)
@@ -419,6 +467,7 @@ main(void)
 	test_expand();
 	test_headers();
 	test_paths();
+	test_short_reads();
 	test_log_errno();
 	return tap_done();
 }
