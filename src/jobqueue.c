@@ -713,6 +713,17 @@ jq_task_json(const struct task *t)
 	return analysis_stats_json(t->path, &st);
 }
 
+/*
+ * A task whose file failed: nothing of it counted. The flag decides, not
+ * the error text, which a partial file has too (and which may be missing
+ * when memory ran out); FAILED wins over PARTIAL.
+ */
+static int
+jq_task_failed(const struct task *t)
+{
+	return (t->flags & PROTO_F_FAILED) != 0;
+}
+
 /* Build and keep the RESULT of a job that just finished or was cancelled. */
 static int
 jq_build_result(struct job *j)
@@ -750,10 +761,10 @@ jq_build_result(struct job *j)
 			sum[4] += t->malformed;
 			sum[5] += t->filtered;
 			sum[6] += t->counted;
-			if (t->flags & PROTO_F_PARTIAL)
-				partial++;
-			else if (t->error != NULL)
+			if (jq_task_failed(t))
 				failed++;
+			else if (t->flags & PROTO_F_PARTIAL)
+				partial++;
 		}
 		json_object_set_new(r, "files", files);
 		tot = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
@@ -1227,7 +1238,7 @@ jq_task_finished(struct task *t)
 	t->state = TASK_DONE;
 	j->done++;
 	j->bytes_done += t->bytes;
-	if (t->error != NULL && !(t->flags & PROTO_F_PARTIAL))
+	if (jq_task_failed(t))
 		j->failed++;
 	jq.files++;
 	jq.lines += t->lines;
@@ -1275,6 +1286,8 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	t->filtered = r->f.filtered;
 	t->counted = r->f.counted;
 	t->flags = r->f.flags;
+	if (jq_task_failed(t))
+		t->flags &= ~PROTO_F_PARTIAL;
 	if (r->f.error_len > 0 &&
 	    (t->error = strndup(r->error, r->f.error_len)) == NULL)
 		log_warnx("job %lld: out of memory", (long long)j->id);
@@ -1285,9 +1298,12 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 		    (long long)j->id, t->path);
 		free(t->error);
 		t->error = strdup("out of memory merging counts");
-		t->flags |= oom ? PROTO_F_FAILED : PROTO_F_PARTIAL;
-		if (oom)
+		if (oom) {
+			t->flags = (t->flags | PROTO_F_FAILED) &
+			    ~PROTO_F_PARTIAL;
 			t->counted = 0;
+		} else if (!jq_task_failed(t))
+			t->flags |= PROTO_F_PARTIAL;
 	}
 	counts_clear(jq.scratch);
 	jq_task_finished(t);

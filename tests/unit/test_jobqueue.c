@@ -213,6 +213,66 @@ submit_now(const json_t *req, size_t *files)
 	return sub.id;
 }
 
+/*
+ * A file's fate in the totals is its flags': FAILED is failed (also with
+ * PARTIAL set, also without an error text), PARTIAL alone is partial,
+ * and an error text alone fails nothing.
+ */
+static const struct {
+	const char	*name;
+	uint32_t	 flags;
+	const char	*error;
+	int		 failed, partial;
+} flag_cases[] = {
+	{ "failed, with its error", PROTO_F_FAILED, "Permission denied", 1, 0 },
+	{ "failed, no error text", PROTO_F_FAILED, "", 1, 0 },
+	{ "failed and partial", PROTO_F_FAILED | PROTO_F_PARTIAL, "gzip: bad", 1,
+	    0 },
+	{ "partial, with its error", PROTO_F_PARTIAL, "gzip: truncated", 0, 1 },
+	{ "an error text, no flag", 0, "a note", 0, 0 },
+	{ "clean", 0, "", 0, 0 },
+};
+
+static void
+test_flags(const json_t *req)
+{
+	struct proto_result	 r;
+	struct jq_error		 err;
+	struct task		*t;
+	json_t			*res, *tot, *file;
+	json_error_t		 jerr;
+	const char		*text;
+	size_t			 i, files, len;
+	int64_t			 id;
+
+	for (i = 0; i < sizeof flag_cases / sizeof flag_cases[0]; i++) {
+		if ((id = submit_now(req, &files)) <= 0 ||
+		    (t = jobqueue_next_task()) == NULL) {
+			ok(0, "%s: job made", flag_cases[i].name);
+			continue;
+		}
+		result_of(1, NULL, 0, &r);
+		r.f.flags = flag_cases[i].flags;
+		r.error = flag_cases[i].error;
+		r.f.error_len = (uint32_t)strlen(r.error);
+		(void)jobqueue_task_done(t, &r);
+		text = jobqueue_result(id, &len, &err);
+		res = text != NULL ? json_loadb(text, len, 0, &jerr) : NULL;
+		tot = json_object_get(res, "totals");
+		file = json_array_get(json_object_get(res, "files"), 0);
+		ok(json_integer_value(json_object_get(tot, "failed")) ==
+		    flag_cases[i].failed && json_integer_value(json_object_get(
+		    tot, "partial")) == flag_cases[i].partial &&
+		    json_is_true(json_object_get(file, "partial")) ==
+		    (flag_cases[i].partial && !flag_cases[i].failed),
+		    "%s: %d failed, %d partial", flag_cases[i].name,
+		    flag_cases[i].failed, flag_cases[i].partial);
+		if (res == NULL)
+			diag("no result: %s", text != NULL ? text : err.code);
+		json_decref(res);
+	}
+}
+
 static void
 mkfile(const char *dir, const char *name)
 {
@@ -602,6 +662,7 @@ main(void)
 		json_decref(res);
 	}
 
+	test_flags(req);
 	json_decref(req);
 	json_decref(want);
 	free(good);
