@@ -69,8 +69,34 @@ def examples(text):
     return cmds
 
 
+def default_mismatches():
+    """Keys whose "Default: X." in clfd.conf(5) is not etc/clfd.conf's "#key = X"."""
+    man, key = {}, None
+    with open(os.path.join(clfdtest.SRCDIR, "man/clfd.conf.5")) as f:
+        for line in f:
+            m = re.match(r"\.It Cm (\w+) No = ", line)
+            if m:
+                key = m.group(1)
+            m = re.match(r"Default: (\S+)\.$", line)
+            if m and key:
+                man[key] = m.group(1)
+    etc = {}
+    with open(os.path.join(clfdtest.SRCDIR, "etc/clfd.conf")) as f:
+        for line in f:
+            m = re.match(r"#(\w+) = (\S+)$", line.rstrip("\n"))
+            if m:
+                etc[m.group(1)] = m.group(2)
+    bad = ["%s: man %s, etc %s" % (k, v, etc.get(k)) for k, v in man.items()
+           if k in etc and etc[k] != v]
+    return man, bad
+
+
 def main():
     t = clfdtest.Tap()
+    man, bad = default_mismatches()
+    t.ok(len(man) >= 12 and not bad and man.get("task_timeout") == "3600",
+         "clfd.conf(5) and etc/clfd.conf give the same defaults "
+         "(%d compared; task_timeout an hour)" % len(man), "\n".join(bad))
     if shutil.which("mandoc") is None:
         t.skip("man pages", "mandoc not installed")
         return t.done()
