@@ -1,7 +1,8 @@
 """daemon_memory: worker_memory (RLIMIT_AS on each worker).
 
-A file whose counts do not fit in the limit is reported failed with an
-out-of-memory error and no counts, the worker survives it, and the other
+A file whose counts fill the limit stops there; its counts so far cannot
+be encoded either (that needs a copy of them), so it is reported failed
+with an out-of-memory error and no counts, the worker survives it, and the other
 files of the job are counted exactly. ASan reserves terabytes of address
 space, so a sanitizer build does not apply the limit: the test skips there
 (configure says which build this is in CLFD_SANITIZERS)."""
