@@ -49,7 +49,10 @@ int			 logformat_jit(const struct logformat *);
 /* 1 when a translated format's fast matcher runs before PCRE2. */
 int			 logformat_fast(const struct logformat *);
 
-/* 1 when line matches (fields filled in), 0 when not, -1 on a match error. */
+/*
+ * 1 when line matches (fields filled in), 0 when not (also when PCRE2 gives
+ * up: a bounded number of steps a line, linear in its length), -1 on error.
+ */
 int			 logformat_match(struct logformat *, const char *line, size_t len,
 			    struct access *);
 

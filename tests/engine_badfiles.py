@@ -236,6 +236,14 @@ try:
          counts == {'/a/b': 1}, 'regex with an optional request group',
          (st, err))
 
+    # A regex that backtracks without end: PCRE2 gives up after a bounded
+    # number of steps, the line is malformed, the next one still counts.
+    p = write('backtrack.log', b'a' * 40 + b'b\n' + b'a' * 40 + b'\n')
+    st, counts, err = one(p, '--format', 'regex:^(?<request>(a+)+)$')
+    t.ok(st is not None and st['lines'] == 2 and st['malformed'] == 1 and
+         st['matched'] == 1, 'catastrophic backtracking: malformed',
+         (st, err))
+
     # Roots: after resolving symlinks, component by component.
     inside = os.path.join(tmp, 'inside')
     os.mkdir(inside)

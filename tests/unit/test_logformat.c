@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "logformat.h"
 #include "tap.h"
@@ -234,6 +235,48 @@ differential(void)
 	}
 }
 
+/*
+ * PCRE2's work on a line is bounded: a pattern that backtracks without
+ * end gives up quickly (no match: the line is malformed), and a line that
+ * would match only after some million steps (under PCRE2's own default
+ * limit) does not match either.
+ */
+static void
+bounded(void)
+{
+	struct logformat	*lf;
+	struct timespec		 t0, t1;
+	char			 line[64], err[256];
+	double			 ms;
+	int			 rc;
+
+	memset(line, 'a', 40);
+	line[40] = 'b';
+	lf = logformat_compile("regex:^(?<request>(a+)+)$", err, sizeof err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = lf == NULL ? -2 : logformat_match(lf, line, 41,
+	    &(struct access){ 0 });
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ok(rc == 0 && ms < 1000, "catastrophic backtracking on 40 'a' then "
+	    "'b': no match after %.2f ms", ms);
+	logformat_free(lf);
+
+	/* 18 'a' then 'c': (a+)+b fails after about 2^18 tries, then '.'. */
+	memset(line, 'a', 18);
+	line[18] = 'c';
+	lf = logformat_compile("regex:(?:(a+)+b|(?<request>.))", err,
+	    sizeof err);
+	ok(lf != NULL && logformat_match(lf, line, 19,
+	    &(struct access){ 0 }) == 0, "a match found only after the step "
+	    "bound is no match");
+	ok(lf != NULL && logformat_match(lf, line + 17, 2,
+	    &(struct access){ 0 }) == 1, "the same pattern matches when it "
+	    "backtracks little");
+	logformat_free(lf);
+}
+
 /* 1 when the field s/len equals want (both NULL counts as equal). */
 static int
 same(const char *s, size_t len, const char *want)
@@ -306,6 +349,7 @@ main(void)
 	logformat_free(lf);
 
 	differential();
+	bounded();
 	lf = logformat_compile("vhost_combined", err, sizeof err);
 	ok(lf != NULL && !logformat_fast(lf), "vhost_combined (%%v:%%p) runs "
 	    "on PCRE2 alone");
