@@ -45,7 +45,7 @@
 #define EXIT_REJECT	4	/* the daemon answered with an error */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
-#define SHORT_TIMEOUT	30000		/* ms to wait for a non-job reply */
+#define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
 
@@ -279,8 +279,8 @@ conn_read(struct conn *c, int timeout)
 			return NULL;
 		}
 		if (r == 0) {
-			warnx_("%s: no reply within %d s", socket_path,
-			    timeout / 1000);
+			warnx_("%s: no reply within %d.%03d s", socket_path,
+			    timeout / 1000, timeout % 1000);
 			return NULL;
 		}
 		n = read(c->fd, c->buf + c->len, c->cap - c->len);
@@ -309,6 +309,29 @@ conn_read(struct conn *c, int timeout)
 		return NULL;
 	}
 	return msg;
+}
+
+/*
+ * How long (ms) to wait for the reply of an op the daemon answers at once
+ * (ping, stats, list, status, result, cancel): SHORT_TIMEOUT, or
+ * $CLFCTL_REPLY_TIMEOUT ms when that is a positive number (for tests).
+ * A submit is answered only once its patterns are expanded, which may take
+ * any time: its reply is waited for without a timeout.
+ */
+static int
+reply_timeout(void)
+{
+	const char	*env = getenv("CLFCTL_REPLY_TIMEOUT");
+	char		*end;
+	long		 v;
+
+	if (env == NULL || *env == '\0')
+		return SHORT_TIMEOUT;
+	errno = 0;
+	v = strtol(env, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0 || v > INT_MAX)
+		return SHORT_TIMEOUT;
+	return (int)v;
 }
 
 /* Send req and read one reply; NULL with a message printed on failure. */
@@ -1008,7 +1031,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	if ((rc = connect_daemon(&c, o->socket)) != 0)
 		goto out;
 	rc = EXIT_DOWN;
-	if ((rep = conn_call(&c, req, SHORT_TIMEOUT)) == NULL)
+	/* the reply comes after the expansion: no timeout */
+	if ((rep = conn_call(&c, req, -1)) == NULL)
 		goto out;
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		rc = reply_error(rep);
@@ -1117,7 +1141,7 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	if ((rc = connect_daemon(&c, o->socket)) != 0)
 		goto out;
 	rc = EXIT_DOWN;
-	if ((rep = conn_call(&c, req, SHORT_TIMEOUT)) == NULL)
+	if ((rep = conn_call(&c, req, reply_timeout())) == NULL)
 		goto out;
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		rc = reply_error(rep);

@@ -63,6 +63,20 @@ def fake_daemon(path, reply):
     return ls
 
 
+def idle_workers(d):
+    """Wait until no job is in flight and every worker is idle; their pids."""
+    def idle():
+        st = d.request({"op": "stats"})
+        q = st["queue"]
+        w = st["workers"]
+        if q["jobs_expanding"] or q["jobs_queued"] or q["jobs_running"] or \
+                w["busy"] or w["alive"] != w["configured"] or \
+                w["expander"]["state"] != "idle":
+            return None
+        return [x["pid"] for x in w["slots"]] + [w["expander"]["pid"]]
+    return clfdtest.wait_until(idle, 30, "idle workers")
+
+
 def main():
     t = Tap()
     tmp = mkdtemp()
@@ -169,6 +183,30 @@ def main():
         t.ok(res.get("state") == "done" and res.get("totals", {}).get("files") == 120,
              "^C: wait ID later gets the whole result", r.stderr)
 
+        # a submit is answered only after its expansion: with the workers
+        # and the expander stopped for 3 times the (reduced) reply timeout,
+        # clfctl keeps waiting and gets the result after SIGCONT
+        pids = idle_workers(d)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            env = clean_env(CLFCTL_REPLY_TIMEOUT="400")
+            p = subprocess.Popen([CLFCTL, "-s", s, "submit", "-o", "compact", pat],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=env)
+            clfdtest.wait_until(lambda: raw_request(s, {"op": "stats"})
+                                ["queue"]["jobs_expanding"] == 1, 30, "the submit expanding")
+            time.sleep(1.2)
+            waiting = p.poll() is None
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=60)
+        res = json.loads(out) if p.returncode == 0 else {}
+        t.ok(waiting and res.get("counts") == want,
+             "submit held up in its expansion beyond the reply timeout: still its result",
+             "waiting=%s rc=%d %s" % (waiting, p.returncode, err.decode()))
+
         # the daemon stops under a waiting clfctl: shutting_down, exit 3
         p = subprocess.Popen([CLFCTL, "-s", s, "submit", "--progress", big],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -193,6 +231,17 @@ def main():
                  "daemon closes %s: exit 3" % ("mid-reply" if reply else "without a reply"),
                  r.stderr)
             ls.close()
+        # a daemon that never answers: ping gives up after the reply timeout
+        path = os.path.join(tmp, "mute.sock")
+        ls = socket.socket(socket.AF_UNIX)
+        ls.bind(path)
+        ls.listen(4)
+        t0 = time.monotonic()
+        r = clfctl(["ping"], path, env=clean_env(CLFCTL_REPLY_TIMEOUT="300"))
+        secs = time.monotonic() - t0
+        t.ok(r.returncode == 3 and "no reply within 0.300 s" in r.stderr and secs < 20,
+             "no reply to ping: exit 3 after $CLFCTL_REPLY_TIMEOUT", r.stderr)
+        ls.close()
         path = os.path.join(tmp, "junk.sock")
         ls = fake_daemon(path, b"this is not json\n")
         r = clfctl(["ping"], path)
