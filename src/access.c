@@ -13,20 +13,7 @@
 
 #include "access.h"
 
-/* Python's str.isspace() for the bytes a decoded line can hold. */
-static const unsigned char access_ws[256] = {
-	['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
-	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
-};
-
-/* The same white space (1), and the bytes that end a path: '?' '#' (2). */
-static const unsigned char access_cls[256] = {
-	['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
-	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
-	['?'] = 2, ['#'] = 2,
-};
-
-#define IS_WS(c)	(access_ws[(unsigned char)(c)])
+#define IS_WS(c)	ACCESS_IS_WS(c)
 #define IS_DIGIT(c)	((c) >= '0' && (c) <= '9')
 #define IS_ALPHA(c)	(((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z')
 #define IS_HEX(c)	(IS_DIGIT(c) || (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'f'))
@@ -196,9 +183,9 @@ access_request(const char *req, size_t len, char *scratch,
 	 * must be rebuilt; the first '?' or '#' ends an origin-form path.
 	 */
 	for (i = b; i < c; i++) {
-		if ((k = access_cls[(unsigned char)req[i]]) == 0)
+		if ((k = access_class((unsigned char)req[i])) == 0)
 			continue;
-		if (k == 2) {
+		if (k == ACCESS_PATH_END) {
 			if (q == SIZE_MAX)
 				q = i;
 		} else if (req[i] != ' ' || IS_WS(req[i + 1])) {

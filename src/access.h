@@ -14,6 +14,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Byte classes, the engine's one table of white space: ACCESS_WS for
+ * Python's str.isspace() on a decoded log byte (\t \n \v \f \r, the
+ * separators \x1c-\x1f and the space; bytes >= 0x80 reach Python as
+ * surrogates, which are not space), ACCESS_PATH_END for '?' and '#'.
+ * Inline, so that a module using it needs nothing else from access.c.
+ */
+#define ACCESS_WS		1
+#define ACCESS_PATH_END		2
+
+static inline unsigned
+access_class(unsigned char c)
+{
+	static const unsigned char	 cls[256] = {
+		['\t'] = ACCESS_WS, ['\n'] = ACCESS_WS, ['\v'] = ACCESS_WS,
+		['\f'] = ACCESS_WS, ['\r'] = ACCESS_WS, [0x1c] = ACCESS_WS,
+		[0x1d] = ACCESS_WS, [0x1e] = ACCESS_WS, [0x1f] = ACCESS_WS,
+		[' '] = ACCESS_WS, ['?'] = ACCESS_PATH_END,
+		['#'] = ACCESS_PATH_END,
+	};
+
+	return cls[c];
+}
+
+#define ACCESS_IS_WS(c)	(access_class((unsigned char)(c)) & ACCESS_WS)
+
 struct request {
 	const char	*method;
 	size_t		 method_len;

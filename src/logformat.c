@@ -25,11 +25,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "access.h"
 #include "logformat.h"
 
 #define WS	"[\\t-\\r \\x1c-\\x1f]"
 #define NWS	"[^\\t-\\r \\x1c-\\x1f]"
-#define LF_IS_WS(c)	(logformat_ws[(unsigned char)(c)])
+#define LF_IS_WS(c)	ACCESS_IS_WS(c)
 
 /*
  * Bounds on PCRE2's work for one line, so that a careless or hostile
@@ -41,12 +42,6 @@
 #define LF_MATCH_BASE		100000	/* steps for any line */
 #define LF_MATCH_PER_BYTE	16	/* and more for each byte */
 #define LF_DEPTH_LIMIT		10000	/* nested backtracking points */
-
-/* White space as Python's str.isspace() sees a decoded log byte. */
-static const unsigned char logformat_ws[256] = {
-	['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1,
-	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
-};
 
 /* The fields the engine reads from a match. */
 enum { G_REQUEST, G_TIME, G_STATUS, G_REFERER, G_PATH, G_MAX };
