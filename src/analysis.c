@@ -150,27 +150,17 @@ out:
 	return ret;
 }
 
-/* A JSON string for a file name that may not be UTF-8. */
+/* A file name (or message) as JSON: invalid UTF-8 as %XX, like counts keys. */
 static json_t *
 analysis_name(const char *s)
 {
 	json_t	*j;
 	char	*enc;
-	size_t	 i, o = 0, len = strlen(s);
+	size_t	 len;
 
-	if ((j = json_string(s)) != NULL)
-		return j;
-	if ((enc = malloc(len * 3 + 1)) == NULL)
+	if ((enc = counts_json_key(s, strlen(s), &len)) == NULL)
 		return NULL;
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] >= 0x80)
-			o += (size_t)sprintf(enc + o, "%%%02X",
-			    (unsigned char)s[i]);
-		else
-			enc[o++] = s[i];
-	}
-	enc[o] = '\0';
-	j = json_string(enc);
+	j = json_stringn_nocheck(enc, len);
 	free(enc);
 	return j;
 }

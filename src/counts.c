@@ -358,8 +358,8 @@ counts_cmp_out(const void *a, const void *b)
  * can carry "\u0000" in a key, but most readers (jansson among them)
  * refuse it, and a result nobody can load is lost.
  */
-static char *
-counts_encode_key(const char *key, size_t len, size_t *outlen)
+char *
+counts_json_key(const char *key, size_t len, size_t *outlen)
 {
 	static const char	 hex[] = "0123456789ABCDEF";
 	const unsigned char	*p = (const unsigned char *)key;
@@ -400,7 +400,7 @@ counts_json(const struct counts *c, size_t top)
 
 		if (s->hash == 0)
 			continue;
-		e[k].key = counts_encode_key(c->arena + s->off, s->len,
+		e[k].key = counts_json_key(c->arena + s->off, s->len,
 		    &e[k].len);
 		if (e[k].key == NULL)
 			goto out;

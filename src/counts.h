@@ -40,6 +40,13 @@ int		 counts_foreach(const struct counts *, counts_fn, void *arg);
 json_t		*counts_json(const struct counts *, size_t top);
 
 /*
+ * s/len as counts_json writes a key: bytes that are not valid UTF-8, and
+ * NUL, become %XX. A malloc'd string of *outlen bytes, NUL-terminated;
+ * NULL on ENOMEM. For any other text from a log or a file name.
+ */
+char		*counts_json_key(const char *s, size_t len, size_t *outlen);
+
+/*
  * Wire form: a byte string that counts_decode_merge() adds into a table.
  * counts_encode returns a malloc'd buffer (NULL on ENOMEM).
  * counts_decode_merge checks every length; -1 on a malformed buffer (the

@@ -244,6 +244,14 @@ try:
          st['matched'] == 1, 'catastrophic backtracking: malformed',
          (st, err))
 
+    # File names in results follow the rule of counts keys: valid UTF-8
+    # stays as it is, other bytes become %XX.
+    p = write(os.fsdecode('caf\xc3\xa9-\xff.log'.encode('latin-1')), line('/n') + b'\n')
+    st, counts, err = one(p)
+    t.ok(st is not None and st['path'] == os.path.join(tmp, 'caf\u00e9-%FF.log') and
+         counts == {'/n': 1}, 'file name: UTF-8 kept, invalid byte as %XX',
+         (st, err))
+
     # Roots: after resolving symlinks, component by component.
     inside = os.path.join(tmp, 'inside')
     os.mkdir(inside)

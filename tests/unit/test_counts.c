@@ -196,6 +196,17 @@ main(void)
 		counts_add(d, encodings[i].raw, encodings[i].len, 1);
 		check_json(d, 0, encodings[i].json, encodings[i].json);
 	}
+	/* counts_json_key: the same text, for file names and messages. */
+	for (i = 0; i < sizeof encodings / sizeof encodings[0]; i++) {
+		const char	*want = encodings[i].json + 2;
+		size_t		 wlen = strlen(want) - 4;
+		char		*enc;
+
+		enc = counts_json_key(encodings[i].raw, encodings[i].len, &len);
+		ok(enc != NULL && len == wlen && memcmp(enc, want, wlen) == 0 &&
+		    enc[len] == '\0', "counts_json_key gives %s", encodings[i].json);
+		free(enc);
+	}
 	/* Keys equal once encoded are summed, then ordered. */
 	counts_clear(d);
 	counts_add(d, "/%FF", 4, 2);
