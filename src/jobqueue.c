@@ -613,9 +613,39 @@ jq_submit_made(struct job *j)
 		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
 		j->in_runq = 1;
 	}
-	/* (the job may be gone now, if results are tightly bounded) */
+	/* (j may be finished, but is kept: jq_expire spares it) */
 	if (cb != NULL)
 		cb(id, n, NULL, arg);
+}
+
+/*
+ * 1 when a worker's file list makes sense for the expansion task t: at
+ * most files_max + 1 absolute paths, sorted and unique, and unmatched
+ * pattern indexes in range and increasing.
+ */
+static int
+jq_expanded_valid(const struct task *t, const struct proto_expanded *x)
+{
+	const struct job	*j = t->job;
+	const char		*p, *prev = NULL;
+	size_t			 np = json_array_size(j->patterns), i;
+	uint32_t		 k, last = 0;
+
+	if (!t->expand || t->state != TASK_RUNNING ||
+	    x->f.npaths > (uint64_t)j->files_max + 1)
+		return 0;
+	for (i = 0; i < x->f.nunmatched; i++) {
+		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
+		if (k >= np || (i > 0 && k <= last))
+			return 0;
+		last = k;
+	}
+	for (i = 0, p = x->paths; i < x->f.npaths; i++, p += strlen(p) + 1) {
+		if (p[0] != '/' || (prev != NULL && strcmp(prev, p) >= 0))
+			return 0;
+		prev = p;
+	}
+	return 1;
 }
 
 int
@@ -623,24 +653,15 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 {
 	struct job	*j = t->job;
 	struct jq_error	 err;
-	const char	*p, *prev = NULL;
-	size_t		 np = json_array_size(j->patterns), i, n;
-	uint32_t	 k, last = 0;
+	const char	*p;
+	size_t		 i, n;
+	uint32_t	 k;
 
 	/* The worker's list is checked whole before any of it is used. */
-	if (!t->expand || t->state != TASK_RUNNING ||
-	    x->f.npaths > (uint64_t)j->files_max + 1)
-		goto bad;
-	for (i = 0; i < x->f.nunmatched; i++) {
-		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
-		if (k >= np || (i > 0 && k <= last))
-			goto bad;
-		last = k;
-	}
-	for (i = 0, p = x->paths; i < x->f.npaths; i++, p += strlen(p) + 1) {
-		if (p[0] != '/' || (prev != NULL && strcmp(prev, p) >= 0))
-			goto bad;
-		prev = p;
+	if (!jq_expanded_valid(t, x)) {
+		log_warnx("submit by uid %lu pid %ld: malformed file list from "
+		    "a worker", (unsigned long)j->uid, (long)j->pid);
+		return -1;
 	}
 	t->state = TASK_DONE;
 	if (jq.stopping) {
@@ -685,10 +706,6 @@ nomem:
 	jq_seterr(&err, "internal", "out of memory");
 	jq_submit_fail(j, &err);
 	return 0;
-bad:
-	log_warnx("submit by uid %lu pid %ld: malformed file list from a "
-	    "worker", (unsigned long)j->uid, (long)j->pid);
-	return -1;
 }
 
 /* The per-file entry of a task. */
@@ -1035,7 +1052,6 @@ jobqueue_cancel(int64_t id, struct jq_error *err)
 		id = j->id;
 		jobqueue_finish(j);
 		supervisor_cancel_job(id);
-		/* (the job may be gone now, if results are tightly bounded) */
 		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
 		    (json_int_t)id, "state", "cancelled");
 	}

@@ -53,12 +53,6 @@ log_procname(const char *procname)
 	snprintf(log_name, sizeof log_name, "%s", procname);
 }
 
-void
-log_setverbose(int v)
-{
-	log_verbose = v;
-}
-
 /*
  * Format one line and write it to stderr in a single write. errno is
  * left as it was: callers log a failure, then look at why it failed.

@@ -14,7 +14,6 @@
 
 void	log_init(const char *procname, int debug);
 void	log_procname(const char *procname);	/* e.g. "worker 3" after fork */
-void	log_setverbose(int);
 
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -16,9 +16,13 @@
 
 #define PATHS_TMP_FMT	"/tmp/clfd-%lu"
 
-/* Copy a formatted path into buf; -1 (ENAMETOOLONG) when it would not fit. */
+/*
+ * Check what snprintf returned for a path formatted into a buffer of len
+ * bytes: 0 when the whole path is there and fits a socket address, else
+ * -1 (ENAMETOOLONG).
+ */
 static int
-paths_fit(char *buf, size_t len, int n)
+paths_fit(size_t len, int n)
 {
 	struct sockaddr_un	sun;
 
@@ -26,7 +30,6 @@ paths_fit(char *buf, size_t len, int n)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	(void)buf;
 	return 0;
 }
 
@@ -36,11 +39,10 @@ paths_default_socket(char *buf, size_t len)
 	const char	*s;
 
 	if ((s = getenv("CLFD_SOCKET")) != NULL && *s != '\0')
-		return paths_fit(buf, len, snprintf(buf, len, "%s", s));
+		return paths_fit(len, snprintf(buf, len, "%s", s));
 	if ((s = getenv("XDG_RUNTIME_DIR")) != NULL && *s == '/')
-		return paths_fit(buf, len,
-		    snprintf(buf, len, "%s/clfd.sock", s));
-	return paths_fit(buf, len, snprintf(buf, len, PATHS_TMP_FMT
+		return paths_fit(len, snprintf(buf, len, "%s/clfd.sock", s));
+	return paths_fit(len, snprintf(buf, len, PATHS_TMP_FMT
 	    "/clfd.sock", (unsigned long)getuid()));
 }
 

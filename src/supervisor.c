@@ -135,11 +135,16 @@ supervisor_stopping(void)
 	return sv.stopping;
 }
 
-/* Tell systemd (when it listens) what we are doing. */
+/*
+ * Tell systemd (when it listens) what we are doing; only when that
+ * changed, as this runs after every message from a worker.
+ */
 static void
 sv_status(void)
 {
-	int	i, alive = 0, busy = 0;
+	static char	last[160];
+	char		text[sizeof last];
+	int		i, alive = 0, busy = 0;
 
 	for (i = 0; i < sv.nslots; i++) {
 		if (sv.slots[i]->state == SLOT_IDLE || sv.slots[i]->state == SLOT_BUSY)
@@ -147,10 +152,14 @@ sv_status(void)
 		if (sv.slots[i]->state == SLOT_BUSY)
 			busy++;
 	}
-	systemd_status("%d worker%s (%d busy), %zu job%s active, %zu "
-	    "client%s", alive, alive == 1 ? "" : "s", busy, jobqueue_active(),
-	    jobqueue_active() == 1 ? "" : "s", control_clients(),
-	    control_clients() == 1 ? "" : "s");
+	snprintf(text, sizeof text, "%d worker%s (%d busy), %zu job%s active, "
+	    "%zu client%s", alive, alive == 1 ? "" : "s", busy,
+	    jobqueue_active(), jobqueue_active() == 1 ? "" : "s",
+	    control_clients(), control_clients() == 1 ? "" : "s");
+	if (strcmp(text, last) == 0)
+		return;
+	memcpy(last, text, sizeof last);
+	systemd_status("%s", text);
 }
 
 /*
@@ -882,6 +891,26 @@ sv_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
+/* SIGKILL the workers still there, and with reap wait for them too. */
+static void
+sv_kill_left(int reap)
+{
+	struct slot	*s;
+	int		 i;
+
+	for (i = -1; i < sv.nslots; i++) {
+		s = i == -1 ? sv.xslot : sv.slots[i];
+		if (s == NULL || s->pid <= 0)
+			continue;
+		if (!reap)
+			log_warnx("%s (pid %ld) still there; killing it",
+			    s->name, (long)s->pid);
+		kill(s->pid, SIGKILL);
+		if (reap)
+			waitpid(s->pid, NULL, 0);
+	}
+}
+
 /* Once a second: idle exit; while stopping, the deadline. */
 static void
 sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
@@ -892,20 +921,8 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	(void)arg;
 	if (sv.stopping) {
-		if (now >= sv.stop_deadline) {
-			int i;
-
-			for (i = 0; i < sv.nslots; i++)
-				if (sv.slots[i]->pid > 0) {
-					log_warnx("%s (pid %ld) still "
-					    "there; killing it",
-					    sv.slots[i]->name,
-					    (long)sv.slots[i]->pid);
-					kill(sv.slots[i]->pid, SIGKILL);
-				}
-			if (sv.xslot->pid > 0)
-				kill(sv.xslot->pid, SIGKILL);
-		}
+		if (now >= sv.stop_deadline)
+			sv_kill_left(0);
 		sv_check_done();
 		return;
 	}
@@ -1041,18 +1058,11 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 	rc = sv.failed ? 1 : 0;
 
 	/* Whatever is still there after the grace period is killed. */
+	sv_kill_left(1);
 	for (i = 0; i < sv.nslots; i++) {
-		if (sv.slots[i]->pid > 0) {
-			kill(sv.slots[i]->pid, SIGKILL);
-			waitpid(sv.slots[i]->pid, NULL, 0);
-		}
 		slot_close(sv.slots[i]);
 		event_free(sv.slots[i]->timer);
 		free(sv.slots[i]);
-	}
-	if (sv.xslot->pid > 0) {
-		kill(sv.xslot->pid, SIGKILL);
-		waitpid(sv.xslot->pid, NULL, 0);
 	}
 	slot_close(sv.xslot);
 	event_free(sv.xslot->timer);
