@@ -22,12 +22,14 @@
 #include "supervisor.h"
 #include "systemd.h"
 
+#include <sys/file.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -75,11 +77,12 @@ static struct {
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
 	int			 own_path;
 	int			 from_systemd;	/* path is the passed socket's */
+	int			 lock_fd;	/* PATH.lock, held while we run */
 	dev_t			 dev;
 	ino_t			 ino;
 	TAILQ_HEAD(, client)	 clients;
 	size_t			 nclients;
-} ctl = { .fd = -1 };
+} ctl = { .fd = -1, .lock_fd = -1 };
 
 static void	client_process(struct client *);
 static void	client_free(struct client *);
@@ -130,6 +133,39 @@ control_name_passed(int fd)
 		    sun.sun_path);
 }
 
+/*
+ * One clfd per socket path: take PATH.lock (flock) and hold it for as long
+ * as clfd runs. Without it, two clfds starting at once could each take the
+ * other's bound but not yet listening socket for a stale one and both run.
+ * The lock file stays behind: removing it would let a third clfd lock a
+ * new file while the first still holds the old one.
+ */
+static int
+control_lock(const char *path, int *live, char *err, size_t errlen)
+{
+	char	lock[sizeof ctl.path + sizeof ".lock"];
+	int	fd;
+
+	snprintf(lock, sizeof lock, "%s.lock", path);
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1) {
+		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			*live = 1;
+			snprintf(err, errlen, "clfd already running on %s "
+			    "(%s is locked)", path, lock);
+		} else
+			snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	ctl.lock_fd = fd;
+	return 0;
+}
+
 const char *
 control_where(char *buf, size_t len)
 {
@@ -166,7 +202,8 @@ control_open(const char *path, const struct config *cfg, int *live,
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (paths_prepare_dir(path, err, errlen) == -1)
+	if (paths_prepare_dir(path, err, errlen) == -1 ||
+	    control_lock(path, live, err, errlen) == -1)
 		return -1;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
@@ -231,6 +268,8 @@ control_open(const char *path, const struct config *cfg, int *live,
 	return 0;
 fail:
 	close(fd);
+	close(ctl.lock_fd);
+	ctl.lock_fd = -1;
 	return -1;
 }
 
@@ -1046,4 +1085,8 @@ control_free(void)
 
 	while ((c = TAILQ_FIRST(&ctl.clients)) != NULL)
 		client_free(c);
+	if (ctl.lock_fd != -1) {
+		close(ctl.lock_fd);
+		ctl.lock_fd = -1;
+	}
 }

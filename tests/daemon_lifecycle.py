@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,26 @@ def main():
         t.ok(r.returncode == 1 and ("clfd already running on " + d.sock).encode() in r.stderr,
              "a second clfd on a live socket exits 1, saying so", r)
         t.ok(d.request({"op": "ping"})["pid"] == d.pid, "the first daemon still owns its socket")
+        # two clfds starting at once: the one that finds SOCKET.lock held
+        # leaves the socket alone, even a stale-looking one (bound, not yet
+        # listening, as a starting clfd's is for a moment)
+        import fcntl
+        racing = os.path.join(tmp, "race.sock")
+        held = open(racing + ".lock", "w")
+        fcntl.flock(held, fcntl.LOCK_EX)
+        half = socket.socket(socket.AF_UNIX)
+        half.bind(racing)
+        r = run([C, "-s", racing, "-w", "1"])
+        t.ok(r.returncode == 1 and b"already running" in r.stderr and
+             os.path.exists(racing), "SOCKET.lock held: a second clfd exits 1 and "
+             "leaves the socket", r)
+        half.close()
+        held.close()
+        dr = clfdtest.Daemon(workers=1, sock=racing)
+        ds.append(dr)
+        t.ok(dr.request({"op": "ping"})["pid"] == dr.pid,
+             "lock released: a stale socket is replaced as before")
+        t.eq(dr.stop(), 0, "exit 0")
         # a path that is not a socket is left alone
         notsock = os.path.join(tmp, "file.sock")
         with open(notsock, "w") as f:
