@@ -184,6 +184,50 @@ logformat_name_is(const char *s, size_t len, const char *name)
 }
 
 /*
+ * Directives that are one token: non-space bytes, or digits. Those with a
+ * group name capture it (the unnamed ones are only matched).
+ */
+static const struct {
+	char		 d;
+	const char	*group;		/* NULL: not captured */
+	int		 digits;
+} logformat_tokens[] = {
+	{ 'h', "host", 0 }, { 'l', "ident", 0 }, { 'u', "user", 0 },
+	{ 'v', "vhost", 0 }, { 'b', "bytes", 0 },
+	{ 'a', NULL, 0 }, { 'A', NULL, 0 }, { 'V', NULL, 0 }, { 'L', NULL, 0 },
+	{ 'R', NULL, 0 }, { 'f', NULL, 0 }, { 'H', NULL, 0 }, { 'm', NULL, 0 },
+	{ 'B', NULL, 1 }, { 'D', NULL, 1 }, { 'T', NULL, 1 }, { 'p', NULL, 1 },
+	{ 'P', NULL, 1 }, { 'I', NULL, 1 }, { 'O', NULL, 1 }, { 'S', NULL, 1 },
+	{ 'k', NULL, 1 },
+};
+
+/* Emit directive d when it is a one-token directive; 0 when it is not. */
+static int
+logformat_token(struct logformat *lf, struct buf *b, char d)
+{
+	const size_t	 n = sizeof logformat_tokens / sizeof logformat_tokens[0];
+	const char	*cls;
+	size_t		 i;
+
+	for (i = 0; i < n && logformat_tokens[i].d != d; i++)
+		;
+	if (i == n)
+		return 0;
+	cls = logformat_tokens[i].digits ? "\\d+" : NWS "+";
+	if (logformat_tokens[i].group != NULL) {
+		logformat_puts(b, "(?<");
+		logformat_puts(b, logformat_tokens[i].group);
+		logformat_puts(b, ">");
+		logformat_puts(b, cls);
+		logformat_puts(b, ")");
+	} else
+		logformat_puts(b, cls);
+	logformat_op(lf, logformat_tokens[i].digits ? OP_DIGITS : OP_NWS, 1, 0,
+	    -1);
+	return 1;
+}
+
+/*
  * Translate an Apache LogFormat string. A run of literal white space
  * matches one or more white space characters; directives become groups
  * (see logformat.h); %{Name}i, %{Name}e and friends match ".*?" inside
@@ -239,40 +283,12 @@ logformat_translate(struct logformat *lf, const char *fmt, struct buf *b,
 			return -1;
 		}
 		p++;
+		if (logformat_token(lf, b, d))
+			continue;
 		switch (d) {
 		case '%':
 			logformat_puts(b, "%");
 			logformat_op(lf, OP_LIT, 1, '%', -1);
-			continue;
-		case 'h':
-			logformat_puts(b, "(?<host>" NWS "+)");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'l':
-			logformat_puts(b, "(?<ident>" NWS "+)");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'u':
-			logformat_puts(b, "(?<user>" NWS "+)");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'a': case 'A': case 'V': case 'L': case 'R': case 'f':
-		case 'H': case 'm':
-			logformat_puts(b, NWS "+");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'v':
-			logformat_puts(b, "(?<vhost>" NWS "+)");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'b':
-			logformat_puts(b, "(?<bytes>" NWS "+)");
-			logformat_op(lf, OP_NWS, 1, 0, -1);
-			continue;
-		case 'B': case 'D': case 'T': case 'p': case 'P': case 'I':
-		case 'O': case 'S': case 'k':
-			logformat_puts(b, "\\d+");
-			logformat_op(lf, OP_DIGITS, 1, 0, -1);
 			continue;
 		case 'X':
 			logformat_puts(b, "[-+X]");
