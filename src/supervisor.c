@@ -261,6 +261,19 @@ slot_bad(struct slot *s, const char *why)
 }
 
 /*
+ * The slot's task is answered: the worker is free again (unless it is on
+ * its way out) and has shown it works, so its crash count starts over.
+ */
+static void
+slot_task_over(struct slot *s)
+{
+	if (s->state == SLOT_BUSY)
+		s->state = SLOT_IDLE;
+	s->crashes = 0;
+	s->task = NULL;
+}
+
+/*
  * Check a message as soon as its header is in, before its payload is
  * read: a type and length possible (proto_hdr_check), a type the slot
  * can send in its state, and, once the fixed part is in too, its lengths
@@ -372,10 +385,7 @@ slot_messages(struct slot *s)
 				slot_bad(s, "malformed counts in a result");
 				return;
 			}
-			if (s->state == SLOT_BUSY)
-				s->state = SLOT_IDLE;
-			s->crashes = 0;
-			s->task = NULL;
+			slot_task_over(s);
 			break;
 		}
 		case PROTO_EXPANDED: {
@@ -392,10 +402,7 @@ slot_messages(struct slot *s)
 				slot_bad(s, "malformed file list");
 				return;
 			}
-			if (s->state == SLOT_BUSY)
-				s->state = SLOT_IDLE;
-			s->crashes = 0;
-			s->task = NULL;
+			slot_task_over(s);
 			break;
 		}
 		default:
