@@ -170,11 +170,11 @@ main(int argc, char **argv)
 	o.line_max = line_max;
 	o.roots = (const char *const *)roots;
 	for (; i < argc; i++) {
-		analysis_file(argv[i], &o, c, &st);
+		analysis_file(argv[i], &o, c, &st, NULL);
 		json_array_append_new(files, analysis_stats_json(argv[i], &st));
 		sum[0]++;
-		sum[1] += st.failed;
-		sum[2] += st.partial;
+		sum[1] += (st.flags & STATS_FAILED) != 0;
+		sum[2] += (st.flags & STATS_PARTIAL) != 0;
 		sum[3] += st.bytes;
 		sum[4] += st.raw_bytes;
 		sum[5] += st.lines;

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
 
 #include "access.h"
 #include "analysis.h"
@@ -45,9 +48,37 @@ analysis_time(struct time_cache *tc, const char *s, size_t len, int64_t *t)
 	return tc->ok ? 0 : -1;
 }
 
+/*
+ * The identity of the file the reader has open: as fstat saw it at the
+ * open, the range read, and a fingerprint of the last bytes of it.
+ */
+static void
+analysis_identity(const struct reader *r, struct source_id *id)
+{
+	unsigned char	 buf[ANALYSIS_FPRINT];
+	uint64_t	 from;
+	ssize_t		 n;
+
+	id->dev = (uint64_t)r->st.st_dev;
+	id->ino = (uint64_t)r->st.st_ino;
+	id->size = (uint64_t)r->st.st_size;
+	id->mtime_ns = (int64_t)r->st.st_mtim.tv_sec * 1000000000 +
+	    r->st.st_mtim.tv_nsec;
+	id->ctime_ns = (int64_t)r->st.st_ctim.tv_sec * 1000000000 +
+	    r->st.st_ctim.tv_nsec;
+	id->off = 0;
+	id->end = r->bytes;
+	from = id->end > sizeof buf ? id->end - sizeof buf : 0;
+	do
+		n = pread(r->fd, buf, (size_t)(id->end - from), (off_t)from);
+	while (n == -1 && errno == EINTR);
+	id->fingerprint = n == (ssize_t)(id->end - from) ?
+	    XXH3_64bits(buf, (size_t)n) : 0;
+}
+
 int
 analysis_file(const char *path, const struct analysis_opts *o,
-    struct counts *out, struct file_stats *st)
+    struct counts *out, struct file_stats *st, struct source_id *id)
 {
 	struct reader		 r;
 	struct access		 a;
@@ -62,27 +93,30 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	int			 rc, status, need_status, ret = -1;
 
 	memset(st, 0, sizeof *st);
+	if (id != NULL)
+		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
 	if (reader_open(&r, path, o->roots, line_max) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
-		st->failed = 1;
+		st->flags |= STATS_FAILED;
 		goto out;
 	}
 	if (flt == NULL && (flt = own = filter_from_json(NULL, err,
 	    sizeof err)) == NULL) {
 		snprintf(st->error, sizeof st->error, "%s", err);
-		st->failed = 1;
+		st->flags |= STATS_FAILED;
 		goto out;
 	}
 	/* Two halves: the rebuilt request target, then the referer. */
 	if ((scratch = malloc(2 * (line_max + 1))) == NULL) {
 		snprintf(st->error, sizeof st->error, "%s", strerror(errno));
-		st->failed = 1;
+		st->flags |= STATS_FAILED;
 		goto out;
 	}
 	need_status = (filter_needs(flt) & FILTER_NEEDS_STATUS) != 0;
-	st->gzip = r.gzip;
+	if (r.gzip)
+		st->flags |= STATS_GZIP;
 	while ((rc = reader_next(&r, &line, &len)) > 0) {
 		st->lines++;
 		if (rc == READER_OVERLONG ||
@@ -130,20 +164,22 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		if (counts_add(out, req.path, req.path_len, 1) == -1) {
 			snprintf(st->error, sizeof st->error, "counts: %s",
 			    strerror(errno));
-			st->partial = 1;
+			st->flags |= STATS_PARTIAL;
 			goto out;
 		}
 		st->counted++;
 	}
 	if (rc == READER_ERROR) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
-		st->partial = 1;
+		st->flags |= STATS_PARTIAL;
 		goto out;
 	}
 	ret = 0;
 out:
 	st->bytes = r.bytes;
 	st->raw_bytes = r.raw_bytes;
+	if (id != NULL && r.st.st_mode != 0)
+		analysis_identity(&r, id);
 	reader_close(&r);
 	filter_free(own);
 	free(scratch);
@@ -179,5 +215,5 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	    "counted", (json_int_t)st->counted,
 	    "error", st->error[0] != '\0' ? analysis_name(st->error) :
 	    json_null(),
-	    "partial", st->partial);
+	    "partial", (st->flags & STATS_PARTIAL) != 0);
 }

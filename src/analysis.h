@@ -26,6 +26,16 @@ struct analysis_opts {
 	const char *const	*roots;		/* NULL-terminated; NULL: any path */
 };
 
+/*
+ * What happened to a file's lines: the one record of per-file statistics,
+ * used by the engine, the worker messages, the partials and the result
+ * (both ends of a message are the same binary; partials encode it field
+ * by field).
+ */
+#define STATS_GZIP	0x1
+#define STATS_PARTIAL	0x2	/* stopped early; lines before still count */
+#define STATS_FAILED	0x4	/* nothing could be read */
+
 struct file_stats {
 	uint64_t	bytes;		/* bytes read from the file */
 	uint64_t	raw_bytes;	/* bytes after inflating */
@@ -34,19 +44,39 @@ struct file_stats {
 	uint64_t	malformed;	/* no match, bad time, overlong, ... */
 	uint64_t	filtered;	/* parsed but dropped by a filter */
 	uint64_t	counted;
-	int		gzip;
-	int		partial;	/* stopped early; lines before still count */
-	int		failed;		/* nothing could be read */
+	uint32_t	flags;		/* STATS_* */
+	uint32_t	pad;
 	char		error[256];	/* "" when none */
+};
+
+/*
+ * Which bytes were analysed: the file's identity when it was opened and
+ * the byte range read, with a fingerprint of the bytes just before the
+ * range's end (XXH3-64 of up to ANALYSIS_FPRINT bytes) and a digest of
+ * the decompressed content (0: not computed).
+ */
+#define ANALYSIS_FPRINT	4096
+
+struct source_id {
+	uint64_t	dev;
+	uint64_t	ino;
+	uint64_t	size;
+	int64_t		mtime_ns;
+	int64_t		ctime_ns;
+	uint64_t	off;
+	uint64_t	end;
+	uint64_t	fingerprint;
+	uint64_t	digest;
 };
 
 /*
  * Run the pipeline on path, adding to out. Returns 0 when the whole file
  * was read, -1 when it failed or stopped early (st->error says why,
- * st->failed or st->partial says how much counts).
+ * STATS_FAILED or STATS_PARTIAL says how much counts). id, when not
+ * NULL, gets the source's identity (zero when it could not be opened).
  */
 int	 analysis_file(const char *path, const struct analysis_opts *,
-	    struct counts *out, struct file_stats *st);
+	    struct counts *out, struct file_stats *st, struct source_id *id);
 
 /* The per-file entry of a result: path, bytes, lines, ..., error, partial. */
 json_t	*analysis_stats_json(const char *path, const struct file_stats *);

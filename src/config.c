@@ -69,7 +69,8 @@ config_defaults(struct config *c)
 	c->connections_max = 512;
 	c->idle_timeout = 60;
 	c->result_ttl = 3600;
-	c->result_memory = (size_t)256 << 20;
+	c->result_memory = (size_t)64 << 20;
+	c->result_disk = (size_t)1 << 30;
 	c->worker_memory = 0;
 	c->task_timeout = 3600;
 	c->exit_idle = 0;
@@ -84,6 +85,7 @@ config_free(struct config *c)
 	free(c->file);
 	free(c->socket_path);
 	free(c->socket_group);
+	free(c->spool_dir);
 	strv_free(c->roots);
 	free(c->format);
 	strv_free(c->exclude_names);
@@ -124,6 +126,8 @@ static const struct confkey confkeys[] = {
 	K(idle_timeout,		C_SECS,	1, 86400),
 	K(result_ttl,		C_SECS,	0, 86400 * 366),
 	K(result_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(result_disk,		C_SIZE,	0, (long long)1 << 50),
+	K(spool_dir,		C_PATH,	0, 0),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(task_timeout,		C_SECS,	0, 86400),
 	K(exit_idle,		C_SECS,	0, 86400 * 366),

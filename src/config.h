@@ -28,7 +28,9 @@ struct config {
 	size_t	  connections_max;	/* client connections */
 	int	  idle_timeout;		/* seconds a client may stall mid-request */
 	int	  result_ttl;		/* seconds a finished result is kept */
-	size_t	  result_memory;	/* bytes of finished results kept */
+	size_t	  result_memory;	/* heap bytes of finished jobs kept */
+	size_t	  result_disk;		/* bytes of their result files */
+	char	 *spool_dir;		/* NULL: $TMPDIR, else /tmp */
 	size_t	  worker_memory;	/* address space per worker, 0: no limit */
 	int	  task_timeout;		/* seconds per file task, 0: none */
 	int	  exit_idle;		/* exit after so many idle seconds, 0: never */

@@ -62,6 +62,8 @@ struct client {
 	struct event		*idle;		/* no complete request in time */
 	struct event		*stall;		/* output not drained in time */
 	struct event		*resume;	/* deferred processing */
+	struct evbuffer_cb_entry *outcb;	/* output read: progress */
+	size_t			 streamed;	/* file bytes queued since empty */
 	int			 eof;		/* peer will send no more */
 	int			 closing;	/* close once output is written */
 	int			 lingering;	/* written, shut down, draining */
@@ -86,6 +88,8 @@ static struct {
 
 static void	client_process(struct client *);
 static void	client_free(struct client *);
+static void	client_error(struct client *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 /* 1 when something accepts connections on path. */
 static int
@@ -364,6 +368,40 @@ control_pending_output(void)
 }
 
 /*
+ * Start the stall clock when output starts to wait (or, with again, from
+ * now: the client read some). Fresh time, not the loop's cached time,
+ * which is stale after a long callback.
+ */
+static void
+client_stall_arm(struct client *c, int again)
+{
+	struct timeval	tv = { ctl.cfg->idle_timeout, 0 };
+
+	if (ctl.cfg->idle_timeout <= 0)
+		return;
+	if (!again && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+	    evtimer_pending(c->stall, NULL)))
+		return;
+	event_base_update_cache_time(ctl.base);
+	evtimer_add(c->stall, &tv);
+}
+
+/* The client read part of its output: progress, so a new stall clock. */
+static void
+client_out_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct client	*c = arg;
+
+	if (info->n_deleted == 0 || c->dead)
+		return;
+	if (evbuffer_get_length(out) == 0)
+		c->streamed = 0;
+	else
+		client_stall_arm(c, 1);
+}
+
+/*
  * Queue bytes for the client; a client that stopped reading is dropped.
  * Output that starts to pile up starts the stall clock: it must all be
  * written within idle_timeout (whatever the client is doing, waiting on
@@ -373,20 +411,73 @@ static void
 client_send(struct client *c, const char *buf, size_t len)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	struct timeval	 tv = { ctl.cfg->idle_timeout, 0 };
 
 	if (c->dead)
 		return;
-	if (evbuffer_get_length(out) == 0 && ctl.cfg->idle_timeout > 0 &&
-	    !evtimer_pending(c->stall, NULL))
-		evtimer_add(c->stall, &tv);
-	if (evbuffer_get_length(out) > CTL_OUT_MAX ||
+	client_stall_arm(c, 0);
+	/* (result files queued count apart: they are not in memory) */
+	if (evbuffer_get_length(out) > CTL_OUT_MAX + c->streamed ||
 	    bufferevent_write(c->bev, buf, len) == -1) {
 		log_warnx("client pid %ld: not reading its replies; dropped",
 		    (long)c->pid);
 		c->dead = 1;
 		event_active(c->resume, 0, 0);
 	}
+}
+
+/*
+ * Queue a job's result: its text, or its file (sent from the file by the
+ * kernel as the client reads, never copied into our memory; every reader
+ * gets its own descriptor of the one file). As the "done" event of a
+ * wait when done is set, else as the reply to "result".
+ */
+static void
+client_send_result(struct client *c, const struct jq_result *res, int done)
+{
+	struct evbuffer_file_segment	*seg;
+	struct evbuffer			*out = bufferevent_get_output(c->bev);
+	struct stat			 st;
+	int				 fd;
+
+	if (res->text == NULL && res->path == NULL) {
+		client_error(c, "internal", "out of memory");
+		return;
+	}
+	if (res->path != NULL) {
+		if ((fd = open(res->path, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    fstat(fd, &st) == -1 || (uint64_t)st.st_size != res->size ||
+		    res->size < 2) {
+			log_warn("%s", res->path);
+			if (fd != -1)
+				close(fd);
+			client_error(c, "internal", "the result file is gone");
+			return;
+		}
+		if ((seg = evbuffer_file_segment_new(fd, 0, st.st_size,
+		    EVBUF_FS_CLOSE_ON_FREE)) == NULL) {
+			close(fd);
+			client_error(c, "internal", "out of memory");
+			return;
+		}
+	} else
+		seg = NULL;
+	if (done)
+		client_send(c, "{\"event\":\"done\",", 16);
+	if (seg != NULL) {
+		if (!c->dead) {
+			client_stall_arm(c, 0);
+			if (evbuffer_add_file_segment(out, seg, done ? 1 : 0,
+			    (ev_off_t)res->size - (done ? 1 : 0)) == -1) {
+				c->dead = 1;
+				event_active(c->resume, 0, 0);
+			} else
+				c->streamed += res->size;
+		}
+		evbuffer_file_segment_free(seg);	/* the buffer holds it */
+	} else
+		client_send(c, res->text + (done ? 1 : 0), res->len -
+		    (done ? 1 : 0));
+	client_send(c, "\n", 1);
 }
 
 static void
@@ -508,13 +599,17 @@ client_linger(struct client *c)
 
 /* A job event for a waiting client (called from the job queue). */
 static void
-client_job_cb(int kind, const char *line, size_t len, void *arg)
+client_job_cb(int kind, const char *line, size_t len,
+    const struct jq_result *res, void *arg)
 {
 	struct client	*c = arg;
 
 	if (kind == JQ_DONE) {
 		c->waiter = NULL;
-		client_send(c, line, len);
+		if (res != NULL)
+			client_send_result(c, res, 1);
+		else
+			client_send(c, line, len);
 		/* Go on with requests sent meanwhile, outside this call. */
 		event_active(c->resume, 0, 0);
 	} else if (evbuffer_get_length(bufferevent_get_output(c->bev)) <
@@ -526,14 +621,11 @@ client_job_cb(int kind, const char *line, size_t len, void *arg)
 static void
 client_wait(struct client *c, int64_t id, int progress)
 {
-	struct jq_error	 err;
-	const char	*res;
-	size_t		 len;
+	struct jq_error		 err;
+	struct jq_result	 res;
 
-	if ((res = jobqueue_result(id, &len, &err)) != NULL) {
-		client_send(c, "{\"event\":\"done\",", 16);
-		client_send(c, res + 1, len - 1);
-		client_send(c, "\n", 1);
+	if (jobqueue_result(id, &res, &err) == 0) {
+		client_send_result(c, &res, 1);
 		return;
 	}
 	if (strcmp(err.code, "not_finished") != 0) {
@@ -641,19 +733,17 @@ op_wait(struct client *c, const json_t *req)
 static void
 op_result(struct client *c, const json_t *req)
 {
-	struct jq_error	 err;
-	const char	*res;
-	size_t		 len;
-	int64_t		 id;
+	struct jq_error		 err;
+	struct jq_result	 res;
+	int64_t			 id;
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((res = jobqueue_result(id, &len, &err)) == NULL) {
+	if (jobqueue_result(id, &res, &err) == -1) {
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
-	client_send(c, res, len);
-	client_send(c, "\n", 1);
+	client_send_result(c, &res, 0);
 }
 
 static void
@@ -955,6 +1045,7 @@ client_free(struct client *c)
 	event_free(c->idle);
 	event_free(c->stall);
 	event_free(c->resume);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->outcb);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -1007,6 +1098,15 @@ control_new_client(int fd)
 	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
 	    client_event_cb, c);
+	if ((c->outcb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    client_out_cb, c)) == NULL) {
+		event_free(c->idle);
+		event_free(c->stall);
+		event_free(c->resume);
+		bufferevent_free(c->bev);
+		free(c);
+		goto fail;
+	}
 	bufferevent_setwatermark(c->bev, EV_READ, 0, ctl.cfg->request_max + 2);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl.clients, c, entry);

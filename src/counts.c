@@ -386,6 +386,100 @@ counts_json_key(const char *key, size_t len, size_t *outlen)
 	return out;
 }
 
+/* 1 when key is written as it is: valid UTF-8 with no NUL. */
+static int
+counts_key_plain(const unsigned char *p, size_t len)
+{
+	size_t	i = 0, n;
+
+	while (i < len) {
+		if (p[i] >= 0x01 && p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] == 0 || (n = counts_utf8_len(p + i, len - i)) == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+static int
+counts_cmp_entry(const void *a, const void *b)
+{
+	const struct counts_entry	*x = a, *y = b;
+	size_t				 l = x->len < y->len ? x->len : y->len;
+	int				 r;
+
+	if (l > 0 && (r = memcmp(x->key, y->key, l)) != 0)
+		return r;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+int
+counts_sort(const struct counts *c, struct counts_sorted *out)
+{
+	struct counts_entry	*e;
+	size_t			 i, k = 0, w, cap = 0;
+	char			*enc;
+
+	memset(out, 0, sizeof *out);
+	if ((out->e = e = calloc(c->used + 1, sizeof *e)) == NULL)
+		return -1;
+	for (i = 0; i <= c->mask; i++) {
+		const struct slot *s = &c->slots[i];
+
+		if (s->hash == 0)
+			continue;
+		e[k].key = c->arena + s->off;
+		e[k].len = s->len;
+		e[k].n = s->n;
+		if (!counts_key_plain((const unsigned char *)e[k].key,
+		    e[k].len)) {
+			if (out->nown == cap) {
+				char **o = reallocarray(out->own, cap * 2 + 16,
+				    sizeof *o);
+
+				if (o == NULL)
+					goto fail;
+				out->own = o;
+				cap = cap * 2 + 16;
+			}
+			if ((enc = counts_json_key(e[k].key, e[k].len,
+			    &e[k].len)) == NULL)
+				goto fail;
+			out->own[out->nown++] = enc;
+			e[k].key = enc;
+		}
+		k++;
+	}
+	qsort(e, k, sizeof *e, counts_cmp_entry);
+	for (i = 0, w = 0; i < k; i++) {
+		if (w > 0 && counts_cmp_entry(&e[w - 1], &e[i]) == 0)
+			e[w - 1].n += e[i].n;
+		else
+			e[w++] = e[i];
+	}
+	out->n = w;
+	return 0;
+fail:
+	counts_sorted_free(out);
+	errno = ENOMEM;
+	return -1;
+}
+
+void
+counts_sorted_free(struct counts_sorted *s)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nown; i++)
+		free(s->own[i]);
+	free(s->own);
+	free(s->e);
+	memset(s, 0, sizeof *s);
+}
+
 json_t *
 counts_json(const struct counts *c, size_t top)
 {

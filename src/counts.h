@@ -47,6 +47,28 @@ json_t		*counts_json(const struct counts *, size_t top);
 char		*counts_json_key(const char *s, size_t len, size_t *outlen);
 
 /*
+ * The table's entries in key order, keys as counts_json writes them
+ * (counts_json_key), keys that became equal once encoded summed: what a
+ * partial holds. Keys point into the table, or into own for the few that
+ * needed encoding; the table must outlive the list. -1 on ENOMEM.
+ */
+struct counts_entry {
+	const char	*key;
+	size_t		 len;
+	uint64_t	 n;
+};
+
+struct counts_sorted {
+	struct counts_entry	*e;
+	size_t			 n;
+	char			**own;		/* encoded keys, malloc'd */
+	size_t			 nown;
+};
+
+int		 counts_sort(const struct counts *, struct counts_sorted *);
+void		 counts_sorted_free(struct counts_sorted *);
+
+/*
  * Wire form: a byte string that counts_decode_merge() adds into a table.
  * counts_encode returns a malloc'd buffer (NULL on ENOMEM).
  * counts_decode_merge checks every length; -1 on a malformed buffer (the

@@ -7,17 +7,21 @@
  * when the list comes back the job is made, one task per file, and the
  * submitter told its id. Expansions are handed out before file tasks. Tasks are handed out
  * round-robin over the jobs that still have pending tasks, so a small job
- * behind a big one is not starved. Each task's result arrives whole, in
- * one message: its counts are merged into the job's table and its
- * statistics kept for the per-file entry; a task whose worker died is
- * retried once, then reported failed. A finished job's RESULT is kept as
- * serialized JSON, bounded by result_ttl and result_memory.
+ * behind a big one is not starved. A file's task (MAP) leaves its counts
+ * in a partial in the spool and sends back its statistics only; the
+ * job's partials are merged by workers (MERGE tasks), a few at a time
+ * while files are still being read, and at the end into the job's
+ * result file, which the control side streams to clients. Nothing here
+ * grows with the counts: the job queue only names files. A task whose
+ * worker died is retried once, then reported failed; a partial found
+ * damaged has its files analysed again. A finished job's result file is
+ * kept for result_ttl, bounded by result_disk, its bookkeeping by
+ * result_memory.
  */
 #include "jobqueue.h"
 
 #include "analysis.h"
 #include "config.h"
-#include "counts.h"
 #include "filter.h"
 #include "log.h"
 #include "logformat.h"
@@ -28,37 +32,57 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
 #define JQ_RETRIES		1	/* a lost task is retried once */
 #define JQ_BRACE_DEPTH		32	/* braces nested deeper are refused */
+#define JQ_FANIN		8	/* partials a merge waits for, files going */
+#define JQ_FANIN_MAX		64	/* partials one merge takes at most */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED,
     JOB_EXPANDING };
 enum task_state { TASK_PENDING, TASK_RUNNING, TASK_DONE };
+enum task_kind { TASK_EXPAND, TASK_MAP, TASK_MERGE };
 
 static const char *const job_state_names[] = {
 	"queued", "running", "done", "cancelled", "expanding"
 };
 
+/*
+ * A partial in the spool waiting to be merged: the task that wrote it
+ * (its file is named for the task's run id) and the MAP tasks (files)
+ * whose counts it holds, to be read again should it prove damaged.
+ */
+struct part {
+	uint64_t	 id;
+	size_t		*maps;		/* indexes into the job's tasks */
+	size_t		 nmaps;
+};
+
 struct task {
 	struct job		*job;
-	char			*path;
+	char			*path;		/* MAP: the file */
 	enum task_state		 state;
-	int			 expand;	/* the job's expansion, no file */
+	enum task_kind		 kind;
 	int			 lost;		/* times its worker died */
-	uint64_t		 bytes, raw_bytes, lines, matched, malformed;
-	uint64_t		 filtered, counted;
-	uint32_t		 flags;		/* PROTO_F_* */
-	char			*error;		/* NULL: none */
-	TAILQ_ENTRY(task)	 retry;
+	int			 redone;	/* times its partial was damaged */
+	uint64_t		 run;		/* id of its last hand-over */
+	int			 has_part;	/* MAP: its partial is in a part */
+	struct file_stats	*st;		/* MAP: once done */
+	/* MERGE: the partials it takes; final: into the result. */
+	struct part		*in;
+	size_t			 nin;
+	int			 final;
+	TAILQ_ENTRY(task)	 retry;		/* a job's retries, or merges */
 };
 TAILQ_HEAD(taskq, task);
 
@@ -99,14 +123,24 @@ struct job {
 	size_t				 done;
 	size_t				 failed;
 	uint64_t			 bytes_done;
-	struct counts			*counts;
+	uint64_t			 lines, counted;	/* files done */
+
+	/* Partials not yet merged, and merges not yet answered. */
+	struct part			*ready;
+	size_t				 nready, ready_cap;
+	size_t				 merging;
+	int				 final_made;
 
 	time_t				 submitted, finished;
 	struct timeval			 start;
 	double				 elapsed;
 	struct timeval			 last_progress;
-	char				*result;	/* serialized RESULT */
+	/* The result: a file in the spool, or a short text made here. */
+	char				*result_path;
+	uint64_t			 result_size;
+	char				*result_text;
 	size_t				 result_len;
+	size_t				 cost;		/* heap bytes kept */
 	int				 dropped;	/* result expired */
 	int				 in_runq;
 
@@ -119,7 +153,9 @@ TAILQ_HEAD(jobq, job);
 
 static struct {
 	const struct config	*cfg;
+	const char		*spool;
 	struct event		*expire;
+	struct taskq		 mergeq;	/* merges waiting for a worker */
 	struct jobq		 jobs;		/* with an id */
 	struct jobq		 expanding;	/* submits not answered yet */
 	struct jobq		 runq;
@@ -127,14 +163,15 @@ static struct {
 	int64_t			 next_id;
 	size_t			 active;	/* expanding, queued or running */
 	int			 stopping;
-	struct counts		*scratch;	/* a result's counts, checked */
-	size_t			 kept_bytes;
+	size_t			 kept_bytes;	/* heap of kept jobs */
+	uint64_t		 kept_disk;	/* their result files */
 	size_t			 nkept;
 	uint64_t		 submitted, ndone, ncancelled;
 	uint64_t		 files, lines, bytes;
 } jq;
 
-static void	jobqueue_finish(struct job *);
+static void	jobqueue_finish(struct job *, const char *, const char *);
+static void	jq_schedule(struct job *);
 
 static void
 jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
@@ -223,29 +260,93 @@ jq_find(int64_t id)
 	return NULL;
 }
 
+/* 1 once the job has a result (finished or cancelled). */
+static int
+jq_has_result(const struct job *j)
+{
+	return j->result_path != NULL || j->result_text != NULL;
+}
+
+static void
+jq_part_free(struct part *p)
+{
+	free(p->maps);
+	p->maps = NULL;
+	p->nmaps = 0;
+}
+
+/* Remove a task's spool file (a partial, or a final merge's result). */
+static void
+jq_unlink(uint64_t run, int result)
+{
+	char	path[PATH_MAX];
+
+	if (jq.spool != NULL &&
+	    proto_spool_path(path, sizeof path, jq.spool, run, result) == 0 &&
+	    unlink(path) == -1 && errno != ENOENT)
+		log_warn("%s", path);
+}
+
+/* Free a merge task, and remove the partials it still holds. */
+static void
+jq_merge_free(struct task *t)
+{
+	size_t	i;
+
+	for (i = 0; i < t->nin; i++) {
+		jq_unlink(t->in[i].id, 0);
+		jq_part_free(&t->in[i]);
+	}
+	free(t->in);
+	free(t);
+}
+
+/*
+ * The per-file tasks and the partials of a job that has its result (or
+ * is being freed): nothing of them is needed any more once no worker
+ * holds one of its tasks.
+ */
+static void
+jq_tasks_free(struct job *j)
+{
+	size_t	i;
+
+	for (i = 0; i < j->nready; i++) {
+		jq_unlink(j->ready[i].id, 0);
+		jq_part_free(&j->ready[i]);
+	}
+	free(j->ready);
+	j->ready = NULL;
+	j->nready = j->ready_cap = 0;
+	for (i = 0; j->tasks != NULL && i < j->ntasks; i++) {
+		free(j->tasks[i].path);
+		free(j->tasks[i].st);
+	}
+	free(j->tasks);
+	j->tasks = NULL;
+}
+
 static void
 jq_job_free(struct job *j)
 {
 	struct jobqueue_waiter	*w;
-	size_t			 i;
 
 	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
 		TAILQ_REMOVE(&j->waiters, w, entry);
 		free(w);
 	}
-	for (i = 0; i < j->ntasks; i++) {
-		free(j->tasks[i].path);
-		free(j->tasks[i].error);
-	}
-	free(j->tasks);
+	jq_tasks_free(j);
 	json_decref(j->patterns);
 	json_decref(j->unmatched);
 	json_decref(j->filter);
 	free(j->filter_text);
 	free(j->format);
 	jq_strv_free(j->roots);
-	counts_free(j->counts);
-	free(j->result);
+	if (j->result_path != NULL && unlink(j->result_path) == -1 &&
+	    errno != ENOENT)
+		log_warn("%s", j->result_path);
+	free(j->result_path);
+	free(j->result_text);
 	free(j);
 }
 
@@ -256,7 +357,8 @@ jq_drop(struct job *j)
 	if (!j->dropped) {
 		j->dropped = 1;
 		TAILQ_REMOVE(&jq.kept, j, kept);
-		jq.kept_bytes -= j->result_len;
+		jq.kept_bytes -= j->cost;
+		jq.kept_disk -= j->result_size;
 		jq.nkept--;
 	}
 	if (j->running > 0)
@@ -266,8 +368,9 @@ jq_drop(struct job *j)
 }
 
 /*
- * Drop the oldest results past result_ttl or beyond result_memory. keep
- * (the job that just finished, still in use by the caller) is left to the
+ * Drop the oldest results past result_ttl, or beyond result_memory (the
+ * kept jobs' bookkeeping) or result_disk (their result files). keep (the
+ * job that just finished, still in use by the caller) is left to the
  * next round of the timer.
  */
 static void
@@ -281,6 +384,7 @@ jq_expire(const struct job *keep)
 		if (j == keep)
 			break;
 		if (jq.kept_bytes > jq.cfg->result_memory ||
+		    jq.kept_disk > jq.cfg->result_disk ||
 		    now - j->finished >= jq.cfg->result_ttl) {
 			log_debug("job %lld: result dropped", (long long)j->id);
 			jq_drop(j);
@@ -299,7 +403,8 @@ jq_expire_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
-jobqueue_init(struct event_base *base, const struct config *cfg)
+jobqueue_init(struct event_base *base, const struct config *cfg,
+    const char *spool)
 {
 	struct timeval	tv = { 1, 0 };
 
@@ -308,10 +413,10 @@ jobqueue_init(struct event_base *base, const struct config *cfg)
 	TAILQ_INIT(&jq.expanding);
 	TAILQ_INIT(&jq.runq);
 	TAILQ_INIT(&jq.kept);
+	TAILQ_INIT(&jq.mergeq);
 	jq.cfg = cfg;
+	jq.spool = spool;
 	jq.next_id = 1;
-	if ((jq.scratch = counts_new()) == NULL)
-		fatalx("jobqueue: out of memory");
 	if ((jq.expire = event_new(base, -1, EV_PERSIST, jq_expire_cb,
 	    NULL)) == NULL || event_add(jq.expire, &tv) == -1)
 		fatalx("jobqueue: cannot set the expiry timer");
@@ -327,6 +432,7 @@ void
 jobqueue_free(void)
 {
 	struct job	*j;
+	struct task	*t;
 
 	while ((j = TAILQ_FIRST(&jq.jobs)) != NULL) {
 		TAILQ_REMOVE(&jq.jobs, j, entry);
@@ -336,11 +442,13 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&jq.expanding, j, entry);
 		jq_job_free(j);
 	}
+	while ((t = TAILQ_FIRST(&jq.mergeq)) != NULL) {
+		TAILQ_REMOVE(&jq.mergeq, t, retry);
+		jq_merge_free(t);
+	}
 	if (jq.expire != NULL)
 		event_free(jq.expire);
 	jq.expire = NULL;
-	counts_free(jq.scratch);
-	jq.scratch = NULL;
 }
 
 /* a + b and a * b, at most max (a, b >= 1). */
@@ -530,8 +638,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	j->pid = pid;
 	if (jq_parse(j, req, err) == -1)
 		goto fail;
-	if ((j->unmatched = json_array()) == NULL ||
-	    (j->counts = counts_new()) == NULL) {
+	if ((j->unmatched = json_array()) == NULL) {
 		jq_seterr(err, "internal", "out of memory");
 		goto fail;
 	}
@@ -540,7 +647,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	j->submitted = time(NULL);
 	gettimeofday(&j->start, NULL);
 	j->xtask.job = j;
-	j->xtask.expand = 1;
+	j->xtask.kind = TASK_EXPAND;
 	j->xtask.state = TASK_PENDING;
 	j->submit_cb = cb;
 	j->submit_arg = arg;
@@ -608,7 +715,7 @@ jq_submit_made(struct job *j)
 	    j->ntasks == 1 ? "" : "s", json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
-		jobqueue_finish(j);
+		jq_schedule(j);		/* the final merge: an empty result */
 	else {
 		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
 		j->in_runq = 1;
@@ -631,7 +738,7 @@ jq_expanded_valid(const struct task *t, const struct proto_expanded *x)
 	size_t			 np = json_array_size(j->patterns), i;
 	uint32_t		 k, last = 0;
 
-	if (!t->expand || t->state != TASK_RUNNING ||
+	if (t->kind != TASK_EXPAND || t->state != TASK_RUNNING ||
 	    x->f.npaths > (uint64_t)j->files_max + 1)
 		return 0;
 	for (i = 0; i < x->f.nunmatched; i++) {
@@ -695,6 +802,7 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		goto nomem;
 	for (i = 0, p = x->paths; i < n; i++, p += strlen(p) + 1) {
 		j->tasks[i].job = j;
+		j->tasks[i].kind = TASK_MAP;
 		j->tasks[i].state = TASK_PENDING;
 		if ((j->tasks[i].path = strdup(p)) == NULL)
 			goto nomem;
@@ -708,54 +816,29 @@ nomem:
 	return 0;
 }
 
-/* The per-file entry of a task. */
-static json_t *
-jq_task_json(const struct task *t)
-{
-	struct file_stats	st;
-
-	memset(&st, 0, sizeof st);
-	st.bytes = t->bytes;
-	st.raw_bytes = t->raw_bytes;
-	st.lines = t->lines;
-	st.matched = t->matched;
-	st.malformed = t->malformed;
-	st.filtered = t->filtered;
-	st.counted = t->counted;
-	st.gzip = (t->flags & PROTO_F_GZIP) != 0;
-	st.partial = (t->flags & PROTO_F_PARTIAL) != 0;
-	st.failed = (t->flags & PROTO_F_FAILED) != 0;
-	if (t->error != NULL)
-		snprintf(st.error, sizeof st.error, "%s", t->error);
-	return analysis_stats_json(t->path, &st);
-}
-
 /*
  * A task whose file failed: nothing of it counted. The flag decides, not
- * the error text, which a partial file has too (and which may be missing
- * when memory ran out); FAILED wins over PARTIAL.
+ * the error text, which a partial file has too; FAILED wins over PARTIAL.
  */
 static int
 jq_task_failed(const struct task *t)
 {
-	return (t->flags & PROTO_F_FAILED) != 0;
+	return t->st != NULL && (t->st->flags & STATS_FAILED) != 0;
 }
 
-/* Build and keep the RESULT of a job that just finished or was cancelled. */
-static int
-jq_build_result(struct job *j)
+/* The members every result opens with, up to "submitted". */
+static json_t *
+jq_result_object(const struct job *j, int ok, const char *code,
+    const char *msg)
 {
-	json_t		*r, *files, *tot;
-	uint64_t	 sum[7] = { 0 };
-	size_t		 i, failed = 0, partial = 0;
-	int		 cancelled = j->state == JOB_CANCELLED;
+	json_t	*r;
 
 	if ((r = json_object()) == NULL)
-		return -1;
-	json_object_set_new(r, "ok", json_boolean(!cancelled));
-	if (cancelled)
+		return NULL;
+	json_object_set_new(r, "ok", json_boolean(ok));
+	if (!ok)
 		json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
-		    "cancelled", "message", "job was cancelled"));
+		    code, "message", msg));
 	json_object_set_new(r, "job", json_integer(j->id));
 	json_object_set_new(r, "state", json_string(job_state_names[j->state]));
 	json_object_set(r, "patterns", j->patterns);
@@ -763,87 +846,110 @@ jq_build_result(struct job *j)
 	json_object_set_new(r, "format", json_string(j->format));
 	json_object_set(r, "filter", j->filter);
 	json_object_set_new(r, "submitted", json_integer(j->submitted));
+	return r;
+}
+
+/*
+ * The final merge's head: the result's opening members without the
+ * closing brace; the merge writes the rest. NULL on ENOMEM.
+ */
+static char *
+jq_result_head(const struct job *j)
+{
+	json_t	*r;
+	char	*s;
+	size_t	 n;
+
+	if ((r = jq_result_object(j, 1, NULL, NULL)) == NULL)
+		return NULL;
+	json_object_set_new(r, "state", json_string("done"));
+	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	json_decref(r);
+	if (s != NULL && (n = strlen(s)) > 0 && s[n - 1] == '}')
+		s[n - 1] = '\0';
+	return s;
+}
+
+/*
+ * A result made here, with no counts: a cancelled job (how far it got),
+ * or one whose merging failed. 0, or -1 on ENOMEM.
+ */
+static int
+jq_text_result(struct job *j, const char *code, const char *msg)
+{
+	json_t	*r;
+
+	if ((r = jq_result_object(j, 0, code, msg)) == NULL)
+		return -1;
 	json_object_set_new(r, "finished", json_integer(j->finished));
 	json_object_set_new(r, "elapsed", json_real(j->elapsed));
-	if (!cancelled) {
-		files = json_array();
-		for (i = 0; i < j->ntasks; i++) {
-			const struct task *t = &j->tasks[i];
-
-			json_array_append_new(files, jq_task_json(t));
-			sum[0] += t->bytes;
-			sum[1] += t->raw_bytes;
-			sum[2] += t->lines;
-			sum[3] += t->matched;
-			sum[4] += t->malformed;
-			sum[5] += t->filtered;
-			sum[6] += t->counted;
-			if (jq_task_failed(t))
-				failed++;
-			else if (t->flags & PROTO_F_PARTIAL)
-				partial++;
-		}
-		json_object_set_new(r, "files", files);
-		tot = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-		    "files", (json_int_t)j->ntasks, "failed", (json_int_t)failed,
-		    "partial", (json_int_t)partial,
-		    "bytes", (json_int_t)sum[0], "raw_bytes", (json_int_t)sum[1],
-		    "lines", (json_int_t)sum[2], "matched", (json_int_t)sum[3],
-		    "malformed", (json_int_t)sum[4], "filtered", (json_int_t)sum[5],
-		    "counted", (json_int_t)sum[6],
-		    "distinct", (json_int_t)counts_size(j->counts));
-		if (tot != NULL)
-			json_object_set_new(tot, "outside_roots",
-			    json_integer((json_int_t)j->noutside));
-		json_object_set_new(r, "totals", tot);
-		json_object_set_new(r, "counts", counts_json(j->counts, j->top));
-		log_info("job %lld: done: %zu file%s (%zu failed, %zu partial), "
-		    "%llu line%s, %llu counted, %.3fs", (long long)j->id,
-		    j->ntasks, j->ntasks == 1 ? "" : "s", failed, partial,
-		    (unsigned long long)sum[2], sum[2] == 1 ? "" : "s",
-		    (unsigned long long)sum[6], j->elapsed);
-	} else {
-		json_object_set_new(r, "files_total", json_integer(
-		    (json_int_t)j->ntasks));
-		json_object_set_new(r, "files_done", json_integer(
-		    (json_int_t)j->done));
-		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
-		    (long long)j->id, j->done, j->ntasks,
-		    j->ntasks == 1 ? "" : "s", j->elapsed);
-	}
-	j->result = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	json_object_set_new(r, "files_total", json_integer(
+	    (json_int_t)j->ntasks));
+	json_object_set_new(r, "files_done", json_integer((json_int_t)j->done));
+	j->result_text = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
-	if (j->result == NULL)
+	if (j->result_text == NULL)
 		return -1;
-	j->result_len = strlen(j->result);
+	j->result_len = strlen(j->result_text);
 	return 0;
+}
+
+static void
+jq_result_of(const struct job *j, struct jq_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->text = j->result_text;
+	res->len = j->result_len;
+	res->path = j->result_path;
+	res->size = j->result_size;
 }
 
 /* Send the "done" event to every waiter and forget them. */
 static void
-jq_notify_done(struct job *j, const char *line, size_t len)
+jq_notify_done(struct job *j)
 {
 	struct jobqueue_waiter	*w;
+	struct jq_result	 res;
 
+	jq_result_of(j, &res);
 	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
 		TAILQ_REMOVE(&j->waiters, w, entry);
-		w->cb(JQ_DONE, line, len, w->arg);
+		w->cb(JQ_DONE, NULL, 0, &res, w->arg);
 		free(w);
 	}
 }
 
-/* The job is done or cancelled: build its result, tell waiters, keep it. */
+/*
+ * The job is over: its final merge wrote the result file, or it was
+ * cancelled, or its merging failed (code and msg say how). Tell the
+ * waiters, keep the result, free what only the running job needed.
+ */
 static void
-jobqueue_finish(struct job *j)
+jobqueue_finish(struct job *j, const char *code, const char *msg)
 {
+	static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
+	    "\"internal\",\"message\":\"out of memory\"}}";
 	struct timeval	 now, d;
-	char		*line;
-	size_t		 len;
+	struct task	*t, *next;
 
 	if (j->in_runq) {
 		TAILQ_REMOVE(&jq.runq, j, runq);
 		j->in_runq = 0;
 	}
+	/* Merges still waiting for a worker will not be needed. */
+	for (t = TAILQ_FIRST(&jq.mergeq); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, retry);
+		if (t->job == j) {
+			TAILQ_REMOVE(&jq.mergeq, t, retry);
+			j->merging--;
+			jq_merge_free(t);
+		}
+	}
+	while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
+		TAILQ_REMOVE(&j->retryq, t, retry);
+		t->state = TASK_DONE;
+	}
+	j->next = j->ntasks;
 	if (j->state != JOB_CANCELLED)
 		j->state = JOB_DONE;
 	jq.active--;
@@ -856,57 +962,61 @@ jobqueue_finish(struct job *j)
 	else
 		jq.ncancelled++;
 
-	if (jq_build_result(j) == -1) {
+	if (j->state == JOB_DONE && code == NULL)
+		log_info("job %lld: done: %zu file%s (%zu failed), %llu line%s, "
+		    "%llu counted, %.3fs, result %llu bytes", (long long)j->id,
+		    j->ntasks, j->ntasks == 1 ? "" : "s", j->failed,
+		    (unsigned long long)j->lines, j->lines == 1 ? "" : "s",
+		    (unsigned long long)j->counted, j->elapsed,
+		    (unsigned long long)j->result_size);
+	else if (j->state == JOB_CANCELLED)
+		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
+		    (long long)j->id, j->done, j->ntasks,
+		    j->ntasks == 1 ? "" : "s", j->elapsed);
+	else if (code != NULL)
+		log_warnx("job %lld: failed: %s", (long long)j->id, msg);
+	if (j->result_path == NULL && (j->state == JOB_CANCELLED ||
+	    code != NULL) && jq_text_result(j, j->state == JOB_CANCELLED ?
+	    "cancelled" : code, j->state == JOB_CANCELLED ?
+	    "job was cancelled" : msg) == -1) {
 		log_warnx("job %lld: out of memory building the result",
 		    (long long)j->id);
-		free(j->result);
-		j->result = strdup("{\"ok\":false,\"error\":{\"code\":\"internal\","
-		    "\"message\":\"out of memory building the result\"}}");
-		if (j->result == NULL)
-			fatalx("out of memory");
-		j->result_len = strlen(j->result);
+		free(j->result_text);
+		j->result_text = NULL;
 	}
-	/* The counts live on only in the serialized result. */
-	counts_free(j->counts);
-	j->counts = NULL;
-
+	if (!jq_has_result(j) && (j->result_text = strdup(oom)) != NULL)
+		j->result_len = strlen(oom);
+	if (j->running == 0)
+		jq_tasks_free(j);
+	j->cost = sizeof *j + j->result_len + (j->result_path != NULL ?
+	    strlen(j->result_path) + 1 : 0) + (j->filter_text != NULL ?
+	    3 * strlen(j->filter_text) : 0) + 3 * (j->format != NULL ?
+	    strlen(j->format) : 0) + 256 * (json_array_size(j->patterns) +
+	    json_array_size(j->unmatched));
 	TAILQ_INSERT_TAIL(&jq.kept, j, kept);
-	jq.kept_bytes += j->result_len;
+	jq.kept_bytes += j->cost;
+	jq.kept_disk += j->result_size;
 	jq.nkept++;
-
-	len = j->result_len + 32;
-	if ((line = malloc(len)) != NULL) {
-		/* {"ok":...} -> {"event":"done","ok":...}\n */
-		len = (size_t)snprintf(line, len, "{\"event\":\"done\",%s\n",
-		    j->result + 1);
-		jq_notify_done(j, line, len);
-		free(line);
-	} else {
-		static const char oom[] = "{\"event\":\"done\",\"ok\":false,"
-		    "\"error\":{\"code\":\"internal\",\"message\":"
-		    "\"out of memory\"}}\n";
-
-		jq_notify_done(j, oom, sizeof oom - 1);
-	}
+	jq_notify_done(j);
 	jq_expire(j);
 }
 
-const char *
-jobqueue_result(int64_t id, size_t *lenp, struct jq_error *err)
+int
+jobqueue_result(int64_t id, struct jq_result *res, struct jq_error *err)
 {
 	struct job	*j;
 
 	if ((j = jq_find(id)) == NULL) {
 		jq_seterr(err, "not_found", "no job %lld", (long long)id);
-		return NULL;
+		return -1;
 	}
-	if (j->result == NULL) {
+	if (!jq_has_result(j)) {
 		jq_seterr(err, "not_finished", "job %lld is %s", (long long)id,
 		    job_state_names[j->state]);
-		return NULL;
+		return -1;
 	}
-	*lenp = j->result_len;
-	return j->result;
+	jq_result_of(j, res);
+	return 0;
 }
 
 struct jobqueue_waiter *
@@ -920,7 +1030,7 @@ jobqueue_wait(int64_t id, int progress, jobqueue_cb cb, void *arg,
 		jq_seterr(err, "not_found", "no job %lld", (long long)id);
 		return NULL;
 	}
-	if (j->result != NULL) {
+	if (jq_has_result(j)) {
 		jq_seterr(err, "internal", "job %lld already finished",
 		    (long long)id);
 		return NULL;
@@ -967,7 +1077,7 @@ jq_progress(struct job *j)
 	for (w = TAILQ_FIRST(&j->waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
 		if (w->progress)
-			w->cb(JQ_PROGRESS, line, (size_t)n, w->arg);
+			w->cb(JQ_PROGRESS, line, (size_t)n, NULL, w->arg);
 	}
 }
 
@@ -990,7 +1100,7 @@ jq_status_json(const struct job *j, int full)
 	}
 	json_object_set_new(o, "submitted", json_integer(j->submitted));
 	if (full)
-		json_object_set_new(o, "finished", j->result != NULL ?
+		json_object_set_new(o, "finished", jq_has_result(j) ?
 		    json_integer(j->finished) : json_null());
 	return o;
 }
@@ -1035,22 +1145,16 @@ json_t *
 jobqueue_cancel(int64_t id, struct jq_error *err)
 {
 	struct job	*j;
-	struct task	*t;
 
 	if ((j = jq_find(id)) == NULL) {
 		jq_seterr(err, "not_found", "no job %lld", (long long)id);
 		return NULL;
 	}
-	if (j->result == NULL) {
+	if (!jq_has_result(j)) {
 		/* Pending tasks are dropped; running ones are ignored on return. */
-		while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
-			TAILQ_REMOVE(&j->retryq, t, retry);
-			t->state = TASK_DONE;
-		}
-		j->next = j->ntasks;
 		j->state = JOB_CANCELLED;
 		id = j->id;
-		jobqueue_finish(j);
+		jobqueue_finish(j, NULL, NULL);
 		supervisor_cancel_job(id);
 		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
 		    (json_int_t)id, "state", "cancelled");
@@ -1070,7 +1174,7 @@ jobqueue_stats(json_t *reply)
 			queued++;
 		else if (j->state == JOB_RUNNING)
 			running++;
-		if (j->result == NULL) {
+		if (!jq_has_result(j)) {
 			struct task *t;
 
 			pending += j->ntasks - j->next;
@@ -1124,13 +1228,19 @@ jobqueue_shutdown(void)
 		}
 	}
 	TAILQ_FOREACH(j, &jq.jobs, entry) {
-		if (j->result != NULL || TAILQ_EMPTY(&j->waiters))
+		struct jobqueue_waiter *w;
+
+		if (jq_has_result(j) || TAILQ_EMPTY(&j->waiters))
 			continue;
 		n = snprintf(line, sizeof line, "{\"event\":\"done\",\"ok\":false,"
 		    "\"error\":{\"code\":\"shutting_down\",\"message\":"
 		    "\"clfd is stopping\"},\"job\":%lld,\"state\":\"%s\"}\n",
 		    (long long)j->id, job_state_names[j->state]);
-		jq_notify_done(j, line, (size_t)n);
+		while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
+			TAILQ_REMOVE(&j->waiters, w, entry);
+			w->cb(JQ_DONE, line, (size_t)n, NULL, w->arg);
+			free(w);
+		}
 	}
 }
 
@@ -1148,6 +1258,78 @@ jobqueue_next_expansion(void)
 	return NULL;
 }
 
+/* Add a partial to the job's list of partials to merge. -1 on ENOMEM. */
+static int
+jq_ready_add(struct job *j, struct part *p)
+{
+	struct part	*r;
+	size_t		 cap;
+
+	if (j->nready == j->ready_cap) {
+		cap = j->ready_cap * 2 + 16;
+		if ((r = reallocarray(j->ready, cap, sizeof *r)) == NULL)
+			return -1;
+		j->ready = r;
+		j->ready_cap = cap;
+	}
+	j->ready[j->nready++] = *p;
+	memset(p, 0, sizeof *p);
+	return 0;
+}
+
+/*
+ * A merge of the job's first n ready partials (n may be 0 for the final
+ * merge of a job with no partial). -1 on ENOMEM (nothing changed).
+ */
+static int
+jq_merge_new(struct job *j, size_t n, int final)
+{
+	struct task	*t;
+
+	if ((t = calloc(1, sizeof *t)) == NULL ||
+	    (n > 0 && (t->in = calloc(n, sizeof *t->in)) == NULL)) {
+		free(t);
+		return -1;
+	}
+	t->job = j;
+	t->kind = TASK_MERGE;
+	t->state = TASK_PENDING;
+	t->final = final;
+	t->nin = n;
+	memcpy(t->in, j->ready, n * sizeof *t->in);
+	memmove(j->ready, j->ready + n, (j->nready - n) * sizeof *j->ready);
+	j->nready -= n;
+	j->merging++;
+	if (final)
+		j->final_made = 1;
+	TAILQ_INSERT_TAIL(&jq.mergeq, t, retry);
+	return 0;
+}
+
+/*
+ * Make the merges the job's partials call for: while files are still
+ * being read, one for every JQ_FANIN partials; once every file is done
+ * and no merge is out, the final one (after intermediate ones while more
+ * than JQ_FANIN_MAX partials are left).
+ */
+static void
+jq_schedule(struct job *j)
+{
+	int	all = j->done == j->ntasks;
+
+	if (jq_has_result(j) || j->final_made)
+		return;
+	while (j->nready >= (all ? JQ_FANIN_MAX + 1 : JQ_FANIN))
+		if (jq_merge_new(j, j->nready < JQ_FANIN_MAX ? j->nready :
+		    JQ_FANIN_MAX, 0) == -1)
+			goto nomem;
+	if (all && j->merging == 0 && jq_merge_new(j, j->nready, 1) == -1)
+		goto nomem;
+	return;
+nomem:
+	jobqueue_finish(j, "internal", "out of memory scheduling a merge");
+}
+
 struct task *
 jobqueue_next_task(void)
 {
@@ -1157,6 +1339,13 @@ jobqueue_next_task(void)
 	/* Expansions first: short, and a client waits for each. */
 	if ((t = jobqueue_next_expansion()) != NULL)
 		return t;
+	/* Then merges: they free the spool and finish jobs. */
+	if ((t = TAILQ_FIRST(&jq.mergeq)) != NULL) {
+		TAILQ_REMOVE(&jq.mergeq, t, retry);
+		t->state = TASK_RUNNING;
+		t->job->running++;
+		return t;
+	}
 	if ((j = TAILQ_FIRST(&jq.runq)) == NULL)
 		return NULL;
 	TAILQ_REMOVE(&jq.runq, j, runq);
@@ -1178,15 +1367,64 @@ jobqueue_next_task(void)
 	return t;
 }
 
+/* The PROTO_MERGE message of a merge task. */
+static uint8_t *
+jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
+{
+	struct job			*j = t->job;
+	struct proto_merge_fixed	 f;
+	struct proto_extra		*extra = NULL;
+	uint64_t			*inputs = NULL;
+	uint8_t				*msg = NULL;
+	char				*head = NULL;
+	size_t				 i, n = 0;
+
+	memset(&f, 0, sizeof f);
+	f.task = id;
+	f.final = (uint32_t)t->final;
+	f.ninputs = (uint32_t)t->nin;
+	if ((inputs = calloc(t->nin + 1, sizeof *inputs)) == NULL)
+		goto out;
+	for (i = 0; i < t->nin; i++)
+		inputs[i] = t->in[i].id;
+	if (t->final) {
+		/* Files with no partial (lost twice) are listed from here. */
+		if ((extra = calloc(j->ntasks + 1, sizeof *extra)) == NULL)
+			goto out;
+		for (i = 0; i < j->ntasks; i++) {
+			if (j->tasks[i].has_part || j->tasks[i].st == NULL)
+				continue;
+			extra[n].path = j->tasks[i].path;
+			extra[n].path_len = strlen(j->tasks[i].path);
+			extra[n++].st = *j->tasks[i].st;
+		}
+		f.nextra = (uint32_t)n;
+		f.top = j->top;
+		f.start_usec = (int64_t)j->start.tv_sec * 1000000 +
+		    j->start.tv_usec;
+		if ((head = jq_result_head(j)) == NULL)
+			goto out;
+	}
+	msg = proto_merge_encode(&f, inputs, extra, head, lenp);
+out:
+	free(inputs);
+	free(extra);
+	free(head);
+	return msg;
+}
+
 uint8_t *
-jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
+jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 {
 	struct proto_task	 pt;
 	struct proto_expand	 x;
 	uint8_t			*msg;
 	size_t			 i, n;
 
-	if (t->expand) {
+	t->run = id;
+	if (t->kind == TASK_MERGE)
+		return jq_merge_message(t, id, lenp);
+	if (t->kind == TASK_EXPAND) {
 		memset(&x, 0, sizeof x);
 		n = json_array_size(t->job->patterns);
 		if ((x.patterns = calloc(n + 1, sizeof *x.patterns)) == NULL)
@@ -1214,15 +1452,22 @@ jobqueue_task_message(const struct task *t, uint64_t id, size_t *lenp)
 }
 
 int
-jobqueue_task_expands(const struct task *t)
+jobqueue_task_kind(const struct task *t)
 {
-	return t->expand;
+	switch (t->kind) {
+	case TASK_EXPAND:
+		return JQ_TASK_EXPAND;
+	case TASK_MERGE:
+		return JQ_TASK_MERGE;
+	default:
+		return JQ_TASK_MAP;
+	}
 }
 
 const char *
 jobqueue_task_path(const struct task *t)
 {
-	return t->path;
+	return t->kind == TASK_MAP ? t->path : NULL;
 }
 
 int64_t
@@ -1231,21 +1476,30 @@ jobqueue_task_job(const struct task *t)
 	return t->job->id;
 }
 
-/* A task of a cancelled or expired job came back: forget it. */
+/*
+ * A task of a job that has its result (cancelled, failed, expired) came
+ * back: forget it, and whatever it wrote.
+ */
 static int
 jq_task_orphan(struct task *t)
 {
 	struct job	*j = t->job;
 
-	if (j->state != JOB_CANCELLED && !j->dropped)
+	if (!jq_has_result(j) && !j->dropped)
 		return 0;
 	t->state = TASK_DONE;
-	if (j->dropped && j->running == 0)
-		jq_drop(j);
+	if (t->kind == TASK_MERGE)
+		jq_merge_free(t);
+	if (j->running == 0) {
+		if (j->dropped)
+			jq_drop(j);
+		else
+			jq_tasks_free(j);
+	}
 	return 1;
 }
 
-/* One more task of the job is finished (counted or failed). */
+/* One more file of the job is finished (counted or failed). */
 static void
 jq_task_finished(struct task *t)
 {
@@ -1253,76 +1507,210 @@ jq_task_finished(struct task *t)
 
 	t->state = TASK_DONE;
 	j->done++;
-	j->bytes_done += t->bytes;
+	j->bytes_done += t->st->bytes;
+	j->lines += t->st->lines;
+	j->counted += t->st->counted;
 	if (jq_task_failed(t))
 		j->failed++;
 	jq.files++;
-	jq.lines += t->lines;
-	jq.bytes += t->bytes;
-	if (j->done == j->ntasks)
-		jobqueue_finish(j);
-	else
+	jq.lines += t->st->lines;
+	jq.bytes += t->st->bytes;
+	jq_schedule(j);
+	if (!jq_has_result(j))
 		jq_progress(j);
 }
 
 /*
- * A worker's result for a task. Its counts are decoded into a scratch
- * table first and merged only when the whole buffer adds up, so that a
- * malformed result never leaves part of itself in the job's counts; it
- * returns -1 then, with the task still running: the caller treats the
- * worker as broken (kills it) and the task is retried as a lost one.
+ * A MAP task's result: its statistics, and its partial, now in the spool
+ * under the task's run id (none when the worker could not write it: the
+ * file is then failed, and listed by the final merge).
  */
 int
 jobqueue_task_done(struct task *t, const struct proto_result *r)
 {
 	struct job	*j = t->job;
-	int		 oom = 0;
+	struct part	 p;
+	size_t		 idx;
 
-	/* (jq.scratch is empty between calls) */
-	if (j->state != JOB_CANCELLED && !j->dropped && r->f.counts_len > 0) {
-		if (counts_decode_merge(jq.scratch, r->counts,
-		    r->f.counts_len) == -1) {
-			if (errno != ENOMEM) {
-				log_warnx("job %lld: %s: malformed counts from "
-				    "worker", (long long)j->id, t->path);
-				counts_clear(jq.scratch);
-				return -1;
-			}
-			oom = 1;
-		}
-	}
+	if (t->kind != TASK_MAP)
+		return -1;
 	j->running--;
-	if (jq_task_orphan(t))
+	if (jq_task_orphan(t)) {
+		if (r->size > 0)
+			jq_unlink(r->task, 0);
 		return 0;
-	t->bytes = r->f.bytes;
-	t->raw_bytes = r->f.raw_bytes;
-	t->lines = r->f.lines;
-	t->matched = r->f.matched;
-	t->malformed = r->f.malformed;
-	t->filtered = r->f.filtered;
-	t->counted = r->f.counted;
-	t->flags = r->f.flags;
-	if (jq_task_failed(t))
-		t->flags &= ~PROTO_F_PARTIAL;
-	if (r->f.error_len > 0 &&
-	    (t->error = strndup(r->error, r->f.error_len)) == NULL)
-		log_warnx("job %lld: out of memory", (long long)j->id);
-	if (r->f.counts_len > 0 &&
-	    (oom || counts_merge(j->counts, jq.scratch) == -1)) {
-		/* Out of memory: the file's counts are not all there. */
-		log_warnx("job %lld: %s: out of memory merging counts",
-		    (long long)j->id, t->path);
-		free(t->error);
-		t->error = strdup("out of memory merging counts");
-		if (oom) {
-			t->flags = (t->flags | PROTO_F_FAILED) &
-			    ~PROTO_F_PARTIAL;
-			t->counted = 0;
-		} else if (!jq_task_failed(t))
-			t->flags |= PROTO_F_PARTIAL;
 	}
-	counts_clear(jq.scratch);
+	if (t->st == NULL && (t->st = malloc(sizeof *t->st)) == NULL)
+		goto nomem;
+	*t->st = r->st;
+	if (jq_task_failed(t))
+		t->st->flags &= ~STATS_PARTIAL;
+	t->has_part = 0;
+	if (r->size > 0) {
+		idx = (size_t)(t - j->tasks);
+		memset(&p, 0, sizeof p);
+		p.id = r->task;
+		if ((p.maps = malloc(sizeof *p.maps)) == NULL)
+			goto nomem;
+		p.maps[0] = idx;
+		p.nmaps = 1;
+		if (jq_ready_add(j, &p) == -1) {
+			jq_part_free(&p);
+			goto nomem;
+		}
+		t->has_part = 1;
+	}
 	jq_task_finished(t);
+	return 0;
+nomem:
+	/* Not counted and not listed as it should be: fail the job. */
+	if (r->size > 0)
+		jq_unlink(r->task, 0);
+	t->state = TASK_DONE;
+	jobqueue_finish(j, "internal", "out of memory keeping a file's result");
+	return 0;
+}
+
+/* Queue the job's MAP task idx again (its partial was lost). */
+static void
+jq_redo_map(struct job *j, size_t idx, const char *why)
+{
+	struct task	*t = &j->tasks[idx];
+
+	t->has_part = 0;
+	j->done--;
+	if (jq_task_failed(t))
+		j->failed--;
+	j->bytes_done -= t->st->bytes;
+	j->lines -= t->st->lines;
+	j->counted -= t->st->counted;
+	if (t->redone++ >= JQ_RETRIES) {
+		/* Damaged twice: the file is failed, not counted. */
+		log_warnx("job %lld: %s: %s again, giving up", (long long)j->id,
+		    t->path, why);
+		t->st->flags = (t->st->flags | STATS_FAILED) & ~STATS_PARTIAL;
+		t->st->counted = 0;
+		snprintf(t->st->error, sizeof t->st->error, "%s (twice)", why);
+		j->done++;
+		j->failed++;
+		j->bytes_done += t->st->bytes;
+		j->lines += t->st->lines;
+		return;
+	}
+	log_warnx("job %lld: %s: %s, reading it again", (long long)j->id,
+	    t->path, why);
+	t->state = TASK_PENDING;
+	TAILQ_INSERT_TAIL(&j->retryq, t, retry);
+	if (!j->in_runq) {
+		TAILQ_INSERT_HEAD(&jq.runq, j, runq);
+		j->in_runq = 1;
+	}
+}
+
+/*
+ * A merge was refused an input (a damaged partial): that partial is
+ * dropped and the files in it are read again; the other inputs go back
+ * to the job's ready partials. -1 on ENOMEM.
+ */
+static int
+jq_merge_bad_input(struct task *t, size_t bad, const char *why)
+{
+	struct job	*j = t->job;
+	size_t		 i, k;
+
+	for (i = 0; i < t->nin; i++) {
+		if (i == bad) {
+			jq_unlink(t->in[i].id, 0);
+			for (k = 0; k < t->in[i].nmaps; k++)
+				jq_redo_map(j, t->in[i].maps[k], why);
+			jq_part_free(&t->in[i]);
+		} else if (jq_ready_add(j, &t->in[i]) == -1)
+			return -1;
+	}
+	t->nin = 0;
+	return 0;
+}
+
+/*
+ * A merge's answer. Written: its inputs are removed, and its output is a
+ * partial for the next merge or the job's result. Refused an input: see
+ * jq_merge_bad_input. Failed otherwise (disk full, out of memory): tried
+ * once more, then the job fails.
+ */
+int
+jobqueue_task_merged(struct task *t, const struct proto_merged *m)
+{
+	struct job	*j = t->job;
+	struct part	 p;
+	char		 path[PATH_MAX], why[300];
+	size_t		 i, k, n;
+	int		 final = t->final;
+
+	if (t->kind != TASK_MERGE ||
+	    (m->f.bad != PROTO_NO_INPUT && m->f.bad >= t->nin))
+		return -1;
+	j->running--;
+	j->merging--;
+	if (jq_task_orphan(t)) {
+		if (m->f.error_len == 0)
+			jq_unlink(m->f.task, final);
+		return 0;
+	}
+	snprintf(why, sizeof why, "%.*s", (int)(m->f.error_len > 250 ? 250 :
+	    m->f.error_len), m->error);
+	if (m->f.error_len > 0 && m->f.bad != PROTO_NO_INPUT) {
+		log_warnx("job %lld: merge: %s", (long long)j->id, why);
+		j->final_made = 0;
+		if (jq_merge_bad_input(t, m->f.bad, "its partial was damaged") == -1)
+			goto nomem;
+		jq_merge_free(t);
+		jq_schedule(j);
+		return 0;
+	}
+	if (m->f.error_len > 0) {
+		if (t->lost++ < JQ_RETRIES) {
+			log_warnx("job %lld: merge: %s, retrying",
+			    (long long)j->id, why);
+			t->state = TASK_PENDING;
+			j->merging++;
+			TAILQ_INSERT_HEAD(&jq.mergeq, t, retry);
+			return 0;
+		}
+		jobqueue_finish(j, "internal", why);
+		jq_merge_free(t);
+		return 0;
+	}
+	if (t->final) {
+		if (proto_spool_path(path, sizeof path, jq.spool, m->f.task,
+		    1) == -1 || (j->result_path = strdup(path)) == NULL)
+			goto nomem;
+		j->result_size = m->f.size;
+		jq_merge_free(t);
+		jobqueue_finish(j, NULL, NULL);
+		return 0;
+	}
+	/* The output holds all the inputs' files. */
+	memset(&p, 0, sizeof p);
+	p.id = m->f.task;
+	for (i = 0, n = 0; i < t->nin; i++)
+		n += t->in[i].nmaps;
+	if ((p.maps = calloc(n + 1, sizeof *p.maps)) == NULL)
+		goto nomem;
+	for (i = 0, n = 0; i < t->nin; i++)
+		for (k = 0; k < t->in[i].nmaps; k++)
+			p.maps[n++] = t->in[i].maps[k];
+	p.nmaps = n;
+	if (jq_ready_add(j, &p) == -1) {
+		jq_part_free(&p);
+		goto nomem;
+	}
+	jq_merge_free(t);
+	jq_schedule(j);
+	return 0;
+nomem:
+	jq_unlink(m->f.task, t->final);
+	jq_merge_free(t);
+	jobqueue_finish(j, "internal", "out of memory merging");
 	return 0;
 }
 
@@ -1331,9 +1719,8 @@ jobqueue_task_lost(struct task *t, const char *why)
 {
 	struct job	*j = t->job;
 	struct jq_error	 err;
-	char		 msg[128];
 
-	if (t->expand) {
+	if (t->kind == TASK_EXPAND) {
 		t->state = TASK_PENDING;
 		if (jq.stopping) {
 			jq_expand_end(j);
@@ -1350,13 +1737,33 @@ jobqueue_task_lost(struct task *t, const char *why)
 		return;
 	}
 	j->running--;
+	if (t->kind == TASK_MERGE)
+		j->merging--;
 	if (jq_task_orphan(t))
 		return;
 	if (jq.stopping) {
 		/* Stopped with the daemon, on purpose: not a crash to retry. */
 		log_info("job %lld: %s: stopping, left unfinished",
-		    (long long)j->id, t->path);
+		    (long long)j->id, t->kind == TASK_MERGE ? "merge" : t->path);
 		t->state = TASK_PENDING;
+		if (t->kind == TASK_MERGE)
+			jq_merge_free(t);
+		return;
+	}
+	if (t->kind == TASK_MERGE) {
+		/* Its inputs are still there: the merge is simply run again. */
+		if (t->lost++ < JQ_RETRIES) {
+			log_warnx("job %lld: merge: worker %s, retrying",
+			    (long long)j->id, why);
+			t->state = TASK_PENDING;
+			j->merging++;
+			TAILQ_INSERT_HEAD(&jq.mergeq, t, retry);
+			return;
+		}
+		snprintf(err.message, sizeof err.message, "merging: worker %s "
+		    "(twice)", why);
+		jobqueue_finish(j, "internal", err.message);
+		jq_merge_free(t);
 		return;
 	}
 	if (t->lost++ < JQ_RETRIES) {
@@ -1373,11 +1780,13 @@ jobqueue_task_lost(struct task *t, const char *why)
 	}
 	log_warnx("job %lld: %s: worker %s again, giving up", (long long)j->id,
 	    t->path, why);
-	snprintf(msg, sizeof msg, "worker %s (twice)", why);
-	t->bytes = t->raw_bytes = t->lines = t->matched = t->malformed = 0;
-	t->filtered = t->counted = 0;
-	t->flags = PROTO_F_FAILED;
-	free(t->error);
-	t->error = strdup(msg);
+	if (t->st == NULL && (t->st = calloc(1, sizeof *t->st)) == NULL) {
+		t->state = TASK_DONE;
+		jobqueue_finish(j, "internal", "out of memory");
+		return;
+	}
+	memset(t->st, 0, sizeof *t->st);
+	t->st->flags = STATS_FAILED;
+	snprintf(t->st->error, sizeof t->st->error, "worker %s (twice)", why);
 	jq_task_finished(t);
 }

@@ -1,6 +1,6 @@
 /*
- * jobqueue.h: jobs, their per-file tasks, fair dispatch, merging of the
- * workers' partial results, and retention of finished results.
+ * jobqueue.h: jobs, their tasks (expansion, a MAP per file, MERGEs of
+ * the partials), fair dispatch, and retention of finished results.
  *
  * A job is a set of files (its patterns expanded with glob(3) by a
  * worker, as an expansion task); each file is one task. The supervisor asks for the next task whenever a worker is
@@ -20,6 +20,7 @@ struct config;
 struct event_base;
 struct job;
 struct proto_expanded;
+struct proto_merged;
 struct proto_result;
 struct task;
 struct jobqueue_waiter;
@@ -30,7 +31,9 @@ struct jq_error {
 	char		 message[256];
 };
 
-void	 jobqueue_init(struct event_base *, const struct config *);
+/* spool: the directory of the workers' partials and results. */
+void	 jobqueue_init(struct event_base *, const struct config *,
+	    const char *spool);
 /* Settings for jobs submitted from now on (after a reload). */
 void	 jobqueue_set_config(const struct config *);
 void	 jobqueue_free(void);
@@ -55,18 +58,30 @@ struct job	*jobqueue_submit(const json_t *req, uid_t, pid_t,
 void	 jobqueue_submit_forget(struct job *);
 
 /*
- * A finished job's RESULT, serialized: one JSON object with "ok" first,
- * no newline. NULL with err (not_found, not_finished) otherwise.
+ * A finished job's RESULT: one JSON object with "ok" first, no newline,
+ * either as a short text made by the job queue (a cancelled or failed
+ * job) or as a file in the spool (size bytes) that a worker wrote.
  */
-const char *jobqueue_result(int64_t id, size_t *lenp, struct jq_error *err);
+struct jq_result {
+	const char	*text;		/* NULL: see path */
+	size_t		 len;
+	const char	*path;
+	uint64_t	 size;
+};
+
+/* 0 with res filled in; -1 with err (not_found, not_finished). */
+int	 jobqueue_result(int64_t id, struct jq_result *res, struct jq_error *err);
 
 #define JQ_PROGRESS	1
 #define JQ_DONE		2
 /*
- * Called with a serialized event line (newline included). After JQ_DONE
- * the waiter is gone: do not unwait it.
+ * Called with a serialized event line (newline included), or for JQ_DONE
+ * with the job's result in res (line NULL; or, when the daemon stops,
+ * res NULL and a line). After JQ_DONE the waiter is gone: do not unwait
+ * it.
  */
-typedef void	(*jobqueue_cb)(int kind, const char *line, size_t len, void *arg);
+typedef void	(*jobqueue_cb)(int kind, const char *line, size_t len,
+		    const struct jq_result *res, void *arg);
 
 /* Wait for an unfinished job (check jobqueue_result first). */
 struct jobqueue_waiter *jobqueue_wait(int64_t id, int progress, jobqueue_cb,
@@ -92,11 +107,18 @@ void	 jobqueue_shutdown(void);
 struct task *jobqueue_next_task(void);
 /* The next expansion only (for the slot that runs nothing else). */
 struct task *jobqueue_next_expansion(void);
-/* The PROTO_EXPAND or PROTO_TASK message for a task, malloc'd; NULL on ENOMEM. */
-uint8_t	*jobqueue_task_message(const struct task *, uint64_t id, size_t *lenp);
-/* 1 for an expansion task (answered by PROTO_EXPANDED), 0 for a file. */
-int	 jobqueue_task_expands(const struct task *);
-/* The file's path; NULL for an expansion. */
+/*
+ * The PROTO_EXPAND, PROTO_TASK or PROTO_MERGE message for a task handed
+ * over as run id (its spool file is named for it), malloc'd; NULL on
+ * ENOMEM or EMSGSIZE.
+ */
+uint8_t	*jobqueue_task_message(struct task *, uint64_t id, size_t *lenp);
+/* What a task is, so which answer it takes. */
+#define JQ_TASK_EXPAND	1	/* answered by PROTO_EXPANDED */
+#define JQ_TASK_MAP	2	/* PROTO_RESULT */
+#define JQ_TASK_MERGE	3	/* PROTO_MERGED */
+int	 jobqueue_task_kind(const struct task *);
+/* The file's path; NULL for an expansion or a merge. */
 const char *jobqueue_task_path(const struct task *);
 /* The task's job id; 0 for an expansion (its job has no id yet). */
 int64_t	 jobqueue_task_job(const struct task *);
@@ -105,8 +127,10 @@ int64_t	 jobqueue_task_job(const struct task *);
  * not add up (too long, unsorted, a relative path, a bad index).
  */
 int	 jobqueue_task_expanded(struct task *, const struct proto_expanded *);
-/* The task's result; -1 (task still running) when its counts are malformed. */
+/* A MAP task's result; -1 (task still running) when it is not one. */
 int	 jobqueue_task_done(struct task *, const struct proto_result *);
+/* A MERGE task's answer; -1 (task still running) when it makes no sense. */
+int	 jobqueue_task_merged(struct task *, const struct proto_merged *);
 /* The worker running the task died; why: "killed by signal 9" etc. */
 void	 jobqueue_task_lost(struct task *, const char *why);
 

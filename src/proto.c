@@ -6,6 +6,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,12 @@ proto_hdr_check(const struct proto_hdr *h)
 		min = sizeof(struct proto_task_fixed);
 		break;
 	case PROTO_RESULT:
-		min = sizeof(struct proto_result_fixed);
+		return h->len == sizeof(struct proto_result) ? 0 : -1;
+	case PROTO_MERGE:
+		min = sizeof(struct proto_merge_fixed);
+		break;
+	case PROTO_MERGED:
+		min = sizeof(struct proto_merged_fixed);
 		break;
 	case PROTO_EXPAND:
 		min = sizeof(struct proto_expand_fixed);
@@ -198,32 +204,17 @@ proto_task_clear(struct proto_task *t)
 }
 
 uint8_t *
-proto_result_encode(const struct proto_result_fixed *rf, const char *error,
-    const uint8_t *counts, size_t counts_len, size_t *lenp)
+proto_result_encode(const struct proto_result *r, size_t *lenp)
 {
-	struct proto_result_fixed	 f = *rf;
-	size_t				 elen = error != NULL ? strlen(error) : 0;
-	size_t				 plen;
-	uint8_t				*buf, *p;
+	struct proto_result	 f = *r;
+	uint8_t			*buf;
 
-	if (counts_len > PROTO_MSG_MAX || elen > PROTO_MSG_MAX ||
-	    (plen = sizeof f + elen + counts_len) > PROTO_MSG_MAX) {
-		errno = EMSGSIZE;
+	/* The error text is a NUL-terminated string in a fixed array. */
+	f.st.error[sizeof f.st.error - 1] = '\0';
+	f.st.pad = 0;
+	if ((buf = proto_alloc(PROTO_RESULT, sizeof f, lenp)) == NULL)
 		return NULL;
-	}
-	f.error_len = (uint32_t)elen;
-	f.counts_len = (uint32_t)counts_len;
-	f.pad = 0;
-	if ((buf = proto_alloc(PROTO_RESULT, plen, lenp)) == NULL)
-		return NULL;
-	p = buf + sizeof(struct proto_hdr);
-	memcpy(p, &f, sizeof f);
-	p += sizeof f;
-	if (elen > 0)
-		memcpy(p, error, elen);
-	p += elen;
-	if (counts_len > 0)
-		memcpy(p, counts, counts_len);
+	memcpy(buf + sizeof(struct proto_hdr), &f, sizeof f);
 	return buf;
 }
 
@@ -231,14 +222,159 @@ int
 proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *r)
 {
 	memset(r, 0, sizeof *r);
-	if (len < sizeof r->f)
+	if (len != sizeof *r)
 		return -1;
-	memcpy(&r->f, buf, sizeof r->f);
-	if ((uint64_t)r->f.error_len + r->f.counts_len != len - sizeof r->f)
+	memcpy(r, buf, sizeof *r);
+	if (memchr(r->st.error, '\0', sizeof r->st.error) == NULL)
 		return -1;
-	r->error = (const char *)buf + sizeof r->f;
-	r->counts = buf + sizeof r->f + r->f.error_len;
 	return 0;
+}
+
+uint8_t *
+proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
+    const struct proto_extra *extra, const char *head, size_t *lenp)
+{
+	struct proto_merge_fixed	 f = *mf;
+	uint64_t			 plen, elen = 0, hlen;
+	uint32_t			 n;
+	size_t				 i;
+	uint8_t				*buf, *p;
+
+	hlen = head != NULL ? strlen(head) : 0;
+	for (i = 0; i < f.nextra; i++)
+		elen += 4 + (uint64_t)extra[i].path_len + sizeof extra[i].st;
+	plen = sizeof f + (uint64_t)f.ninputs * 8 + elen + hlen;
+	if (plen > PROTO_MSG_MAX) {
+		errno = EMSGSIZE;
+		return NULL;
+	}
+	f.extra_len = (uint32_t)elen;
+	f.head_len = (uint32_t)hlen;
+	f.pad = 0;
+	if ((buf = proto_alloc(PROTO_MERGE, (size_t)plen, lenp)) == NULL)
+		return NULL;
+	p = buf + sizeof(struct proto_hdr);
+	memcpy(p, &f, sizeof f);
+	p += sizeof f;
+	if (f.ninputs > 0)
+		memcpy(p, inputs, (size_t)f.ninputs * 8);
+	p += (size_t)f.ninputs * 8;
+	for (i = 0; i < f.nextra; i++) {
+		n = (uint32_t)extra[i].path_len;
+		memcpy(p, &n, 4);
+		memcpy(p + 4, extra[i].path, n);
+		memcpy(p + 4 + n, &extra[i].st, sizeof extra[i].st);
+		p += 4 + n + sizeof extra[i].st;
+	}
+	if (hlen > 0)
+		memcpy(p, head, hlen);
+	return buf;
+}
+
+int
+proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
+{
+	const uint8_t	*p, *end;
+	char		*head;
+	uint32_t	 i, n;
+
+	memset(m, 0, sizeof *m);
+	if (len < sizeof m->f)
+		return -1;
+	memcpy(&m->f, buf, sizeof m->f);
+	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
+	if (sizeof m->f + (uint64_t)m->f.ninputs * 8 + m->f.extra_len +
+	    m->f.head_len != len ||
+	    (uint64_t)m->f.nextra * (4 + sizeof(struct file_stats)) >
+	    m->f.extra_len)
+		return -1;
+	p = buf + sizeof m->f;
+	if ((m->inputs = calloc((size_t)m->f.ninputs + 1, 8)) == NULL ||
+	    (m->extra = calloc((size_t)m->f.nextra + 1,
+	    sizeof *m->extra)) == NULL ||
+	    (head = malloc((size_t)m->f.head_len + 1)) == NULL)
+		goto fail;
+	memcpy(m->inputs, p, (size_t)m->f.ninputs * 8);
+	p += (size_t)m->f.ninputs * 8;
+	end = p + m->f.extra_len;
+	for (i = 0; i < m->f.nextra; i++) {
+		if ((size_t)(end - p) < 4)
+			goto bad;
+		memcpy(&n, p, 4);
+		if ((size_t)(end - p) - 4 < (uint64_t)n +
+		    sizeof(struct file_stats))
+			goto bad;
+		m->extra[i].path = (const char *)p + 4;
+		m->extra[i].path_len = n;
+		memcpy(&m->extra[i].st, p + 4 + n, sizeof m->extra[i].st);
+		if (memchr(m->extra[i].st.error, '\0',
+		    sizeof m->extra[i].st.error) == NULL)
+			goto bad;
+		p += 4 + n + sizeof(struct file_stats);
+	}
+	if (p != end)
+		goto bad;
+	memcpy(head, p, m->f.head_len);
+	head[m->f.head_len] = '\0';
+	m->head = head;
+	return 0;
+bad:
+	free(head);
+fail:
+	proto_merge_clear(m);
+	return -1;
+}
+
+void
+proto_merge_clear(struct proto_merge *m)
+{
+	free(m->inputs);
+	free(m->extra);
+	free((void *)(uintptr_t)m->head);
+	memset(m, 0, sizeof *m);
+}
+
+uint8_t *
+proto_merged_encode(const struct proto_merged_fixed *mf, const char *error,
+    size_t *lenp)
+{
+	struct proto_merged_fixed	 f = *mf;
+	size_t				 elen = error != NULL ? strlen(error) : 0;
+	uint8_t				*buf;
+
+	if (elen > 4096)
+		elen = 4096;
+	f.error_len = (uint32_t)elen;
+	if ((buf = proto_alloc(PROTO_MERGED, sizeof f + elen, lenp)) == NULL)
+		return NULL;
+	memcpy(buf + sizeof(struct proto_hdr), &f, sizeof f);
+	if (elen > 0)
+		memcpy(buf + sizeof(struct proto_hdr) + sizeof f, error, elen);
+	return buf;
+}
+
+int
+proto_merged_decode(const uint8_t *buf, size_t len, struct proto_merged *m)
+{
+	memset(m, 0, sizeof *m);
+	if (len < sizeof m->f)
+		return -1;
+	memcpy(&m->f, buf, sizeof m->f);
+	if ((uint64_t)m->f.error_len != len - sizeof m->f)
+		return -1;
+	m->error = (const char *)buf + sizeof m->f;
+	return 0;
+}
+
+int
+proto_spool_path(char *buf, size_t len, const char *dir, uint64_t task,
+    int result)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s/t%llu.%s", dir, (unsigned long long)task,
+	    result ? "json" : "part");
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 uint8_t *

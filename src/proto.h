@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		3	/* supervisor <-> worker messages */
+#include "analysis.h"
+
+#define PROTO_VERSION		4	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -26,6 +28,8 @@ enum proto_type {
 	PROTO_RESULT,		/* worker -> supervisor: the task's result */
 	PROTO_EXPAND,		/* supervisor -> worker: expand a job's patterns */
 	PROTO_EXPANDED,		/* worker -> supervisor: the job's file list */
+	PROTO_MERGE,		/* supervisor -> worker: merge partials */
+	PROTO_MERGED,		/* worker -> supervisor: the merge is written */
 };
 
 struct proto_hdr {
@@ -65,33 +69,68 @@ struct proto_task {
 };
 
 /*
- * PROTO_RESULT: the file's statistics, then the error text and the
- * counts in counts_encode() form. A task's counts arrive in this single
- * message or not at all, so a worker that dies never leaves half a result.
+ * PROTO_RESULT: a MAP task is over. Its partial (counts and all) is in
+ * the spool as the task's file (proto_spool_path); the message holds
+ * only what the supervisor keeps: the statistics and the source's
+ * identity. Counts never travel through the supervisor. A partial is
+ * written whole before this is sent, so a worker that dies never leaves
+ * half a result behind a reply. The size is fixed.
  */
-#define PROTO_F_GZIP	0x1
-#define PROTO_F_PARTIAL	0x2
-#define PROTO_F_FAILED	0x4
+struct proto_result {
+	uint64_t		task;
+	struct file_stats	st;
+	struct source_id	id;
+	uint64_t		nkeys;		/* distinct keys in the partial */
+	uint64_t		size;		/* bytes of the partial, 0: none */
+};
 
-struct proto_result_fixed {
+/*
+ * PROTO_MERGE: merge the partials of earlier tasks (named by their task
+ * ids: proto_spool_path) into this task's own file: a partial, or with
+ * final the job's result JSON, whose opening members are head (see
+ * merge.h). Sources whose file has no partial (its worker died twice)
+ * come as extra: each a u32 path length, the path and a file_stats.
+ * Variable part: ninputs u64 task ids, the extras, the head.
+ */
+struct proto_merge_fixed {
 	uint64_t	task;
-	uint64_t	bytes;
-	uint64_t	raw_bytes;
-	uint64_t	lines;
-	uint64_t	matched;
-	uint64_t	malformed;
-	uint64_t	filtered;
-	uint64_t	counted;
-	uint32_t	flags;
-	uint32_t	error_len;
-	uint32_t	counts_len;
+	uint64_t	top;
+	int64_t		start_usec;
+	uint32_t	final;
+	uint32_t	ninputs;
+	uint32_t	nextra;
+	uint32_t	extra_len;
+	uint32_t	head_len;
 	uint32_t	pad;
 };
 
-struct proto_result {
-	struct proto_result_fixed	 f;
+struct proto_extra {
+	const char		*path;	/* points into the message */
+	size_t			 path_len;
+	struct file_stats	 st;
+};
+
+struct proto_merge {
+	struct proto_merge_fixed	 f;
+	uint64_t			*inputs;	/* malloc'd copies */
+	struct proto_extra		*extra;		/* malloc'd */
+	const char			*head;		/* NUL-terminated copy */
+};
+
+/* PROTO_MERGED: the merge's output is written, or why not. */
+#define PROTO_NO_INPUT	UINT32_MAX
+
+struct proto_merged_fixed {
+	uint64_t	task;
+	uint64_t	nkeys;
+	uint64_t	size;		/* bytes written */
+	uint32_t	bad;		/* the input refused, or PROTO_NO_INPUT */
+	uint32_t	error_len;	/* "" when the output is complete */
+};
+
+struct proto_merged {
+	struct proto_merged_fixed	 f;
 	const char			*error;		/* points into the message */
-	const uint8_t			*counts;	/* points into the message */
 };
 
 /*
@@ -155,8 +194,12 @@ int	 proto_hdr_check(const struct proto_hdr *);
  * errno set (ENOMEM, EMSGSIZE) on failure.
  */
 uint8_t	*proto_task_encode(const struct proto_task *, size_t *lenp);
-uint8_t	*proto_result_encode(const struct proto_result_fixed *, const char *error,
-	    const uint8_t *counts, size_t counts_len, size_t *lenp);
+uint8_t	*proto_result_encode(const struct proto_result *, size_t *lenp);
+uint8_t	*proto_merge_encode(const struct proto_merge_fixed *,
+	    const uint64_t *inputs, const struct proto_extra *extra,
+	    const char *head, size_t *lenp);
+uint8_t	*proto_merged_encode(const struct proto_merged_fixed *,
+	    const char *error, size_t *lenp);
 uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
 uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 	    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
@@ -170,6 +213,18 @@ uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 int	 proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *);
 void	 proto_task_clear(struct proto_task *);
 int	 proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *);
+/* Copies into allocations released with proto_merge_clear. */
+int	 proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *);
+void	 proto_merge_clear(struct proto_merge *);
+int	 proto_merged_decode(const uint8_t *buf, size_t len,
+	    struct proto_merged *);
+
+/*
+ * The spool file of a task: DIR/tID.part, or DIR/tID.json for a final
+ * merge's result. -1 when it does not fit in len.
+ */
+int	 proto_spool_path(char *buf, size_t len, const char *dir, uint64_t task,
+	    int result);
 /* Patterns and roots are copied (proto_expand_clear); the list points into buf. */
 int	 proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *);
 void	 proto_expand_clear(struct proto_expand *);

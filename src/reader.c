@@ -273,6 +273,7 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		    reader_kind(&st));
 		goto fail;
 	}
+	r->st = st;
 #ifdef POSIX_FADV_SEQUENTIAL
 	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif

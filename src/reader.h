@@ -12,6 +12,8 @@
 #ifndef CLFD_READER_H
 #define CLFD_READER_H
 
+#include <sys/stat.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <zlib.h>
@@ -23,6 +25,7 @@
 
 struct reader {
 	int		 fd;
+	struct stat	 st;		/* the file, as opened */
 	int		 gzip;
 	int		 zinit;		/* zs needs inflateEnd */
 	int		 zend;		/* at the end of a gzip member */

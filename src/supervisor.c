@@ -31,8 +31,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,7 @@ static struct {
 	int				 idle_secs;
 	time_t				 idle_since;
 	time_t				 stop_deadline;
+	char				 spool[PATH_MAX];	/* "" until made */
 } sv;
 
 static void	slot_spawn(struct slot *);
@@ -213,11 +216,18 @@ slot_give(struct slot *s, struct task *t)
 	free(msg);
 	s->task = t;
 	s->state = SLOT_BUSY;
-	if (jobqueue_task_expands(t))
+	switch (jobqueue_task_kind(t)) {
+	case JQ_TASK_EXPAND:
 		log_debug("%s: expanding patterns", s->name);
-	else
+		break;
+	case JQ_TASK_MERGE:
+		log_debug("%s: job %lld: merging", s->name,
+		    (long long)jobqueue_task_job(t));
+		break;
+	default:
 		log_debug("%s: job %lld: %s", s->name,
 		    (long long)jobqueue_task_job(t), jobqueue_task_path(t));
+	}
 }
 
 void
@@ -284,7 +294,7 @@ static const char *
 slot_check(struct slot *s, const struct proto_hdr *h)
 {
 	union {
-		struct proto_result_fixed	r;
+		struct proto_merged_fixed	m;
 		struct proto_expanded_fixed	x;
 	} f;
 	uint8_t		buf[sizeof(struct proto_hdr) + sizeof f];
@@ -301,18 +311,24 @@ slot_check(struct slot *s, const struct proto_hdr *h)
 			return "sent an unexpected READY";
 		return NULL;
 	case PROTO_RESULT:
-		if (s->task == NULL || jobqueue_task_expands(s->task))
+		if (s->task == NULL || jobqueue_task_kind(s->task) != JQ_TASK_MAP)
 			return "sent an unexpected result";
-		if (have < sizeof *h + sizeof f.r)
+		return NULL;
+	case PROTO_MERGED:
+		if (s->task == NULL ||
+		    jobqueue_task_kind(s->task) != JQ_TASK_MERGE)
+			return "sent an unexpected merge answer";
+		if (have < sizeof *h + sizeof f.m)
 			return NULL;
-		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.r);
-		memcpy(&f.r, buf + sizeof *h, sizeof f.r);
-		sum = (uint64_t)sizeof f.r + f.r.error_len + f.r.counts_len;
-		if (f.r.task != s->task_id || sum != h->len)
-			return "sent a garbled result";
+		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.m);
+		memcpy(&f.m, buf + sizeof *h, sizeof f.m);
+		sum = (uint64_t)sizeof f.m + f.m.error_len;
+		if (f.m.task != s->task_id || sum != h->len)
+			return "sent a garbled merge answer";
 		return NULL;
 	case PROTO_EXPANDED:
-		if (s->task == NULL || !jobqueue_task_expands(s->task))
+		if (s->task == NULL ||
+		    jobqueue_task_kind(s->task) != JQ_TASK_EXPAND)
 			return "sent an unexpected file list";
 		if (have < sizeof *h + sizeof f.x)
 			return NULL;
@@ -335,6 +351,7 @@ slot_messages(struct slot *s)
 	const char		*why;
 	struct proto_hdr	 h;
 	struct proto_result	 r;
+	struct proto_merged	 m;
 	struct proto_expanded	 x;
 	struct proto_ready	 ready;
 	uint8_t			*p;
@@ -374,15 +391,30 @@ slot_messages(struct slot *s)
 			struct task *t = s->task;
 
 			/* (an exiting worker may finish its task first) */
-			if (t == NULL || jobqueue_task_expands(t) ||
+			if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MAP ||
 			    proto_result_decode(p, h.len, &r) == -1 ||
-			    r.f.task != s->task_id) {
+			    r.task != s->task_id) {
 				slot_bad(s, "unexpected or malformed result");
 				return;
 			}
-			/* Bad counts: the task stays ours, lost with the worker. */
 			if (jobqueue_task_done(t, &r) == -1) {
-				slot_bad(s, "malformed counts in a result");
+				slot_bad(s, "malformed result");
+				return;
+			}
+			slot_task_over(s);
+			break;
+		}
+		case PROTO_MERGED: {
+			struct task *t = s->task;
+
+			if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MERGE ||
+			    proto_merged_decode(p, h.len, &m) == -1 ||
+			    m.f.task != s->task_id) {
+				slot_bad(s, "unexpected or malformed merge answer");
+				return;
+			}
+			if (jobqueue_task_merged(t, &m) == -1) {
+				slot_bad(s, "malformed merge answer");
 				return;
 			}
 			slot_task_over(s);
@@ -391,7 +423,7 @@ slot_messages(struct slot *s)
 		case PROTO_EXPANDED: {
 			struct task *t = s->task;
 
-			if (t == NULL || !jobqueue_task_expands(t) ||
+			if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_EXPAND ||
 			    proto_expanded_decode(p, h.len, &x) == -1 ||
 			    x.f.task != s->task_id) {
 				slot_bad(s, "unexpected or malformed file list");
@@ -527,7 +559,7 @@ slot_spawn(struct slot *s)
 			fd = 3;
 		}
 		closefrom(4);
-		worker_main(fd, s->idx, parent, sv.cfg);
+		worker_main(fd, s->idx, parent, sv.cfg, sv.spool);
 	default:
 		break;
 	}
@@ -971,13 +1003,16 @@ supervisor_workers_json(void)
 		    (json_int_t)s->pid, "state", slot_state_names[s->state],
 		    "crashes", s->crashes);
 		if (e != NULL && s->task != NULL &&
-		    jobqueue_task_expands(s->task))
+		    jobqueue_task_kind(s->task) == JQ_TASK_EXPAND)
 			json_object_set_new(e, "expanding", json_true());
 		else if (e != NULL && s->task != NULL) {
 			json_object_set_new(e, "job", json_integer(
 			    jobqueue_task_job(s->task)));
-			json_object_set_new(e, "path", json_string(
-			    jobqueue_task_path(s->task)));
+			if (jobqueue_task_kind(s->task) == JQ_TASK_MERGE)
+				json_object_set_new(e, "merging", json_true());
+			else
+				json_object_set_new(e, "path", json_string(
+				    jobqueue_task_path(s->task)));
 		}
 		json_array_append_new(slots, e);
 	}
@@ -1004,6 +1039,59 @@ sv_nworkers(void)
 		return sv.cfg->workers;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;
+}
+
+/*
+ * The spool: a private directory for the workers' partials and the
+ * jobs' result files, made afresh at each start (a crashed daemon's is
+ * left alone, its names never reused) and removed at the end.
+ */
+static int
+sv_spool_make(void)
+{
+	const char	*base = sv.cfg->spool_dir;
+	int		 n;
+
+	if (base == NULL || *base == '\0')
+		base = getenv("TMPDIR");
+	if (base == NULL || *base != '/')
+		base = "/tmp";
+	n = snprintf(sv.spool, sizeof sv.spool, "%s/clfd.XXXXXX", base);
+	if (n < 0 || (size_t)n >= sizeof sv.spool - 32) {
+		log_warnx("spool directory %s: path too long", base);
+		sv.spool[0] = '\0';
+		return -1;
+	}
+	if (mkdtemp(sv.spool) == NULL) {
+		log_warn("spool directory in %s", base);
+		sv.spool[0] = '\0';
+		return -1;
+	}
+	log_debug("spool %s", sv.spool);
+	return 0;
+}
+
+static void
+sv_spool_remove(void)
+{
+	struct dirent	*d;
+	DIR		*dir;
+	int		 dfd;
+
+	if (sv.spool[0] == '\0')
+		return;
+	if ((dir = opendir(sv.spool)) != NULL) {
+		dfd = dirfd(dir);
+		while ((d = readdir(dir)) != NULL)
+			if (strcmp(d->d_name, ".") != 0 &&
+			    strcmp(d->d_name, "..") != 0 &&
+			    unlinkat(dfd, d->d_name, 0) == -1)
+				log_warn("%s/%s", sv.spool, d->d_name);
+		closedir(dir);
+	}
+	if (rmdir(sv.spool) == -1)
+		log_warn("%s", sv.spool);
+	sv.spool[0] = '\0';
 }
 
 int
@@ -1049,7 +1137,9 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 	    NULL)) == NULL || event_add(sv.tick, &one) == -1)
 		fatalx("cannot set up the timer");
 
-	jobqueue_init(sv.base, cfg);
+	if (sv_spool_make() == -1)
+		goto out;
+	jobqueue_init(sv.base, cfg, sv.spool);
 	if ((sv.xslot = slot_new(-1)) == NULL)
 		fatalx("out of memory");
 	sv.xslot->respawn = 1;
@@ -1088,6 +1178,7 @@ out:
 		event_free(sv.tick);
 	if (sv.base != NULL)
 		event_base_free(sv.base);
+	sv_spool_remove();
 	config_free(sv.cfg);
 	free(sv.cfg);
 	return rc;

@@ -1,9 +1,11 @@
 /*
  * worker.c: a worker process.
  *
- * A blocking loop with no event library: read a task, run the analysis
- * pipeline on its file with a cached compiled format and the task's
- * filter, send back one result message (statistics + encoded counts).
+ * A blocking loop with no event library: read a task and run it. A MAP
+ * task runs the analysis pipeline on its file with a cached compiled
+ * format and the task's filter, writes the counts as a partial into the
+ * spool and sends back the statistics only. A MERGE task merges earlier
+ * tasks' partials into a partial or into the job's result file.
  * A job's patterns are expanded here too (glob(3) may block on a slow
  * filesystem; the supervisor must not), answered with the file list.
  * The worker dies with the supervisor (PR_SET_PDEATHSIG, or EOF on the
@@ -22,6 +24,8 @@
 #include "filter.h"
 #include "log.h"
 #include "logformat.h"
+#include "merge.h"
+#include "partial.h"
 #include "proto.h"
 
 #include <sys/resource.h>
@@ -30,6 +34,8 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +47,7 @@
 
 struct worker {
 	int			 fd;
+	const char		*spool;		/* where partials and results go */
 	int			 timeout;
 	struct logformat_cache	*formats;
 	struct counts		*counts;
@@ -160,64 +167,121 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 	return f;
 }
 
-/* Run one task and send its result; -1 when the supervisor is gone. */
+/*
+ * Write the task's counts as a partial, to a temporary name renamed into
+ * place once complete: a partial under its task's name is always whole.
+ * -1 with st's error set (the file is then failed: none of its counts
+ * reach the job).
+ */
+static int
+worker_write_partial(struct worker *w, const struct proto_task *t,
+    struct proto_result *r)
+{
+	struct partial_source	 src;
+	struct partial_writer	*pw;
+	struct counts_sorted	 cs;
+	char			 path[PATH_MAX], tmp[PATH_MAX + 8];
+	char			*settings;
+	size_t			 i;
+	int			 fd = -1, rc = -1, e;
+
+	memset(&cs, 0, sizeof cs);
+	settings = partial_settings(t->format, t->filter, t->line_max);
+	if (settings == NULL || counts_sort(w->counts, &cs) == -1) {
+		e = errno;
+		goto fail;
+	}
+	if (proto_spool_path(path, sizeof path, w->spool, t->task, 0) == -1) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
+		e = errno;
+		goto fail;
+	}
+	memset(&src, 0, sizeof src);
+	src.path = t->path;
+	src.path_len = strlen(t->path);
+	src.id = r->id;
+	src.st = r->st;
+	if ((pw = partial_writer_new(fd, settings, strlen(settings), &src,
+	    1)) == NULL) {
+		e = errno;
+		goto fail;
+	}
+	for (i = 0; i < cs.n; i++)
+		if (partial_put(pw, cs.e[i].key, cs.e[i].len, cs.e[i].n) == -1)
+			break;
+	if (partial_finish(pw, &r->nkeys) == -1) {
+		e = errno;
+		goto fail;
+	}
+	r->size = (uint64_t)lseek(fd, 0, SEEK_CUR);
+	if (close(fd) == -1) {
+		fd = -1;
+		e = errno;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1) {
+		e = errno;
+		goto fail;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (fd != -1) {
+		close(fd);
+		unlink(tmp);
+	}
+	r->st.flags = (r->st.flags | STATS_FAILED) & ~STATS_PARTIAL;
+	r->st.counted = 0;
+	r->nkeys = r->size = 0;
+	snprintf(r->st.error, sizeof r->st.error, "writing its partial "
+	    "(%zu path%s): %s", counts_size(w->counts),
+	    counts_size(w->counts) == 1 ? "" : "s", strerror(e));
+out:
+	counts_sorted_free(&cs);
+	free(settings);
+	return rc;
+}
+
+/* Run one MAP task and send its result; -1 when the supervisor is gone. */
 static int
 worker_task(struct worker *w, const struct proto_task *t)
 {
-	struct proto_result_fixed	 rf;
+	struct proto_result		 r;
 	struct analysis_opts		 opts;
-	struct file_stats		 st;
-	uint8_t				*counts = NULL, *msg = NULL;
-	size_t				 clen = 0, mlen;
+	uint8_t				*msg = NULL;
+	size_t				 mlen;
 	char				 err[256];
 	int				 rc = -1;
 
-	memset(&st, 0, sizeof st);
+	memset(&r, 0, sizeof r);
 	memset(&opts, 0, sizeof opts);
 	counts_clear(w->counts);
 	err[0] = '\0';
+	r.task = t->task;
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
 	    (opts.flt = worker_filter(w, t->filter, err, sizeof err)) == NULL) {
-		st.failed = 1;
-		snprintf(st.error, sizeof st.error, "%s", err);
+		r.st.flags = STATS_FAILED;
+		snprintf(r.st.error, sizeof r.st.error, "%s", err);
 	} else {
 		if (w->timeout > 0)
 			alarm((unsigned)w->timeout);
-		(void)analysis_file(t->path, &opts, w->counts, &st);
+		(void)analysis_file(t->path, &opts, w->counts, &r.st, &r.id);
 		alarm(0);
 	}
-
-	memset(&rf, 0, sizeof rf);
-	rf.task = t->task;
-	rf.bytes = st.bytes;
-	rf.raw_bytes = st.raw_bytes;
-	rf.lines = st.lines;
-	rf.matched = st.matched;
-	rf.malformed = st.malformed;
-	rf.filtered = st.filtered;
-	rf.counted = st.counted;
-	rf.flags = (st.gzip ? PROTO_F_GZIP : 0) |
-	    (st.partial ? PROTO_F_PARTIAL : 0) |
-	    (st.failed ? PROTO_F_FAILED : 0);
-	if (counts_size(w->counts) > 0 &&
-	    (counts = counts_encode(w->counts, &clen)) == NULL) {
-		/*
-		 * Report the file failed rather than send wrong counts; not
-		 * partial, since none of its lines are counted.
-		 */
-		rf.flags = (rf.flags | PROTO_F_FAILED) & ~PROTO_F_PARTIAL;
-		snprintf(st.error, sizeof st.error, "out of memory encoding "
-		    "counts (%zu path%s)", counts_size(w->counts),
-		    counts_size(w->counts) == 1 ? "" : "s");
-		rf.counted = 0;
-		clen = 0;
-	}
-	st.error[sizeof st.error - 1] = '\0';
-	if ((msg = proto_result_encode(&rf, st.error, counts, clen,
-	    &mlen)) == NULL) {
+	if (r.st.flags & STATS_FAILED)
+		r.st.flags &= ~STATS_PARTIAL;
+	/* Every file gets a partial, a failed one too: it lists the file. */
+	(void)worker_write_partial(w, t, &r);
+	if ((msg = proto_result_encode(&r, &mlen)) == NULL) {
 		log_warn("%s: result", t->path);
 		goto out;
 	}
@@ -225,9 +289,109 @@ worker_task(struct worker *w, const struct proto_task *t)
 		goto out;
 	rc = 0;
 out:
-	free(counts);
 	free(msg);
 	counts_clear(w->counts);
+	return rc;
+}
+
+/*
+ * Run one MERGE task: its inputs are earlier tasks' partials, its output
+ * this task's file, a partial or (final) the job's result, written to a
+ * temporary name and renamed when whole. -1 when the supervisor is gone.
+ */
+static int
+worker_merge(struct worker *w, const struct proto_merge *m)
+{
+	struct proto_merged_fixed	 mf;
+	struct merge_opts		 o;
+	struct merge_result		 mr;
+	struct partial_source		*extra = NULL;
+	char				**inputs = NULL, path[PATH_MAX];
+	char				 tmp[PATH_MAX + 8];
+	uint8_t				*msg;
+	size_t				 mlen, i;
+	int				 fd = -1, rc;
+
+	memset(&o, 0, sizeof o);
+	memset(&mr, 0, sizeof mr);
+	mr.bad = SIZE_MAX;
+	if ((inputs = calloc((size_t)m->f.ninputs + 1, sizeof *inputs)) == NULL ||
+	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL) {
+		snprintf(mr.error, sizeof mr.error, "out of memory");
+		goto reply;
+	}
+	for (i = 0; i < m->f.ninputs; i++) {
+		if (proto_spool_path(path, sizeof path, w->spool,
+		    m->inputs[i], 0) == -1 ||
+		    (inputs[i] = strdup(path)) == NULL) {
+			snprintf(mr.error, sizeof mr.error, "out of memory");
+			goto reply;
+		}
+	}
+	for (i = 0; i < m->f.nextra; i++) {
+		extra[i].path = m->extra[i].path;
+		extra[i].path_len = m->extra[i].path_len;
+		extra[i].st = m->extra[i].st;
+	}
+	if (proto_spool_path(path, sizeof path, w->spool, m->f.task,
+	    m->f.final) == -1) {
+		snprintf(mr.error, sizeof mr.error, "spool path too long");
+		goto reply;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
+		snprintf(mr.error, sizeof mr.error, "creating the output in the "
+		    "spool: %s", strerror(errno));
+		goto reply;
+	}
+	o.inputs = inputs;
+	o.ninputs = m->f.ninputs;
+	o.extra = extra;
+	o.nextra = m->f.nextra;
+	o.fd = fd;
+	o.final = m->f.final != 0;
+	o.top = (size_t)m->f.top;
+	o.head = m->f.head_len > 0 ? m->head : NULL;
+	o.start_usec = m->f.start_usec;
+	if (w->timeout > 0)
+		alarm((unsigned)w->timeout);
+	rc = merge_run(&o, &mr);
+	alarm(0);
+	if (rc == 0) {
+		rc = close(fd);
+		fd = -1;
+		if (rc == 0)
+			rc = rename(tmp, path);
+		if (rc == -1) {
+			snprintf(mr.error, sizeof mr.error, "writing the output "
+			    "in the spool: %s", strerror(errno));
+			unlink(tmp);
+		}
+	}
+	else if (mr.error[0] == '\0')
+		snprintf(mr.error, sizeof mr.error, "merge failed");
+reply:
+	if (fd != -1) {
+		close(fd);
+		unlink(tmp);
+	}
+	for (i = 0; inputs != NULL && i < m->f.ninputs; i++)
+		free(inputs[i]);
+	free(inputs);
+	free(extra);
+	memset(&mf, 0, sizeof mf);
+	mf.task = m->f.task;
+	mf.nkeys = mr.nkeys;
+	mf.size = mr.bytes;
+	mf.bad = mr.bad < m->f.ninputs ? (uint32_t)mr.bad : PROTO_NO_INPUT;
+	if (mr.error[0] != '\0')
+		log_warnx("merge: %s", mr.error);
+	if ((msg = proto_merged_encode(&mf, mr.error[0] != '\0' ? mr.error :
+	    NULL, &mlen)) == NULL)
+		return -1;
+	rc = proto_write(w->fd, msg, mlen);
+	free(msg);
 	return rc;
 }
 
@@ -273,13 +437,15 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 }
 
 void
-worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
+worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
+    const char *spool)
 {
 	struct worker		 w;
 	struct proto_ready	 ready;
 	struct proto_hdr	 h;
 	struct proto_task	 t;
 	struct proto_expand	 x;
+	struct proto_merge	 m;
 	uint8_t			*payload, *msg;
 	char			 name[32], title[48];
 	int			 r, code = 0;
@@ -293,6 +459,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 	worker_title(slot < 0 ? "clfd-expander" : "clfd-worker", title);
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
+	w.spool = spool;
 	w.timeout = cfg->task_timeout;
 	if (worker_setup(parent, cfg) == -1)
 		_exit(WORKER_EXIT_SETUP);
@@ -334,6 +501,11 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 			free(payload);
 			r = worker_task(&w, &t);
 			proto_task_clear(&t);
+		} else if (h.type == PROTO_MERGE &&
+		    proto_merge_decode(payload, h.len, &m) == 0) {
+			free(payload);
+			r = worker_merge(&w, &m);
+			proto_merge_clear(&m);
 		} else {
 			log_warnx("bad message from supervisor (type %u, %u "
 			    "bytes)", h.type, h.len);

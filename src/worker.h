@@ -22,9 +22,10 @@ void	worker_title_init(int argc, char **argv);
  * Run the worker on fd (its end of the socketpair), slot -1 for the
  * expander (which is only sent expansions); parent is the
  * supervisor's pid, to notice that it died before PR_SET_PDEATHSIG was
- * set. Never returns.
+ * set; spool is the directory its partials and results go to. Never
+ * returns.
  */
-void	worker_main(int fd, int slot, pid_t parent, const struct config *)
-	    __attribute__((noreturn));
+void	worker_main(int fd, int slot, pid_t parent, const struct config *,
+	    const char *spool) __attribute__((noreturn));
 
 #endif

@@ -1,0 +1,609 @@
+/*
+ * merge.c: the MERGE step (see merge.h).
+ *
+ * Inputs are mapped and checked whole by partial_open before any key is
+ * looked at, so a damaged input is refused, named by its index, and
+ * nothing of it is merged. Keys come out of a heap of cursors in key
+ * order, equal keys summed. An intermediate merge streams them into a new
+ * partial; the final merge keeps them (pointers into the mapped inputs)
+ * to order them by count, or keeps only the best N in a heap, then writes
+ * the result through a plain buffer, never a tree of JSON nodes.
+ */
+#include <config.h>
+
+#include "merge.h"
+
+#include <sys/time.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define MW_BUF	(1u << 20)
+
+/* A buffered writer to a file descriptor; the first error sticks. */
+struct mw {
+	int		 fd;
+	int		 err;
+	char		*buf;
+	size_t		 len;
+	uint64_t	 total;
+};
+
+static void
+mw_flush(struct mw *w)
+{
+	size_t	off = 0;
+	ssize_t	n;
+
+	while (w->err == 0 && off < w->len) {
+		n = write(w->fd, w->buf + off, w->len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->err = n == 0 ? EIO : errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	w->total += off;
+	w->len = 0;
+}
+
+/* Room for n more bytes at w->buf + w->len (n <= MW_BUF). */
+static char *
+mw_room(struct mw *w, size_t n)
+{
+	if (MW_BUF - w->len < n)
+		mw_flush(w);
+	return w->buf + w->len;
+}
+
+static void
+mw_put(struct mw *w, const void *p, size_t n)
+{
+	const char	*s = p;
+	size_t		 k;
+
+	while (n > 0) {
+		k = n < MW_BUF ? n : MW_BUF;
+		memcpy(mw_room(w, k), s, k);
+		w->len += k;
+		s += k;
+		n -= k;
+	}
+}
+
+static void
+mw_str(struct mw *w, const char *s)
+{
+	mw_put(w, s, strlen(s));
+}
+
+/* Decimal digits of v at out; the length. */
+static size_t
+mw_u64(char *out, uint64_t v)
+{
+	char	tmp[24];
+	size_t	n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* A jansson value, compact, as json_dumps writes it. */
+static void
+mw_json(struct mw *w, json_t *v)
+{
+	char	*s;
+
+	if (v == NULL || (s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+	    JSON_REAL_PRECISION(6))) == NULL) {
+		if (w->err == 0)
+			w->err = ENOMEM;
+		json_decref(v);
+		return;
+	}
+	mw_str(w, s);
+	free(s);
+	json_decref(v);
+}
+
+size_t
+merge_json_escape(char *out, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '\\';
+		switch (c) {
+		case '"':  out[o++] = '"'; break;
+		case '\\': out[o++] = '\\'; break;
+		case '\b': out[o++] = 'b'; break;
+		case '\f': out[o++] = 'f'; break;
+		case '\n': out[o++] = 'n'; break;
+		case '\r': out[o++] = 'r'; break;
+		case '\t': out[o++] = 't'; break;
+		default:
+			out[o++] = 'u';
+			out[o++] = '0';
+			out[o++] = '0';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		}
+	}
+	return o;
+}
+
+/* --- the k-way merge --- */
+
+struct mcur {
+	struct partial_cursor	c;
+	size_t			idx;
+};
+
+struct mheap {
+	struct mcur	**h;
+	size_t		  n;
+};
+
+static int
+mcur_less(const struct mcur *a, const struct mcur *b)
+{
+	int	r = partial_keycmp(a->c.key, a->c.len, b->c.key, b->c.len);
+
+	return r < 0 || (r == 0 && a->idx < b->idx);
+}
+
+static void
+mheap_down(struct mheap *h, size_t i)
+{
+	struct mcur	*t;
+	size_t		 l, m;
+
+	for (;;) {
+		l = 2 * i + 1;
+		if (l >= h->n)
+			return;
+		m = l + 1 < h->n && mcur_less(h->h[l + 1], h->h[l]) ? l + 1 : l;
+		if (!mcur_less(h->h[m], h->h[i]))
+			return;
+		t = h->h[i];
+		h->h[i] = h->h[m];
+		h->h[m] = t;
+		i = m;
+	}
+}
+
+/*
+ * The next merged key: the smallest key of the cursors, with the sum of
+ * its counts. 0 at the end.
+ */
+static int
+mheap_next(struct mheap *h, const char **key, size_t *len, uint64_t *n)
+{
+	struct mcur	*top;
+	uint64_t	 sum;
+
+	if (h->n == 0)
+		return 0;
+	top = h->h[0];
+	*key = top->c.key;
+	*len = top->c.len;
+	sum = 0;
+	for (;;) {
+		top = h->h[0];
+		if (partial_keycmp(top->c.key, top->c.len, *key, *len) != 0)
+			break;
+		sum += top->c.n;
+		if (!partial_cursor_next(&top->c)) {
+			h->h[0] = h->h[--h->n];
+			if (h->n == 0)
+				break;
+		}
+		mheap_down(h, 0);
+	}
+	*n = sum;
+	return 1;
+}
+
+/* --- ordering for the final merge --- */
+
+struct oentry {
+	const char	*key;
+	size_t		 len;
+	uint64_t	 n;
+};
+
+/*
+ * Count descending, keeping the key order of equal counts: a stable LSD
+ * radix sort of the entries (already in key order) on ~count, 16 bits a
+ * pass, skipping passes where every entry has the same digit.
+ */
+static int
+order_by_count(struct oentry *e, size_t n)
+{
+	struct oentry	*tmp, *src = e, *dst;
+	size_t		*cnt, i, pass;
+	int		 rc = -1;
+
+	if (n < 2)
+		return 0;
+	if ((tmp = malloc(n * sizeof *tmp)) == NULL ||
+	    (cnt = malloc(65537 * sizeof *cnt)) == NULL) {
+		free(tmp);
+		return -1;
+	}
+	dst = tmp;
+	for (pass = 0; pass < 4; pass++) {
+		unsigned	shift = (unsigned)pass * 16;
+		uint64_t	first = (~src[0].n >> shift) & 0xffff;
+		int		same = 1;
+
+		memset(cnt, 0, 65537 * sizeof *cnt);
+		for (i = 0; i < n; i++) {
+			uint64_t d = (~src[i].n >> shift) & 0xffff;
+
+			cnt[d + 1]++;
+			same &= d == first;
+		}
+		if (same)
+			continue;
+		for (i = 1; i <= 65536; i++)
+			cnt[i] += cnt[i - 1];
+		for (i = 0; i < n; i++)
+			dst[cnt[(~src[i].n >> shift) & 0xffff]++] = src[i];
+		struct oentry *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != e)
+		memcpy(e, src, n * sizeof *e);
+	rc = 0;
+	free(tmp);
+	free(cnt);
+	return rc;
+}
+
+/* Worse for the top N: fewer hits, or as many and a later key. */
+static int
+oentry_worse(const struct oentry *a, const struct oentry *b)
+{
+	if (a->n != b->n)
+		return a->n < b->n;
+	return partial_keycmp(a->key, a->len, b->key, b->len) > 0;
+}
+
+static int
+oentry_cmp_out(const void *x, const void *y)
+{
+	const struct oentry	*a = x, *b = y;
+
+	if (a->n != b->n)
+		return a->n < b->n ? 1 : -1;
+	return partial_keycmp(a->key, a->len, b->key, b->len);
+}
+
+/* Min-heap on "worse" at the root, of at most top entries. */
+static void
+top_down(struct oentry *h, size_t n, size_t i)
+{
+	struct oentry	t;
+	size_t		l, m;
+
+	for (;;) {
+		l = 2 * i + 1;
+		if (l >= n)
+			return;
+		m = l + 1 < n && oentry_worse(&h[l + 1], &h[l]) ? l + 1 : l;
+		if (!oentry_worse(&h[m], &h[i]))
+			return;
+		t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void
+top_up(struct oentry *h, size_t i)
+{
+	struct oentry	t;
+
+	while (i > 0 && oentry_worse(&h[i], &h[(i - 1) / 2])) {
+		t = h[i];
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+/* --- sources --- */
+
+struct msrc {
+	const struct partial_source	*s;
+};
+
+static int
+msrc_cmp(const void *x, const void *y)
+{
+	const struct partial_source	*a = ((const struct msrc *)x)->s;
+	const struct partial_source	*b = ((const struct msrc *)y)->s;
+	int				 r;
+
+	if ((r = partial_keycmp(a->path, a->path_len, b->path,
+	    b->path_len)) != 0)
+		return r;
+	return (a->id.off > b->id.off) - (a->id.off < b->id.off);
+}
+
+static void
+merr(struct merge_result *mr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+merr(struct merge_result *mr, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(mr->error, sizeof mr->error, fmt, ap);
+	va_end(ap);
+}
+
+/* The per-file entries, totals and counts of a final result. */
+static void
+merge_write_result(struct mw *w, const struct merge_opts *o,
+    struct msrc *src, size_t nsrc, const struct oentry *e, size_t ne,
+    uint64_t distinct)
+{
+	uint64_t	 sum[7] = { 0 };
+	size_t		 i, failed = 0, partial = 0, cap = 0;
+	char		*esc = NULL, *path, *p;
+	struct timeval	 now;
+
+	if (o->head != NULL) {
+		gettimeofday(&now, NULL);
+		mw_str(w, o->head);
+		mw_str(w, ",\"finished\":");
+		mw_json(w, json_integer((json_int_t)now.tv_sec));
+		mw_str(w, ",\"elapsed\":");
+		mw_json(w, json_real((double)((int64_t)now.tv_sec * 1000000 +
+		    now.tv_usec - o->start_usec) / 1e6));
+	} else
+		mw_str(w, "{\"ok\":true");
+	mw_str(w, ",\"files\":[");
+	for (i = 0; i < nsrc; i++) {
+		const struct partial_source *s = src[i].s;
+
+		if ((path = strndup(s->path, s->path_len)) == NULL) {
+			w->err = ENOMEM;
+			return;
+		}
+		if (i > 0)
+			mw_put(w, ",", 1);
+		mw_json(w, analysis_stats_json(path, &s->st));
+		free(path);
+		sum[0] += s->st.bytes;
+		sum[1] += s->st.raw_bytes;
+		sum[2] += s->st.lines;
+		sum[3] += s->st.matched;
+		sum[4] += s->st.malformed;
+		sum[5] += s->st.filtered;
+		sum[6] += s->st.counted;
+		if (s->st.flags & STATS_FAILED)
+			failed++;
+		else if (s->st.flags & STATS_PARTIAL)
+			partial++;
+	}
+	mw_str(w, "],\"totals\":");
+	mw_json(w, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	    "files", (json_int_t)nsrc, "failed", (json_int_t)failed,
+	    "partial", (json_int_t)partial,
+	    "bytes", (json_int_t)sum[0], "raw_bytes", (json_int_t)sum[1],
+	    "lines", (json_int_t)sum[2], "matched", (json_int_t)sum[3],
+	    "malformed", (json_int_t)sum[4], "filtered", (json_int_t)sum[5],
+	    "counted", (json_int_t)sum[6], "distinct", (json_int_t)distinct));
+	mw_str(w, ",\"counts\":{");
+	for (i = 0; i < ne && w->err == 0; i++) {
+		if (e[i].len * 6 + 32 > cap) {
+			free(esc);
+			cap = e[i].len * 6 + 32;
+			if ((esc = malloc(cap)) == NULL) {
+				w->err = ENOMEM;
+				break;
+			}
+		}
+		p = esc;
+		if (i > 0)
+			*p++ = ',';
+		*p++ = '"';
+		p += merge_json_escape(p, e[i].key, e[i].len);
+		*p++ = '"';
+		*p++ = ':';
+		p += mw_u64(p, e[i].n);
+		mw_put(w, esc, (size_t)(p - esc));
+	}
+	free(esc);
+	mw_str(w, "}}");
+}
+
+int
+merge_run(const struct merge_opts *o, struct merge_result *mr)
+{
+	struct partial		**in = NULL;
+	struct mcur		 *cur = NULL;
+	struct mheap		  heap = { NULL, 0 };
+	struct msrc		 *src = NULL;
+	struct oentry		 *e = NULL, t;
+	struct partial_source	 *all = NULL;
+	struct partial_writer	 *pw = NULL;
+	struct mw		  w;
+	const char		 *settings = o->settings, *key;
+	size_t			  settings_len = o->settings_len, i, j, k;
+	size_t			  nsrc = 0, ne = 0, cap = 0, len;
+	uint64_t		  n, distinct = 0;
+	char			  why[200];
+	int			  rc = -1;
+
+	memset(mr, 0, sizeof *mr);
+	mr->bad = SIZE_MAX;
+	memset(&w, 0, sizeof w);
+	w.fd = o->fd;
+	if ((in = calloc(o->ninputs + 1, sizeof *in)) == NULL ||
+	    (cur = calloc(o->ninputs + 1, sizeof *cur)) == NULL ||
+	    (heap.h = calloc(o->ninputs + 1, sizeof *heap.h)) == NULL)
+		goto nomem;
+	for (i = 0; i < o->ninputs; i++) {
+		if ((in[i] = partial_open(o->inputs[i], why, sizeof why)) == NULL) {
+			mr->bad = i;
+			merr(mr, "%s: %s", o->inputs[i], why);
+			goto out;
+		}
+		if (settings == NULL) {
+			settings = in[i]->settings;
+			settings_len = in[i]->settings_len;
+		} else if (in[i]->settings_len != settings_len ||
+		    memcmp(in[i]->settings, settings, settings_len) != 0) {
+			mr->bad = i;
+			merr(mr, "%s: made with other analysis settings",
+			    o->inputs[i]);
+			goto out;
+		}
+		nsrc += in[i]->nsources;
+	}
+	if (settings == NULL) {
+		settings = "";
+		settings_len = 0;
+	}
+	nsrc += o->nextra;
+	if ((all = calloc(nsrc + 1, sizeof *all)) == NULL ||
+	    (src = calloc(nsrc + 1, sizeof *src)) == NULL)
+		goto nomem;
+	for (i = 0, k = 0; i < o->ninputs; i++)
+		for (j = 0; j < in[i]->nsources; j++)
+			all[k++] = in[i]->sources[j];
+	for (i = 0; i < o->nextra; i++)
+		all[k++] = o->extra[i];
+	for (i = 0; i < nsrc; i++)
+		src[i].s = &all[i];
+	qsort(src, nsrc, sizeof *src, msrc_cmp);
+	for (i = 1; i < nsrc; i++) {
+		const struct partial_source *a = src[i - 1].s, *b = src[i].s;
+
+		if (a->path_len == b->path_len &&
+		    memcmp(a->path, b->path, a->path_len) == 0 &&
+		    b->id.off < a->id.end + (a->id.end == a->id.off)) {
+			merr(mr, "the same source twice: %.*s",
+			    (int)(a->path_len > 200 ? 200 : a->path_len),
+			    a->path);
+			goto out;
+		}
+	}
+
+	for (i = 0; i < o->ninputs; i++) {
+		partial_cursor_init(&cur[i].c, in[i]);
+		cur[i].idx = i;
+		if (partial_cursor_next(&cur[i].c))
+			heap.h[heap.n++] = &cur[i];
+	}
+	for (i = heap.n; i-- > 0;)
+		mheap_down(&heap, i);
+
+	if (!o->final) {
+		if ((pw = partial_writer_new(o->fd, settings, settings_len, all,
+		    nsrc)) == NULL)
+			goto nomem;
+		while (mheap_next(&heap, &key, &len, &n))
+			if (partial_put(pw, key, len, n) == -1)
+				break;
+		rc = partial_finish(pw, &mr->nkeys);
+		pw = NULL;
+		if (rc == -1)
+			merr(mr, "writing the partial: %s", strerror(errno));
+		goto out;
+	}
+
+	if ((w.buf = malloc(MW_BUF)) == NULL)
+		goto nomem;
+	while (mheap_next(&heap, &key, &len, &n)) {
+		distinct++;
+		t.key = key;
+		t.len = len;
+		t.n = n;
+		if (o->top > 0) {
+			if (ne < o->top) {
+				if (ne == cap) {
+					cap = cap * 2 + 64 < o->top ? cap * 2 + 64 :
+					    o->top;
+					if ((e = reallocarray(e, cap, sizeof *e)) ==
+					    NULL)
+						goto nomem;
+				}
+				e[ne] = t;
+				top_up(e, ne++);
+			} else if (oentry_worse(&e[0], &t)) {
+				e[0] = t;
+				top_down(e, ne, 0);
+			}
+			continue;
+		}
+		if (ne == cap) {
+			struct oentry *ne_ = reallocarray(e, cap * 2 + 1024,
+			    sizeof *e);
+
+			if (ne_ == NULL)
+				goto nomem;
+			e = ne_;
+			cap = cap * 2 + 1024;
+		}
+		e[ne++] = t;
+	}
+	if (o->top > 0)
+		qsort(e, ne, sizeof *e, oentry_cmp_out);
+	else if (order_by_count(e, ne) == -1)
+		goto nomem;
+	mr->nkeys = distinct;
+	merge_write_result(&w, o, src, nsrc, e, ne, distinct);
+	mw_flush(&w);
+	if (w.err != 0) {
+		merr(mr, "writing the result: %s", strerror(w.err));
+		goto out;
+	}
+	mr->bytes = w.total;
+	rc = 0;
+	goto out;
+nomem:
+	merr(mr, "out of memory");
+out:
+	partial_abort(pw);
+	for (i = 0; in != NULL && i < o->ninputs; i++)
+		partial_close(in[i]);
+	free(in);
+	free(cur);
+	free(heap.h);
+	free(src);
+	free(all);
+	free(e);
+	free(w.buf);
+	return rc;
+}
