@@ -215,5 +215,6 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	    "counted", (json_int_t)st->counted,
 	    "error", st->error[0] != '\0' ? analysis_name(st->error) :
 	    json_null(),
-	    "partial", (st->flags & STATS_PARTIAL) != 0);
+	    "partial", (st->flags & (STATS_PARTIAL | STATS_FAILED)) ==
+	    STATS_PARTIAL);
 }

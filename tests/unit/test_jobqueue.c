@@ -1,14 +1,17 @@
 /*
- * test_jobqueue.c: how the job queue takes a worker's answers
- * (jobqueue.c, expand.c), as tables of malformed messages.
+ * test_jobqueue.c: how the job queue takes its workers' answers
+ * (jobqueue.c, expand.c, with the real partials and merges of
+ * partial.c and merge.c), as tables of malformed messages and files.
  *
  * A submit is answered once a worker has expanded its patterns: the test
  * plays that worker through the real messages. A file list that does not
  * add up (unsorted, too long, a relative path, a bad pattern index) must
  * be refused so that the supervisor kills the worker and the expansion
- * is retried; twice lost, the submit fails. A result whose counts do not
- * add up must leave the job's counts alone and be refused; the retried
- * task's good result must then be counted exactly once. The supervisor's
+ * is retried; twice lost, the submit fails. The test plays the MAP and
+ * MERGE workers too, writing real partials into a spool and merging them
+ * as a worker does: a partial damaged in any way must be refused by the
+ * merge and its file read again, counted exactly once; a merge whose
+ * worker dies is run again; many files merge as a tree. The supervisor's
  * side is played here by the two functions the job queue calls back.
  */
 #include "../../src/config.h"	/* (the build's config.h has the name) */
@@ -16,12 +19,17 @@
 #include "expand.h"
 #include "jobqueue.h"
 #include "log.h"
+#include "merge.h"
+#include "partial.h"
 #include "proto.h"
 #include "supervisor.h"
 #include "tap.h"
 
 #include <sys/stat.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,61 +65,226 @@ supervisor_cancel_job(int64_t job)
 	(void)job;
 }
 
-enum damage { CUT_LAST, BAD_MAGIC, TOO_MANY, TRAILING, KEY_TOO_LONG };
+static char	spool[PATH_MAX];
+static uint64_t	next_run = 100;
+
+/*
+ * Play a MAP worker: write the task's partial (keys /a x3 and /b x2, or
+ * none for a failed file) under a fresh run id, and answer with flags
+ * and error. The run id, or 0.
+ */
+static uint64_t
+play_map(struct task *t, uint32_t flags, const char *error)
+{
+	struct proto_result	 r;
+	struct partial_source	 src;
+	struct partial_writer	*w;
+	uint8_t			*msg;
+	size_t			 len;
+	char			 path[PATH_MAX];
+	uint64_t		 run = ++next_run;
+	int			 fd;
+
+	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MAP ||
+	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+		return 0;
+	free(msg);
+	memset(&r, 0, sizeof r);
+	r.task = run;
+	r.st.flags = flags;
+	snprintf(r.st.error, sizeof r.st.error, "%s", error);
+	if (!(flags & STATS_FAILED))
+		r.st.lines = r.st.matched = r.st.counted = 5;
+	memset(&src, 0, sizeof src);
+	src.path = jobqueue_task_path(t);
+	src.path_len = strlen(src.path);
+	src.st = r.st;
+	proto_spool_path(path, sizeof path, spool, run, 0);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
+	    (w = partial_writer_new(fd, "s", 1, &src, 1)) == NULL)
+		return 0;
+	if (!(flags & STATS_FAILED)) {
+		partial_put(w, "/a", 2, 3);
+		partial_put(w, "/b", 2, 2);
+	}
+	if (partial_finish(w, &r.nkeys) == -1)
+		return 0;
+	r.size = (uint64_t)lseek(fd, 0, SEEK_END);
+	close(fd);
+	return jobqueue_task_done(t, &r) == 0 ? run : 0;
+}
+
+/*
+ * Play a MERGE worker as worker.c does: merge the inputs the message
+ * names into the task's own spool file, answer with what merge_run said.
+ * 0 when the answer was taken, -1 when refused (or not a merge).
+ */
+static int
+play_merge(struct task *t)
+{
+	struct proto_hdr		 h;
+	struct proto_merge		 m;
+	struct proto_merged_fixed	 mf;
+	struct proto_merged		 md;
+	struct merge_opts		 o;
+	struct merge_result		 mr;
+	struct partial_source		*extra;
+	char				**inputs, path[PATH_MAX];
+	uint8_t				*msg, *ans;
+	size_t				 len, i;
+	uint64_t			 run = ++next_run;
+	int				 fd, rc;
+
+	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MERGE ||
+	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+		return -1;
+	memcpy(&h, msg, sizeof h);
+	if (h.type != PROTO_MERGE ||
+	    proto_merge_decode(msg + sizeof h, h.len, &m) == -1) {
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	inputs = calloc(m.f.ninputs + 1, sizeof *inputs);
+	extra = calloc(m.f.nextra + 1, sizeof *extra);
+	for (i = 0; i < m.f.ninputs; i++) {
+		proto_spool_path(path, sizeof path, spool, m.inputs[i], 0);
+		inputs[i] = strdup(path);
+	}
+	for (i = 0; i < m.f.nextra; i++) {
+		extra[i].path = m.extra[i].path;
+		extra[i].path_len = m.extra[i].path_len;
+		extra[i].st = m.extra[i].st;
+	}
+	proto_spool_path(path, sizeof path, spool, run, (int)m.f.final);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	memset(&o, 0, sizeof o);
+	o.inputs = inputs;
+	o.ninputs = m.f.ninputs;
+	o.extra = extra;
+	o.nextra = m.f.nextra;
+	o.fd = fd;
+	o.final = m.f.final != 0;
+	o.top = (size_t)m.f.top;
+	o.head = m.f.head_len > 0 ? m.head : NULL;
+	o.start_usec = m.f.start_usec;
+	if (merge_run(&o, &mr) == -1)
+		unlink(path);		/* as the worker does */
+	close(fd);
+	for (i = 0; i < m.f.ninputs; i++)
+		free(inputs[i]);
+	free(inputs);
+	free(extra);
+	memset(&mf, 0, sizeof mf);
+	mf.task = run;
+	mf.nkeys = mr.nkeys;
+	mf.size = mr.bytes;
+	mf.bad = mr.bad < m.f.ninputs ? (uint32_t)mr.bad : PROTO_NO_INPUT;
+	proto_merge_clear(&m);
+	ans = proto_merged_encode(&mf, mr.error[0] != '\0' ? mr.error : NULL,
+	    &len);
+	if (ans == NULL)
+		return -1;
+	memcpy(&h, ans, sizeof h);
+	rc = proto_merged_decode(ans + sizeof h, h.len, &md) == 0 ?
+	    jobqueue_task_merged(t, &md) : -1;
+	free(ans);
+	return rc;
+}
+
+/* Play every merge queued, until none is left. */
+static int
+play_merges(void)
+{
+	struct task	*t;
+	int		 n = 0;
+
+	while ((t = jobqueue_next_task()) != NULL &&
+	    jobqueue_task_kind(t) == JQ_TASK_MERGE) {
+		if (play_merge(t) == -1)
+			return -1;
+		n++;
+	}
+	if (t != NULL)
+		jobqueue_task_lost(t, "put back");	/* not a merge */
+	return n;
+}
+
+/* A finished job's result, parsed; NULL when there is none. */
+static json_t *
+result_json(int64_t id)
+{
+	struct jq_result	 res;
+	struct jq_error		 err;
+	json_error_t		 jerr;
+
+	if (jobqueue_result(id, &res, &err) == -1)
+		return NULL;
+	if (res.text != NULL)
+		return json_loadb(res.text, res.len, 0, &jerr);
+	return json_load_file(res.path, 0, &jerr);
+}
+
+/* Ways to damage a partial on disk. */
+enum damage { FLIP_FIRST, FLIP_KEY, FLIP_LAST, CUT_LAST, CUT_HALF, EMPTY,
+    SWAPPED };
 
 static const struct {
 	const char	*name;
 	enum damage	 how;
 } cases[] = {
-	{ "last byte cut (first entry already decoded)", CUT_LAST },
-	{ "wrong magic", BAD_MAGIC },
-	{ "more entries than the buffer holds", TOO_MANY },
-	{ "a byte past the last entry", TRAILING },
-	{ "a key length past the end", KEY_TOO_LONG },
+	{ "first byte flipped (magic)", FLIP_FIRST },
+	{ "a key byte flipped", FLIP_KEY },
+	{ "last byte flipped (checksum)", FLIP_LAST },
+	{ "last byte cut", CUT_LAST },
+	{ "cut in half", CUT_HALF },
+	{ "emptied", EMPTY },
+	{ "replaced by another file's bytes", SWAPPED },
 };
 
-/* A damaged copy of the good buffer; *lenp is its length. */
-static uint8_t *
-damage(const uint8_t *good, size_t len, enum damage how, size_t *lenp)
+/* Damage the partial of run id in place. */
+static void
+damage(uint64_t run, enum damage how)
 {
-	uint8_t	*b;
+	char		 path[PATH_MAX];
+	struct stat	 st;
+	unsigned char	 b;
+	FILE		*f;
+	int		 fd;
 
-	*lenp = 0;
-	if ((b = malloc(len + 1)) == NULL)
-		return NULL;
-	memcpy(b, good, len);
-	*lenp = len;
+	proto_spool_path(path, sizeof path, spool, run, 0);
+	if (stat(path, &st) == -1 || (fd = open(path, O_RDWR)) == -1)
+		return;
 	switch (how) {
-	case CUT_LAST:
-		*lenp = len - 1;
-		break;
-	case BAD_MAGIC:
-		b[0] ^= 0xff;
-		break;
-	case TOO_MANY:
-		b[4] = 0x7f;		/* the entry count, little end first */
-		break;
-	case TRAILING:
-		b[len] = 0;
-		*lenp = len + 1;
-		break;
-	case KEY_TOO_LONG:
-		memset(b + 12, 0xff, 4);	/* first entry's key length */
+	case FLIP_FIRST:
+	case FLIP_KEY:
+	case FLIP_LAST: {
+		off_t at = how == FLIP_FIRST ? 0 : how == FLIP_LAST ?
+		    st.st_size - 1 : st.st_size - 28 - 3;
+
+		if (pread(fd, &b, 1, at) == 1) {
+			b ^= 0x20;
+			(void)pwrite(fd, &b, 1, at);
+		}
 		break;
 	}
-	return b;
-}
-
-static void
-result_of(uint64_t task, const uint8_t *counts, size_t len,
-    struct proto_result *r)
-{
-	memset(r, 0, sizeof *r);
-	r->f.task = task;
-	r->f.lines = r->f.matched = r->f.counted = 5;
-	r->f.counts_len = (uint32_t)len;
-	r->counts = counts;
-	r->error = "";
+	case CUT_LAST:
+		(void)ftruncate(fd, st.st_size - 1);
+		break;
+	case CUT_HALF:
+		(void)ftruncate(fd, st.st_size / 2);
+		break;
+	case EMPTY:
+		(void)ftruncate(fd, 0);
+		break;
+	case SWAPPED:
+		if ((f = fdopen(dup(fd), "w")) != NULL) {
+			fputs("{\"not\":\"a partial\"}", f);
+			fclose(f);
+		}
+		break;
+	}
+	close(fd);
 }
 
 /* What the submit callback was told. */
@@ -162,7 +335,7 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 	int			 rc = -1;
 
 	*bufp = NULL;
-	if (t == NULL || !jobqueue_task_expands(t) ||
+	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_EXPAND ||
 	    (msg = jobqueue_task_message(t, id, &len)) == NULL)
 		return -1;
 	memcpy(&h, msg, sizeof h);
@@ -224,11 +397,11 @@ static const struct {
 	const char	*error;
 	int		 failed, partial;
 } flag_cases[] = {
-	{ "failed, with its error", PROTO_F_FAILED, "Permission denied", 1, 0 },
-	{ "failed, no error text", PROTO_F_FAILED, "", 1, 0 },
-	{ "failed and partial", PROTO_F_FAILED | PROTO_F_PARTIAL, "gzip: bad", 1,
+	{ "failed, with its error", STATS_FAILED, "Permission denied", 1, 0 },
+	{ "failed, no error text", STATS_FAILED, "", 1, 0 },
+	{ "failed and partial", STATS_FAILED | STATS_PARTIAL, "gzip: bad", 1,
 	    0 },
-	{ "partial, with its error", PROTO_F_PARTIAL, "gzip: truncated", 0, 1 },
+	{ "partial, with its error", STATS_PARTIAL, "gzip: truncated", 0, 1 },
 	{ "an error text, no flag", 0, "a note", 0, 0 },
 	{ "clean", 0, "", 0, 0 },
 };
@@ -236,14 +409,10 @@ static const struct {
 static void
 test_flags(const json_t *req)
 {
-	struct proto_result	 r;
-	struct jq_error		 err;
-	struct task		*t;
-	json_t			*res, *tot, *file;
-	json_error_t		 jerr;
-	const char		*text;
-	size_t			 i, files, len;
-	int64_t			 id;
+	struct task	*t;
+	json_t		*res, *tot, *file;
+	size_t		 i, files;
+	int64_t		 id;
 
 	for (i = 0; i < sizeof flag_cases / sizeof flag_cases[0]; i++) {
 		if ((id = submit_now(req, &files)) <= 0 ||
@@ -251,13 +420,9 @@ test_flags(const json_t *req)
 			ok(0, "%s: job made", flag_cases[i].name);
 			continue;
 		}
-		result_of(1, NULL, 0, &r);
-		r.f.flags = flag_cases[i].flags;
-		r.error = flag_cases[i].error;
-		r.f.error_len = (uint32_t)strlen(r.error);
-		(void)jobqueue_task_done(t, &r);
-		text = jobqueue_result(id, &len, &err);
-		res = text != NULL ? json_loadb(text, len, 0, &jerr) : NULL;
+		(void)play_map(t, flag_cases[i].flags, flag_cases[i].error);
+		(void)play_merges();
+		res = result_json(id);
 		tot = json_object_get(res, "totals");
 		file = json_array_get(json_object_get(res, "files"), 0);
 		ok(json_integer_value(json_object_get(tot, "failed")) ==
@@ -267,8 +432,6 @@ test_flags(const json_t *req)
 		    (flag_cases[i].partial && !flag_cases[i].failed),
 		    "%s: %d failed, %d partial", flag_cases[i].name,
 		    flag_cases[i].failed, flag_cases[i].partial);
-		if (res == NULL)
-			diag("no result: %s", text != NULL ? text : err.code);
 		json_decref(res);
 	}
 }
@@ -542,7 +705,7 @@ test_expansion(const char *dir, struct config *cfg)
 	memset(&sub, 0, sizeof sub);
 	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
-	ok(t != NULL && jobqueue_task_expands(t) &&
+	ok(t != NULL && jobqueue_task_kind(t) == JQ_TASK_EXPAND &&
 	    jobqueue_task_job(t) == 0 && jobqueue_task_path(t) == NULL,
 	    "the new submit's expansion comes before the files");
 
@@ -583,95 +746,213 @@ test_expansion(const char *dir, struct config *cfg)
 	(void)id;
 }
 
-int
-main(void)
+/* The counts and totals of a job whose one file was counted once. */
+static int
+counted_once(json_t *res, const json_t *want)
 {
-	struct event_base	*base;
-	struct config		 cfg;
-	struct counts		*c;
-	struct proto_result	 r;
-	struct jq_error		 err;
-	struct task		*t, *t2;
-	json_t			*req, *res, *want;
-	json_error_t		 jerr;
-	const char		*text;
-	uint8_t			*good, *bad;
-	size_t			 glen, blen, files, len, i;
-	int64_t			 id;
-	char			 dir[] = "/tmp/clfd-test-jq-XXXXXX", path[64];
-	FILE			*f;
+	json_t	*tot = json_object_get(res, "totals");
 
-	log_init("test_jobqueue", 0);
-	if ((base = event_base_new()) == NULL || mkdtemp(dir) == NULL)
-		return 99;
-	snprintf(path, sizeof path, "%s/access.log", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return 99;
-	fputs("one line is enough: the results are made here\n", f);
-	fclose(f);
-	config_defaults(&cfg);
-	jobqueue_init(base, &cfg);
+	return res != NULL && json_equal(json_object_get(res, "counts"), want) &&
+	    json_integer_value(json_object_get(tot, "failed")) == 0 &&
+	    json_integer_value(json_object_get(tot, "counted")) == 5 &&
+	    json_array_size(json_object_get(res, "files")) == 1;
+}
 
-	/* The good result: /a 3 times, /b twice. */
-	if ((c = counts_new()) == NULL || counts_add(c, "/a", 2, 3) == -1 ||
-	    counts_add(c, "/b", 2, 2) == -1 ||
-	    (good = counts_encode(c, &glen)) == NULL)
-		return 99;
-	counts_free(c);
-	want = json_pack("{s:i,s:i}", "/a", 3, "/b", 2);
-	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", path);
+/*
+ * A damaged partial: the final merge refuses it, naming it; its file is
+ * read again and counted exactly once. Damaged twice, the file is failed.
+ */
+static void
+test_damaged(const json_t *req, const json_t *want)
+{
+	struct task	*t;
+	json_t		*res;
+	size_t		 i, files;
+	uint64_t	 run;
+	int64_t		 id;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		id = submit_now(req, &files);
 		if (!ok(id > 0 && files == 1, "%s: job submitted", cases[i].name))
 			continue;
 		t = jobqueue_next_task();
-		bad = damage(good, glen, cases[i].how, &blen);
-		result_of(1, bad, blen, &r);
-		ok(t != NULL && jobqueue_task_done(t, &r) == -1,
-		    "%s: result refused", cases[i].name);
-		free(bad);
-		ok(jobqueue_result(id, &len, &err) == NULL &&
-		    strcmp(err.code, "not_finished") == 0,
-		    "%s: the job is not finished by it", cases[i].name);
-		if (t == NULL)
-			continue;
-
-		/* The supervisor kills the worker: the task is lost, retried. */
-		jobqueue_task_lost(t, "killed by signal 9");
-		t2 = jobqueue_next_task();
-		ok(t2 == t, "%s: the task is handed out again", cases[i].name);
-		if (t2 == NULL)
-			continue;
-		result_of(2, good, glen, &r);
-		ok(jobqueue_task_done(t2, &r) == 0, "%s: the retry's result "
-		    "is taken", cases[i].name);
-		text = jobqueue_result(id, &len, &err);
-		res = text != NULL ? json_loadb(text, len, 0, &jerr) : NULL;
-		ok(res != NULL && json_equal(json_object_get(res, "counts"),
-		    want), "%s: counts exact, nothing of the bad result in them",
+		run = play_map(t, 0, "");
+		damage(run, cases[i].how);
+		t = jobqueue_next_task();
+		ok(t != NULL && jobqueue_task_kind(t) == JQ_TASK_MERGE &&
+		    play_merge(t) == 0, "%s: the merge answers", cases[i].name);
+		res = result_json(id);
+		ok(res == NULL, "%s: the job is not finished by it",
 		    cases[i].name);
-		if (res != NULL && !json_equal(json_object_get(res, "counts"),
-		    want))
-			diag("%s", text);
-		ok(res != NULL && json_integer_value(json_object_get(
-		    json_object_get(res, "totals"), "failed")) == 0 &&
-		    json_integer_value(json_object_get(json_object_get(res,
-		    "totals"), "counted")) == 5,
-		    "%s: the file counted once, not failed", cases[i].name);
+		json_decref(res);
+		t = jobqueue_next_task();
+		ok(t != NULL && jobqueue_task_kind(t) == JQ_TASK_MAP,
+		    "%s: the file is read again", cases[i].name);
+		(void)play_map(t, 0, "");
+		(void)play_merges();
+		res = result_json(id);
+		if (!ok(counted_once(res, want), "%s: counts exact, the file "
+		    "counted once", cases[i].name) && res != NULL) {
+			char *txt = json_dumps(res, JSON_COMPACT);
+
+			diag("%s", txt != NULL ? txt : "?");
+			free(txt);
+		}
 		json_decref(res);
 	}
 
+	/* Damaged again after the second reading: failed, nothing counted. */
+	id = submit_now(req, &files);
+	t = jobqueue_next_task();
+	damage(play_map(t, 0, ""), FLIP_KEY);
+	(void)play_merges();
+	t = jobqueue_next_task();
+	damage(play_map(t, 0, ""), CUT_HALF);
+	(void)play_merges();
+	res = result_json(id);
+	ok(res != NULL && json_object_size(json_object_get(res, "counts")) == 0 &&
+	    json_integer_value(json_object_get(json_object_get(res, "totals"),
+	    "failed")) == 1, "damaged twice: the file is failed, not counted");
+	json_decref(res);
+}
+
+/* A merge whose worker dies is run again; nothing is counted twice. */
+static void
+test_merge_lost(const json_t *req, const json_t *want)
+{
+	struct task	*t, *t2;
+	json_t		*res;
+	size_t		 files;
+	int64_t		 id;
+
+	id = submit_now(req, &files);
+	(void)play_map(jobqueue_next_task(), 0, "");
+	t = jobqueue_next_task();
+	ok(t != NULL && jobqueue_task_kind(t) == JQ_TASK_MERGE,
+	    "merge lost: a merge is handed out");
+	if (t == NULL)
+		return;
+	jobqueue_task_lost(t, "killed by signal 9");
+	t2 = jobqueue_next_task();
+	ok(t2 == t, "merge lost: the merge is handed out again");
+	ok(play_merge(t2) == 0, "merge lost: the retry's answer is taken");
+	res = result_json(id);
+	ok(counted_once(res, want), "merge lost: counts exact, counted once");
+	json_decref(res);
+
+	/* Lost twice: the job fails with why, it does not hang. */
+	id = submit_now(req, &files);
+	(void)play_map(jobqueue_next_task(), 0, "");
+	t = jobqueue_next_task();
+	jobqueue_task_lost(t, "killed by signal 9");
+	t = jobqueue_next_task();
+	jobqueue_task_lost(t, "killed by signal 9");
+	res = result_json(id);
+	ok(res != NULL && json_is_false(json_object_get(res, "ok")) &&
+	    strstr(json_string_value(json_object_get(json_object_get(res,
+	    "error"), "message")), "merging: worker killed") != NULL,
+	    "merge lost twice: the job fails, saying why");
+	json_decref(res);
+}
+
+/*
+ * Many files merge as a tree, a merge for every few partials while files
+ * are read; the result counts each file once.
+ */
+static void
+test_tree(const char *dir)
+{
+	struct task	*t;
+	json_t		*req, *res, *want;
+	char		 pat[PATH_MAX], name[32];
+	size_t		 i, files, nfiles = 70, maps = 0, merges = 0;
+	int64_t		 id;
+
+	for (i = 0; i < nfiles; i++) {
+		snprintf(name, sizeof name, "tree%03zu", i);
+		mkfile(dir, name);
+	}
+	snprintf(pat, sizeof pat, "%s/tree*", dir);
+	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", pat);
+	id = submit_now(req, &files);
+	ok(id > 0 && files == nfiles, "tree: %zu files", nfiles);
+	while ((t = jobqueue_next_task()) != NULL) {
+		if (jobqueue_task_kind(t) == JQ_TASK_MAP) {
+			(void)play_map(t, 0, "");
+			maps++;
+		} else if (play_merge(t) == 0)
+			merges++;
+		else
+			break;
+	}
+	res = result_json(id);
+	want = json_pack("{s:I,s:I}", "/a", (json_int_t)(3 * nfiles), "/b",
+	    (json_int_t)(2 * nfiles));
+	ok(res != NULL && json_equal(json_object_get(res, "counts"), want) &&
+	    json_array_size(json_object_get(res, "files")) == nfiles,
+	    "tree: counts of every file, each once");
+	ok(maps == nfiles && merges > 2, "tree: %zu maps, %zu merges", maps,
+	    merges);
+	json_decref(res);
+	json_decref(want);
+	json_decref(req);
+	for (i = 0; i < nfiles; i++) {
+		snprintf(name, sizeof name, "tree%03zu", i);
+		rmfile(dir, name);
+	}
+}
+
+int
+main(void)
+{
+	struct event_base	*base;
+	struct config		 cfg;
+	json_t			*req, *want;
+	size_t			 i;
+	char			 dir[] = "/tmp/clfd-test-jq-XXXXXX", path[64];
+	FILE			*f;
+	DIR			*d;
+	struct dirent		*e;
+
+	log_init("test_jobqueue", 0);
+	if ((base = event_base_new()) == NULL || mkdtemp(dir) == NULL)
+		return 99;
+	snprintf(path, sizeof path, "%s/access.log", dir);
+	snprintf(spool, sizeof spool, "%s/spool", dir);
+	if (mkdir(spool, 0700) == -1 || (f = fopen(path, "w")) == NULL)
+		return 99;
+	fputs("one line is enough: the results are made here\n", f);
+	fclose(f);
+	config_defaults(&cfg);
+	jobqueue_init(base, &cfg, spool);
+
+	want = json_pack("{s:i,s:i}", "/a", 3, "/b", 2);
+	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", path);
+	test_damaged(req, want);
+	test_merge_lost(req, want);
 	test_flags(req);
+	test_tree(dir);
 	json_decref(req);
 	json_decref(want);
-	free(good);
 
 	test_expand(dir);
 	test_expansion(dir, &cfg);
 	jobqueue_free();
 	for (i = 0; i < sizeof xfiles / sizeof xfiles[0]; i++)
 		rmfile(dir, xfiles[i]);
+	/* Freed jobs take their files with them: the spool is empty. */
+	if ((d = opendir(spool)) != NULL) {
+		size_t left = 0;
+
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.') {
+				left++;
+				diag("left: %s", e->d_name);
+			}
+		closedir(d);
+		ok(left == 0, "the spool is left empty (%zu files)", left);
+	}
+	rmdir(spool);
 	config_free(&cfg);
 	event_base_free(base);
 	unlink(path);

@@ -13,6 +13,8 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,49 +114,44 @@ test_tasks(void)
 	}
 }
 
-static const struct {
-	const char	*error;
-	size_t		 counts_len;
-} result_cases[] = {
-	{ "", 0 },
-	{ "", 100 },
-	{ "gzip: corrupt at byte 1234", 17 },
-	{ "worker killed by signal 9 (twice)", 0 },
+static const char *const result_errors[] = {
+	"",
+	"gzip: corrupt at byte 1234",
+	"worker killed by signal 9 (twice)",
 };
 
+/* A MAP result has a fixed size: anything else is refused. */
 static void
 test_results(void)
 {
-	struct proto_result_fixed	 f;
-	struct proto_result		 r;
-	struct proto_hdr		 h;
-	uint8_t				 counts[128], *msg, *bad;
-	size_t				 len, i, cut;
-	int				 refused;
+	struct proto_result	 f, r;
+	struct proto_hdr	 h;
+	uint8_t			*msg, *bad;
+	size_t			 len, i, cut;
+	int			 refused;
 
-	for (i = 0; i < sizeof counts; i++)
-		counts[i] = (uint8_t)(i * 7);
-	for (i = 0; i < sizeof result_cases / sizeof result_cases[0]; i++) {
+	for (i = 0; i < sizeof result_errors / sizeof result_errors[0]; i++) {
 		memset(&f, 0, sizeof f);
 		f.task = 77 + i;
-		f.lines = 1000 * i;
-		f.counted = 10 * i;
-		f.flags = (uint32_t)i & PROTO_F_PARTIAL;
-		msg = proto_result_encode(&f, result_cases[i].error, counts,
-		    result_cases[i].counts_len, &len);
+		f.st.lines = 1000 * i;
+		f.st.counted = 10 * i;
+		f.st.flags = (uint32_t)i & STATS_PARTIAL;
+		f.id.ino = 4242 + i;
+		f.nkeys = 3 * i;
+		f.size = 100 * i;
+		snprintf(f.st.error, sizeof f.st.error, "%s", result_errors[i]);
+		msg = proto_result_encode(&f, &len);
 		if (!ok(msg != NULL, "result %zu: encoded", i))
 			continue;
 		memcpy(&h, msg, sizeof h);
-		ok(h.type == PROTO_RESULT && h.len == len - sizeof h,
-		    "result %zu: header", i);
+		ok(h.type == PROTO_RESULT && h.len == len - sizeof h &&
+		    proto_hdr_check(&h) == 0, "result %zu: header", i);
 		ok(proto_result_decode(msg + sizeof h, h.len, &r) == 0 &&
-		    r.f.task == f.task && r.f.lines == f.lines &&
-		    r.f.counted == f.counted && r.f.flags == f.flags &&
-		    r.f.error_len == strlen(result_cases[i].error) &&
-		    memcmp(r.error, result_cases[i].error, r.f.error_len) == 0 &&
-		    r.f.counts_len == result_cases[i].counts_len &&
-		    memcmp(r.counts, counts, r.f.counts_len) == 0,
-		    "result %zu: round trip", i);
+		    r.task == f.task && r.st.lines == f.st.lines &&
+		    r.st.counted == f.st.counted && r.st.flags == f.st.flags &&
+		    strcmp(r.st.error, result_errors[i]) == 0 &&
+		    r.id.ino == f.id.ino && r.nkeys == f.nkeys &&
+		    r.size == f.size, "result %zu: round trip", i);
 		refused = 1;
 		for (cut = 0; cut < h.len; cut++) {
 			if ((bad = malloc(cut + 1)) == NULL)
@@ -165,11 +162,90 @@ test_results(void)
 			free(bad);
 		}
 		ok(refused, "result %zu: every truncation refused", i);
-		memcpy(&f, msg + sizeof h, sizeof f);
-		f.counts_len = 0xfffffff0u;
-		memcpy(msg + sizeof h, &f, sizeof f);
+		/* An error text with no NUL in its array is refused. */
+		memset(msg + sizeof h + offsetof(struct proto_result, st) +
+		    offsetof(struct file_stats, error), 'x', sizeof f.st.error);
 		ok(proto_result_decode(msg + sizeof h, h.len, &r) == -1,
-		    "result %zu: a huge counts length refused", i);
+		    "result %zu: an unterminated error refused", i);
+		free(msg);
+	}
+}
+
+/* MERGE: task ids, extra sources and the head round trip; bad lengths not. */
+static void
+test_merges(void)
+{
+	struct proto_merge_fixed	 f;
+	struct proto_merge		 m;
+	struct proto_merged_fixed	 mf;
+	struct proto_merged		 md;
+	struct proto_extra		 ex[2];
+	struct proto_hdr		 h;
+	uint64_t			 in[3] = { 5, 9, 1ULL << 40 };
+	uint8_t				*msg, *bad;
+	size_t				 len, cut;
+	int				 refused;
+
+	memset(&f, 0, sizeof f);
+	memset(ex, 0, sizeof ex);
+	f.task = 12;
+	f.top = 10;
+	f.final = 1;
+	f.start_usec = 123456789;
+	f.ninputs = 3;
+	f.nextra = 2;
+	ex[0].path = "/var/log/a.log";
+	ex[0].path_len = strlen(ex[0].path);
+	ex[0].st.flags = STATS_FAILED;
+	snprintf(ex[0].st.error, sizeof ex[0].st.error, "worker killed");
+	ex[1].path = "/b";
+	ex[1].path_len = 2;
+	msg = proto_merge_encode(&f, in, ex, "{\"ok\":true", &len);
+	if (ok(msg != NULL, "merge: encoded")) {
+		memcpy(&h, msg, sizeof h);
+		ok(h.type == PROTO_MERGE && proto_hdr_check(&h) == 0,
+		    "merge: header");
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == 0 &&
+		    m.f.task == 12 && m.f.top == 10 && m.f.final == 1 &&
+		    m.f.start_usec == 123456789 && m.f.ninputs == 3 &&
+		    m.inputs[2] == in[2] && m.f.nextra == 2 &&
+		    m.extra[0].path_len == ex[0].path_len &&
+		    memcmp(m.extra[0].path, ex[0].path, ex[0].path_len) == 0 &&
+		    strcmp(m.extra[0].st.error, "worker killed") == 0 &&
+		    m.extra[1].path_len == 2 &&
+		    strcmp(m.head, "{\"ok\":true") == 0, "merge: round trip");
+		proto_merge_clear(&m);
+		refused = 1;
+		for (cut = 0; cut < h.len; cut++) {
+			if ((bad = malloc(cut + 1)) == NULL)
+				break;
+			memcpy(bad, msg + sizeof h, cut);
+			if (proto_merge_decode(bad, cut, &m) == 0) {
+				refused = 0;
+				proto_merge_clear(&m);
+			}
+			free(bad);
+		}
+		ok(refused, "merge: every truncation refused");
+		memcpy(&f, msg + sizeof h, sizeof f);
+		f.nextra = 3;
+		memcpy(msg + sizeof h, &f, sizeof f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: one extra source too many refused");
+		free(msg);
+	}
+
+	memset(&mf, 0, sizeof mf);
+	mf.task = 12;
+	mf.bad = 1;
+	msg = proto_merged_encode(&mf, "damaged", &len);
+	if (ok(msg != NULL, "merged: encoded")) {
+		memcpy(&h, msg, sizeof h);
+		ok(proto_merged_decode(msg + sizeof h, h.len, &md) == 0 &&
+		    md.f.task == 12 && md.f.bad == 1 && md.f.error_len == 7 &&
+		    memcmp(md.error, "damaged", 7) == 0, "merged: round trip");
+		ok(proto_merged_decode(msg + sizeof h, h.len - 1, &md) == -1,
+		    "merged: a short error refused");
 		free(msg);
 	}
 }
@@ -318,18 +394,21 @@ static const struct {
 	{ PROTO_READY, sizeof(struct proto_ready), 0 },
 	{ PROTO_READY, sizeof(struct proto_ready) + 1, -1 },
 	{ PROTO_READY, 0, -1 },
-	{ PROTO_RESULT, sizeof(struct proto_result_fixed), 0 },
-	{ PROTO_RESULT, sizeof(struct proto_result_fixed) - 1, -1 },
-	{ PROTO_RESULT, PROTO_MSG_MAX, 0 },
-	{ PROTO_RESULT, PROTO_MSG_MAX + 1, -1 },
+	{ PROTO_RESULT, sizeof(struct proto_result), 0 },
+	{ PROTO_RESULT, sizeof(struct proto_result) - 1, -1 },
+	{ PROTO_RESULT, sizeof(struct proto_result) + 1, -1 },
 	{ PROTO_RESULT, 0xffffffffu, -1 },
+	{ PROTO_MERGE, sizeof(struct proto_merge_fixed), 0 },
+	{ PROTO_MERGE, sizeof(struct proto_merge_fixed) - 1, -1 },
+	{ PROTO_MERGED, sizeof(struct proto_merged_fixed), 0 },
+	{ PROTO_MERGED, PROTO_MSG_MAX + 1, -1 },
 	{ PROTO_EXPANDED, sizeof(struct proto_expanded_fixed), 0 },
 	{ PROTO_EXPANDED, 3, -1 },
 	{ PROTO_EXPANDED, PROTO_MSG_MAX + 1, -1 },
 	{ PROTO_TASK, sizeof(struct proto_task_fixed) - 1, -1 },
 	{ PROTO_EXPAND, sizeof(struct proto_expand_fixed), 0 },
 	{ 0, 0, -1 },
-	{ PROTO_EXPANDED + 1, 16, -1 },
+	{ PROTO_MERGED + 1, 16, -1 },
 	{ 0x41414141u, 0x41414141u, -1 },
 };
 
@@ -464,6 +543,7 @@ main(void)
 {
 	test_tasks();
 	test_results();
+	test_merges();
 	test_expand();
 	test_headers();
 	test_paths();
