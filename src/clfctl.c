@@ -49,7 +49,7 @@
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
 
-enum output { OUT_JSON, OUT_COMPACT, OUT_TSV };
+enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
 
 /* One connection to clfd, with a line buffer for its replies. */
 struct conn {
@@ -222,18 +222,17 @@ out:
 }
 
 /*
- * Read the next reply line (at most REPLY_MAX bytes) and parse it as a JSON
- * object. timeout is in ms, -1 for none. Returns the object, or NULL with a
- * message printed (daemon closed mid-reply, timeout, garbage, interrupted).
+ * Read the next reply line (at most REPLY_MAX bytes), without its newline;
+ * it points into the connection's buffer, valid until the next read.
+ * timeout is in ms, -1 for none. NULL with a message printed (daemon
+ * closed mid-reply, timeout, interrupted).
  */
-static json_t *
-conn_read(struct conn *c, int timeout)
+static char *
+conn_line(struct conn *c, int timeout, size_t *lenp)
 {
 	struct pollfd	 pfd;
 	struct timespec	 ts, *tsp = NULL;
-	json_error_t	 jerr;
-	json_t		*msg;
-	char		*nl, *p;
+	char		*nl, *p, *line;
 	size_t		 ncap;
 	ssize_t		 n;
 	int		 r;
@@ -299,9 +298,20 @@ conn_read(struct conn *c, int timeout)
 		}
 		c->len += (size_t)n;
 	}
-	msg = json_loadb(c->buf + c->off, (size_t)(nl - (c->buf + c->off)),
-	    0, &jerr);
+	line = c->buf + c->off;
+	*lenp = (size_t)(nl - line);
 	c->off = (size_t)(nl - c->buf) + 1;
+	return line;
+}
+
+/* Parse a reply line as a JSON object; NULL with a message printed. */
+static json_t *
+conn_parse(const char *line, size_t len)
+{
+	json_error_t	 jerr;
+	json_t		*msg;
+
+	msg = json_loadb(line, len, 0, &jerr);
 	if (msg == NULL || !json_is_object(msg)) {
 		warnx_("bad reply from the daemon: %s",
 		    msg == NULL ? jerr.text : "not an object");
@@ -309,6 +319,23 @@ conn_read(struct conn *c, int timeout)
 		return NULL;
 	}
 	return msg;
+}
+
+/*
+ * Read the next reply line (at most REPLY_MAX bytes) and parse it as a
+ * JSON object. timeout is in ms, -1 for none. Returns the object, or NULL
+ * with a message printed (daemon closed mid-reply, timeout, garbage,
+ * interrupted).
+ */
+static json_t *
+conn_read(struct conn *c, int timeout)
+{
+	char		*line;
+	size_t		 len;
+
+	if ((line = conn_line(c, timeout, &len)) == NULL)
+		return NULL;
+	return conn_parse(line, len);
 }
 
 /*
@@ -608,7 +635,7 @@ print_result(json_t *res, enum output out)
 			tsv_put(key);
 			putchar('\n');
 		}
-	} else
+	} else if (out != OUT_NONE)
 		print_json(res, out);
 	json_array_foreach(json_object_get(res, "unmatched"), i, v)
 		warnx_("no file matches %s", json_string_value(v));
@@ -630,6 +657,127 @@ print_result(json_t *res, enum output out)
 }
 
 /*
+ * Write compact JSON text indented as jansson's JSON_INDENT(2) writes it,
+ * a byte at a time with no tree: a result of millions of paths is printed
+ * as fast as it is read.
+ */
+static void
+print_indented(const char *s, size_t len)
+{
+	size_t	i, depth = 0, k;
+	int	instr = 0, esc = 0;
+	char	c;
+
+	for (i = 0; i < len; i++) {
+		c = s[i];
+		if (instr) {
+			putchar(c);
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				instr = 0;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			instr = 1;
+			putchar(c);
+			break;
+		case '{':
+		case '[':
+			putchar(c);
+			if (i + 1 < len && (s[i + 1] == '}' || s[i + 1] == ']')) {
+				putchar(s[++i]);
+				break;
+			}
+			depth++;
+			putchar('\n');
+			for (k = 0; k < depth * 2; k++)
+				putchar(' ');
+			break;
+		case '}':
+		case ']':
+			putchar('\n');
+			depth = depth > 0 ? depth - 1 : 0;
+			for (k = 0; k < depth * 2; k++)
+				putchar(' ');
+			putchar(c);
+			break;
+		case ',':
+			putchar(',');
+			putchar('\n');
+			for (k = 0; k < depth * 2; k++)
+				putchar(' ');
+			break;
+		case ':':
+			fputs(": ", stdout);
+			break;
+		default:
+			putchar(c);
+		}
+	}
+	putchar('\n');
+}
+
+/*
+ * Print a RESULT line (a "done" event's or a result reply's) and return
+ * the exit code it means, as print_result does. Only what comes before
+ * "counts" (always the last member) is parsed, for the warnings and the
+ * exit code; the text itself is printed as it came (compact), indented
+ * on the fly (json), or parsed whole only for -o tsv.
+ */
+static int
+print_result_line(char *line, size_t len, enum output out)
+{
+	static const char	 ev[] = "{\"event\":\"done\",";
+	static const char	 cm[] = ",\"counts\":";
+	json_t			*head;
+	const char		*p;
+	char			*h, *body = line;
+	size_t			 blen = len, hlen;
+	int			 rc;
+
+	if (out == OUT_TSV || len < sizeof ev) {
+		if ((head = conn_parse(line, len)) == NULL)
+			return EXIT_DOWN;
+		rc = print_result(head, out);
+		json_decref(head);
+		return rc;
+	}
+	/* {"event":"done",REST -> {REST */
+	if (memcmp(line, ev, sizeof ev - 1) == 0) {
+		body = line + sizeof ev - 2;
+		blen = len - (sizeof ev - 2);
+		body[0] = '{';
+	}
+	p = memmem(body, blen, cm, sizeof cm - 1);
+	hlen = p != NULL ? (size_t)(p - body) : blen;
+	if ((h = malloc(hlen + 2)) == NULL) {
+		warnx_("out of memory");
+		return EXIT_DOWN;
+	}
+	memcpy(h, body, hlen);
+	if (p != NULL) {
+		h[hlen++] = '}';
+	}
+	head = conn_parse(h, hlen);
+	free(h);
+	if (head == NULL)
+		return EXIT_DOWN;
+	if (out == OUT_COMPACT) {
+		putchar('{');
+		fwrite(body + 1, 1, blen - 1, stdout);
+		putchar('\n');
+	} else
+		print_indented(body, blen);
+	rc = print_result(head, OUT_NONE);
+	json_decref(head);
+	return rc;
+}
+
+/*
  * Read events of job until its "done" event and print the result. Progress
  * events are shown if asked. Returns the exit code.
  */
@@ -637,12 +785,22 @@ static int
 await_done(struct conn *c, json_int_t job, int progress, enum output out,
     const char *sockopt)
 {
-	json_t		*msg, *ev;
-	const char	*name;
-	int		 rc;
+	static const char	 done[] = "{\"event\":\"done\",\"ok\":true,";
+	json_t			*msg, *ev;
+	const char		*name;
+	char			*line;
+	size_t			 len;
+	int			 rc;
 
 	for (;;) {
-		if ((msg = conn_read(c, -1)) == NULL) {
+		line = conn_line(c, -1, &len);
+		if (line != NULL && len >= sizeof done - 1 &&
+		    memcmp(line, done, sizeof done - 1) == 0) {
+			/* A result: printed without parsing its counts. */
+			progress_clear();
+			return print_result_line(line, len, out);
+		}
+		if ((msg = line != NULL ? conn_parse(line, len) : NULL) == NULL) {
 			if (interrupted) {
 				progress_clear();
 				/* the hint names the socket -s named */
@@ -1141,7 +1299,21 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	if ((rc = connect_daemon(&c, o->socket)) != 0)
 		goto out;
 	rc = EXIT_DOWN;
-	if ((rep = conn_call(&c, req, reply_timeout())) == NULL)
+	if (strcmp(cmd, "result") == 0) {
+		char		*line;
+		size_t		 len;
+
+		if (conn_send(&c, req) == -1 ||
+		    (line = conn_line(&c, reply_timeout(), &len)) == NULL)
+			goto out;
+		if (len > 12 && memcmp(line, "{\"ok\":true,", 11) == 0) {
+			rc = print_result_line(line, len, o->output);
+			goto out;
+		}
+		rep = conn_parse(line, len);
+	} else
+		rep = conn_call(&c, req, reply_timeout());
+	if (rep == NULL)
 		goto out;
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		rc = reply_error(rep);
