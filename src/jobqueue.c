@@ -794,7 +794,7 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	}
 	j->noutside = x->f.noutside;
 	if (j->noutside > 0)
-		log_info("submit by uid %lu pid %ld: %zu match%s outside the "
+		log_warnx("submit by uid %lu pid %ld: %zu match%s outside the "
 		    "allowed roots left out", (unsigned long)j->uid,
 		    (long)j->pid, j->noutside, j->noutside == 1 ? "" : "es");
 	n = x->f.npaths;
@@ -1296,8 +1296,11 @@ jq_merge_new(struct job *j, size_t n, int final)
 	t->state = TASK_PENDING;
 	t->final = final;
 	t->nin = n;
-	memcpy(t->in, j->ready, n * sizeof *t->in);
-	memmove(j->ready, j->ready + n, (j->nready - n) * sizeof *j->ready);
+	if (n > 0)
+		memcpy(t->in, j->ready, n * sizeof *t->in);
+	if (j->nready > n)
+		memmove(j->ready, j->ready + n, (j->nready - n) *
+		    sizeof *j->ready);
 	j->nready -= n;
 	j->merging++;
 	if (final)

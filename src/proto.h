@@ -105,7 +105,7 @@ struct proto_merge_fixed {
 };
 
 struct proto_extra {
-	const char		*path;	/* points into the message */
+	const char		*path;	/* points into the message: keep it */
 	size_t			 path_len;
 	struct file_stats	 st;
 };

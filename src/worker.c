@@ -503,9 +503,10 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 			proto_task_clear(&t);
 		} else if (h.type == PROTO_MERGE &&
 		    proto_merge_decode(payload, h.len, &m) == 0) {
-			free(payload);
+			/* (its extra sources' paths point into the payload) */
 			r = worker_merge(&w, &m);
 			proto_merge_clear(&m);
+			free(payload);
 		} else {
 			log_warnx("bad message from supervisor (type %u, %u "
 			    "bytes)", h.type, h.len);

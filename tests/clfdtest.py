@@ -166,6 +166,7 @@ class Daemon:
         for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
                   "CLFD_SOCKET", "JOURNAL_STREAM"):
             e.pop(k, None)
+        e["TMPDIR"] = self.dir     # the daemon's spool: ours, removed with us
         if env:
             e.update(env)
         self.logf = open(self.log, "ab")

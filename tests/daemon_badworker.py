@@ -20,6 +20,7 @@ import clfdtest  # noqa: E402
 clfdtest.need_shared()  # the reference scripts of shared/, else skip
 
 PROTO_READY, PROTO_TASK, PROTO_RESULT, PROTO_EXPAND, PROTO_EXPANDED = 1, 2, 3, 4, 5
+PROTO_MERGE, PROTO_MERGED = 6, 7
 PROTO_MSG_MAX = 512 << 20
 SYS_PIDFD_GETFD = 438       # the same on x86_64 and arm64
 
@@ -28,8 +29,8 @@ def hdr(typ, length):
     return struct.pack("=II", typ, length)
 
 
-def result_fixed(task, error_len, counts_len):
-    return struct.pack("=8Q4I", task, 0, 0, 0, 0, 0, 0, 0, 0, error_len, counts_len, 0)
+def merged_fixed(task, error_len):
+    return struct.pack("=3Q2I", task, 0, 0, 0xffffffff, error_len)
 
 
 # (what is sent, what the log says)
@@ -39,8 +40,11 @@ CASES = [
      "sent an oversized message"),
     ("a result shorter than its fixed part", hdr(PROTO_RESULT, 8),
      "sent a garbled message header"),
-    ("a 256 MB result whose lengths do not add up (payload never sent)",
-     hdr(PROTO_RESULT, 256 << 20) + result_fixed(1, 0, 100), "sent a garbled result"),
+    # A file's result has one size: its counts stay in the spool.
+    ("a 256 MB result (payload never sent)", hdr(PROTO_RESULT, 256 << 20),
+     "sent a garbled message header"),
+    ("a merge answer for a file task", hdr(PROTO_MERGED, 32) + merged_fixed(1, 8),
+     "sent an unexpected merge answer"),
     ("READY while busy", hdr(PROTO_READY, 8) + b"\0" * 8, "sent an unexpected READY"),
     ("a file list for a file task", hdr(PROTO_EXPANDED, 32) + b"\0" * 32,
      "sent an unexpected file list"),

@@ -144,7 +144,7 @@ play_merge(struct task *t)
 		free(msg);
 		return -1;
 	}
-	free(msg);
+	/* (msg is kept: the extra sources' paths point into it) */
 	inputs = calloc(m.f.ninputs + 1, sizeof *inputs);
 	extra = calloc(m.f.nextra + 1, sizeof *extra);
 	for (i = 0; i < m.f.ninputs; i++) {
@@ -181,6 +181,7 @@ play_merge(struct task *t)
 	mf.size = mr.bytes;
 	mf.bad = mr.bad < m.f.ninputs ? (uint32_t)mr.bad : PROTO_NO_INPUT;
 	proto_merge_clear(&m);
+	free(msg);
 	ans = proto_merged_encode(&mf, mr.error[0] != '\0' ? mr.error : NULL,
 	    &len);
 	if (ans == NULL)
