@@ -24,7 +24,6 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
-#include "logformat.h"
 #include "proto.h"
 #include "supervisor.h"
 
@@ -511,7 +510,6 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	const struct config	*cfg = jq.cfg;
 	json_t			*v, *f = NULL;
 	struct filter		*flt;
-	struct logformat	*lf;
 	size_t			 i, total = 0, max;
 	ssize_t			 n;
 	char			 msg[200];
@@ -588,14 +586,10 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		jq_seterr(err, "bad_field", "format: a string is required");
 		return -1;
 	}
+	/* (compiled by the expansion, in a worker: see PROTO_EXPAND) */
 	if ((j->format = strdup(json_is_string(v) ? json_string_value(v) :
 	    cfg->format)) == NULL)
 		goto nomem;
-	if ((lf = logformat_compile(j->format, msg, sizeof msg)) == NULL) {
-		jq_field_err(err, "format", msg);
-		return -1;
-	}
-	logformat_free(lf);
 
 	v = json_object_get(req, "top");
 	if (v != NULL && !json_is_null(v) &&
@@ -774,6 +768,14 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	if (jq.stopping) {
 		jq_expand_end(j);
 		jq_job_free(j);
+		return 0;
+	}
+	if (x->f.error_len > 0 && x->f.code == PROTO_X_FORMAT) {
+		char	msg[200];
+
+		snprintf(msg, sizeof msg, "%.*s", (int)x->f.error_len, x->error);
+		jq_field_err(&err, "format", msg);
+		jq_submit_fail(j, &err);
 		return 0;
 	}
 	if (x->f.error_len > 0) {
@@ -1438,6 +1440,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 		x.task = id;
 		x.files_max = t->job->files_max;
 		x.roots = t->job->roots;
+		x.format = t->job->format;
 		x.npatterns = (uint32_t)n;
 		msg = proto_expand_encode(&x, lenp);
 		free(x.patterns);

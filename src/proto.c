@@ -382,6 +382,7 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 {
 	struct proto_expand_fixed	 f;
 	size_t				 plen = 0, rlen = 0, n, i, nroots = 0;
+	size_t				 flen;
 	uint8_t				*buf, *p;
 
 	memset(&f, 0, sizeof f);
@@ -395,13 +396,17 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 		if (rlen > PROTO_MSG_MAX || plen + rlen > PROTO_MSG_MAX)
 			goto toobig;
 	}
+	flen = x->format != NULL ? strlen(x->format) : 0;
+	if (flen > PROTO_MSG_MAX || plen + rlen + flen > PROTO_MSG_MAX)
+		goto toobig;
+	f.format_len = (uint32_t)flen;
 	f.task = x->task;
 	f.files_max = x->files_max;
 	f.npatterns = x->npatterns;
 	f.patterns_len = (uint32_t)plen;
 	f.nroots = (uint32_t)nroots;
 	f.roots_len = (uint32_t)rlen;
-	if ((buf = proto_alloc(PROTO_EXPAND, sizeof f + plen + rlen,
+	if ((buf = proto_alloc(PROTO_EXPAND, sizeof f + plen + rlen + flen,
 	    lenp)) == NULL)
 		return NULL;
 	p = buf + sizeof(struct proto_hdr);
@@ -417,6 +422,8 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 		memcpy(p, x->roots[i], n);
 		p += n;
 	}
+	if (flen > 0)
+		memcpy(p, x->format, flen);
 	return buf;
 toobig:
 	errno = EMSGSIZE;
@@ -439,16 +446,19 @@ proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 	if (len < sizeof f)
 		return -1;
 	memcpy(&f, buf, sizeof f);
-	if ((uint64_t)f.patterns_len + f.roots_len != len - sizeof f ||
+	if ((uint64_t)f.patterns_len + f.roots_len + f.format_len !=
+	    len - sizeof f ||
 	    proto_strings(buf + sizeof f, f.patterns_len, f.npatterns) == -1 ||
 	    proto_strings(buf + sizeof f + f.patterns_len, f.roots_len,
-	    f.nroots) == -1)
+	    f.nroots) == -1 ||
+	    memchr(buf + sizeof f + f.patterns_len + f.roots_len, '\0',
+	    f.format_len) != NULL)
 		return -1;
 	/* n <= its strings' length <= PROTO_MSG_MAX: no overflow. */
 	vecsz = ((size_t)f.npatterns + 1) * sizeof(char *);
 	rvecsz = ((size_t)f.nroots + 1) * sizeof(char *);
 	slen = (size_t)f.patterns_len + f.roots_len;
-	if ((mem = malloc(vecsz + rvecsz + slen)) == NULL)
+	if ((mem = malloc(vecsz + rvecsz + slen + f.format_len + 1)) == NULL)
 		return -1;
 	v = (char **)(void *)mem;
 	r = (char **)(void *)(mem + vecsz);
@@ -464,6 +474,9 @@ proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 		s += strlen(s) + 1;
 	}
 	r[f.nroots] = NULL;
+	memcpy(s, buf + sizeof f + slen, f.format_len);
+	s[f.format_len] = '\0';
+	x->format = f.format_len > 0 ? s : NULL;
 	x->task = f.task;
 	x->files_max = f.files_max;
 	x->npatterns = f.npatterns;
@@ -477,6 +490,21 @@ proto_expand_clear(struct proto_expand *x)
 {
 	free(x->patterns);
 	memset(x, 0, sizeof *x);
+}
+
+uint8_t *
+proto_expanded_format_error(uint64_t task, const char *error, size_t *lenp)
+{
+	uint8_t				*buf;
+	struct proto_expanded_fixed	 f;
+
+	if ((buf = proto_expanded_encode(task, NULL, 0, NULL, 0, 0, error,
+	    lenp)) == NULL)
+		return NULL;
+	memcpy(&f, buf + sizeof(struct proto_hdr), sizeof f);
+	f.code = PROTO_X_FORMAT;
+	memcpy(buf + sizeof(struct proto_hdr), &f, sizeof f);
+	return buf;
 }
 
 uint8_t *

@@ -137,8 +137,11 @@ struct proto_merged {
  * PROTO_EXPAND: a job's patterns, to be expanded with glob(3) (brace
  * expansion) by a worker, so that a slow filesystem or a huge brace
  * pattern never stalls the supervisor, and the job's allowed roots: paths
- * outside them are left out of the list (only counted). Variable part:
- * npatterns NUL-terminated patterns, then nroots NUL-terminated roots.
+ * outside them are left out of the list (only counted). The job's log
+ * format is compiled there first, for the same reason: a regex compile
+ * is work the supervisor does not do. Variable part: npatterns
+ * NUL-terminated patterns, then nroots NUL-terminated roots, then the
+ * format (format_len bytes, no NUL).
  */
 struct proto_expand_fixed {
 	uint64_t	task;
@@ -147,6 +150,8 @@ struct proto_expand_fixed {
 	uint32_t	patterns_len;
 	uint32_t	nroots;
 	uint32_t	roots_len;
+	uint32_t	format_len;	/* the job's format, after the roots */
+	uint32_t	pad;
 };
 
 struct proto_expand {
@@ -155,6 +160,7 @@ struct proto_expand {
 	uint32_t	  npatterns;
 	char		**patterns;	/* NULL-terminated; copies when decoded */
 	char		**roots;	/* NULL-terminated, NULL for any path */
+	const char	 *format;	/* to check (compile) first; copy */
 };
 
 /*
@@ -171,8 +177,11 @@ struct proto_expanded_fixed {
 	uint32_t	nunmatched;
 	uint32_t	error_len;
 	uint32_t	noutside;	/* paths left out: outside the roots */
-	uint32_t	pad;
+	uint32_t	code;		/* with an error: PROTO_X_* */
 };
+
+#define PROTO_X_INTERNAL	0	/* the expansion failed */
+#define PROTO_X_FORMAT		1	/* the format does not compile */
 
 struct proto_expanded {
 	struct proto_expanded_fixed	 f;
@@ -204,6 +213,9 @@ uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
 uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 	    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
 	    const char *error, size_t *lenp);
+/* The answer of an expansion whose format does not compile: why. */
+uint8_t	*proto_expanded_format_error(uint64_t task, const char *error,
+	    size_t *lenp);
 
 /*
  * Decode a payload (header stripped). The task's strings are copied

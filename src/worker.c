@@ -406,8 +406,19 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	struct expand_result	 r;
 	uint8_t			*msg;
 	size_t			 mlen;
+	char			 ferr[256];
 	int			 rc;
 
+	if (x->format != NULL && logformat_cache_get(w->formats, x->format,
+	    ferr, sizeof ferr) == NULL) {
+		/* Refused with the compiler's words, before any file is read. */
+		if ((msg = proto_expanded_format_error(x->task, ferr,
+		    &mlen)) == NULL)
+			return -1;
+		rc = proto_write(w->fd, msg, mlen);
+		free(msg);
+		return rc;
+	}
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
 	(void)expand_patterns(x->patterns, x->npatterns, x->roots,
