@@ -544,12 +544,20 @@ slot_spawn(struct slot *s)
 		log_warn("socketpair");
 		goto retry;
 	}
+	/* Everything the slot needs first: out of memory is a retry. */
+	evutil_make_socket_nonblocking(sp[0]);
+	if ((s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL ||
+	    (s->rev = event_new(sv.base, sp[0], EV_READ | EV_PERSIST,
+	    slot_read_cb, s)) == NULL ||
+	    (s->wev = event_new(sv.base, sp[0], EV_WRITE, slot_write_cb,
+	    s)) == NULL) {
+		log_warnx("out of memory setting up %s", s->name);
+		goto undo;
+	}
 	switch ((pid = fork())) {
 	case -1:
 		log_warn("fork");
-		close(sp[0]);
-		close(sp[1]);
-		goto retry;
+		goto undo;
 	case 0:
 		/* Keep stdio and our end of the pair, nothing else. */
 		fd = sp[1];
@@ -570,15 +578,26 @@ slot_spawn(struct slot *s)
 	s->retire = 0;
 	s->bad = 0;
 	s->cancelled = 0;
-	evutil_make_socket_nonblocking(s->fd);
-	if ((s->in = evbuffer_new()) == NULL || (s->out = evbuffer_new()) == NULL ||
-	    (s->rev = event_new(sv.base, s->fd, EV_READ | EV_PERSIST,
-	    slot_read_cb, s)) == NULL ||
-	    (s->wev = event_new(sv.base, s->fd, EV_WRITE, slot_write_cb,
-	    s)) == NULL || event_add(s->rev, NULL) == -1)
-		fatalx("out of memory setting up %s", s->name);
+	if (event_add(s->rev, NULL) == -1) {
+		/* Reaped and spawned again, like a crash. */
+		log_warnx("%s: cannot watch its channel", s->name);
+		kill(pid, SIGKILL);
+	}
 	log_debug("%s: pid %ld", s->name, (long)pid);
 	return;
+undo:
+	if (s->rev != NULL)
+		event_free(s->rev);
+	if (s->wev != NULL)
+		event_free(s->wev);
+	if (s->in != NULL)
+		evbuffer_free(s->in);
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	s->rev = s->wev = NULL;
+	s->in = s->out = NULL;
+	close(sp[0]);
+	close(sp[1]);
 retry:
 	s->crashes++;
 	s->next_spawn.tv_sec = 1;
