@@ -48,6 +48,7 @@
 #define CTL_OUT_MAX	(64u << 20)	/* drop a client that lets this pile up */
 #define CTL_PROGRESS_MAX (64u << 10)	/* skip progress when output is behind */
 #define CTL_LINGER_SEC	2		/* read and drop input before a close */
+#define CTL_TURN_MAX	16		/* requests of one client per turn */
 
 struct client {
 	TAILQ_ENTRY(client)	 entry;
@@ -62,6 +63,7 @@ struct client {
 	struct event		*idle;		/* no complete request in time */
 	struct event		*stall;		/* output not drained in time */
 	struct event		*resume;	/* deferred processing */
+	struct event		*yield;		/* the same, after others' turn */
 	struct evbuffer_cb_entry *outcb;	/* output read: progress */
 	size_t			 streamed;	/* file bytes queued since empty */
 	int			 eof;		/* peer will send no more */
@@ -877,6 +879,16 @@ client_process(struct client *c)
 	while (!c->dead && !c->closing && c->waiter == NULL &&
 	    c->submit == NULL && evbuffer_get_length(out) < CTL_OUT_PAUSE &&
 	    evbuffer_get_length(in) > 0) {
+		if (lines == CTL_TURN_MAX) {
+			/*
+			 * Pipelined requests: the rest after everyone else
+			 * has had a turn (a timer runs after the next poll).
+			 */
+			struct timeval now = { 0, 0 };
+
+			evtimer_add(c->yield, &now);
+			return;
+		}
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos == -1) {
 			len = evbuffer_get_length(in);
@@ -1045,6 +1057,7 @@ client_free(struct client *c)
 	event_free(c->idle);
 	event_free(c->stall);
 	event_free(c->resume);
+	event_free(c->yield);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->outcb);
 	bufferevent_free(c->bev);
 	free(c);
@@ -1087,11 +1100,14 @@ control_new_client(int fd)
 	if ((c->idle = evtimer_new(ctl.base, client_idle_cb, c)) == NULL ||
 	    (c->stall = evtimer_new(ctl.base, client_stall_cb, c)) == NULL ||
 	    (c->resume = event_new(ctl.base, -1, 0, client_resume_cb,
-	    c)) == NULL) {
+	    c)) == NULL ||
+	    (c->yield = evtimer_new(ctl.base, client_resume_cb, c)) == NULL) {
 		if (c->idle != NULL)
 			event_free(c->idle);
 		if (c->stall != NULL)
 			event_free(c->stall);
+		if (c->resume != NULL)
+			event_free(c->resume);
 		bufferevent_free(c->bev);
 		free(c);
 		return;
@@ -1103,6 +1119,7 @@ control_new_client(int fd)
 		event_free(c->idle);
 		event_free(c->stall);
 		event_free(c->resume);
+		event_free(c->yield);
 		bufferevent_free(c->bev);
 		free(c);
 		goto fail;

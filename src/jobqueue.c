@@ -165,6 +165,13 @@ static struct {
 	size_t			 kept_bytes;	/* heap of kept jobs */
 	uint64_t		 kept_disk;	/* their result files */
 	size_t			 nkept;
+	/* So that no op walks the jobs: an index by id, and counters. */
+	struct job		**byid;		/* byid[id - byid_base] */
+	size_t			 byid_len, byid_cap;
+	int64_t			 byid_base;
+	size_t			 nstate[5];	/* jobs with an id, by state */
+	size_t			 nexpanding;
+	size_t			 pending;	/* file tasks waiting */
 	uint64_t		 submitted, ndone, ncancelled;
 	uint64_t		 files, lines, bytes;
 } jq;
@@ -248,15 +255,71 @@ jq_strv_json(char *const *v)
 	return a;
 }
 
+/*
+ * The job with an id, in O(1): ids are handed out in order, so the index
+ * is an array from the oldest id still known, holes where jobs went.
+ */
 static struct job *
 jq_find(int64_t id)
 {
 	struct job	*j;
 
-	TAILQ_FOREACH_REVERSE(j, &jq.jobs, jobq, entry)
-		if (j->id == id && !j->dropped)
-			return j;
-	return NULL;
+	if (id < jq.byid_base || id - jq.byid_base >= (int64_t)jq.byid_len)
+		return NULL;
+	j = jq.byid[id - jq.byid_base];
+	return j != NULL && !j->dropped ? j : NULL;
+}
+
+/* Index a job that just got its id (the next one). -1 on ENOMEM. */
+static int
+jq_index_add(struct job *j)
+{
+	struct job	**n;
+	size_t		  cap;
+
+	if (jq.byid_len == 0)
+		jq.byid_base = j->id;
+	if (j->id - jq.byid_base != (int64_t)jq.byid_len)
+		return -1;		/* not reached: ids come in order */
+	if (jq.byid_len == jq.byid_cap) {
+		cap = jq.byid_cap * 2 + 64;
+		if ((n = reallocarray(jq.byid, cap, sizeof *n)) == NULL)
+			return -1;
+		jq.byid = n;
+		jq.byid_cap = cap;
+	}
+	jq.byid[jq.byid_len++] = j;
+	return 0;
+}
+
+/* Forget a job's id; the array's head moves past the ids gone. */
+static void
+jq_index_del(const struct job *j)
+{
+	size_t	k = 0;
+
+	if (j->id < jq.byid_base ||
+	    j->id - jq.byid_base >= (int64_t)jq.byid_len)
+		return;
+	jq.byid[j->id - jq.byid_base] = NULL;
+	while (k < jq.byid_len && jq.byid[k] == NULL)
+		k++;
+	if (k > 0 && (k == jq.byid_len || k >= jq.byid_len / 2)) {
+		/* (moved by at most half the array: amortised O(1)) */
+		memmove(jq.byid, jq.byid + k, (jq.byid_len - k) * sizeof *jq.byid);
+		jq.byid_len -= k;
+		jq.byid_base += (int64_t)k;
+	}
+}
+
+static void
+jq_set_state(struct job *j, enum job_state st)
+{
+	if (j->id > 0)
+		jq.nstate[j->state]--;
+	j->state = st;
+	if (j->id > 0)
+		jq.nstate[st]++;
 }
 
 /* 1 once the job has a result (finished or cancelled). */
@@ -363,6 +426,8 @@ jq_drop(struct job *j)
 	if (j->running > 0)
 		return;
 	TAILQ_REMOVE(&jq.jobs, j, entry);
+	jq_index_del(j);
+	jq.nstate[j->state]--;
 	jq_job_free(j);
 }
 
@@ -437,6 +502,9 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&jq.jobs, j, entry);
 		jq_job_free(j);
 	}
+	free(jq.byid);
+	jq.byid = NULL;
+	jq.byid_len = jq.byid_cap = 0;
 	while ((j = TAILQ_FIRST(&jq.expanding)) != NULL) {
 		TAILQ_REMOVE(&jq.expanding, j, entry);
 		jq_job_free(j);
@@ -646,6 +714,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	j->submit_cb = cb;
 	j->submit_arg = arg;
 	TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
+	jq.nexpanding++;
 	jq.active++;
 	log_debug("submit by uid %lu pid %ld: expanding %zu pattern%s",
 	    (unsigned long)uid, (long)pid, json_array_size(j->patterns),
@@ -670,6 +739,7 @@ static void
 jq_expand_end(struct job *j)
 {
 	TAILQ_REMOVE(&jq.expanding, j, entry);
+	jq.nexpanding--;
 	jq.active--;
 }
 
@@ -698,7 +768,23 @@ jq_submit_made(struct job *j)
 	j->submit_cb = NULL;
 	j->submit_arg = NULL;
 	j->id = id = jq.next_id++;
+	if (jq_index_add(j) == -1) {
+		struct jq_error	e;
+
+		j->id = 0;
+		jq.next_id--;
+		jq_seterr(&e, "internal", "out of memory");
+		jq.active++;		/* (jq_submit_fail takes it back) */
+		TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
+		jq.nexpanding++;
+		j->submit_cb = cb;
+		j->submit_arg = arg;
+		jq_submit_fail(j, &e);
+		return;
+	}
 	j->state = JOB_QUEUED;
+	jq.nstate[JOB_QUEUED]++;
+	jq.pending += j->ntasks;
 	TAILQ_INSERT_TAIL(&jq.jobs, j, entry);
 	jq.active++;
 	jq.submitted++;
@@ -950,10 +1036,12 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
 		TAILQ_REMOVE(&j->retryq, t, retry);
 		t->state = TASK_DONE;
+		jq.pending--;
 	}
+	jq.pending -= j->ntasks - j->next;
 	j->next = j->ntasks;
 	if (j->state != JOB_CANCELLED)
-		j->state = JOB_DONE;
+		jq_set_state(j, JOB_DONE);
 	jq.active--;
 	j->finished = time(NULL);
 	gettimeofday(&now, NULL);
@@ -1154,7 +1242,7 @@ jobqueue_cancel(int64_t id, struct jq_error *err)
 	}
 	if (!jq_has_result(j)) {
 		/* Pending tasks are dropped; running ones are ignored on return. */
-		j->state = JOB_CANCELLED;
+		jq_set_state(j, JOB_CANCELLED);
 		id = j->id;
 		jobqueue_finish(j, NULL, NULL);
 		supervisor_cancel_job(id);
@@ -1168,28 +1256,12 @@ jobqueue_cancel(int64_t id, struct jq_error *err)
 void
 jobqueue_stats(json_t *reply)
 {
-	struct job	*j;
-	size_t		 queued = 0, running = 0, pending = 0, expanding = 0;
-
-	TAILQ_FOREACH(j, &jq.jobs, entry) {
-		if (j->state == JOB_QUEUED)
-			queued++;
-		else if (j->state == JOB_RUNNING)
-			running++;
-		if (!jq_has_result(j)) {
-			struct task *t;
-
-			pending += j->ntasks - j->next;
-			TAILQ_FOREACH(t, &j->retryq, retry)
-				pending++;
-		}
-	}
-	TAILQ_FOREACH(j, &jq.expanding, entry)
-		expanding++;
+	/* Counters only: stats costs the same with a million jobs kept. */
 	json_object_set_new(reply, "queue", json_pack("{s:I,s:I,s:I,s:I}",
-	    "jobs_expanding", (json_int_t)expanding,
-	    "jobs_queued", (json_int_t)queued, "jobs_running",
-	    (json_int_t)running, "tasks_pending", (json_int_t)pending));
+	    "jobs_expanding", (json_int_t)jq.nexpanding,
+	    "jobs_queued", (json_int_t)jq.nstate[JOB_QUEUED], "jobs_running",
+	    (json_int_t)jq.nstate[JOB_RUNNING], "tasks_pending",
+	    (json_int_t)jq.pending));
 	json_object_set_new(reply, "jobs", json_pack("{s:I,s:I,s:I,s:I}",
 	    "submitted", (json_int_t)jq.submitted, "done", (json_int_t)jq.ndone,
 	    "cancelled", (json_int_t)jq.ncancelled, "kept",
@@ -1361,10 +1433,11 @@ jobqueue_next_task(void)
 		t = &j->tasks[j->next++];
 	else
 		return NULL;	/* not reached: jobs in runq have pending tasks */
+	jq.pending--;
 	t->state = TASK_RUNNING;
 	j->running++;
 	if (j->state == JOB_QUEUED)
-		j->state = JOB_RUNNING;
+		jq_set_state(j, JOB_RUNNING);
 	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks) {
 		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
 		j->in_runq = 1;
@@ -1607,6 +1680,7 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 	    t->path, why);
 	t->state = TASK_PENDING;
 	TAILQ_INSERT_TAIL(&j->retryq, t, retry);
+	jq.pending++;
 	if (!j->in_runq) {
 		TAILQ_INSERT_HEAD(&jq.runq, j, runq);
 		j->in_runq = 1;
@@ -1777,6 +1851,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 		    t->path, why);
 		t->state = TASK_PENDING;
 		TAILQ_INSERT_TAIL(&j->retryq, t, retry);
+		jq.pending++;
 		if (!j->in_runq) {
 			/* A retry goes first: the job already waited its turn. */
 			TAILQ_INSERT_HEAD(&jq.runq, j, runq);
