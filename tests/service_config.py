@@ -40,7 +40,7 @@ CASES = {
     "idle_timeout": (["1", "86400"], ["0", "86401", "1m"]),
     "result_ttl": (["0", "600"], ["1.5", "-1"]),
     "result_memory": (["0", "1G", "64m"], ["1T", "-1"]),
-    "result_disk": (["0", "1G", "100T"], ["-1", "lots"]),
+    "result_disk": (["0", "1G", "4096G"], ["-1", "lots"]),
     "spool_dir": (["/var/tmp", "/srv/clfd spool"], ["var/tmp", ""]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
     "task_timeout": (["0", "30"], ["abc", "86401"]),
