@@ -433,7 +433,9 @@ def main():
         if st == "degraded":
             t.diag(boot.systemctl("--failed", "--no-legend").stdout)
         os.mkdir(os.path.join(tmp, "priv"))
-        priv = clfdtest.Daemon(workers=2, tmp=os.path.join(tmp, "priv"))
+        priv = clfdtest.Daemon(workers=2, tmp=os.path.join(tmp, "priv"),
+                               preexec=lambda: ctypes.CDLL(None).prctl(
+                                   PR_SET_PDEATHSIG, signal.SIGTERM))
         checks(t, boot, dirs, want, web, conf, good_conf, priv)
     except Exception as e:
         t.ok(False, "unexpected exception", "%s: %s" % (type(e).__name__, e))
