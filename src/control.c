@@ -476,9 +476,18 @@ client_send_result(struct client *c, const struct jq_result *res, int done)
 				c->streamed += res->size;
 		}
 		evbuffer_file_segment_free(seg);	/* the buffer holds it */
-	} else
-		client_send(c, res->text + (done ? 1 : 0), res->len -
-		    (done ? 1 : 0));
+		/*
+		 * The newline by reference: evbuffer_add would give it a
+		 * new chain as big as the file's, for one byte.
+		 */
+		if (!c->dead && evbuffer_add_reference(out, "\n", 1, NULL,
+		    NULL) == -1) {
+			c->dead = 1;
+			event_active(c->resume, 0, 0);
+		}
+		return;
+	}
+	client_send(c, res->text + (done ? 1 : 0), res->len - (done ? 1 : 0));
 	client_send(c, "\n", 1);
 }
 

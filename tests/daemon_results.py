@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,33 +62,52 @@ def result_doc(d, job):
         c.close()
 
 
-class PingSampler(threading.Thread):
-    """Ping every 10 ms on its own connection; keep the longest answer."""
+PINGER = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+worst, n, buf = 0.0, 0, b""
+sys.stdout.write("up\n")
+sys.stdout.flush()
+while True:
+    t0 = time.monotonic()
+    s.sendall(b'{"op":"ping"}\n')
+    while b"\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("closed")
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    if not json.loads(line).get("ok"):
+        raise SystemExit("not ok")
+    worst = max(worst, time.monotonic() - t0)
+    n += 1
+    sys.stdout.write("%d %.6f\n" % (n, worst))
+    sys.stdout.flush()
+    time.sleep(0.01)
+"""
+
+
+class PingSampler:
+    """Ping every 10 ms from a process of its own (no lock shared with
+    the test's threads); keep the longest answer."""
 
     def __init__(self, d):
-        super().__init__(daemon=True)
-        self.d = d
-        self.stop = threading.Event()
-        self.worst = 0.0
-        self.n = 0
-        self.err = None
+        self.p = subprocess.Popen([sys.executable, "-c", PINGER, d.sock],
+                                  stdout=subprocess.PIPE, text=True)
+        self.p.stdout.readline()
 
-    def run(self):
-        try:
-            c = self.d.client(timeout=30)
-            while not self.stop.is_set():
-                t0 = time.monotonic()
-                r = c.request({"op": "ping"})
-                dt = time.monotonic() - t0
-                if not r or not r.get("ok"):
-                    self.err = r
-                    return
-                self.worst = max(self.worst, dt)
-                self.n += 1
-                time.sleep(0.01)
-            c.close()
-        except Exception as e:  # noqa: BLE001
-            self.err = e
+    def finish(self):
+        """(pings, longest in s, error or None)."""
+        self.p.send_signal(signal.SIGTERM)
+        out, _ = self.p.communicate(timeout=30)
+        last = [ln for ln in out.splitlines() if ln.strip()]
+        n, worst = (int(last[-1].split()[0]), float(last[-1].split()[1])) \
+            if last else (0, 0.0)
+        err = None if self.p.returncode == -signal.SIGTERM else \
+            "pinger exited %s" % self.p.returncode
+        return n, worst, err
 
 
 def rss_kb(pid):
@@ -129,20 +149,18 @@ def main():
 
         # One file, every path distinct; ping sampled meanwhile.
         ps = PingSampler(d)
-        ps.start()
         r, ev = d.submit([one])
-        ps.stop.set()
-        ps.join()
+        npings, worst, perr = ps.finish()
         t.ok(ev is not None and ev.get("ok") is True, "one file: done", ev and ev.get("error"))
         job1 = r.get("job")
         t.ok(ev is not None and ev["counts"] == want1,
              "one file: %d distinct paths, each counted once" % NLINES)
         t.ok(ev is not None and ev["totals"]["distinct"] == NLINES and
              ev["totals"]["counted"] == NLINES, "one file: totals")
-        t.ok(ps.err is None and ps.n > 0 and ps.worst < 0.5,
+        t.ok(perr is None and npings > 0 and worst < 0.5,
              "ping answered throughout, longest %.1f ms over %d pings"
-             % (ps.worst * 1000, ps.n), ps.err)
-        t.diag("longest ping during the job: %.1f ms" % (ps.worst * 1000))
+             % (worst * 1000, npings), perr)
+        t.diag("longest ping during the job: %.1f ms" % (worst * 1000))
         ev = None
 
         # The result is over the old 64 MB output cap for a single reply
@@ -165,10 +183,13 @@ def main():
         grown = rss_kb(d.pid) - before
         t.ok(grown < 32 * 1024, "30 readers of one big result: supervisor "
              "grew %d kB" % grown)
-        # One goes away mid-stream; one reads steadily but slowly (past
-        # idle_timeout, 2 s); the others, and a ping, are served meanwhile.
+        # One goes away mid-stream, 25 go away without reading; one reads
+        # steadily but slowly (past idle_timeout, 2 s); three read fast;
+        # a ping is answered meanwhile.
         socks[0].recv(65536)
         socks[0].close()
+        for s in socks[5:]:
+            s.close()
         got = {"n": 0, "err": None}
 
         def slow_reader(s):
@@ -185,33 +206,42 @@ def main():
                     time.sleep(0.03)
             except Exception as e:  # noqa: BLE001
                 got["err"] = e
-        th = threading.Thread(target=slow_reader, args=(socks[1],))
+        fast = {}
+
+        def fast_reader(k, s):
+            n, tail = 0, b""
+            try:
+                s.settimeout(60)
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    n += len(chunk)
+                    tail = (tail + chunk)[-2:]
+                    if chunk.endswith(b"\n"):
+                        break
+            finally:
+                fast[k] = (n, tail == b"}\n")
+        th = [threading.Thread(target=slow_reader, args=(socks[1],))]
+        th += [threading.Thread(target=fast_reader, args=(k, socks[k]))
+               for k in (2, 3, 4)]
+        ps = PingSampler(d)
         t0 = time.monotonic()
-        th.start()
-        t1 = time.monotonic()
-        r = d.request({"op": "ping"})
-        t.ok(r.get("ok") and time.monotonic() - t1 < 0.5,
-             "ping answered while the result streams")
-        full = 0
-        for s in socks[2:]:
-            s.settimeout(60)
-            buf = []
-            while True:
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                buf.append(chunk)
-                if chunk.endswith(b"\n"):
-                    break
-            data = b"".join(buf)
-            full += data.endswith(b"}\n") and data.count(b"\n") == 1
-            s.close()
-        t.eq(full, 28, "28 fast readers got the whole result")
-        th.join(120)
+        for x in th:
+            x.start()
+        for x in th:
+            x.join(120)
+        npings, worst, perr = ps.finish()
+        t.ok(perr is None and npings > 0 and worst < 0.5,
+             "ping answered while the result streams, longest %.1f ms"
+             % (worst * 1000), perr)
+        t.ok(all(fast.get(k) == (size + 1, True) for k in (2, 3, 4)),
+             "three fast readers got the whole result", fast)
         t.ok(got["err"] is None and got["n"] == size + 1,
              "a slow steady reader (%.1f s, idle_timeout 2 s) got it all"
              % (time.monotonic() - t0), got)
-        socks[1].close()
+        for s in socks[1:5]:
+            s.close()
 
         # A worker killed while merging: the merge is run again.
         killed = {"pid": None}
