@@ -64,7 +64,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	memset(st, 0, sizeof *st);
 	memset(&tc, 0, sizeof tc);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
-	if (reader_open(&r, path, o->roots, line_max) == -1) {
+	if (reader_open(&r, path, o->roots, line_max,
+	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->failed = 1;
 		goto out;

@@ -670,8 +670,12 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		return 0;
 	}
 	if (x->f.error_len > 0) {
-		jq_seterr(&err, "internal", "expanding patterns: %.*s",
-		    (int)x->f.error_len, x->error);
+		if (x->f.limit)
+			jq_seterr(&err, "limit", "%.*s", (int)x->f.error_len,
+			    x->error);
+		else
+			jq_seterr(&err, "internal", "expanding patterns: %.*s",
+			    (int)x->f.error_len, x->error);
 		jq_submit_fail(j, &err);
 		return 0;
 	}

@@ -42,6 +42,8 @@
 struct worker {
 	int			 fd;
 	int			 timeout;
+	size_t			 walk_max;	/* expansions: entries read */
+	int			 no_hardlinks;	/* refuse_hardlinks */
 	struct logformat_cache	*formats;
 	struct counts		*counts;
 	char			*filter_text;	/* the cached filter's spec */
@@ -178,6 +180,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	err[0] = '\0';
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
+	opts.no_hardlinks = w->no_hardlinks;
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
 	    (opts.flt = worker_filter(w, t->filter, err, sizeof err)) == NULL) {
@@ -240,18 +243,21 @@ static int
 worker_expand(struct worker *w, const struct proto_expand *x)
 {
 	struct expand_result	 r;
+	struct expand_limits	 lim;
 	uint8_t			*msg;
 	size_t			 mlen;
 	int			 rc;
 
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
-	(void)expand_patterns(x->patterns, x->npatterns, x->roots,
-	    (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 : x->files_max),
-	    &r);
+	lim.files_max = (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 :
+	    x->files_max);
+	lim.walk_max = w->walk_max;
+	lim.memory_max = EXPAND_MEMORY_MAX;
+	(void)expand_patterns(x->patterns, x->npatterns, x->roots, &lim, &r);
 	alarm(0);
 	msg = proto_expanded_encode(x->task, r.paths, r.npaths, r.unmatched,
-	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL,
+	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL,
 	    &mlen);
 	if (msg == NULL) {
 		log_warn("expanding %u pattern%s", x->npatterns,
@@ -294,6 +300,8 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg)
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
 	w.timeout = cfg->task_timeout;
+	w.walk_max = cfg->walk_max;
+	w.no_hardlinks = cfg->refuse_hardlinks;
 	if (worker_setup(parent, cfg) == -1)
 		_exit(WORKER_EXIT_SETUP);
 	if ((w.formats = logformat_cache_new(WORKER_FORMATS)) == NULL ||
