@@ -66,11 +66,25 @@ struct xcomp {
 
 /* A place the walk may start: a root, as spelled and resolved. */
 struct xstart {
-	char	 *spell;	/* without a trailing '/': "" for "/" */
-	char	 *real;		/* realpath of the root */
-	char	**comp;		/* spell's components */
-	size_t	  ncomp;
-	int	  dropped;	/* under another start's spelling */
+	char		 *spell;	/* without a trailing '/': "" for "/" */
+	char		 *real;		/* realpath of the root */
+	char		**comp;		/* spell's components */
+	size_t		  ncomp;
+	int		  dropped;	/* under another start's spelling */
+	int		  fd;		/* open once, -1 before */
+	struct stat	  st;
+};
+
+/*
+ * A directory reached by a literal component, kept open for the next
+ * alternative: brace alternatives share their leading directories, which
+ * are then looked up once, not once per alternative.
+ */
+struct xcache {
+	char		*spell;		/* its path as spelled; NULL: empty */
+	char		*real;
+	int		 fd;
+	struct stat	 st;
 };
 
 struct xfile {
@@ -92,12 +106,15 @@ struct xp {
 	size_t				  nstarts;
 	struct xcomp			 *comp;		/* the alternative */
 	size_t				  ncomp;
+	int				  dironly;	/* it ends in '/' */
 	void				 *files;	/* struct xfile by inode */
 	struct xfile			**vfiles;
 	size_t				  nfiles, capfiles;
 	void				 *dirs;		/* struct xdir walked */
 	struct xdir			 *stack;	/* directories open */
 	size_t				  depth, capstack;
+	struct xcache			 *cache;	/* by component */
+	size_t				  ncache;
 	size_t				  walked;	/* entries looked at */
 	size_t				  mem;		/* bytes held, about */
 	enum xp_state			  state;
@@ -382,6 +399,64 @@ xp_fd_real(int fd, char **real)
 	return 0;
 }
 
+/* Forget the directories kept for components level and deeper. */
+static void
+xp_cache_drop(struct xp *x, size_t level)
+{
+	size_t	i;
+
+	for (i = level; i < x->ncache; i++) {
+		if (x->cache[i].spell == NULL)
+			continue;
+		close(x->cache[i].fd);
+		free(x->cache[i].spell);
+		free(x->cache[i].real);
+		x->cache[i].spell = NULL;
+	}
+}
+
+/* The directory kept for component level when it is x->spell, or NULL. */
+static struct xcache *
+xp_cache_get(struct xp *x, size_t level)
+{
+	if (level < x->ncache && x->cache[level].spell != NULL &&
+	    strcmp(x->cache[level].spell, x->spell) == 0)
+		return &x->cache[level];
+	return NULL;
+}
+
+/*
+ * Keep directory fd (real, st), x->spell, for component level; 0 when
+ * kept (the cache owns fd now), -1 when not (the caller closes it).
+ */
+static int
+xp_cache_put(struct xp *x, size_t level, int fd, const char *real,
+    const struct stat *st)
+{
+	struct xcache	*c;
+	size_t		 n;
+
+	if (level >= x->ncache) {
+		n = level + 16;
+		if ((c = reallocarray(x->cache, n, sizeof *c)) == NULL)
+			return -1;
+		memset(c + x->ncache, 0, (n - x->ncache) * sizeof *c);
+		x->cache = c;
+		x->ncache = n;
+	}
+	xp_cache_drop(x, level);
+	c = &x->cache[level];
+	if ((c->spell = strdup(x->spell)) == NULL ||
+	    (c->real = strdup(real)) == NULL) {
+		free(c->spell);
+		c->spell = NULL;
+		return -1;
+	}
+	c->fd = fd;
+	c->st = *st;
+	return 0;
+}
+
 /*
  * The last component matched name in directory real, its path in
  * x->spell: a file of the list when it resolves inside the roots.
@@ -395,7 +470,8 @@ xp_match(struct xp *x, const char *real, const char *name,
 	int		 ok;
 
 	if (!S_ISLNK(lst->st_mode) && strcmp(name, "..") != 0) {
-		xp_file(x, lst);
+		if (!x->dironly || S_ISDIR(lst->st_mode))
+			xp_file(x, lst);
 		return;
 	}
 	if (xp_join(buf, sizeof buf, real, name) == -1 ||
@@ -403,14 +479,32 @@ xp_match(struct xp *x, const char *real, const char *name,
 		return;		/* dangling, or no access: never named */
 	ok = xp_in_roots(x, rp) && stat(rp, &st) == 0;
 	free(rp);
-	if (ok)
+	if (ok && (!x->dironly || S_ISDIR(st.st_mode)))
 		xp_file(x, &st);
 }
 
-/* Walk on into name, in directory dfd (real), for component level. */
+/*
+ * Walk component level in directory fd (real, st), x->spell, unless it
+ * was walked for that component already.
+ */
+static void
+xp_into(struct xp *x, int fd, const char *real, const struct stat *st,
+    size_t level)
+{
+	if (xp_dir_seen(x, st, level) != 0 || xp_push(x, st) == -1)
+		return;
+	xp_walk(x, fd, real, level);
+	x->depth--;
+}
+
+/*
+ * Walk on into name, in directory dfd (real), for component level; a
+ * directory reached by a literal name is kept open for the alternatives
+ * after this one.
+ */
 static void
 xp_descend(struct xp *x, int dfd, const char *real, const char *name,
-    const struct stat *lst, size_t level)
+    const struct stat *lst, size_t level, int literal)
 {
 	struct stat	 st;
 	char		 buf[PATH_MAX], *nreal = NULL, *slash;
@@ -447,15 +541,19 @@ xp_descend(struct xp *x, int dfd, const char *real, const char *name,
 			    "too deep to walk");
 		goto out;
 	}
-	if (xp_fd_real(fd, &nreal) == -1)
+	/* Opened by its path: check what it is now. */
+	if (link && xp_fd_real(fd, &nreal) == -1)
 		goto nomem;
 	if (!xp_in_roots(x, nreal) || fstat(fd, &st) == -1 ||
-	    (link && xp_on_stack(x, &st)) || xp_dir_seen(x, &st, level) != 0)
+	    (link && xp_on_stack(x, &st)))
 		goto out;
-	if (xp_push(x, &st) == -1)
+	if (literal && strcmp(name, "..") != 0 &&
+	    xp_cache_put(x, level, fd, nreal, &st) == 0) {
+		xp_into(x, fd, x->cache[level].real, &st, level);
+		fd = -1;	/* (the cache's now) */
 		goto out;
-	xp_walk(x, fd, nreal, level);
-	x->depth--;
+	}
+	xp_into(x, fd, nreal, &st, level);
 	goto out;
 nomem:
 	xp_nomem(x);
@@ -465,23 +563,32 @@ out:
 	free(nreal);
 }
 
-/* name in directory dfd (real) matched component level: look at it. */
+/*
+ * name in directory dfd (real) matched component level (a literal one,
+ * or a wildcard: then name was read from the directory, and counted).
+ */
 static void
 xp_entry(struct xp *x, int dfd, const char *real, const char *name,
-    size_t level)
+    size_t level, int literal)
 {
 	struct stat	 lst;
+	struct xcache	*c;
 	size_t		 slen = strlen(x->spell), nlen = strlen(name);
+	int		 last = level + 1 == x->ncomp;
 
 	if (slen + 1 + nlen >= sizeof x->spell)
 		return;		/* too long to be opened by its name */
 	x->spell[slen] = '/';
 	memcpy(x->spell + slen + 1, name, nlen + 1);
-	if (fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (level + 1 == x->ncomp)
+	if (literal && !last && (c = xp_cache_get(x, level + 1)) != NULL)
+		xp_into(x, c->fd, c->real, &c->st, level + 1);
+	else if ((!literal || xp_visit(x) == 0) &&
+	    fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (last)
 			xp_match(x, real, name, &lst);
 		else
-			xp_descend(x, dfd, real, name, &lst, level + 1);
+			xp_descend(x, dfd, real, name, &lst, level + 1,
+			    literal);
 	}
 	x->spell[slen] = '\0';
 }
@@ -573,8 +680,7 @@ xp_walk(struct xp *x, int dfd, const char *real, size_t level)
 	size_t			  n, i;
 
 	if (!c->magic) {
-		if (xp_visit(x) == 0)
-			xp_entry(x, dfd, real, c->s, level);
+		xp_entry(x, dfd, real, c->s, level, 1);
 		return;
 	}
 	if (reader_pseudo_fs(dfd) != NULL)
@@ -582,7 +688,7 @@ xp_walk(struct xp *x, int dfd, const char *real, size_t level)
 	if ((v = xp_list(x, dfd, c->s, &n)) == NULL)
 		return;
 	for (i = 0; i < n && x->state == XP_GO; i++)
-		xp_entry(x, dfd, real, v[i], level);
+		xp_entry(x, dfd, real, v[i], level, 0);
 	xp_names_free(x, v, n);
 }
 
@@ -633,7 +739,6 @@ static void
 xp_alt(struct xp *x, const char *alt)
 {
 	struct xstart	*s;
-	struct stat	 st;
 	char		*copy, *p, *tok;
 	size_t		 len = strlen(alt) + 1, n = 0, i, k;
 	int		 fd;
@@ -654,6 +759,7 @@ xp_alt(struct xp *x, const char *alt)
 		n++;
 	}
 	x->ncomp = n;
+	x->dironly = len > 1 && alt[len - 2] == '/';	/* as glob(3) */
 	for (k = 0; k < x->nstarts && x->state == XP_GO; k++) {
 		s = &x->starts[k];
 		if (s->dropped || n < s->ncomp)
@@ -663,23 +769,24 @@ xp_alt(struct xp *x, const char *alt)
 				break;
 		if (i < s->ncomp)
 			continue;	/* cannot lead into this root */
-		if (xp_visit(x) == -1)
-			break;
-		if ((fd = open(s->real, O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC)) == -1)
-			continue;
-		if (fstat(fd, &st) == 0) {
-			snprintf(x->spell, sizeof x->spell, "%s",
-			    s->spell[0] != '\0' || n > 0 ? s->spell : "/");
-			if (n == s->ncomp)
-				xp_file(x, &st);	/* the root itself */
-			else if (xp_dir_seen(x, &st, s->ncomp) == 0 &&
-			    xp_push(x, &st) == 0) {
-				xp_walk(x, fd, s->real, s->ncomp);
-				x->depth--;
+		if (s->fd == -1) {
+			if (xp_visit(x) == -1)
+				break;
+			if ((fd = open(s->real, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC)) == -1)
+				continue;
+			if (fstat(fd, &s->st) == -1) {
+				close(fd);
+				continue;
 			}
+			s->fd = fd;
 		}
-		close(fd);
+		snprintf(x->spell, sizeof x->spell, "%s",
+		    s->spell[0] != '\0' || n > 0 ? s->spell : "/");
+		if (n == s->ncomp)
+			xp_file(x, &s->st);	/* the root itself */
+		else
+			xp_into(x, s->fd, s->real, &s->st, s->ncomp);
 	}
 out:
 	if (x->dirs != NULL)
@@ -784,6 +891,7 @@ xp_start_add(struct xp *x, const char *path, const char *real)
 	size_t		 n = 0, len = strlen(path), i;
 
 	memset(s, 0, sizeof *s);
+	s->fd = -1;
 	if ((copy = strdup(path)) == NULL ||
 	    (s->comp = calloc(len + 1, sizeof *s->comp)) == NULL ||
 	    (s->spell = calloc(1, len + 2)) == NULL ||
@@ -873,8 +981,12 @@ xp_free(struct xp *x)
 		free(x->starts[i].comp);
 		free(x->starts[i].spell);
 		free(x->starts[i].real);
+		if (x->starts[i].fd != -1)
+			close(x->starts[i].fd);
 	}
 	free(x->starts);
+	xp_cache_drop(x, 0);
+	free(x->cache);
 	if (x->files != NULL)
 		tdestroy(x->files, free);	/* the paths were handed on */
 	free(x->vfiles);

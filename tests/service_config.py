@@ -148,7 +148,8 @@ def test_effects(t, tmp):
         r = request(sock, {"op": "submit", "patterns": [logs + "/l0.log", logs + "/l1.log",
                                                          logs + "/l2.log"]})
         t.ok(r.get("error", {}).get("code") == "limit", "patterns_max = 2 applied", r)
-        os.link(os.path.join(logs, "l0.log"), os.path.join(logs, "l3.log"))
+        # (a fourth file: a hard link to l0.log would be the same file)
+        gen_log(os.path.join(logs, "l3.log"), 5)
         r = request(sock, {"op": "submit", "patterns": [logs + "/*.log"]})
         os.unlink(os.path.join(logs, "l3.log"))
         t.ok(r.get("error", {}).get("code") == "limit", "files_max = 3 applied", r)
