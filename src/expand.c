@@ -17,11 +17,11 @@
  * when it resolves inside a root, and a ".." only while its parent is
  * inside one; a directory is checked, once open, for what it really is
  * (/proc/self/fd), so one swapped for a symlink meanwhile is not walked.
- * A symlink back to a directory being walked (a loop) is not followed,
- * and a directory already walked at the same depth of the same pattern is
- * not walked again, so symlinked trees cost what their inodes do, not the
- * number of paths through them. Directories of pseudo-filesystems
- * (/proc, /sys, ...) are never listed.
+ * A directory already walked for the same component of the same pattern
+ * is not walked again: symlink loops and symlinked trees cost what their
+ * directories do (times the pattern's components), not the number of
+ * paths through them, and match the files glob(3) would match. The
+ * directories of pseudo-filesystems (/proc, /sys, ...) are never listed.
  *
  * Files are kept by (device, inode): however many spellings match a
  * file, it is named once, by the one with the fewest components, the
@@ -111,8 +111,6 @@ struct xp {
 	struct xfile			**vfiles;
 	size_t				  nfiles, capfiles;
 	void				 *dirs;		/* struct xdir walked */
-	struct xdir			 *stack;	/* directories open */
-	size_t				  depth, capstack;
 	struct xcache			 *cache;	/* by component */
 	size_t				  ncache;
 	size_t				  walked;	/* entries looked at */
@@ -329,42 +327,6 @@ xp_dir_seen(struct xp *x, const struct stat *st, size_t level)
 	return 0;
 }
 
-/* 1 when st is a directory being walked: a symlink to it is a loop. */
-static int
-xp_on_stack(const struct xp *x, const struct stat *st)
-{
-	size_t	i;
-
-	for (i = 0; i < x->depth; i++)
-		if (x->stack[i].dev == st->st_dev &&
-		    x->stack[i].ino == st->st_ino)
-			return 1;
-	return 0;
-}
-
-static int
-xp_push(struct xp *x, const struct stat *st)
-{
-	struct xdir	*s;
-
-	if (x->depth == x->capstack) {
-		if (xp_hold(x, 16 * sizeof *s) == -1)
-			return -1;
-		if ((s = reallocarray(x->stack, x->capstack + 16,
-		    sizeof *s)) == NULL) {
-			xp_nomem(x);
-			return -1;
-		}
-		x->stack = s;
-		x->capstack += 16;
-	}
-	x->stack[x->depth].dev = st->st_dev;
-	x->stack[x->depth].ino = st->st_ino;
-	x->stack[x->depth].level = 0;
-	x->depth++;
-	return 0;
-}
-
 /* dir "/" name into buf; -1 when it does not fit. */
 static int
 xp_join(char *buf, size_t len, const char *dir, const char *name)
@@ -491,10 +453,8 @@ static void
 xp_into(struct xp *x, int fd, const char *real, const struct stat *st,
     size_t level)
 {
-	if (xp_dir_seen(x, st, level) != 0 || xp_push(x, st) == -1)
-		return;
-	xp_walk(x, fd, real, level);
-	x->depth--;
+	if (xp_dir_seen(x, st, level) == 0)
+		xp_walk(x, fd, real, level);
 }
 
 /*
@@ -544,8 +504,7 @@ xp_descend(struct xp *x, int dfd, const char *real, const char *name,
 	/* Opened by its path: check what it is now. */
 	if (link && xp_fd_real(fd, &nreal) == -1)
 		goto nomem;
-	if (!xp_in_roots(x, nreal) || fstat(fd, &st) == -1 ||
-	    (link && xp_on_stack(x, &st)))
+	if (!xp_in_roots(x, nreal) || fstat(fd, &st) == -1)
 		goto out;
 	if (literal && strcmp(name, "..") != 0 &&
 	    xp_cache_put(x, level, fd, nreal, &st) == 0) {
@@ -990,7 +949,6 @@ xp_free(struct xp *x)
 	if (x->files != NULL)
 		tdestroy(x->files, free);	/* the paths were handed on */
 	free(x->vfiles);
-	free(x->stack);
 }
 
 static int
