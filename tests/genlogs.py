@@ -118,9 +118,11 @@ def client(rng):
                             rng.randrange(256), rng.randrange(1, 255))
 
 
-def target(rng, path):
-    """A request target for path, now and then decorated."""
-    r = rng.random()
+def target(rng, path, popular):
+    """A request target for path; now and then, for a popular page, in
+    absolute form or with odd bytes (new keys for a few pages only, so that
+    results keep about the size of a real site's)."""
+    r = rng.random() if popular else 1.0
     if r < 0.04:
         path = "http://%s%s" % (rng.choice(HOSTS), path)
     elif r < 0.05:
@@ -139,7 +141,7 @@ def target(rng, path):
     return path
 
 
-def request(rng, path):
+def request(rng, path, popular):
     r = rng.random()
     if r < 0.004:
         return "-", 408
@@ -149,7 +151,7 @@ def request(rng, path):
         return "CONNECT example.org:443 HTTP/1.1", 405
     if r < 0.011:
         return "OPTIONS * HTTP/1.1", 200
-    return "%s %s %s" % (rng.choice(METHODS), target(rng, path),
+    return "%s %s %s" % (rng.choice(METHODS), target(rng, path, popular),
                          rng.choice(PROTOCOLS)), rng.choice(STATUSES)
 
 
@@ -183,16 +185,17 @@ def junk(rng, t, zone):
 
 def line(rng, pages, cum, t, zone):
     k = pick(rng, cum)
-    req, status = request(rng, pages[k])
+    odd = k < 40 or not pages[k].isascii()
+    req, status = request(rng, pages[k], odd)
     size = "-" if status in (304, 408) or rng.random() < 0.02 else str(rng.randrange(100000))
     text = '%s - %s [%s] "%s" %d %s "%s" "%s"' % (
         client(rng), rng.choice(USERS), stamp(t, zone), req, status, size,
         rng.choice(REFERERS), rng.choice(AGENTS))
     if rng.random() < 0.01:
         text += ' "203.0.113.%d"' % rng.randrange(1, 255)
-    # pages hold a few non-ASCII characters: written as UTF-8, or now and
+    # a few pages hold non-ASCII characters: written as UTF-8, or now and
     # then as Latin-1 (a byte that is not UTF-8)
-    return text.encode("latin-1" if rng.random() < 0.3 else "utf-8")
+    return text.encode("latin-1" if odd and rng.random() < 0.3 else "utf-8")
 
 
 def pick(rng, cum):
@@ -236,7 +239,7 @@ def main(argv):
     pages = site(rng)
     cum, total = [], 0.0
     for k in range(len(pages)):
-        total += 1.0 / (k + 1) ** 0.9
+        total += 1.0 / (k + 1)
         cum.append(total)
     # from the evening of 28 February 2024 on: 29 February comes soon
     t = datetime.datetime(2024, 2, 28, 22, 0, 0) + \
