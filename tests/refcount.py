@@ -49,6 +49,7 @@ SCHEME = frozenset(b"abcdefghijklmnopqrstuvwxyz"
                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
 TO_SPACE = bytes(0x20 if c in WS else c for c in range(256))
 LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+QUOTE = 0x22
 MONTHS = {m: i + 1 for i, m in enumerate(
     b"jan feb mar apr may jun jul aug sep oct nov dec".split())}
 EXCLUDED_NAMES = frozenset([
@@ -92,9 +93,6 @@ def gap_then(s, i, byte):
     if j == i or j >= len(s) or s[j] != byte:
         return -1
     return j + 1
-
-
-QUOTE = 0x22
 
 
 def quotes_from(s, i):
@@ -193,7 +191,7 @@ def num(text, lo, hi, widths):
     return v
 
 
-def zone_seconds(z):
+def zone_offset(z):
     """Offset of a zone in microseconds; NoCount unless well formed."""
     if z == b"Z":
         return 0
@@ -235,10 +233,6 @@ def check_time(t):
     # a day of one digit may have a space before it
     if len(day_text) == 2 and day_text[0] == 0x20:
         day_text = day_text[1:]
-        if day_text == b"0":
-            raise NoCount
-    elif len(day_text) == 2 and day_text[0] == 0x30 and day_text[1] == 0x30:
-        raise NoCount
     day = num(day_text, 1, 31, (1, 2))
     month = MONTHS.get(mon.lower())
     if month is None:
@@ -251,19 +245,18 @@ def check_time(t):
     fields = clock.split(b":", 2)
     if len(fields) != 3:
         raise NoCount
-    hour = num(fields[0], 0, 23, (1, 2))
-    minute = num(fields[1], 0, 59, (1, 2))
+    num(fields[0], 0, 23, (1, 2))                # hour
+    num(fields[1], 0, 59, (1, 2))                # minute
     sec_text = fields[2]
     k = skip_digits(sec_text, 0)
-    second = num(sec_text[:k], 0, 59, (1, 2))
+    num(sec_text[:k], 0, 59, (1, 2))             # second
     z0 = skip_ws(sec_text, k)
     if z0 == k:
         raise NoCount
-    zone_seconds(sec_text[z0:])
+    zone_offset(sec_text[z0:])
     last = MONTH_DAYS[month - 1] + (1 if month == 2 and leap(year) else 0)
     if day > last:
         raise NoCount
-    del hour, minute, second
 
 
 # --- the target and the referer ---
