@@ -16,23 +16,15 @@
 # default ~/.cache/clfd-bench), RUNS (3), SEED_RUNS (1).
 set -euo pipefail
 
+prog=e2e.sh
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-shared=${CLFD_SHARED:-$(cd "$top/.." && pwd)/shared}
-cache=${CLFD_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clfd-bench}
+. "$here/lib.sh"
 runs=${RUNS:-3}
 seed_runs=${SEED_RUNS:-1}
-build=${1:-${CLFD_BUILDDIR:-}}
 
-die() { echo "e2e.sh: $*" >&2; exit 1; }
 [ -f "$shared/bench/gen_logs.py" ] || die "no $shared/bench/gen_logs.py (set CLFD_SHARED)"
-mkdir -p "$cache"
-
-if ! command -v mawk >/dev/null; then
-	echo "== installing mawk"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mawk >/dev/null ||
-		die "cannot install mawk"
-fi
+need_mawk
 
 set_dir="$cache/set-24x100000-s7"
 if [ ! -f "$set_dir/.done" ]; then
@@ -44,64 +36,21 @@ fi
 files=("$set_dir"/access-*.log.gz)
 [ "${#files[@]}" -eq 24 ] || die "bench set incomplete: rm -rf $set_dir"
 
-if [ -z "$build" ]; then
-	build="$cache/build"
-	if [ ! -x "$build/clfd" ] || [ ! -x "$build/clfctl" ] ||
-	    [ -n "$(find "$top/src" -newer "$build/clfd" -name '*.[ch]' | head -1)" ]; then
-		echo "== optimised build in $build"
-		[ -x "$top/configure" ] || (cd "$top" && ./autogen.sh >/dev/null)
-		mkdir -p "$build"
-		(cd "$build" && { [ -f Makefile ] || "$top/configure"; } &&
-			make -j2 clfd clfctl) >"$cache/build.log" 2>&1 ||
-			{ tail -20 "$cache/build.log" >&2; die "build failed, see $cache/build.log"; }
-	fi
-fi
-clfd="$build/clfd"
-clfctl="$build/clfctl"
-[ -x "$clfd" ] && [ -x "$clfctl" ] || die "no clfd/clfctl in $build"
-if nm -D "$clfd" 2>/dev/null | grep -q __asan_init; then
-	echo "warning: $clfd is a sanitizer build; timings will be slow" >&2
-fi
+clfd_build "${1:-}"
 
 tmp=$(mktemp -d)
-clfd_pid=
 cleanup() {
-	if [ -n "$clfd_pid" ]; then
-		kill "$clfd_pid" 2>/dev/null || true
-		wait "$clfd_pid" 2>/dev/null || true
-	fi
+	clfd_stop
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 cc -O2 -o "$tmp/zlimit" "$shared/bench/zlimit.c" -lz || die "cannot build zlimit"
 
-# best_of N CMD...: run CMD N times, print the best wall time in seconds;
-# CMD's output goes to $out (default /dev/null).
-best_of() {
-	local n=$1 best= t0 t1 i
-	shift
-	for ((i = 0; i < n; i++)); do
-		t0=$(date +%s.%N)
-		"$@" >"${out:-/dev/null}"
-		t1=$(date +%s.%N)
-		best=$(python3 -c "t = $t1 - $t0; b = '$best'; print(t if not b or t < float(b) else b)")
-	done
-	printf '%.3f\n' "$best"
-}
-
 mawk_run() { zcat "${files[@]}" | mawk '{c[$7]++} END {for (k in c) n++; print n}'; }
 
 # A warm 2-worker clfd on a private socket; ready when it answers ping.
-sock="$tmp/clfd.sock"
-"$clfd" -w 2 -s "$sock" 2>"$tmp/clfd.log" &
-clfd_pid=$!
-for ((i = 0; i < 200; i++)); do
-	"$clfctl" -s "$sock" ping >/dev/null 2>&1 && break
-	kill -0 "$clfd_pid" 2>/dev/null || { cat "$tmp/clfd.log" >&2; die "clfd exited"; }
-	sleep 0.05
-done
-"$clfctl" -s "$sock" ping >/dev/null || die "clfd does not answer on $sock"
+clfd_start "$tmp"
 clfd_run() { "$clfctl" -s "$sock" submit -o compact "${files[@]}"; }
 clfd_run >/dev/null	# warm-up
 

@@ -4,8 +4,9 @@
  * Turns a command line into JSON-line requests on clfd's Unix socket (see
  * clfctl(1) and the protocol in clfd(8)), prints the replies -- a job's
  * RESULT as indented JSON, compact JSON or count<TAB>path lines -- draws a
- * progress bar on a terminal, and, like tmux with its server, starts a
- * per-user clfd when nothing listens on the per-user default socket.
+ * progress bar on a terminal. It talks to the clfd system service when
+ * its socket exists, else, like tmux with its server, to a per-user clfd
+ * that it starts when nothing listens on the per-user default socket.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE		/* ppoll */
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +38,10 @@
 
 #ifndef CLFCTL_VERSION
 #define CLFCTL_VERSION	"unknown"
+#endif
+/* The system service's socket (configure --with-system-socket). */
+#ifndef CLFCTL_SYSTEM_SOCKET
+#define CLFCTL_SYSTEM_SOCKET	"/run/clfd/clfd.sock"
 #endif
 
 /* Exit codes (clfctl(1)). */
@@ -87,8 +94,9 @@ usage_text(FILE *f)
 "  result [-o json|compact|tsv] ID\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
-"  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the per-user\n"
-"             socket, where a clfd is started when none answers)\n"
+"  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
+"             service's " CLFCTL_SYSTEM_SOCKET " when it exists, else the\n"
+"             per-user socket, where a clfd is started when none answers)\n"
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
 "      4 request rejected, 130 interrupted while waiting (the job goes on)\n");
@@ -466,8 +474,37 @@ autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 }
 
 /*
+ * Connect c to the system service's socket. 1 when there is none (no
+ * such file), 0 connected, or an exit code: a system service that is
+ * there but refuses us is never bypassed by a per-user clfd.
+ */
+static int
+connect_system(struct conn *c)
+{
+	struct stat	 st;
+	struct group	*gr;
+	int		 saved;
+
+	socket_path = CLFCTL_SYSTEM_SOCKET;
+	if ((c->fd = conn_connect(socket_path)) != -1)
+		return 0;
+	saved = errno;
+	if (saved == ENOENT || saved == ENOTDIR)
+		return 1;
+	if (saved == EACCES || saved == EPERM) {
+		gr = stat(socket_path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		warnx_("%s is the clfd system service; you need to be in group "
+		    "%s", socket_path, gr != NULL ? gr->gr_name : "adm");
+	} else
+		warnx_("cannot connect to the clfd system service on %s: %s",
+		    socket_path, strerror(saved));
+	return EXIT_DOWN;
+}
+
+/*
  * Connect c to clfd. With -s or $CLFD_SOCKET, that socket or exit 3; else
- * the per-user default socket, starting a clfd there when none answers.
+ * the system service's socket when it exists; else the per-user default
+ * socket, starting a clfd there when none answers (clfctl(1), SOCKET).
  * Returns 0 or an exit code.
  */
 static int
@@ -477,7 +514,7 @@ connect_daemon(struct conn *c, const char *opt_socket)
 	char		 err[PATH_MAX + 128];
 	const char	*env = getenv("CLFD_SOCKET");
 	pid_t		 pid;
-	int		 saved;
+	int		 saved, rc;
 
 	c->fd = -1;
 	if (opt_socket != NULL || (env != NULL && *env != '\0')) {
@@ -489,6 +526,8 @@ connect_daemon(struct conn *c, const char *opt_socket)
 		}
 		return 0;
 	}
+	if ((rc = connect_system(c)) != 1)
+		return rc;
 	if (paths_default_socket(defpath, sizeof defpath) == -1) {
 		warnx_("cannot find the default socket");
 		return EXIT_DOWN;

@@ -108,10 +108,8 @@ main(int argc, char **argv)
 		fatal("calloc");
 	config_defaults(cfg);
 	if (file != NULL && config_load(cfg, file, err, sizeof err) == -1) {
-		if (test)
-			fprintf(stderr, "clfd: %s\n", err);
-		else
-			log_warnx("%s", err);
+		/* Error priority in the journal, -t included (ExecStartPre). */
+		log_errx("%s", err);
 		config_free(cfg);
 		free(cfg);
 		return 1;

@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define CONFIG_FILE	SYSCONFDIR "/clfd.conf"
-
 struct config {
 	char	 *file;			/* file loaded, NULL for defaults */
 	int	  workers;		/* 0: number of CPUs */

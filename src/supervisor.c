@@ -753,13 +753,18 @@ sv_same(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* SIGHUP: load the config file again; keep the old one when it is bad. */
+/*
+ * SIGHUP: load the config file again; keep the old one when it is bad.
+ * Workers take only worker_memory and task_timeout from the config when
+ * they start (the rest comes with each task), so they are replaced only
+ * when one of those changed. READY=1 follows once the workers are back.
+ */
 static void
 sv_reload(void)
 {
 	struct config	*c;
 	char		 err[512];
-	int		 i;
+	int		 i, replace;
 
 	if (sv.opts->config_file == NULL) {
 		log_info("SIGHUP: no config file to reload");
@@ -772,7 +777,7 @@ sv_reload(void)
 	}
 	config_defaults(c);
 	if (config_load(c, sv.opts->config_file, err, sizeof err) == -1) {
-		log_warnx("reload failed, keeping the old config: %s", err);
+		log_errx("reload failed, keeping the old config: %s", err);
 		config_free(c);
 		free(c);
 		goto out;
@@ -782,20 +787,21 @@ sv_reload(void)
 		log_warnx("reload: socket_path changed to %s: a restart is needed "
 		    "to listen there; still on the old socket",
 		    c->socket_path != NULL ? c->socket_path : "(the default)");
+	replace = c->worker_memory != sv.cfg->worker_memory ||
+	    c->task_timeout != sv.cfg->task_timeout;
 	jobqueue_set_config(c);
 	control_set_config(c);
 	config_free(sv.cfg);
 	free(sv.cfg);
 	sv.cfg = c;
-	/* Workers pick up the new settings when replaced, once idle. */
-	for (i = 0; i < sv.nslots; i++) {
-		sv.slots[i]->retire = 1;
-		if (sv.slots[i]->state == SLOT_IDLE)
-			slot_stop(sv.slots[i]);
+	/* Replaced once idle: busy ones finish their task first. */
+	for (i = -1; replace && i < sv.nslots; i++) {
+		struct slot *s = i < 0 ? sv.xslot : sv.slots[i];
+
+		s->retire = 1;
+		if (s->state == SLOT_IDLE)
+			slot_stop(s);
 	}
-	sv.xslot->retire = 1;
-	if (sv.xslot->state == SLOT_IDLE)
-		slot_stop(sv.xslot);
 	if (sv_nworkers() != sv.want) {
 		log_info("reload: %d worker%s, was %d", sv_nworkers(),
 		    sv_nworkers() == 1 ? "" : "s", sv.want);
@@ -803,9 +809,11 @@ sv_reload(void)
 			log_warnx("reload: out of memory; still %d worker%s",
 			    sv.want, sv.want == 1 ? "" : "s");
 	}
-	log_info("reloaded %s", sv.opts->config_file);
+	log_info("reloaded %s%s", sv.opts->config_file,
+	    replace ? "; replacing the workers" : "");
 out:
-	systemd_ready();
+	sv.ready_sent = 0;
+	sv_check_ready();
 }
 
 /*

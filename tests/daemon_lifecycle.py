@@ -257,10 +257,17 @@ def main():
         clfdtest.wait_until(lambda: "reloaded" in d5.log_text(), 20, "reload")
         r, ev = d5.submit([logs[0]])
         t.eq(ev["filter"]["exclude_exts"], [".html"], "after SIGHUP, new jobs use the new config")
+        t.eq(sorted(d5.wait_workers()), sorted(before),
+             "a reload that changes nothing the workers hold keeps them")
+        with open(conf, "w") as f:
+            f.write("exclude_exts = .html\ntask_timeout = 600\n")
+        d5.signal(signal.SIGHUP)
+        clfdtest.wait_until(lambda: d5.log_text().count("reloaded") == 2, 20, "reload")
         after = clfdtest.wait_until(
             lambda: (lambda p: p if len(p) == 2 and not set(p) & set(before) else None)(
                 d5.wait_workers()), 20, "workers replaced")
-        t.ok(after, "idle workers are replaced after a reload", (before, after))
+        t.ok(after, "idle workers are replaced after a reload that changes "
+             "task_timeout", (before, after))
         with open(conf, "w") as f:
             f.write("exclude_exts = .css\nbogus key\n")
         d5.signal(signal.SIGHUP)

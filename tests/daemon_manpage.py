@@ -17,6 +17,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
 
+# The pages as built from man/*.in (configure's paths in them).
 PAGES = ["man/clfd.8", "man/clfd.conf.5"]
 LOG_LINES = [
     '10.0.0.1 - - [10/Oct/2024:13:55:36 +0000] "GET /a HTTP/1.1" 200 10',
@@ -27,7 +28,7 @@ LOG_LINES = [
 
 
 def render(argv, page):
-    p = subprocess.run(argv + [os.path.join(clfdtest.SRCDIR, page)],
+    p = subprocess.run(argv + [os.path.join(clfdtest.BUILDDIR, page)],
                        capture_output=True, text=True)
     # col -b's work: drop the overstrike of bold and underline
     return re.sub(r".\x08", "", p.stdout)
@@ -72,7 +73,7 @@ def examples(text):
 def default_mismatches():
     """Keys whose "Default: X." in clfd.conf(5) is not etc/clfd.conf's "#key = X"."""
     man, key = {}, None
-    with open(os.path.join(clfdtest.SRCDIR, "man/clfd.conf.5")) as f:
+    with open(os.path.join(clfdtest.BUILDDIR, "man/clfd.conf.5")) as f:
         for line in f:
             m = re.match(r"\.It Cm (\w+) No = ", line)
             if m:
@@ -108,7 +109,7 @@ def main():
             bad = quote_problems(render(r, page))
             t.ok(not bad, "%s: %s: every quote pairs up" % (r[0], page), "\n".join(bad))
     p = subprocess.run(["mandoc", "-T", "lint", "-W", "warning"] +
-                       [os.path.join(clfdtest.SRCDIR, x) for x in PAGES],
+                       [os.path.join(clfdtest.BUILDDIR, x) for x in PAGES],
                        capture_output=True, text=True)
     t.eq(p.stdout + p.stderr, "", "mandoc -T lint -W warning is clean")
 

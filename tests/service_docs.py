@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from service_util import CLFD, SRCDIR, Tap, Tmp, config_keys  # noqa: E402
+from service_util import BUILDDIR, CLFD, SRCDIR, Tap, Tmp, config_keys  # noqa: E402
 
+# The pages as built (from man/*.in, with configure's paths in them).
 MANS = ["man/clfd.8", "man/clfctl.1", "man/clfd.conf.5"]
 # Messages about the machine's manual database, not about our pages.
 MANDOC_ENV_NOISE = ("referenced manual not found", "outdated mandoc.db")
@@ -36,14 +37,14 @@ def check_mans(t):
             t.skip("mandoc -T lint " + m, "mandoc not installed")
         return
     for m in MANS:
-        p = subprocess.run(["mandoc", "-T", "lint", os.path.join(SRCDIR, m)],
+        p = subprocess.run(["mandoc", "-T", "lint", os.path.join(BUILDDIR, m)],
                            capture_output=True, text=True)
         msgs = [l for l in (p.stdout + p.stderr).splitlines()
                 if l and not any(n in l for n in MANDOC_ENV_NOISE)]
         t.ok(not msgs, "mandoc -T lint %s finds nothing" % m, "\n".join(msgs))
     # The pages are rendered without errors too (what man(1) would show).
     for m in MANS:
-        p = subprocess.run(["mandoc", "-T", "ascii", os.path.join(SRCDIR, m)],
+        p = subprocess.run(["mandoc", "-T", "ascii", os.path.join(BUILDDIR, m)],
                            capture_output=True, text=True)
         t.ok(p.returncode == 0 and len(p.stdout) > 1000,
              "mandoc renders %s" % m, p.stderr)
@@ -52,7 +53,7 @@ def check_mans(t):
 def check_config_docs(t, tmp):
     keys = config_keys()
     t.ok(len(keys) >= 20, "config.c's key table read (%d keys)" % len(keys))
-    with open(os.path.join(SRCDIR, "man", "clfd.conf.5")) as f:
+    with open(os.path.join(BUILDDIR, "man", "clfd.conf.5")) as f:
         man = f.read()
     with open(os.path.join(SRCDIR, "etc", "clfd.conf")) as f:
         conf = f.read()
@@ -83,15 +84,16 @@ def check_config_docs(t, tmp):
 
 
 def gen_units(tmp, bindir, sysconfdir):
-    """clfd.service from its .in with the given paths, next to clfd.socket."""
+    """clfd.service and clfd.socket from their .in with the given paths."""
     d = tmp.join("units")
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(SRCDIR, "systemd", "clfd.service.in")) as f:
-        text = f.read()
-    text = text.replace("@bindir@", bindir).replace("@sysconfdir@", sysconfdir)
-    with open(os.path.join(d, "clfd.service"), "w") as f:
-        f.write(text)
-    shutil.copy(os.path.join(SRCDIR, "systemd", "clfd.socket"), d)
+    for unit in ("clfd.service", "clfd.socket"):
+        with open(os.path.join(SRCDIR, "systemd", unit + ".in")) as f:
+            text = f.read()
+        text = text.replace("@bindir@", bindir).replace("@sysconfdir@", sysconfdir)
+        text = text.replace("@systemsocket@", "/run/clfd/clfd.sock")
+        with open(os.path.join(d, unit), "w") as f:
+            f.write(text)
     return d
 
 

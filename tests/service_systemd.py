@@ -246,7 +246,11 @@ def test_notify(t, tmp):
         t.ok(gaps and max(gaps) < 0.4,
              "watchdog pings come faster than WATCHDOG_USEC (max gap %.3f s)"
              % (max(gaps) if gaps else -1))
-        # Reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
+        # Reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 again, once
+        # the workers are back (a new task_timeout replaces them).
+        before = sorted(s["pid"] for s in request(sock, {"op": "stats"})["workers"]["slots"])
+        with open(conf, "w") as f:
+            f.write("workers = 2\ntask_timeout = 600\n")
         start = len(n.msgs)
         now_us = time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6
         os.kill(proc.pid, signal.SIGHUP)
@@ -259,6 +263,10 @@ def test_notify(t, tmp):
             i_r2 = n.wait_line(lambda l: l == "READY=1", start=i_rel)
             t.ok(i_r2 is not None and i_r2 >= i_rel,
                  "READY=1 follows RELOADING=1")
+            w = request(sock, {"op": "stats"})["workers"]
+            up = [s["pid"] for s in w["slots"] if s["state"] in ("idle", "busy")]
+            t.ok(i_r2 is not None and len(up) == 2 and not set(up) & set(before),
+                 "at READY=1 after the reload both workers are new ones, up", (before, w))
         t.ok(wait_ping(sock, proc) is not None, "clfd still serves after the reload")
         start = len(n.msgs)
         os.kill(proc.pid, signal.SIGTERM)
