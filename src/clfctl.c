@@ -504,7 +504,7 @@ connect_system(struct conn *c)
 /*
  * Connect c to clfd. With -s or $CLFD_SOCKET, that socket or exit 3; else
  * the system service's socket when it exists; else the per-user default
- * socket, starting a clfd there when none answers (clfctl(1), SOCKET).
+ * socket, starting a clfd there when none answers (the order of clfctl(1)).
  * Returns 0 or an exit code.
  */
 static int

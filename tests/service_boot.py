@@ -26,6 +26,7 @@ missing tool (unshare, nsenter, setpriv, systemd), no cgroup2 hierarchy,
 a build without the units.
 """
 import collections
+import ctypes
 import gzip
 import json
 import os
@@ -42,6 +43,7 @@ import clfdtest  # noqa: E402
 from clfdtest import BUILDDIR  # noqa: E402
 
 SYSTEMD = "/lib/systemd/systemd"
+PR_SET_PDEATHSIG = 1
 ADM_UID = 64200		# in group adm, no account needed
 OTHER_UID = 64201	# in no group but its own
 # WatchdogSec= for the test (a drop-in): the shipped 30 s would make the
@@ -240,10 +242,13 @@ class Boot:
         def enter_cgroup():
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
+            # should the test die, unshare dies, and with it (--kill-child)
+            # the namespace's PID 1 and so everything in the namespace
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         self.out = open(os.path.join(tmp, "unshare.out"), "wb")
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--mount", "--uts", "--ipc", "--net", "--cgroup",
-             "--fork", "--mount-proc", "--propagation", "private",
+             "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
              "sh", script, tmp, prefix],
             stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.out, env=env,
             start_new_session=True, preexec_fn=enter_cgroup)
@@ -382,6 +387,8 @@ def main():
     if why:
         skip_all(why)
     t = clfdtest.Tap()
+    # a make check that times out sends SIGTERM: power off on the way out
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(1))
     tmp = tempfile.mkdtemp(prefix="clfd-boot-")
     boot = priv = None
     try:
@@ -426,7 +433,9 @@ def main():
         if st == "degraded":
             t.diag(boot.systemctl("--failed", "--no-legend").stdout)
         os.mkdir(os.path.join(tmp, "priv"))
-        priv = clfdtest.Daemon(workers=2, tmp=os.path.join(tmp, "priv"))
+        priv = clfdtest.Daemon(workers=2, tmp=os.path.join(tmp, "priv"),
+                               preexec=lambda: ctypes.CDLL(None).prctl(
+                                   PR_SET_PDEATHSIG, signal.SIGTERM))
         checks(t, boot, dirs, want, web, conf, good_conf, priv)
     except Exception as e:
         t.ok(False, "unexpected exception", "%s: %s" % (type(e).__name__, e))
