@@ -576,8 +576,8 @@ def checks(t, boot, dirs, want, web, conf, good_conf, priv):
          "the reload's error names clfd.conf:%d at error priority" % bad_line, e0)
     p, r = clfctl(boot, dirs, ["submit", "--no-progress", "-o", "compact",
                                dirs["sysconfdir"] + "/clfd.conf"])
-    conf = dirs["sysconfdir"] + "/clfd.conf"
-    t.ok(r is not None and r.get("files") == [] and r.get("unmatched") == [conf],
+    inside = dirs["sysconfdir"] + "/clfd.conf"
+    t.ok(r is not None and r.get("files") == [] and r.get("unmatched") == [inside],
          "the old roots (/var/log) are still in force: clfd.conf is outside "
          "them (unmatched)",
          "exit %d: %s %s" % (p.returncode, p.stdout[-500:], p.stderr))
