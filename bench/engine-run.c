@@ -66,7 +66,7 @@ run_stage(const char *stage, const char *path, struct logformat *lf,
 
 	if ((scratch = malloc(line_max + 1)) == NULL)
 		return -1;
-	if (reader_open(&r, path, NULL, line_max) == -1) {
+	if (reader_open(&r, path, NULL, line_max, 0) == -1) {
 		fprintf(stderr, "%s: %s\n", path, r.error);
 		reader_close(&r);
 		free(scratch);

@@ -97,7 +97,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
-	if (reader_open(&r, path, o->roots, line_max) == -1) {
+	if (reader_open(&r, path, o->roots, line_max,
+	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;

@@ -24,6 +24,7 @@ struct analysis_opts {
 	const struct filter	*flt;
 	size_t			 line_max;	/* 0: ANALYSIS_LINE_MAX */
 	const char *const	*roots;		/* NULL-terminated; NULL: any path */
+	int			 no_hardlinks;	/* refuse files with st_nlink > 1 */
 };
 
 /*

@@ -65,13 +65,15 @@ config_defaults(struct config *c)
 	c->request_max = 1 << 20;
 	c->patterns_max = 1024;
 	c->files_max = 100000;
+	c->walk_max = 1000000;
 	c->jobs_max = 256;
 	c->connections_max = 512;
 	c->idle_timeout = 60;
 	c->result_ttl = 3600;
 	c->result_memory = (size_t)64 << 20;
 	c->result_disk = (size_t)1 << 30;
-	c->worker_memory = 0;
+	c->worker_memory = (size_t)1 << 30;
+	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
 	c->exit_idle = 0;
 	if (c->roots == NULL || c->format == NULL || c->exclude_names == NULL ||
@@ -96,7 +98,7 @@ config_free(struct config *c)
 /* How a key's value is read and where it is stored. */
 enum conftype {
 	C_GROUP, C_INT, C_COUNT, C_SECS, C_SIZE, C_MODE, C_PATH, C_LIST, C_PATHS,
-	C_FORMAT
+	C_FORMAT, C_BOOL
 };
 
 struct confkey {
@@ -121,6 +123,7 @@ static const struct confkey confkeys[] = {
 	K(request_max,		C_SIZE,	4096, (long long)64 << 20),
 	K(patterns_max,		C_COUNT,	1, 1000000),
 	K(files_max,		C_COUNT,	1, 100000000),
+	K(walk_max,		C_COUNT,	1000, 1000000000),
 	K(jobs_max,		C_COUNT,	1, 1000000),
 	K(connections_max,	C_COUNT,	1, 1000000),
 	K(idle_timeout,		C_SECS,	1, 86400),
@@ -129,6 +132,7 @@ static const struct confkey confkeys[] = {
 	K(result_disk,		C_SIZE,	0, (long long)1 << 50),
 	K(spool_dir,		C_PATH,	0, 0),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),
 	K(exit_idle,		C_SECS,	0, 86400 * 366),
 };
@@ -291,6 +295,14 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 			return -1;
 		}
 		*(mode_t *)field = (mode_t)n;
+		return 0;
+	case C_BOOL:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+			snprintf(err, errlen, "%s: \"%s\" is not yes or no",
+			    k->name, v);
+			return -1;
+		}
+		*(int *)field = strcmp(v, "yes") == 0;
 		return 0;
 	case C_GROUP:
 	case C_FORMAT:

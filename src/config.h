@@ -22,6 +22,7 @@ struct config {
 	size_t	  request_max;		/* longest request line, bytes */
 	size_t	  patterns_max;		/* patterns per job */
 	size_t	  files_max;		/* files per job */
+	size_t	  walk_max;		/* directory entries one expansion reads */
 	size_t	  jobs_max;		/* jobs queued or running */
 	size_t	  connections_max;	/* client connections */
 	int	  idle_timeout;		/* seconds a client may stall mid-request */
@@ -30,6 +31,7 @@ struct config {
 	size_t	  result_disk;		/* bytes of their result files */
 	char	 *spool_dir;		/* NULL: $TMPDIR, else /tmp */
 	size_t	  worker_memory;	/* address space per worker, 0: no limit */
+	int	  refuse_hardlinks;	/* refuse files with more than one link */
 	int	  task_timeout;		/* seconds per file task, 0: none */
 	int	  exit_idle;		/* exit after so many idle seconds, 0: never */
 };

@@ -107,7 +107,6 @@ struct job {
 	size_t				 line_max;
 	size_t				 top;
 	size_t				 files_max;
-	size_t				 noutside;	/* matches outside roots */
 
 	/* While expanding: the task, and whom to tell. */
 	struct task			 xtask;
@@ -865,8 +864,12 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		return 0;
 	}
 	if (x->f.error_len > 0) {
-		jq_seterr(&err, "internal", "expanding patterns: %.*s",
-		    (int)x->f.error_len, x->error);
+		if (x->f.limit)
+			jq_seterr(&err, "limit", "%.*s", (int)x->f.error_len,
+			    x->error);
+		else
+			jq_seterr(&err, "internal", "expanding patterns: %.*s",
+			    (int)x->f.error_len, x->error);
 		jq_submit_fail(j, &err);
 		return 0;
 	}
@@ -880,11 +883,6 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
 		json_array_append(j->unmatched, json_array_get(j->patterns, k));
 	}
-	j->noutside = x->f.noutside;
-	if (j->noutside > 0)
-		log_warnx("submit by uid %lu pid %ld: %zu match%s outside the "
-		    "allowed roots left out", (unsigned long)j->uid,
-		    (long)j->pid, j->noutside, j->noutside == 1 ? "" : "es");
 	n = x->f.npaths;
 	if (n > 0 && (j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
 		goto nomem;

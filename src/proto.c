@@ -509,7 +509,7 @@ proto_expanded_format_error(uint64_t task, const char *error, size_t *lenp)
 
 uint8_t *
 proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
-    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
+    const uint32_t *unmatched, size_t nunmatched, int limit,
     const char *error, size_t *lenp)
 {
 	struct proto_expanded_fixed	 f;
@@ -518,7 +518,7 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 
 	memset(&f, 0, sizeof f);
 	elen = error != NULL ? strlen(error) : 0;
-	if (npaths > UINT32_MAX || noutside > UINT32_MAX ||
+	if (npaths > UINT32_MAX ||
 	    nunmatched > PROTO_MSG_MAX / 4 ||
 	    elen > PROTO_MSG_MAX)
 		goto toobig;
@@ -534,7 +534,7 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 	f.paths_len = (uint32_t)plen;
 	f.nunmatched = (uint32_t)nunmatched;
 	f.error_len = (uint32_t)elen;
-	f.noutside = (uint32_t)noutside;
+	f.limit = limit != 0;
 	if ((buf = proto_alloc(PROTO_EXPANDED, sizeof f + nunmatched * 4 +
 	    elen + plen, lenp)) == NULL)
 		return NULL;

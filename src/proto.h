@@ -134,14 +134,14 @@ struct proto_merged {
 };
 
 /*
- * PROTO_EXPAND: a job's patterns, to be expanded with glob(3) (brace
- * expansion) by a worker, so that a slow filesystem or a huge brace
- * pattern never stalls the supervisor, and the job's allowed roots: paths
- * outside them are left out of the list (only counted). The job's log
- * format is compiled there first, for the same reason: a regex compile
- * is work the supervisor does not do. Variable part: npatterns
- * NUL-terminated patterns, then nroots NUL-terminated roots, then the
- * format (format_len bytes, no NUL).
+ * PROTO_EXPAND: a job's patterns, to be expanded (brace groups, then
+ * wildcards, as glob(3) would) by a worker, so that a slow filesystem or
+ * a huge brace pattern never stalls the supervisor, and the job's allowed
+ * roots: the walk never leaves them (expand.c). The job's log format is
+ * compiled there first, for the same reason: a regex compile is work the
+ * supervisor does not do. Variable part: npatterns NUL-terminated
+ * patterns, then nroots NUL-terminated roots, then the format
+ * (format_len bytes, no NUL).
  */
 struct proto_expand_fixed {
 	uint64_t	task;
@@ -167,7 +167,8 @@ struct proto_expand {
  * PROTO_EXPANDED: the job's file list, sorted with each path once, at
  * most files_max + 1 paths (one more than files_max says "too many");
  * the indexes of the patterns that matched nothing; an error text when
- * the expansion failed. Variable part: nunmatched uint32_t indexes, the
+ * the expansion failed, with limit set when it stopped at a limit
+ * (walk_max, memory) rather than failed. Variable part: nunmatched uint32_t indexes, the
  * error text, then npaths NUL-terminated paths.
  */
 struct proto_expanded_fixed {
@@ -176,8 +177,8 @@ struct proto_expanded_fixed {
 	uint32_t	paths_len;
 	uint32_t	nunmatched;
 	uint32_t	error_len;
-	uint32_t	noutside;	/* paths left out: outside the roots */
 	uint32_t	code;		/* with an error: PROTO_X_* */
+	uint32_t	limit;		/* 1: the error is a limit reached */
 };
 
 #define PROTO_X_INTERNAL	0	/* the expansion failed */
@@ -211,7 +212,7 @@ uint8_t	*proto_merged_encode(const struct proto_merged_fixed *,
 	    const char *error, size_t *lenp);
 uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
 uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
-	    const uint32_t *unmatched, size_t nunmatched, size_t noutside,
+	    const uint32_t *unmatched, size_t nunmatched, int limit,
 	    const char *error, size_t *lenp);
 /* The answer of an expansion whose format does not compile: why. */
 uint8_t	*proto_expanded_format_error(uint64_t task, const char *error,

@@ -17,6 +17,9 @@
  * CRC (FHCRC) included: its check stays on until the header is read.
  */
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,6 +143,48 @@ reader_kind(const struct stat *st)
 	return "special file";
 }
 
+/*
+ * The kernel's pseudo-filesystems, by statfs(2) f_type (linux/magic.h):
+ * their "files" are views of kernel or process state, never logs, and
+ * some never end (/proc/self/pagemap) or block.
+ */
+static const struct {
+	unsigned long	 type;
+	const char	*name;
+} reader_pseudo[] = {
+	{ 0x9fa0, "proc" },		{ 0x62656572, "sysfs" },
+	{ 0x64626720, "debugfs" },	{ 0x74726163, "tracefs" },
+	{ 0x27e0eb, "cgroup" },		{ 0x63677270, "cgroup2" },
+	{ 0x73636673, "securityfs" },	{ 0xf97cff8c, "selinuxfs" },
+	{ 0x43415d53, "smackfs" },	{ 0x6165676c, "pstore" },
+	{ 0xde5e81e4, "efivarfs" },	{ 0xcafe4a11, "bpf" },
+	{ 0x62656570, "configfs" },	{ 0x1cd1, "devpts" },
+	{ 0x42494e4d, "binfmt_misc" },	{ 0x6e736673, "nsfs" },
+	{ 0x65735543, "fusectl" },	{ 0x19800202, "mqueue" },
+	{ 0x67596969, "rpc_pipefs" },	{ 0x6e667364, "nfsd" },
+	{ 0x0187, "autofs" },
+};
+
+const char *
+reader_pseudo_fs(int fd)
+{
+#ifdef __linux__
+	struct statfs	 sf;
+	unsigned long	 type;
+	size_t		 i;
+
+	if (fstatfs(fd, &sf) == -1)
+		return NULL;
+	type = (unsigned long)(unsigned int)sf.f_type;
+	for (i = 0; i < sizeof reader_pseudo / sizeof reader_pseudo[0]; i++)
+		if (reader_pseudo[i].type == type)
+			return reader_pseudo[i].name;
+#else
+	(void)fd;
+#endif
+	return NULL;
+}
+
 /* 1 when path (resolved) is root or below it, component by component. */
 static int
 reader_under(const char *path, const char *root)
@@ -228,11 +273,11 @@ reader_read(int fd, void *buf, size_t len)
 
 int
 reader_open(struct reader *r, const char *path, const char *const *roots,
-    size_t line_max)
+    size_t line_max, int flags)
 {
 	struct stat	 st;
 	char		*resolved = NULL;
-	const char	*open_path = path;
+	const char	*open_path = path, *fs;
 	ssize_t		 n;
 
 	memset(r, 0, sizeof *r);
@@ -271,6 +316,16 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(r->error, sizeof r->error, "not a regular file (%s)",
 		    reader_kind(&st));
+		goto fail;
+	}
+	if ((fs = reader_pseudo_fs(r->fd)) != NULL) {
+		snprintf(r->error, sizeof r->error, "on a pseudo-filesystem "
+		    "(%s)", fs);
+		goto fail;
+	}
+	if ((flags & READER_NO_HARDLINKS) && st.st_nlink > 1) {
+		snprintf(r->error, sizeof r->error, "has %ju hard links "
+		    "(refuse_hardlinks)", (uintmax_t)st.st_nlink);
 		goto fail;
 	}
 	r->st = st;

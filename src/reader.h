@@ -51,15 +51,22 @@ struct reader {
 
 /*
  * Open path for reading; roots is NULL (any path) or a NULL-terminated
- * list of directories the resolved path must be in. -1 with r->error set
- * when the file cannot be read at all; reader_close() is needed either way.
+ * list of directories the resolved path must be in. A file on a
+ * pseudo-filesystem (proc, sysfs, ...) is refused, and with
+ * READER_NO_HARDLINKS in flags one with more than one link. -1 with
+ * r->error set when the file cannot be read at all; reader_close() is
+ * needed either way.
  */
+#define READER_NO_HARDLINKS	0x1
+
 int	reader_open(struct reader *, const char *path,
-	    const char *const *roots, size_t line_max);
+	    const char *const *roots, size_t line_max, int flags);
 int	reader_next(struct reader *, const char **line, size_t *len);
 void	reader_close(struct reader *);
 /* 1 when the resolved path is one of roots or below one. */
 int	reader_in_roots(const char *resolved, const char *const *roots);
+/* The name of the pseudo-filesystem fd is on ("proc", ...), else NULL. */
+const char *reader_pseudo_fs(int fd);
 
 /*
  * zlib's crc32() (same value, same chaining), with carry-less multiply

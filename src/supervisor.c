@@ -806,9 +806,10 @@ sv_same(const char *a, const char *b)
 
 /*
  * SIGHUP: load the config file again; keep the old one when it is bad.
- * Workers take only worker_memory and task_timeout from the config when
- * they start (the rest comes with each task), so they are replaced only
- * when one of those changed. READY=1 follows once the workers are back.
+ * Workers take only worker_memory, task_timeout, walk_max and
+ * refuse_hardlinks from the config when they start (the rest comes with
+ * each task), so they are replaced only when one of those changed.
+ * READY=1 follows once the workers are back.
  */
 static void
 sv_reload(void)
@@ -839,7 +840,9 @@ sv_reload(void)
 		    "to listen there; still on the old socket",
 		    c->socket_path != NULL ? c->socket_path : "(the default)");
 	replace = c->worker_memory != sv.cfg->worker_memory ||
-	    c->task_timeout != sv.cfg->task_timeout;
+	    c->task_timeout != sv.cfg->task_timeout ||
+	    c->walk_max != sv.cfg->walk_max ||
+	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks;
 	jobqueue_set_config(c);
 	control_set_config(c);
 	config_free(sv.cfg);

@@ -49,6 +49,8 @@ struct worker {
 	int			 fd;
 	const char		*spool;		/* where partials and results go */
 	int			 timeout;
+	size_t			 walk_max;	/* expansions: entries read */
+	int			 no_hardlinks;	/* refuse_hardlinks */
 	struct logformat_cache	*formats;
 	struct counts		*counts;
 	char			*filter_text;	/* the cached filter's spec */
@@ -266,6 +268,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	r.task = t->task;
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
+	opts.no_hardlinks = w->no_hardlinks;
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
 	    (opts.flt = worker_filter(w, t->filter, err, sizeof err)) == NULL) {
@@ -404,6 +407,7 @@ static int
 worker_expand(struct worker *w, const struct proto_expand *x)
 {
 	struct expand_result	 r;
+	struct expand_limits	 lim;
 	uint8_t			*msg;
 	size_t			 mlen;
 	char			 ferr[256];
@@ -421,12 +425,14 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	}
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
-	(void)expand_patterns(x->patterns, x->npatterns, x->roots,
-	    (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 : x->files_max),
-	    &r);
+	lim.files_max = (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 :
+	    x->files_max);
+	lim.walk_max = w->walk_max;
+	lim.memory_max = EXPAND_MEMORY_MAX;
+	(void)expand_patterns(x->patterns, x->npatterns, x->roots, &lim, &r);
 	alarm(0);
 	msg = proto_expanded_encode(x->task, r.paths, r.npaths, r.unmatched,
-	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL,
+	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL,
 	    &mlen);
 	if (msg == NULL) {
 		log_warn("expanding %u pattern%s", x->npatterns,
@@ -472,6 +478,8 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	w.fd = fd;
 	w.spool = spool;
 	w.timeout = cfg->task_timeout;
+	w.walk_max = cfg->walk_max;
+	w.no_hardlinks = cfg->refuse_hardlinks;
 	if (worker_setup(parent, cfg) == -1)
 		_exit(WORKER_EXIT_SETUP);
 	if ((w.formats = logformat_cache_new(WORKER_FORMATS)) == NULL ||

@@ -14,8 +14,6 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import clfdtest  # noqa: E402
-clfdtest.need_shared()  # the reference scripts of shared/, else skip
 from clfctl_util import (Tap, clfctl, clean_env, gen_logs, seed_ref, pid_gone, procs_with_arg,
                          mkdtemp, rmtree, CLFCTL)
 

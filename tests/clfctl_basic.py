@@ -10,8 +10,6 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import clfdtest  # noqa: E402
-clfdtest.need_shared()  # the reference scripts of shared/, else skip
 from clfctl_util import (Tap, start_daemon, clfctl, clean_env, gen_logs, seed_ref,
                          counts_ordered, procs_with_arg, mkdtemp, rmtree, SRCDIR)
 

@@ -4,7 +4,9 @@ Starts a real clfd on a private socket inside its own tempfile.mkdtemp()
 directory, waits for it to be ready by connecting and sending "ping" (never
 by sleeping a fixed time), talks JSON lines to it, stops it by pid and
 removes the directory. Also: TAP output, generated logs and the Python
-reference counts (shared/bench/gen_logs.py, seed_ref.py).
+reference counts (tests/genlogs.py, tests/refcount.py, both in the
+checkout; shared/bench's gen_logs.py and seed_ref.py are only for the
+cross-check in tests/refcount_check.py).
 """
 import json
 import os
@@ -24,8 +26,11 @@ CLFD = os.path.join(BUILDDIR, "clfd")
 CLFCTL = os.path.join(BUILDDIR, "clfctl")
 # "yes" in an --enable-sanitizers build (configure passes it through make check)
 SANITIZERS = os.environ.get("CLFD_SANITIZERS", "")
-GEN_LOGS = os.path.join(SHARED, "bench", "gen_logs.py")
-SEED_REF = os.path.join(SHARED, "bench", "seed_ref.py")
+TESTS = os.path.join(SRCDIR, "tests")
+GEN_LOGS = os.path.join(TESTS, "genlogs.py")
+SEED_REF = os.path.join(TESTS, "refcount.py")
+SHARED_GEN_LOGS = os.path.join(SHARED, "bench", "gen_logs.py")
+SHARED_SEED_REF = os.path.join(SHARED, "bench", "seed_ref.py")
 
 
 class Tap:
@@ -278,9 +283,11 @@ class Daemon:
 
 
 def need_shared():
-    """Skip the whole test (a TAP plan of 0) when the reference scripts of
-    the project's shared/ directory are not there: set CLFD_SHARED."""
-    if not (os.path.isfile(GEN_LOGS) and os.path.isfile(SEED_REF)):
+    """Skip the whole test (a TAP plan of 0) when the team's shared/
+    directory, with its bench/gen_logs.py and bench/seed_ref.py, is not
+    beside the checkout (or at CLFD_SHARED). Only the cross-check of the
+    project's reference against seed_ref.py needs it."""
+    if not (os.path.isfile(SHARED_GEN_LOGS) and os.path.isfile(SHARED_SEED_REF)):
         print("1..0 # SKIP no bench/gen_logs.py and bench/seed_ref.py under "
               "CLFD_SHARED=%s" % SHARED)
         sys.stdout.flush()
@@ -288,7 +295,8 @@ def need_shared():
 
 
 def gen_logs(outdir, nfiles, nlines, seed=1, plain=False, junk=None):
-    """Generated logs (shared/bench/gen_logs.py); the sorted file list."""
+    """Generated logs (tests/genlogs.py; junk: the fraction of malformed
+    lines); the sorted file list."""
     argv = [sys.executable, GEN_LOGS, outdir, str(nfiles), str(nlines),
             "--seed", str(seed)]
     if plain:
@@ -300,8 +308,9 @@ def gen_logs(outdir, nfiles, nlines, seed=1, plain=False, junk=None):
 
 
 def seed_ref(files, book=False, any_=False):
-    """Counts from shared/bench/seed_ref.py for files."""
-    argv = [sys.executable, SEED_REF]
+    """The reference counts for files (tests/refcount.py), keys as clfd
+    writes them."""
+    argv = [sys.executable, SEED_REF, "--clfd-keys"]
     if book:
         argv.append("--book")
     if any_:

@@ -17,7 +17,6 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
-clfdtest.need_shared()  # the reference scripts of shared/, else skip
 
 PROTO_READY, PROTO_TASK, PROTO_RESULT, PROTO_EXPAND, PROTO_EXPANDED = 1, 2, 3, 4, 5
 PROTO_MERGE, PROTO_MERGED = 6, 7

@@ -1,5 +1,6 @@
 """Helpers for the engine's integration tests: TAP output, running
-bench/engine-run, the shared bench scripts, and the seed's keys mapped to
+bench/engine-run, the project's reference analysis and log generator
+(tests/refcount.py, tests/genlogs.py), and a seed_ref.py's keys mapped to
 the engine's (raw path bytes, bytes that are not UTF-8 as %XX)."""
 import codecs, json, os, subprocess, sys
 
@@ -7,17 +8,10 @@ BUILDDIR = os.environ.get('CLFD_BUILDDIR', '.')
 SRCDIR = os.environ.get('CLFD_SRCDIR', '.')
 SHARED = os.environ.get('CLFD_SHARED', os.path.join(SRCDIR, '..', 'shared'))
 ENGINE_RUN = os.path.join(BUILDDIR, 'bench', 'engine-run')
-SEED_REF = os.path.join(SHARED, 'bench', 'seed_ref.py')
-GEN_LOGS = os.path.join(SHARED, 'bench', 'gen_logs.py')
+TESTS = os.path.dirname(os.path.abspath(__file__))
+SEED_REF = os.path.join(TESTS, 'refcount.py')
+GEN_LOGS = os.path.join(TESTS, 'genlogs.py')
 REAL = os.path.join(SRCDIR, 'tests', 'data', 'real')
-
-
-def need_shared():
-    """Skip the whole test when the shared bench scripts are missing."""
-    if not (os.path.exists(SEED_REF) and os.path.exists(GEN_LOGS)):
-        print('1..0 # SKIP no seed_ref.py/gen_logs.py under CLFD_SHARED=%s'
-              % SHARED)
-        sys.exit(0)
 
 
 class Tap:
@@ -58,9 +52,10 @@ def engine(files, *args, preexec=None, timeout=120):
     return doc, p.stderr.decode(errors='replace')
 
 
-def seed(files, *flags):
-    """seed_ref.py's counts with its keys mapped to the engine's form."""
-    out = subprocess.run([sys.executable, SEED_REF, *flags, *files],
+def seed(files, *flags, ref=SEED_REF):
+    """The reference counts (tests/refcount.py, or another implementation
+    of the same command line) with the keys in the engine's form."""
+    out = subprocess.run([sys.executable, ref, *flags, *files],
                          capture_output=True, check=True, timeout=300).stdout
     return engine_keys(json.loads(out))
 

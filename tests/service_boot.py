@@ -576,9 +576,10 @@ def checks(t, boot, dirs, want, web, conf, good_conf, priv):
          "the reload's error names clfd.conf:%d at error priority" % bad_line, e0)
     p, r = clfctl(boot, dirs, ["submit", "--no-progress", "-o", "compact",
                                dirs["sysconfdir"] + "/clfd.conf"])
-    outside = (r or {}).get("totals", {}).get("outside_roots")
-    t.ok(outside == 1, "the old roots (/var/log) are still in force: clfd.conf "
-         "is outside them",
+    inside = dirs["sysconfdir"] + "/clfd.conf"
+    t.ok(r is not None and r.get("files") == [] and r.get("unmatched") == [inside],
+         "the old roots (/var/log) are still in force: clfd.conf is outside "
+         "them (unmatched)",
          "exit %d: %s %s" % (p.returncode, p.stdout[-500:], p.stderr))
     # a bad file fails a start, at error priority
     p = boot.systemctl("restart", "clfd.service")

@@ -35,6 +35,7 @@ CASES = {
     "request_max": (["4096", "2M", "64M"], ["1", "1T", "65M"]),
     "patterns_max": (["1", "10"], ["0", "1.5"]),
     "files_max": (["1", "1000000"], ["0", "x"]),
+    "walk_max": (["1000", "50000000"], ["999", "2000000000", "many"]),
     "jobs_max": (["1", "5"], ["-3", "0"]),
     "connections_max": (["1", "5"], ["x", "0"]),
     "idle_timeout": (["1", "86400"], ["0", "86401", "1m"]),
@@ -43,6 +44,7 @@ CASES = {
     "result_disk": (["0", "1G", "4096G"], ["-1", "lots"]),
     "spool_dir": (["/var/tmp", "/srv/clfd spool"], ["var/tmp", ""]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
+    "refuse_hardlinks": (["yes", "no"], ["1", "true", "Yes", ""]),
     "task_timeout": (["0", "30"], ["abc", "86401"]),
     "exit_idle": (["0", "10"], ["1e3", "-5"]),
 }
@@ -148,7 +150,8 @@ def test_effects(t, tmp):
         r = request(sock, {"op": "submit", "patterns": [logs + "/l0.log", logs + "/l1.log",
                                                          logs + "/l2.log"]})
         t.ok(r.get("error", {}).get("code") == "limit", "patterns_max = 2 applied", r)
-        os.link(os.path.join(logs, "l0.log"), os.path.join(logs, "l3.log"))
+        # (a fourth file: a hard link to l0.log would be the same file)
+        gen_log(os.path.join(logs, "l3.log"), 5)
         r = request(sock, {"op": "submit", "patterns": [logs + "/*.log"]})
         os.unlink(os.path.join(logs, "l3.log"))
         t.ok(r.get("error", {}).get("code") == "limit", "files_max = 3 applied", r)

@@ -349,7 +349,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((fd = open(fuzz_file, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
 	    write(fd, st.p, st.len) != (ssize_t)st.len || close(fd) == -1)
 		abort();
-	if (reader_open(&r, fuzz_file, NULL, FUZZ_LINE_MAX) == -1)
+	if (reader_open(&r, fuzz_file, NULL, FUZZ_LINE_MAX, 0) == -1)
 		abort();
 	while ((rc = reader_next(&r, &line, &len)) == READER_LINE) {
 		if (k >= nlines) {

@@ -65,6 +65,18 @@ supervisor_cancel_job(int64_t job)
 	(void)job;
 }
 
+/* The limits of an expansion: files_max, and the walk and memory caps. */
+static const struct expand_limits *
+xlim(size_t files_max)
+{
+	static struct expand_limits	l;
+
+	l.files_max = files_max;
+	l.walk_max = 1000000;
+	l.memory_max = EXPAND_MEMORY_MAX;
+	return &l;
+}
+
 static char	spool[PATH_MAX];
 static uint64_t	next_run = 100;
 
@@ -347,9 +359,9 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 	}
 	free(msg);
 	(void)expand_patterns(pe.patterns, pe.npatterns, pe.roots,
-	    (size_t)pe.files_max, &r);
+	    xlim((size_t)pe.files_max), &r);
 	out = proto_expanded_encode(pe.task, r.paths, r.npaths, r.unmatched,
-	    r.nunmatched, r.noutside, r.error[0] != '\0' ? r.error : NULL, &olen);
+	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL, &olen);
 	expand_result_clear(&r);
 	proto_expand_clear(&pe);
 	if (out == NULL)
@@ -492,14 +504,17 @@ test_expand_roots(const char *dir)
 	pv[2] = p[2];
 	roots[0] = in;
 	roots[1] = NULL;
-	ok(expand_patterns(pv, 3, roots, 10, &r) == 0 && r.npaths == 1 &&
-	    strcmp(r.paths[0] + strlen(in), "/a.log") == 0 && r.noutside == 3,
-	    "expand roots: only the file inside listed, 3 matches left out");
+	ok(expand_patterns(pv, 3, roots, xlim(10), &r) == 0 && r.npaths == 1 &&
+	    strcmp(r.paths[0] + strlen(in), "/a.log") == 0,
+	    "expand roots: only the file inside listed");
 	ok(r.nunmatched == 2 && r.unmatched[0] == 1 && r.unmatched[1] == 2,
 	    "expand roots: patterns with all matches outside are unmatched");
 	expand_result_clear(&r);
-	ok(expand_patterns(pv, 3, NULL, 10, &r) == 0 && r.npaths == 4 &&
-	    r.noutside == 0, "expand roots: no roots, every match listed");
+	ok(expand_patterns(pv, 3, NULL, xlim(10), &r) == 0 && r.npaths == 2 &&
+	    strcmp(r.paths[0] + strlen(in), "/a.log") == 0 &&
+	    strcmp(r.paths[1] + strlen(in), "/b.log") == 0,
+	    "expand roots: no roots, every file listed once (the secret by "
+	    "its first path of the fewest components)");
 	expand_result_clear(&r);
 	unlink(link);
 	rmfile(in, "a.log");
@@ -526,7 +541,7 @@ test_expand(const char *dir)
 	for (i = 0; i < 4; i++)
 		pv[i] = p[i];
 
-	ok(expand_patterns(pv, 3, NULL, 10, &r) == 0 && r.npaths == 3 &&
+	ok(expand_patterns(pv, 3, NULL, xlim(10), &r) == 0 && r.npaths == 3 &&
 	    strcmp(r.paths[0] + strlen(dir), "/x1") == 0 &&
 	    strcmp(r.paths[1] + strlen(dir), "/x3") == 0 &&
 	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
@@ -534,13 +549,13 @@ test_expand(const char *dir)
 	ok(r.nunmatched == 1 && r.unmatched[0] == 2,
 	    "expand: the pattern matching nothing is listed by index");
 	expand_result_clear(&r);
-	ok(expand_patterns(pv, 4, NULL, 2, &r) == 0 && r.npaths == 3 &&
+	ok(expand_patterns(pv, 4, NULL, xlim(2), &r) == 0 && r.npaths == 3 &&
 	    strcmp(r.paths[2] + strlen(dir), "/x5") == 0,
 	    "expand: over files_max 2, exactly 3 paths come back");
 	expand_result_clear(&r);
 	pv[1] = p[0];
 	pv[2] = p[0];
-	ok(expand_patterns(pv, 3, NULL, 3, &r) == 0 && r.npaths == 3,
+	ok(expand_patterns(pv, 3, NULL, xlim(3), &r) == 0 && r.npaths == 3,
 	    "expand: 9 paths, 3 distinct: within files_max 3");
 	expand_result_clear(&r);
 	test_expand_roots(dir);
