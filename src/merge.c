@@ -370,6 +370,22 @@ merr(struct merge_result *mr, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Add a range's statistics to its file's. */
+static void
+stats_add(struct file_stats *a, const struct file_stats *b)
+{
+	a->bytes += b->bytes;
+	a->raw_bytes += b->raw_bytes;
+	a->lines += b->lines;
+	a->matched += b->matched;
+	a->malformed += b->malformed;
+	a->filtered += b->filtered;
+	a->counted += b->counted;
+	a->flags |= b->flags;
+	if (a->error[0] == '\0')
+		memcpy(a->error, b->error, sizeof a->error);
+}
+
 /* The per-file entries, totals and counts of a final result. */
 static void
 merge_write_result(struct mw *w, const struct merge_opts *o,
@@ -377,7 +393,7 @@ merge_write_result(struct mw *w, const struct merge_opts *o,
     uint64_t distinct)
 {
 	uint64_t	 sum[7] = { 0 };
-	size_t		 i, failed = 0, partial = 0, cap = 0;
+	size_t		 i, k, nfiles, failed = 0, partial = 0, cap = 0;
 	char		*esc = NULL, *path, *p;
 	struct timeval	 now;
 
@@ -392,32 +408,42 @@ merge_write_result(struct mw *w, const struct merge_opts *o,
 	} else
 		mw_str(w, "{\"ok\":true");
 	mw_str(w, ",\"files\":[");
-	for (i = 0; i < nsrc; i++) {
-		const struct partial_source *s = src[i].s;
+	for (i = 0, nfiles = 0; i < nsrc; i = k) {
+		struct file_stats	 st = src[i].s->st;
+		const char		*fp = src[i].s->path;
+		size_t			 plen = src[i].s->path_len;
 
-		if ((path = strndup(s->path, s->path_len)) == NULL) {
+		/*
+		 * A file analysed as several byte ranges (or grown, in
+		 * parts) is one entry: its ranges' statistics summed, failed
+		 * or partial if any range was, the first error kept.
+		 */
+		for (k = i + 1; k < nsrc && src[k].s->path_len == plen &&
+		    memcmp(src[k].s->path, fp, plen) == 0; k++)
+			stats_add(&st, &src[k].s->st);
+		if ((path = strndup(fp, plen)) == NULL) {
 			w->err = ENOMEM;
 			return;
 		}
-		if (i > 0)
+		if (nfiles++ > 0)
 			mw_put(w, ",", 1);
-		mw_json(w, analysis_stats_json(path, &s->st));
+		mw_json(w, analysis_stats_json(path, &st));
 		free(path);
-		sum[0] += s->st.bytes;
-		sum[1] += s->st.raw_bytes;
-		sum[2] += s->st.lines;
-		sum[3] += s->st.matched;
-		sum[4] += s->st.malformed;
-		sum[5] += s->st.filtered;
-		sum[6] += s->st.counted;
-		if (s->st.flags & STATS_FAILED)
+		sum[0] += st.bytes;
+		sum[1] += st.raw_bytes;
+		sum[2] += st.lines;
+		sum[3] += st.matched;
+		sum[4] += st.malformed;
+		sum[5] += st.filtered;
+		sum[6] += st.counted;
+		if (st.flags & STATS_FAILED)
 			failed++;
-		else if (s->st.flags & STATS_PARTIAL)
+		else if (st.flags & STATS_PARTIAL)
 			partial++;
 	}
 	mw_str(w, "],\"totals\":");
 	mw_json(w, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-	    "files", (json_int_t)nsrc, "failed", (json_int_t)failed,
+	    "files", (json_int_t)nfiles, "failed", (json_int_t)failed,
 	    "partial", (json_int_t)partial,
 	    "bytes", (json_int_t)sum[0], "raw_bytes", (json_int_t)sum[1],
 	    "lines", (json_int_t)sum[2], "matched", (json_int_t)sum[3],
