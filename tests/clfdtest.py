@@ -178,6 +178,7 @@ class Daemon:
                   "CLFD_SOCKET", "JOURNAL_STREAM"):
             e.pop(k, None)
         e["TMPDIR"] = self.dir     # the daemon's spool: ours, removed with us
+        e["XDG_CACHE_HOME"] = os.path.join(self.dir, "cache")  # its cache too
         if env:
             e.update(env)
         self.logf = open(self.log, "ab")
