@@ -31,6 +31,8 @@
 #define CACHE_AGE	(30 * 86400)	/* unused this long: gone */
 #define CACHE_TMP_AGE	3600		/* a temporary left by a dead worker */
 
+static struct partial	*cache_open(struct cache *, const char *);
+
 struct cache {
 	char		 dir[PATH_MAX];		/* cache_dir */
 	char		 sub[PATH_MAX];		/* cache_dir/v1 */
@@ -173,28 +175,11 @@ cache_name(const struct cache *c, char *buf, size_t len, uint64_t sdigest,
 struct partial *
 cache_get(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 {
-	struct partial	*p;
-	struct stat	 st;
-	char		 path[PATH_MAX], err[256];
+	char	path[PATH_MAX];
 
-	if (cache_name(c, path, sizeof path, sdigest, dev, ino, "") == -1 ||
-	    (!c->ready && cache_prepare(c, 0) == -1))
+	if (cache_name(c, path, sizeof path, sdigest, dev, ino, "") == -1)
 		return NULL;
-	if (lstat(path, &st) == -1) {
-		if (errno != ENOENT)
-			log_warn("cache: %s", path);
-		return NULL;
-	}
-	if ((p = partial_open(path, err, sizeof err)) == NULL) {
-		log_warnx("cache: %s: %s: removed", path, err);
-		if (unlink(path) == -1 && errno != ENOENT)
-			log_warn("cache: %s", path);
-		return NULL;
-	}
-	/* Used now: the last to be evicted. */
-	if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) == -1)
-		log_debug("cache: touching %s: %s", path, strerror(errno));
-	return p;
+	return cache_open(c, path);
 }
 
 void
@@ -336,7 +321,9 @@ cache_scan(struct cache *c)
 			v = nv;
 		}
 		memcpy(v[n].name, e->d_name, len + 1);
-		v[n].size = (uint64_t)st.st_size;
+		/* (an inode with two names counts half under each) */
+		v[n].size = (uint64_t)st.st_size / (st.st_nlink > 1 ?
+		    (uint64_t)st.st_nlink : 1);
 		v[n].used = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 		    st.st_mtim.tv_nsec;
 		total += v[n].size;
@@ -414,6 +401,75 @@ fail:
 	(void)unlink(tmp);
 	close(out);
 	return rc;
+}
+
+static int
+cache_index_name(const struct cache *c, char *buf, size_t len,
+    uint64_t sdigest, uint32_t raw_low, const char *suffix)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s/i%016llx-%08x%s", c->sub,
+	    (unsigned long long)sdigest, (unsigned)raw_low, suffix);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+cache_index_put(struct cache *c, uint64_t sdigest, uint32_t raw_low,
+    uint64_t dev, uint64_t ino)
+{
+	char	path[PATH_MAX], ipath[PATH_MAX], tmp[PATH_MAX + 32];
+
+	if (!c->ready || cache_name(c, path, sizeof path, sdigest, dev, ino,
+	    "") == -1 || cache_index_name(c, ipath, sizeof ipath, sdigest,
+	    raw_low, "") == -1)
+		return -1;
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", ipath, (long)getpid());
+	(void)unlink(tmp);
+	if (link(path, tmp) == -1)
+		return -1;
+	if (rename(tmp, ipath) == -1) {
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open, check and touch the entry at path; NULL when unusable. */
+static struct partial *
+cache_open(struct cache *c, const char *path)
+{
+	struct partial	*p;
+	struct stat	 st;
+	char		 err[256];
+
+	if (!c->ready && cache_prepare(c, 0) == -1)
+		return NULL;
+	if (lstat(path, &st) == -1) {
+		if (errno != ENOENT)
+			log_warn("cache: %s", path);
+		return NULL;
+	}
+	if ((p = partial_open(path, err, sizeof err)) == NULL) {
+		log_warnx("cache: %s: %s: removed", path, err);
+		if (unlink(path) == -1 && errno != ENOENT)
+			log_warn("cache: %s", path);
+		return NULL;
+	}
+	/* Used now: the last to be evicted. */
+	if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) == -1)
+		log_debug("cache: touching %s: %s", path, strerror(errno));
+	return p;
+}
+
+struct partial *
+cache_index_get(struct cache *c, uint64_t sdigest, uint32_t raw_low)
+{
+	char	path[PATH_MAX];
+
+	if (cache_index_name(c, path, sizeof path, sdigest, raw_low, "") == -1)
+		return NULL;
+	return cache_open(c, path);
 }
 
 void

@@ -42,6 +42,17 @@ void		 cache_drop(struct cache *, uint64_t sdigest, uint64_t dev,
  */
 int		 cache_put(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino, int fd);
+/*
+ * The content index: a second name for the entry of the last file stored
+ * with the same low 32 bits of its decompressed size (a hard link: it
+ * outlives the entry's replacement), so that the same content under
+ * another inode (a copy, a file compressed by logrotate) can be found
+ * and its digest compared. get is checked and touched like cache_get.
+ */
+int		 cache_index_put(struct cache *, uint64_t sdigest,
+		    uint32_t raw_low, uint64_t dev, uint64_t ino);
+struct partial	*cache_index_get(struct cache *, uint64_t sdigest,
+		    uint32_t raw_low);
 /* Bytes stored and entries evicted since the last call. */
 void		 cache_take_counts(struct cache *, uint64_t *stored,
 		    uint64_t *evicted);

@@ -71,6 +71,7 @@ struct wcache {
 	uint64_t		 sdigest;
 	struct partial		*entry;		/* the cached partial, or NULL */
 	int			 status;
+	int			 gzip;		/* the file as opened is gzip */
 	struct source_id	 now;		/* the file as opened */
 };
 
@@ -346,6 +347,42 @@ worker_same_prefix(int fd, const struct source_id *e)
 }
 
 /*
+ * An entry of the same content under another inode (a copy, a rotated
+ * file, compressed or not), found by the content index: the decompressed
+ * size must match (a gzip file's trailer has it modulo 2^32), and then
+ * a hash pass decides. NULL when there is no candidate.
+ */
+static struct partial *
+worker_cache_same_content(struct wcache *wc, int fd)
+{
+	struct partial	*p;
+	unsigned char	 b[4];
+	uint64_t	 raw;
+	uint32_t	 low;
+
+	if (wc->gzip) {
+		if (wc->now.size < 18 || pread(fd, b, 4, (off_t)wc->now.size -
+		    4) != 4)
+			return NULL;
+		low = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+		    (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	} else
+		low = (uint32_t)wc->now.size;
+	if ((p = cache_index_get(wc->w->cache, wc->sdigest, low)) == NULL)
+		return NULL;
+	raw = p->nsources == 1 ? p->sources[0].st.raw_bytes : 0;
+	if (p->nsources != 1 || p->sources[0].id.digest == 0 ||
+	    (uint32_t)raw != low || (!wc->gzip && raw != wc->now.size) ||
+	    p->settings_len != strlen(wc->settings) ||
+	    memcmp(p->settings, wc->settings, p->settings_len) != 0 ||
+	    (p->sources[0].st.flags & (STATS_FAILED | STATS_PARTIAL)) != 0) {
+		partial_close(p);
+		return NULL;
+	}
+	return p;
+}
+
+/*
  * analysis_file's opened(): the file is open (under the roots, a regular
  * file), nothing read yet. Look its entry up and decide: unchanged is a
  * hit, answered without reading; only the ctime changed is a hash pass;
@@ -360,6 +397,7 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 	const struct source_id		*e;
 
 	worker_stat_id(st, &wc->now);
+	wc->gzip = gzip;
 	wc->status = STATS_CACHE_MISS;
 	if (wc->entry != NULL) {
 		/* (the second open, after a hash pass that did not match) */
@@ -369,7 +407,7 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 	}
 	if ((wc->entry = cache_get(wc->w->cache, wc->sdigest, wc->now.dev,
 	    wc->now.ino)) == NULL)
-		return 0;
+		goto content;
 	s = &wc->entry->sources[0];
 	e = &s->id;
 	if (wc->entry->nsources != 1 ||
@@ -403,6 +441,12 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 miss:
 	partial_close(wc->entry);
 	wc->entry = NULL;
+content:
+	if ((wc->entry = worker_cache_same_content(wc, fd)) != NULL) {
+		wc->status = STATS_CACHE_CONTENT;
+		plan->hash_only = 1;
+		plan->off = 0;
+	}
 	return 0;
 }
 
@@ -419,7 +463,10 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 	struct source_id		 id = r->id;
 
 	r->st = s->st;
-	r->st.flags &= STATS_GZIP;
+	/* What a read of the file now would say: its size, gzip or not. */
+	r->st.flags = wc->gzip ? STATS_GZIP : 0;
+	if (wc->status != STATS_CACHE_RESUMED)
+		r->st.bytes = wc->now.size;
 	r->st.error[0] = '\0';
 	r->id = wc->now;
 	r->id.end = r->id.size;
@@ -513,8 +560,10 @@ worker_task(struct worker *w, const struct proto_task *t)
 	    r.id.off == 0 && r.id.end == r.id.size && r.id.ino != 0;
 	/* Every file gets a partial, a failed one too: it lists the file. */
 	if (worker_write_partial(w, t, settings, wc.entry, &r, store ? &pfd :
-	    NULL) == 0 && pfd != -1)
-		(void)cache_put(w->cache, wc.sdigest, r.id.dev, r.id.ino, pfd);
+	    NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
+	    r.id.dev, r.id.ino, pfd) == 0 && r.id.digest != 0)
+		(void)cache_index_put(w->cache, wc.sdigest,
+		    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
 	if (pfd != -1)
 		close(pfd);
 	if (w->cache != NULL)
