@@ -50,7 +50,11 @@ cache_default_dir(char *buf, size_t len)
 	struct passwd	*pw;
 	int		 n;
 
-	if ((s = getenv("XDG_CACHE_HOME")) != NULL && *s == '/')
+	/* systemd's CacheDirectory=clfd: the directory itself. */
+	if ((s = getenv("CACHE_DIRECTORY")) != NULL && *s == '/' &&
+	    strchr(s, ':') == NULL)
+		n = snprintf(buf, len, "%s", s);
+	else if ((s = getenv("XDG_CACHE_HOME")) != NULL && *s == '/')
 		n = snprintf(buf, len, "%s/clfd", s);
 	else {
 		if ((s = getenv("HOME")) == NULL || *s != '/') {
@@ -98,7 +102,8 @@ cache_prepare(struct cache *c, int create)
 
 	if (!create && lstat(c->sub, &st) == -1 && errno == ENOENT)
 		return -1;
-	if (cache_mkdirs(c->dir) == -1 || lstat(c->dir, &st) == -1) {
+	/* (cache_dir itself may be a symlink: systemd's with DynamicUser=) */
+	if (cache_mkdirs(c->dir) == -1 || stat(c->dir, &st) == -1) {
 		log_warn("cache_dir %s", c->dir);
 		return -1;
 	}
