@@ -1128,6 +1128,7 @@ int
 supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	sigset_t		 block;
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
 	char			 where[sizeof path + 32], err[512];
@@ -1183,6 +1184,15 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 
 	event_base_dispatch(sv.base);
 	rc = sv.failed ? 1 : 0;
+	/*
+	 * Stopping already: a second SIGTERM (or ^C, SIGHUP) while we tear
+	 * down is held, not let kill us once the signal events are freed.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	/* Whatever is still there after the grace period is killed. */
 	sv_kill_left(1);
