@@ -51,11 +51,13 @@
 #define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
 #define EXIT_REJECT	4	/* the daemon answered with an error */
 #define EXIT_NOMATCH	5	/* no pattern matched a file */
+#define EXIT_MALFORMED	6	/* most lines of a file were malformed */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
 #define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
+#define SAMPLE_MAX	120		/* bytes of a malformed_example */
 
 enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
 
@@ -101,6 +103,7 @@ usage_text(FILE *f)
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
 "      4 request rejected, 5 no file matched any pattern,\n"
+"      6 most lines of a file malformed (the wrong --format?),\n"
 "      130 interrupted while waiting (the job goes on)\n");
 }
 
@@ -647,6 +650,39 @@ tsv_put(const char *s)
 	}
 }
 
+/*
+ * Warn that most lines of a file are malformed, with the first of them as
+ * the daemon kept it (control bytes as \xHH, '"' and '\' escaped, cut).
+ */
+static void
+warn_malformed(json_t *file, const char *format)
+{
+	const char	*ex, *s;
+	char		 buf[4 * SAMPLE_MAX + 8];
+	size_t		 o = 0;
+
+	ex = json_string_value(json_object_get(file, "malformed_example"));
+	for (s = ex; s != NULL && *s != '\0' && o + 5 < sizeof buf; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x",
+			    (unsigned char)*s);
+		else {
+			if (*s == '"' || *s == '\\')
+				buf[o++] = '\\';
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	warnx_("%s: %lld of %lld lines malformed for format \"%s\"%s%s%s%s",
+	    json_string_value(json_object_get(file, "path")),
+	    (long long)json_integer_value(json_object_get(file, "malformed")),
+	    (long long)json_integer_value(json_object_get(file, "lines")),
+	    format != NULL ? format : "default",
+	    ex != NULL ? "; the first: \"" : "", buf,
+	    ex != NULL && strlen(ex) >= SAMPLE_MAX ? "..." : "",
+	    ex != NULL ? "\"" : "");
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -667,8 +703,9 @@ print_result(json_t *res, enum output out)
 {
 	json_t		*v, *files;
 	const char	*key, *state;
+	json_int_t	 lines;
 	size_t		 i;
-	int		 rc = EXIT_OK;
+	int		 rc = EXIT_OK, malformed = 0;
 
 	json_object_del(res, "event");
 	state = json_string_value(json_object_get(res, "state"));
@@ -696,12 +733,21 @@ print_result(json_t *res, enum output out)
 			    "error")));
 			rc = EXIT_FILES;
 		}
+		lines = json_integer_value(json_object_get(v, "lines"));
+		if (lines > 0 && json_integer_value(json_object_get(v,
+		    "malformed")) > lines / 2) {
+			warn_malformed(v, json_string_value(json_object_get(res,
+			    "format")));
+			malformed = 1;
+		}
 	}
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
+	if (rc == EXIT_OK && malformed)
+		rc = EXIT_MALFORMED;
 	return rc;
 }
 
