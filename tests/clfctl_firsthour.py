@@ -88,6 +88,13 @@ def main():
              load(r)["files"][0]["malformed_example"] is None,
              "the same file under the default format: no warning, exit 0",
              (r.returncode, r.stderr))
+        # item 3: \" and \\ in a LogFormat stand for " and \, as Apache has it
+        r = clfctl(["submit", "-o", "compact", "--format", '%h %l %u %t \\"%r\\" %>s %b',
+                    common], s)
+        f = (load(r).get("files") or [{}])[0]
+        t.ok(r.returncode == 0 and f.get("malformed") == 0 and f.get("counted") == 41,
+             '--format with \\" as an Apache config writes it: every line matches',
+             (r.returncode, r.stderr, f))
         # half malformed is not most
         half = write(os.path.join(data, "half.log"),
                      "".join(COMBINED % (i, i, i) for i in range(5)) + "junk\n" * 5)
