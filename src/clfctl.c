@@ -91,6 +91,7 @@ usage_text(FILE *f)
 "usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
 "  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
+"         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [-o json|compact|tsv] PATTERN...\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
@@ -1089,7 +1090,7 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT
 };
 
 static const struct option long_opts[] = {
@@ -1101,6 +1102,7 @@ static const struct option long_opts[] = {
 	{ "exclude-name", required_argument, NULL, OPT_XNAME },
 	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
 	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
+	{ "count-root", no_argument, NULL, OPT_COUNTROOT },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
@@ -1125,7 +1127,7 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 	const char	*key;
 	char		*end;
 	long long	 top;
-	int		 ch, i, ok, noxdef = 0, rc = EXIT_USAGE;
+	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
 	opterr = 0;
@@ -1183,6 +1185,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_NOXDEF:
 			noxdef = 1;
 			break;
+		case OPT_COUNTROOT:
+			countroot = 1;
+			break;
 		case OPT_FORMAT:
 			json_object_set_new(req, "format", json_string(optarg));
 			break;
@@ -1212,6 +1217,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		json_object_set_new(filter, "exclude_names", json_array());
 	if (noxdef && exts == NULL)
 		json_object_set_new(filter, "exclude_exts", json_array());
+	if (noxdef || countroot)
+		json_object_set_new(filter, "exclude_root", json_false());
 	rc = 0;
 out:
 	return rc;
@@ -1235,7 +1242,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 {
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
-	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
+	    0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;

@@ -9,7 +9,8 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clfctl_util import Tap, start_daemon, clfctl, mkdtemp, rmtree  # noqa: E402
+from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
+                         mkdtemp, rmtree)
 
 COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
             '200 512 "-" "curl/8"\n')
@@ -117,6 +118,32 @@ def main():
              f.get("counted") == 3, "not METHOD TARGET PROTOCOL: not_request 2 of filtered 3", f)
         t.eq(list(f)[-2:], ["not_request", "malformed_example"],
              "the new fields come last in a file's entry")
+
+        # item 1: the root path is a rule of its own
+        gen = gen_logs(os.path.join(data, "gen"), 2, 600, seed=11, plain=True, junk=0.02)
+        req = '203.0.113.5 - - [10/Oct/2024:13:55:00 +0000] "%s" 200 5 "-" "-"\n'
+        gen.append(write(os.path.join(data, "home.log"), "".join(
+            req % r for r in ["GET / HTTP/1.1"] * 3 + ["GET // HTTP/1.1", "GET /?q=1 HTTP/1.1",
+                                                      "GET http://h.example HTTP/1.1",
+                                                      "GET /favicon.ico HTTP/1.1", "-"])))
+        want = seed_ref(gen, any_=True)
+        r = clfctl(["submit", "-o", "compact"] + gen, s)
+        t.ok(r.returncode == 0 and load(r).get("counts") == want and "/" not in want,
+             "by default the root path is not counted (the seed's rule)", r.stderr)
+        want_root = seed_ref(gen, any_=True, count_root=True)
+        r = clfctl(["submit", "-o", "compact", "--count-root"] + gen, s)
+        res = load(r)
+        t.ok(r.returncode == 0 and res.get("counts") == want_root and
+             want_root.get("/") == 4 and want_root.get("//") == 1 and
+             "/favicon.ico" not in want_root and "" not in want_root,
+             "--count-root: / (and //) counted, the other excludes kept, as refcount.py "
+             "--count-root", {k: want_root.get(k) for k in ("/", "//")})
+        t.eq(res.get("filter", {}).get("exclude_root"), False,
+             "the job's filter says exclude_root false")
+        r = clfctl(["submit", "-o", "compact", "--no-default-excludes"] + gen, s)
+        c = load(r).get("counts", {})
+        t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
+             "--no-default-excludes counts / and every excluded name", c.get("/"))
     finally:
         if d is not None:
             rc = d.stop()
