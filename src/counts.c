@@ -416,10 +416,47 @@ counts_cmp_entry(const void *a, const void *b)
 	return (x->len > y->len) - (x->len < y->len);
 }
 
+/*
+ * Sort entries by key bytes: an MSD radix sort on the byte at depth
+ * (keys that end there first), buckets finished with qsort when small or
+ * deep. Paths share long prefixes ("/item/1234..."), where comparison
+ * sorts spend their time in memcmp; this reads each key's byte once a
+ * level. tmp has room for n entries.
+ */
+#define CS_SMALL	64	/* buckets this small go to qsort */
+#define CS_DEPTH	32	/* and any bucket this deep */
+
+static void
+counts_radix(struct counts_entry *e, struct counts_entry *tmp, size_t n,
+    size_t depth)
+{
+	size_t	cnt[257], pos[257], i, b;
+
+	if (n < CS_SMALL || depth >= CS_DEPTH) {
+		qsort(e, n, sizeof *e, counts_cmp_entry);
+		return;
+	}
+	memset(cnt, 0, sizeof cnt);
+	for (i = 0; i < n; i++)
+		cnt[e[i].len > depth ? (unsigned char)e[i].key[depth] + 1 : 0]++;
+	for (i = 0, b = 0; b < 257; b++) {
+		pos[b] = i;
+		i += cnt[b];
+	}
+	for (i = 0; i < n; i++)
+		tmp[pos[e[i].len > depth ?
+		    (unsigned char)e[i].key[depth] + 1 : 0]++] = e[i];
+	memcpy(e, tmp, n * sizeof *e);
+	/* Bucket 0: keys that end here, all equal; the others go deeper. */
+	for (i = cnt[0], b = 1; b < 257; i += cnt[b++])
+		if (cnt[b] > 1)
+			counts_radix(e + i, tmp, cnt[b], depth + 1);
+}
+
 int
 counts_sort(const struct counts *c, struct counts_sorted *out)
 {
-	struct counts_entry	*e;
+	struct counts_entry	*e, *tmp;
 	size_t			 i, k = 0, w, cap = 0;
 	char			*enc;
 
@@ -453,7 +490,11 @@ counts_sort(const struct counts *c, struct counts_sorted *out)
 		}
 		k++;
 	}
-	qsort(e, k, sizeof *e, counts_cmp_entry);
+	if (k >= CS_SMALL && (tmp = malloc(k * sizeof *tmp)) != NULL) {
+		counts_radix(e, tmp, k, 0);
+		free(tmp);
+	} else
+		qsort(e, k, sizeof *e, counts_cmp_entry);
 	for (i = 0, w = 0; i < k; i++) {
 		if (w > 0 && counts_cmp_entry(&e[w - 1], &e[i]) == 0)
 			e[w - 1].n += e[i].n;
