@@ -74,6 +74,7 @@ struct analysis_opts {
 #define STATS_CACHE(flags)	(((flags) & STATS_CACHE_MASK) >> STATS_CACHE_SHIFT)
 #define STATS_CACHE_SET(flags, c) \
 	(((flags) & ~STATS_CACHE_MASK) | ((uint32_t)(c) << STATS_CACHE_SHIFT))
+#define STATS_SAMPLE	120	/* bytes kept of the first malformed line */
 
 struct file_stats {
 	uint64_t	bytes;		/* bytes read from the file */
@@ -86,6 +87,12 @@ struct file_stats {
 	uint32_t	flags;		/* STATS_* */
 	uint32_t	pad;
 	char		error[256];	/* "" when none */
+	uint64_t	not_request;	/* of filtered: the request was not
+					   METHOD TARGET PROTOCOL ("-", TLS) */
+	uint32_t	sample_len;	/* whole length of the first
+					   malformed line; 0: none */
+	uint32_t	pad2;
+	char		sample[STATS_SAMPLE];	/* its first bytes */
 };
 
 /*
@@ -119,8 +126,10 @@ int	 analysis_file(const char *path, const struct analysis_opts *,
 	    struct counts *out, struct file_stats *st, struct source_id *id);
 
 /*
- * The per-file entry of a result: path, bytes, lines, ..., error,
- * partial, and cache when the flags carry a cache status.
+ * The per-file entry of a result: path, bytes, lines, ..., error, partial,
+ * then not_request and malformed_example (the first STATS_SAMPLE bytes of
+ * the first malformed line, or null), and cache when the flags carry a
+ * cache status.
  */
 json_t	*analysis_stats_json(const char *path, const struct file_stats *);
 

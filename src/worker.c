@@ -198,6 +198,11 @@ worker_stats_add(struct file_stats *a, const struct file_stats *b)
 	a->malformed += b->malformed;
 	a->filtered += b->filtered;
 	a->counted += b->counted;
+	a->not_request += b->not_request;
+	if (a->sample_len == 0) {
+		a->sample_len = b->sample_len;
+		memcpy(a->sample, b->sample, sizeof a->sample);
+	}
 }
 
 /*
