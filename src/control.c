@@ -635,7 +635,7 @@ client_wait(struct client *c, int64_t id, int progress)
 	struct jq_error		 err;
 	struct jq_result	 res;
 
-	if (jobqueue_result(id, &res, &err) == 0) {
+	if (jobqueue_result(id, c->uid, &res, &err) == 0) {
 		client_send_result(c, &res, 1);
 		return;
 	}
@@ -643,8 +643,8 @@ client_wait(struct client *c, int64_t id, int progress)
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
-	if ((c->waiter = jobqueue_wait(id, progress, client_job_cb, c,
-	    &err)) == NULL)
+	if ((c->waiter = jobqueue_wait(id, c->uid, progress,
+	    client_job_cb, c, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 }
 
@@ -750,7 +750,7 @@ op_result(struct client *c, const json_t *req)
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if (jobqueue_result(id, &res, &err) == -1) {
+	if (jobqueue_result(id, c->uid, &res, &err) == -1) {
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
@@ -761,7 +761,7 @@ static void
 op_list(struct client *c, const json_t *req)
 {
 	(void)req;
-	client_send_json(c, jobqueue_list());
+	client_send_json(c, jobqueue_list(c->uid));
 }
 
 static void
@@ -778,7 +778,7 @@ op_status(struct client *c, const json_t *req)
 	}
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_status(id, &err)) == NULL)
+	if ((r = jobqueue_status(id, c->uid, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 	else
 		client_send_json(c, r);
@@ -793,7 +793,7 @@ op_cancel(struct client *c, const json_t *req)
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_cancel(id, &err)) == NULL)
+	if ((r = jobqueue_cancel(id, c->uid, c->pid, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 	else
 		client_send_json(c, r);
