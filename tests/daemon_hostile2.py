@@ -24,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -277,21 +278,90 @@ def test_users(t, tmp):
         d.cleanup()
 
 
+def answer(c, req):
+    """Send req and read the answer, as a client refused early must: the
+    send may find the connection closed, the answer is there all the same."""
+    try:
+        c.send(req)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return c.recv()
+
+
+def test_connections(t, tmp):
+    """Over connections_max: limit, never a reset; clfctl exits 4."""
+    d = clfdtest.Daemon(workers=1, config={"connections_max": 5,
+                                           "request_max": 4096})
+    held = []
+    try:
+        for _ in range(5):
+            c = d.client(timeout=BOUND)
+            c.request({"op": "ping"})
+            held.append(c)
+        codes = {}
+        for _ in range(200):
+            c = d.client(timeout=BOUND)
+            try:
+                r = answer(c, {"op": "ping"})
+                k = err_of(r)[0] if r and not r.get("ok") else repr(r)
+            except ConnectionResetError:
+                k = "reset"
+            finally:
+                c.close()
+            codes[k] = codes.get(k, 0) + 1
+        t.eq(codes, {"limit": 200}, "200 clients over connections_max 5: "
+             "each answered limit, none reset")
+        p = subprocess.run([clfdtest.CLFCTL, "-s", d.sock, "ping"],
+                           capture_output=True, text=True, timeout=BOUND)
+        t.ok(p.returncode == 4 and "limit" in p.stderr,
+             "clfctl over connections_max exits 4, saying limit (%d: %s)" %
+             (p.returncode, p.stderr.strip()))
+        # a client dropped by clfd (a request over request_max) and still
+        # connected no longer counts: another takes its place
+        held.pop().close()
+        clfdtest.wait_until(lambda: d.request({"op": "stats"})["connections"] == 5,
+                            30, "the held client's place")
+        bad = d.client(timeout=BOUND)
+        bad.send_raw(b"x" * 5000)
+        r = bad.recv()
+        t.eq(err_of(r)[0], "too_large", "a request over request_max is refused")
+        r = d.request({"op": "ping"})
+        t.ok(r.get("ok"), "a dropped client, still connected, leaves its place "
+             "to another at once", r)
+        bad.close()
+        for c in held:
+            c.close()
+        held = []
+        ok = clfdtest.wait_until(lambda: subprocess.run(
+            [clfdtest.CLFCTL, "-s", d.sock, "ping"], capture_output=True,
+            timeout=BOUND).returncode == 0, 30, "clfctl ping")
+        t.ok(ok, "once they left, clfctl is served")
+        t.eq(d.stop(), 0, "clfd exits 0")
+    finally:
+        for c in held:
+            c.close()
+        d.cleanup()
+
+
 def main():
     t = clfdtest.Tap()
     tmp = tempfile.mkdtemp(prefix="clfdtest-hostile2-")
     try:
         try:
             test_deadline(t, tmp)
-        except Exception as e:
+        except Exception:
             t.ok(False, "deadline: unexpected exception", traceback.format_exc())
+        try:
+            test_connections(t, tmp)
+        except Exception:
+            t.ok(False, "connections: unexpected exception", traceback.format_exc())
         if os.geteuid() != 0:
             t.skip("users: ownership, fairness, jobs_per_user",
                    "needs root to run a client as another uid")
         else:
             try:
                 test_users(t, tmp)
-            except Exception as e:
+            except Exception:
                 t.ok(False, "users: unexpected exception", traceback.format_exc())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
