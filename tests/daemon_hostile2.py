@@ -12,7 +12,9 @@ jobs, crowd out other users, or pile up connections.
   user's small job wait its turn behind each of them; jobs_per_user
   bounds one uid's jobs;
 - over connections_max a client is answered `limit`, never reset, and
-  clfctl exits 4.
+  clfctl exits 4; a client clfd is closing after an error does not count;
+- a file truncated while it is read is reported partial, "file shrank
+  while being read".
 
 The second uid is nobody's (65534), a child process that drops root
 first: the tests that need it are skipped when not run as root. Every
@@ -278,6 +280,50 @@ def test_users(t, tmp):
         d.cleanup()
 
 
+def has_open(pid, path):
+    """True when process pid has path open."""
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == path:
+                    return True
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return False
+
+
+def test_shrink(t, tmp):
+    """A file truncated while it is read is partial, and says so."""
+    path = os.path.join(tmp, "shrinking.log")
+    with open(path, "wb") as f:
+        f.truncate(1 << 40)     # far more than is read before the truncate
+    d = clfdtest.Daemon(workers=1, config={"roots": tmp})
+    try:
+        c = d.client(timeout=BOUND * 2)
+        c.request({"op": "submit", "patterns": [path], "wait": True})
+        pid = clfdtest.wait_until(
+            lambda: next((s["pid"] for s in d.request({"op": "stats"})["workers"]["slots"]
+                          if s.get("path") == path), None), 30, "the worker on the file")
+        clfdtest.wait_until(lambda: has_open(pid, path), 30, "the file open")
+        os.truncate(path, 0)
+        ev = c.recv()
+        while ev is not None and ev.get("event") != "done":
+            ev = c.recv()
+        c.close()
+        tot = (ev or {}).get("totals") or {}
+        f = ((ev or {}).get("files") or [{}])[0]
+        t.ok(tot.get("partial") == 1 and tot.get("failed") == 0 and
+             f.get("partial") is True and
+             "file shrank while being read" in (f.get("error") or ""),
+             "a file truncated while read is partial: %s" % f.get("error"),
+             json.dumps(ev)[:1000])
+        t.eq(d.stop(), 0, "clfd exits 0")
+    finally:
+        d.cleanup()
+
+
 def answer(c, req):
     """Send req and read the answer, as a client refused early must: the
     send may find the connection closed, the answer is there all the same."""
@@ -351,6 +397,10 @@ def main():
             test_deadline(t, tmp)
         except Exception:
             t.ok(False, "deadline: unexpected exception", traceback.format_exc())
+        try:
+            test_shrink(t, tmp)
+        except Exception:
+            t.ok(False, "shrink: unexpected exception", traceback.format_exc())
         try:
             test_connections(t, tmp)
         except Exception:
