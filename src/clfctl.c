@@ -13,6 +13,7 @@
 #endif
 
 #include "paths.h"
+#include "suggest.h"
 
 #include <jansson.h>
 
@@ -51,11 +52,13 @@
 #define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
 #define EXIT_REJECT	4	/* the daemon answered with an error */
 #define EXIT_NOMATCH	5	/* no pattern matched a file */
+#define EXIT_MALFORMED	6	/* most lines of a file were malformed */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
 #define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
+#define SAMPLE_MAX	120		/* bytes of a malformed_example */
 
 enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
 
@@ -89,6 +92,7 @@ usage_text(FILE *f)
 "usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
 "  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
+"         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [-o json|compact|tsv] PATTERN...\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
@@ -101,6 +105,7 @@ usage_text(FILE *f)
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
 "      4 request rejected, 5 no file matched any pattern,\n"
+"      6 most lines of a file malformed (the wrong --format?),\n"
 "      130 interrupted while waiting (the job goes on)\n");
 }
 
@@ -132,6 +137,24 @@ usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'clfctl -h'.\n", stderr);
 	return EXIT_USAGE;
+}
+
+/*
+ * An unknown option of cmd (NULL: a global one), named with the closest
+ * long option when it looks misspelt: "did you mean --status?".
+ */
+static int
+bad_option(const char *cmd, const char *arg, const struct option *opts)
+{
+	const char	*best = NULL;
+
+	if (strncmp(arg, "--", 2) == 0)
+		best = suggest_option(arg, opts);
+	if (best != NULL)
+		return usage_error("%s%sunknown option: %s; did you mean --%s?",
+		    cmd != NULL ? cmd : "", cmd != NULL ? ": " : "", arg, best);
+	return usage_error("%s%sunknown option: %s", cmd != NULL ? cmd : "",
+	    cmd != NULL ? ": " : "", arg);
 }
 
 /* SIGINT while waiting for a job: only note it (see catch_sigint). */
@@ -219,6 +242,12 @@ conn_send(struct conn *c, json_t *req)
 		n = send(c->fd, s + done, len - done, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
+		/*
+		 * Refused before the daemon read us (limit): its one line
+		 * is waiting to be read, and says why.
+		 */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			break;
 		if (n == -1) {
 			warnx_("%s: send: %s", socket_path, strerror(errno));
 			goto out;
@@ -647,6 +676,39 @@ tsv_put(const char *s)
 	}
 }
 
+/*
+ * Warn that most lines of a file are malformed, with the first of them as
+ * the daemon kept it (control bytes as \xHH, '"' and '\' escaped, cut).
+ */
+static void
+warn_malformed(json_t *file, const char *format)
+{
+	const char	*ex, *s;
+	char		 buf[4 * SAMPLE_MAX + 8];
+	size_t		 o = 0;
+
+	ex = json_string_value(json_object_get(file, "malformed_example"));
+	for (s = ex; s != NULL && *s != '\0' && o + 5 < sizeof buf; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x",
+			    (unsigned char)*s);
+		else {
+			if (*s == '"' || *s == '\\')
+				buf[o++] = '\\';
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	warnx_("%s: %lld of %lld lines malformed for format \"%s\"%s%s%s%s",
+	    json_string_value(json_object_get(file, "path")),
+	    (long long)json_integer_value(json_object_get(file, "malformed")),
+	    (long long)json_integer_value(json_object_get(file, "lines")),
+	    format != NULL ? format : "default",
+	    ex != NULL ? "; the first: \"" : "", buf,
+	    ex != NULL && strlen(ex) >= SAMPLE_MAX ? "..." : "",
+	    ex != NULL ? "\"" : "");
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -667,8 +729,9 @@ print_result(json_t *res, enum output out)
 {
 	json_t		*v, *files;
 	const char	*key, *state;
+	json_int_t	 lines;
 	size_t		 i;
-	int		 rc = EXIT_OK;
+	int		 rc = EXIT_OK, malformed = 0;
 
 	json_object_del(res, "event");
 	state = json_string_value(json_object_get(res, "state"));
@@ -696,12 +759,21 @@ print_result(json_t *res, enum output out)
 			    "error")));
 			rc = EXIT_FILES;
 		}
+		lines = json_integer_value(json_object_get(v, "lines"));
+		if (lines > 0 && json_integer_value(json_object_get(v,
+		    "malformed")) > lines / 2) {
+			warn_malformed(v, json_string_value(json_object_get(res,
+			    "format")));
+			malformed = 1;
+		}
 	}
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
+	if (rc == EXIT_OK && malformed)
+		rc = EXIT_MALFORMED;
 	return rc;
 }
 
@@ -1043,7 +1115,7 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT
 };
 
 static const struct option long_opts[] = {
@@ -1055,6 +1127,7 @@ static const struct option long_opts[] = {
 	{ "exclude-name", required_argument, NULL, OPT_XNAME },
 	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
 	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
+	{ "count-root", no_argument, NULL, OPT_COUNTROOT },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
@@ -1079,17 +1152,30 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 	const char	*key;
 	char		*end;
 	long long	 top;
-	int		 ch, i, ok, noxdef = 0, rc = EXIT_USAGE;
+	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "ho:s:", long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":ho:s:", long_opts, NULL)) != -1) {
 		ok = ch == 'h' || ch == 's' || ch == 'o';
 		for (i = 0; allowed[i] != 0 && !ok; i++)
 			ok = allowed[i] == ch;
-		if (ch == '?' || ch == ':' || !ok) {
-			usage_error("%s: unknown option or missing argument: %s",
-			    argv[0], argv[optind - 1]);
+		if (ch == ':') {
+			usage_error("%s: %s needs an argument", argv[0],
+			    argv[optind - 1]);
+			goto out;
+		}
+		if (ch == '?') {
+			bad_option(argv[0], argv[optind - 1], long_opts);
+			goto out;
+		}
+		if (!ok) {
+			for (i = 0; long_opts[i].name != NULL &&
+			    long_opts[i].val != ch; i++)
+				;
+			usage_error("%s: --%s is not an option of %s", argv[0],
+			    long_opts[i].name != NULL ? long_opts[i].name : "?",
+			    argv[0]);
 			goto out;
 		}
 		switch (ch) {
@@ -1137,6 +1223,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_NOXDEF:
 			noxdef = 1;
 			break;
+		case OPT_COUNTROOT:
+			countroot = 1;
+			break;
 		case OPT_FORMAT:
 			json_object_set_new(req, "format", json_string(optarg));
 			break;
@@ -1166,6 +1255,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		json_object_set_new(filter, "exclude_names", json_array());
 	if (noxdef && exts == NULL)
 		json_object_set_new(filter, "exclude_exts", json_array());
+	if (noxdef || countroot)
+		json_object_set_new(filter, "exclude_root", json_false());
 	rc = 0;
 out:
 	return rc;
@@ -1189,7 +1280,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 {
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
-	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
+	    0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;
@@ -1441,8 +1533,7 @@ main(int argc, char **argv)
 		default:
 			if (optopt != 0)
 				return usage_error("unknown option: -%c", optopt);
-			return usage_error("unknown option: %s",
-			    argv[optind - 1]);
+			return bad_option(NULL, argv[optind - 1], top_opts);
 		}
 	}
 	argc -= optind;
