@@ -17,7 +17,7 @@
 
 #include "analysis.h"
 
-#define PROTO_VERSION		5	/* supervisor <-> worker messages */
+#define PROTO_VERSION		6	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -151,7 +151,7 @@ struct proto_expand_fixed {
 	uint32_t	nroots;
 	uint32_t	roots_len;
 	uint32_t	format_len;	/* the job's format, after the roots */
-	uint32_t	pad;
+	uint32_t	needs;		/* FILTER_NEEDS_* the format must serve */
 };
 
 struct proto_expand {
@@ -161,6 +161,7 @@ struct proto_expand {
 	char		**patterns;	/* NULL-terminated; copies when decoded */
 	char		**roots;	/* NULL-terminated, NULL for any path */
 	const char	 *format;	/* to check (compile) first; copy */
+	uint32_t	  needs;	/* the filter's FILTER_NEEDS_* */
 };
 
 /*

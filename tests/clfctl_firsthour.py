@@ -145,6 +145,25 @@ def main():
         t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
              "--no-default-excludes counts / and every excluded name", c.get("/"))
 
+        # item 4: a filter the format cannot serve is refused at submit
+        r = clfctl(["submit", "--format", "regex:^(?<request>[^\\n]*)$", "--status", "2xx",
+                    good], s)
+        t.ok(r.returncode == 4 and "no status field" in r.stderr and r.stdout == "",
+             "--status on a format without status: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "referer", "--since", "0", good], s)
+        t.ok(r.returncode == 4 and "no time field" in r.stderr,
+             "--since on a format without time: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "common", "--status", "2xx", common],
+                   s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 41,
+             "--status on a format with status: counted", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "nginx", good], s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 50,
+             "nginx: an alias of combined", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "agent", good], s)
+        t.ok(r.returncode == 4 and "referer), a LogFormat or regex:PATTERN" in r.stderr,
+             "agent is no preset; the error lists them all", r.stderr)
+
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
             r = clfctl(args)
