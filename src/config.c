@@ -67,11 +67,13 @@ config_defaults(struct config *c)
 	c->files_max = 100000;
 	c->walk_max = 1000000;
 	c->jobs_max = 256;
+	c->jobs_per_user = 64;
 	c->connections_max = 512;
 	c->idle_timeout = 60;
 	c->result_ttl = 3600;
 	c->result_memory = (size_t)64 << 20;
 	c->result_disk = (size_t)1 << 30;
+	c->cache_max = (size_t)1 << 30;
 	c->worker_memory = (size_t)1 << 30;
 	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
@@ -88,6 +90,7 @@ config_free(struct config *c)
 	free(c->socket_path);
 	free(c->socket_group);
 	free(c->spool_dir);
+	free(c->cache_dir);
 	strv_free(c->roots);
 	free(c->format);
 	strv_free(c->exclude_names);
@@ -125,12 +128,15 @@ static const struct confkey confkeys[] = {
 	K(files_max,		C_COUNT,	1, 100000000),
 	K(walk_max,		C_COUNT,	1000, 1000000000),
 	K(jobs_max,		C_COUNT,	1, 1000000),
+	K(jobs_per_user,	C_COUNT,	1, 1000000),
 	K(connections_max,	C_COUNT,	1, 1000000),
 	K(idle_timeout,		C_SECS,	1, 86400),
 	K(result_ttl,		C_SECS,	0, 86400 * 366),
 	K(result_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(result_disk,		C_SIZE,	0, (long long)1 << 50),
 	K(spool_dir,		C_PATH,	0, 0),
+	K(cache_dir,		C_PATH,	0, 0),
+	K(cache_max,		C_SIZE,	0, (long long)1 << 50),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),
