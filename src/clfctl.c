@@ -51,6 +51,7 @@
 #define EXIT_USAGE	2	/* bad command line */
 #define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
 #define EXIT_REJECT	4	/* the daemon answered with an error */
+#define EXIT_NOMATCH	5	/* no pattern matched a file */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
 #define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
@@ -107,7 +108,8 @@ usage_text(FILE *f)
 "             per-user socket, where a clfd is started when none answers)\n"
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
-"      4 request rejected, 130 interrupted while waiting (the job goes on)\n");
+"      4 request rejected, 5 no file matched any pattern,\n"
+"      130 interrupted while waiting (the job goes on)\n");
 }
 
 /* Print "clfctl: MESSAGE" on stderr, clearing a progress bar first. */
@@ -664,7 +666,9 @@ print_json(json_t *doc, enum output out)
 
 /*
  * Print a job's RESULT and return the exit code it means: 0 done and
- * clean, 1 done with a file error (or partial file) or cancelled.
+ * clean, 1 done with a file error (or partial file) or cancelled, 5 when
+ * every pattern was unmatched (a typo in a cron job must not pass as an
+ * empty success).
  */
 static int
 print_result(json_t *res, enum output out)
@@ -686,6 +690,12 @@ print_result(json_t *res, enum output out)
 		print_json(res, out);
 	json_array_foreach(json_object_get(res, "unmatched"), i, v)
 		warnx_("no file matches %s", json_string_value(v));
+	v = json_object_get(res, "unmatched");
+	if (json_array_size(v) > 0 && json_array_size(v) ==
+	    json_array_size(json_object_get(res, "patterns"))) {
+		warnx_("error: no pattern matched a file");
+		return EXIT_NOMATCH;
+	}
 	files = json_object_get(res, "files");
 	json_array_foreach(files, i, v) {
 		if (json_is_string(json_object_get(v, "error"))) {
@@ -837,7 +847,7 @@ await_done(struct conn *c, json_int_t job, int progress, enum output out,
 	const char		*name;
 	char			*line;
 	size_t			 len;
-	int			 rc;
+	int			 rc, prc;
 
 	for (;;) {
 		line = conn_line(c, -1, &len);
@@ -888,8 +898,9 @@ await_done(struct conn *c, json_int_t job, int progress, enum output out,
 			}
 			rc = json_is_true(json_object_get(msg, "ok")) ?
 			    EXIT_OK : reply_error(msg);
-			if (print_result(msg, out) != EXIT_OK && rc == EXIT_OK)
-				rc = EXIT_FILES;
+			prc = print_result(msg, out);
+			if (prc != EXIT_OK && rc == EXIT_OK)
+				rc = prc;
 			json_decref(msg);
 			return rc;
 		}
@@ -1268,6 +1279,12 @@ cmd_submit(int argc, char **argv, struct opts *o)
 		json_object_del(rep, "ok");
 		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT : o->output);
 		rc = EXIT_OK;
+		/* no file at all: every pattern was unmatched */
+		if (json_integer_value(json_object_get(rep,
+		    "files_total")) == 0) {
+			warnx_("error: no pattern matched a file");
+			rc = EXIT_NOMATCH;
+		}
 		goto out;
 	}
 	if (progress && isatty(STDERR_FILENO))

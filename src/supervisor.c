@@ -26,6 +26,7 @@
 #include "worker.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -1071,21 +1072,92 @@ sv_nworkers(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/* Remove a spool directory and the files in it (it has no subdirectories). */
+static void
+sv_spool_rmdir(int basefd, const char *name)
+{
+	struct dirent	*d;
+	DIR		*dir;
+	int		 dfd;
+
+	if ((dfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return;
+	if ((dir = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+		    unlinkat(dfd, d->d_name, 0) == -1)
+			log_warn("%s/%s", name, d->d_name);
+	closedir(dir);
+	if (unlinkat(basefd, name, AT_REMOVEDIR) == -1)
+		log_warn("%s", name);
+}
+
+/*
+ * Spools of daemons of ours that died without cleaning up (their "pid"
+ * file names a process that is gone): removed at start, so crashes do
+ * not pile up results in the spool directory. Only our own uid's, only
+ * clfd.XXXXXX names, only with a pid file: anything else is left alone.
+ */
+static void
+sv_spool_sweep(const char *base)
+{
+	struct dirent	*d;
+	struct stat	 st;
+	DIR		*dir;
+	char		 buf[32];
+	long		 pid;
+	ssize_t		 n;
+	int		 bfd, fd;
+
+	if ((dir = opendir(base)) == NULL)
+		return;
+	bfd = dirfd(dir);
+	while ((d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, "clfd.", 5) != 0 ||
+		    strlen(d->d_name) != 11 ||
+		    fstatat(bfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		snprintf(buf, sizeof buf, "%s/pid", d->d_name);
+		if ((fd = openat(bfd, buf, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1)
+			continue;
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if ((pid = strtol(buf, NULL, 10)) <= 0 || pid == getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		log_info("removing the spool of clfd pid %ld, gone: %s/%s",
+		    pid, base, d->d_name);
+		sv_spool_rmdir(bfd, d->d_name);
+	}
+	closedir(dir);
+}
+
 /*
  * The spool: a private directory for the workers' partials and the
- * jobs' result files, made afresh at each start (a crashed daemon's is
- * left alone, its names never reused) and removed at the end.
+ * jobs' result files, made afresh at each start (with a pid file, so a
+ * later start can tell it was left by a crash) and removed at the end.
  */
 static int
 sv_spool_make(void)
 {
 	const char	*base = sv.cfg->spool_dir;
-	int		 n;
+	char		 pid[PATH_MAX + 8];
+	int		 n, fd;
 
 	if (base == NULL || *base == '\0')
 		base = getenv("TMPDIR");
 	if (base == NULL || *base != '/')
 		base = "/tmp";
+	sv_spool_sweep(base);
 	n = snprintf(sv.spool, sizeof sv.spool, "%s/clfd.XXXXXX", base);
 	if (n < 0 || (size_t)n >= sizeof sv.spool - 32) {
 		log_warnx("spool directory %s: path too long", base);
@@ -1097,6 +1169,14 @@ sv_spool_make(void)
 		sv.spool[0] = '\0';
 		return -1;
 	}
+	snprintf(pid, sizeof pid, "%s/pid", sv.spool);
+	if ((fd = open(pid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) != -1) {
+		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (write(fd, pid, (size_t)n) != n)
+			log_warn("spool pid file");
+		close(fd);
+	}
 	log_debug("spool %s", sv.spool);
 	return 0;
 }
@@ -1104,23 +1184,22 @@ sv_spool_make(void)
 static void
 sv_spool_remove(void)
 {
-	struct dirent	*d;
-	DIR		*dir;
-	int		 dfd;
+	char	*slash;
 
 	if (sv.spool[0] == '\0')
 		return;
-	if ((dir = opendir(sv.spool)) != NULL) {
-		dfd = dirfd(dir);
-		while ((d = readdir(dir)) != NULL)
-			if (strcmp(d->d_name, ".") != 0 &&
-			    strcmp(d->d_name, "..") != 0 &&
-			    unlinkat(dfd, d->d_name, 0) == -1)
-				log_warn("%s/%s", sv.spool, d->d_name);
-		closedir(dir);
+	if ((slash = strrchr(sv.spool, '/')) != NULL) {
+		int	bfd;
+
+		*slash = '\0';
+		bfd = open(slash == sv.spool ? "/" : sv.spool, O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+		if (bfd != -1) {
+			sv_spool_rmdir(bfd, slash + 1);
+			close(bfd);
+		}
 	}
-	if (rmdir(sv.spool) == -1)
-		log_warn("%s", sv.spool);
 	sv.spool[0] = '\0';
 }
 
@@ -1128,6 +1207,7 @@ int
 supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	sigset_t		 block;
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
 	char			 where[sizeof path + 32], err[512];
@@ -1183,6 +1263,15 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 
 	event_base_dispatch(sv.base);
 	rc = sv.failed ? 1 : 0;
+	/*
+	 * Stopping already: a second SIGTERM (or ^C, SIGHUP) while we tear
+	 * down is held, not let kill us once the signal events are freed.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	/* Whatever is still there after the grace period is killed. */
 	sv_kill_left(1);

@@ -198,9 +198,17 @@ def test_bad_passed_sockets(t, tmp):
                 d.sendto(b"x", first)
                 d.close()
             else:
-                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                c.connect(first)
-                c.close()
+                # (the file is there once bound, before it listens: retry)
+                def knock():
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        c.connect(first)
+                        return True
+                    except ConnectionRefusedError:
+                        return proc.poll() is not None
+                    finally:
+                        c.close()
+                wait_for(knock)
             up = wait_ping(own, proc) is not None
             log = read(errpath)
             t.ok(up and msg in log, "%s is refused (logged) and clfd uses its own socket"
