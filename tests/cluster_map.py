@@ -31,6 +31,7 @@ def same_result(t, got, want, desc):
     diff = [k for k in w if k not in OWN and g.get(k) != w.get(k)]
     t.ok(list(g) == list(w) and not diff and
          list(g.get("counts", {}).items()) == list(w.get("counts", {}).items()) and
+         json.dumps(g.get("filter")) == json.dumps(w.get("filter")) and
          g.get("job") is None and g.get("unmatched") == [],
          desc, "members %s / %s, differ: %s" % (list(g), list(w), diff))
 

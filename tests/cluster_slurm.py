@@ -277,8 +277,8 @@ def main():
         r = subprocess.run([SBATCH, "-O", os.path.join(tmp, "out-none"),
                             os.path.join(data, "nothing-*")], capture_output=True, text=True,
                            env=env)
-        t.ok(r.returncode == 2 and "no file matches" in r.stderr,
-             "no file matches: exit 2 before anything is submitted", r.stderr)
+        t.ok(r.returncode == 5 and "no file matches" in r.stderr,
+             "no file matches: exit 5 (as submit) before anything is submitted", r.stderr)
     finally:
         if d is not None:
             d.cleanup()
