@@ -317,24 +317,6 @@ cluster_files(char *const *files, size_t nfiles, size_t *n)
 	return f;
 }
 
-/* Run a group of the map in a child; its exit code is the map's. */
-static pid_t
-cluster_fork(char *const *files, const size_t *idx, size_t n,
-    const char *settings, struct logformat *fmt, const struct filter *flt,
-    const char *path)
-{
-	pid_t	pid;
-	int	rc;
-
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) != 0)
-		return pid;
-	rc = cluster_map_some(files, idx, n, settings, fmt, flt, path);
-	fflush(stderr);
-	_exit(rc == -1 ? 3 : rc);
-}
-
 /*
  * -j N: deal the files, biggest first, to the group with the fewest
  * bytes; a process a group, each writing a partial beside the output;
@@ -377,8 +359,24 @@ cluster_map_jobs(char *const *files, struct cfile *f, size_t n,
 		bytes[best] += f[i].size > 0 ? (uint64_t)f[i].size : 0;
 	}
 	for (g = 0; g < jobs; g++) {
-		pids[g] = cluster_fork(files, groups[g], ng[g], settings, fmt,
-		    flt, parts[g]);
+		fflush(stdout);
+		fflush(stderr);
+		if ((pids[g] = fork()) == 0) {
+			/* the child: its group, then exit with the map's code */
+			rc = cluster_map_some(files, groups[g], ng[g], settings,
+			    fmt, flt, parts[g]);
+			for (i = 0; i < jobs; i++) {
+				free(groups[i]);
+				free(parts[i]);
+			}
+			free(groups);
+			free(ng);
+			free(bytes);
+			free(pids);
+			free(parts);
+			fflush(stderr);
+			_exit(rc == -1 ? 3 : rc);
+		}
 		if (pids[g] == -1) {
 			cluster_warn("map: fork: %s", strerror(errno));
 			broken = 1;
