@@ -3,7 +3,8 @@
  *
  * reader (lines) -> logformat (fields) -> access (request path, time) ->
  * filter -> counts. Every line ends in exactly one of malformed, filtered
- * or counted; matched = filtered + counted. The only allocations are per
+ * or counted; matched = filtered + counted. The first malformed line is
+ * kept, cut to STATS_SAMPLE bytes, to show what the format did not match. The only allocations are per
  * file (the reader's buffers and one scratch line); the last time string
  * and its value are remembered, as consecutive lines mostly share it.
  */
@@ -46,6 +47,32 @@ analysis_time(struct time_cache *tc, const char *s, size_t len, int64_t *t)
 		tc->len = 0;
 	*t = tc->t;
 	return tc->ok ? 0 : -1;
+}
+
+/* A malformed line: counted, and kept if it is the first. */
+static void
+analysis_malformed(struct file_stats *st, const char *line, size_t len)
+{
+	st->malformed++;
+	if (st->sample_len > 0 || len == 0)
+		return;
+	st->sample_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+	memcpy(st->sample, line, len < STATS_SAMPLE ? len : STATS_SAMPLE);
+}
+
+/*
+ * Whether a request has the three words METHOD TARGET PROTOCOL; "-" and
+ * the bytes of a TLS handshake sent to a plain HTTP port do not.
+ */
+static int
+analysis_three_words(const char *s, size_t len)
+{
+	size_t	i, words = 0;
+
+	for (i = 0; i < len && words < 3; i++)
+		if (!ACCESS_IS_WS(s[i]) && (i == 0 || ACCESS_IS_WS(s[i - 1])))
+			words++;
+	return words >= 3;
 }
 
 /*
@@ -120,20 +147,24 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		st->flags |= STATS_GZIP;
 	while ((rc = reader_next(&r, &line, &len)) > 0) {
 		st->lines++;
-		if (rc == READER_OVERLONG ||
-		    logformat_match(o->fmt, line, len, &a) != 1) {
+		if (rc == READER_OVERLONG) {
+			/* not buffered: nothing to show of it */
 			st->malformed++;
+			continue;
+		}
+		if (logformat_match(o->fmt, line, len, &a) != 1) {
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		if (a.request == NULL && a.path == NULL) {
 			/* A regex whose request group took no part. */
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		if (a.request != NULL) {
 			if (access_request(a.request, a.request_len, scratch,
 			    &req) == -1) {
-				st->malformed++;
+				analysis_malformed(st, line, len);
 				continue;
 			}
 		} else {
@@ -145,13 +176,13 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		/* The seed parses the referer as a URL too, and may fail. */
 		if (a.referer != NULL && !access_url_ok(a.referer,
 		    a.referer_len, scratch + line_max + 1)) {
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		t = INT64_MIN;
 		if (a.time != NULL && analysis_time(&tc, a.time, a.time_len,
 		    &t) == -1) {
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		st->matched++;
@@ -160,6 +191,9 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		if (!filter_path(flt, req.path, req.path_len) ||
 		    !filter_line(flt, req.method, req.method_len, status, t)) {
 			st->filtered++;
+			if (req.path_len == 0 && a.request != NULL &&
+			    !analysis_three_words(a.request, a.request_len))
+				st->not_request++;
 			continue;
 		}
 		if (counts_add(out, req.path, req.path_len, 1) == -1) {
@@ -205,7 +239,17 @@ analysis_name(const char *s)
 json_t *
 analysis_stats_json(const char *path, const struct file_stats *st)
 {
-	return json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b}",
+	json_t	*sample = json_null();
+	char	*enc;
+	size_t	 len;
+
+	if (st->sample_len > 0 && (enc = counts_json_key(st->sample,
+	    st->sample_len < STATS_SAMPLE ? st->sample_len : STATS_SAMPLE,
+	    &len)) != NULL) {
+		sample = json_stringn_nocheck(enc, len);
+		free(enc);
+	}
+	return json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I,s:o*}",
 	    "path", analysis_name(path),
 	    "bytes", (json_int_t)st->bytes,
 	    "raw_bytes", (json_int_t)st->raw_bytes,
@@ -217,5 +261,7 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	    "error", st->error[0] != '\0' ? analysis_name(st->error) :
 	    json_null(),
 	    "partial", (st->flags & (STATS_PARTIAL | STATS_FAILED)) ==
-	    STATS_PARTIAL);
+	    STATS_PARTIAL,
+	    "not_request", (json_int_t)st->not_request,
+	    "malformed_example", sample);
 }

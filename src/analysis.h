@@ -36,6 +36,7 @@ struct analysis_opts {
 #define STATS_GZIP	0x1
 #define STATS_PARTIAL	0x2	/* stopped early; lines before still count */
 #define STATS_FAILED	0x4	/* nothing could be read */
+#define STATS_SAMPLE	120	/* bytes kept of the first malformed line */
 
 struct file_stats {
 	uint64_t	bytes;		/* bytes read from the file */
@@ -48,6 +49,12 @@ struct file_stats {
 	uint32_t	flags;		/* STATS_* */
 	uint32_t	pad;
 	char		error[256];	/* "" when none */
+	uint64_t	not_request;	/* of filtered: the request was not
+					   METHOD TARGET PROTOCOL ("-", TLS) */
+	uint32_t	sample_len;	/* whole length of the first
+					   malformed line; 0: none */
+	uint32_t	pad2;
+	char		sample[STATS_SAMPLE];	/* its first bytes */
 };
 
 /*
@@ -79,7 +86,11 @@ struct source_id {
 int	 analysis_file(const char *path, const struct analysis_opts *,
 	    struct counts *out, struct file_stats *st, struct source_id *id);
 
-/* The per-file entry of a result: path, bytes, lines, ..., error, partial. */
+/*
+ * The per-file entry of a result: path, bytes, lines, ..., error, partial,
+ * then not_request and malformed_example (the first STATS_SAMPLE bytes of
+ * the first malformed line, or null).
+ */
 json_t	*analysis_stats_json(const char *path, const struct file_stats *);
 
 #endif

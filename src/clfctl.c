@@ -52,11 +52,13 @@
 #define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
 #define EXIT_REJECT	4	/* the daemon answered with an error */
 #define EXIT_NOMATCH	5	/* no pattern matched a file */
+#define EXIT_MALFORMED	6	/* most lines of a file were malformed */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
 #define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
+#define SAMPLE_MAX	120		/* bytes of a malformed_example */
 
 enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
 
@@ -94,6 +96,7 @@ usage_text(FILE *f)
 "usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
 "  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
+"         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [-o json|compact|tsv] PATTERN...\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
@@ -109,6 +112,7 @@ usage_text(FILE *f)
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
 "      4 request rejected, 5 no file matched any pattern,\n"
+"      6 most lines of a file malformed (the wrong --format?),\n"
 "      130 interrupted while waiting (the job goes on)\n");
 }
 
@@ -655,6 +659,39 @@ tsv_put(const char *s)
 	}
 }
 
+/*
+ * Warn that most lines of a file are malformed, with the first of them as
+ * the daemon kept it (control bytes as \xHH, '"' and '\' escaped, cut).
+ */
+static void
+warn_malformed(json_t *file, const char *format)
+{
+	const char	*ex, *s;
+	char		 buf[4 * SAMPLE_MAX + 8];
+	size_t		 o = 0;
+
+	ex = json_string_value(json_object_get(file, "malformed_example"));
+	for (s = ex; s != NULL && *s != '\0' && o + 5 < sizeof buf; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x",
+			    (unsigned char)*s);
+		else {
+			if (*s == '"' || *s == '\\')
+				buf[o++] = '\\';
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	warnx_("%s: %lld of %lld lines malformed for format \"%s\"%s%s%s%s",
+	    json_string_value(json_object_get(file, "path")),
+	    (long long)json_integer_value(json_object_get(file, "malformed")),
+	    (long long)json_integer_value(json_object_get(file, "lines")),
+	    format != NULL ? format : "default",
+	    ex != NULL ? "; the first: \"" : "", buf,
+	    ex != NULL && strlen(ex) >= SAMPLE_MAX ? "..." : "",
+	    ex != NULL ? "\"" : "");
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -675,8 +712,9 @@ print_result(json_t *res, enum output out)
 {
 	json_t		*v, *files;
 	const char	*key, *state;
+	json_int_t	 lines;
 	size_t		 i;
-	int		 rc = EXIT_OK;
+	int		 rc = EXIT_OK, malformed = 0;
 
 	json_object_del(res, "event");
 	state = json_string_value(json_object_get(res, "state"));
@@ -704,12 +742,21 @@ print_result(json_t *res, enum output out)
 			    "error")));
 			rc = EXIT_FILES;
 		}
+		lines = json_integer_value(json_object_get(v, "lines"));
+		if (lines > 0 && json_integer_value(json_object_get(v,
+		    "malformed")) > lines / 2) {
+			warn_malformed(v, json_string_value(json_object_get(res,
+			    "format")));
+			malformed = 1;
+		}
 	}
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
+	if (rc == EXIT_OK && malformed)
+		rc = EXIT_MALFORMED;
 	return rc;
 }
 
@@ -1051,7 +1098,7 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_FILESFROM
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_FILESFROM
 };
 
 static const struct option long_opts[] = {
@@ -1063,6 +1110,7 @@ static const struct option long_opts[] = {
 	{ "exclude-name", required_argument, NULL, OPT_XNAME },
 	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
 	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
+	{ "count-root", no_argument, NULL, OPT_COUNTROOT },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
@@ -1088,7 +1136,7 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 	const char	*key;
 	char		*end;
 	long long	 top;
-	int		 ch, i, ok, noxdef = 0, rc = EXIT_USAGE;
+	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
 	opterr = 0;
@@ -1147,6 +1195,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_NOXDEF:
 			noxdef = 1;
 			break;
+		case OPT_COUNTROOT:
+			countroot = 1;
+			break;
 		case OPT_FORMAT:
 			json_object_set_new(req, "format", json_string(optarg));
 			break;
@@ -1194,6 +1245,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		json_object_set_new(filter, "exclude_names", json_array());
 	if (noxdef && exts == NULL)
 		json_object_set_new(filter, "exclude_exts", json_array());
+	if (noxdef || countroot)
+		json_object_set_new(filter, "exclude_root", json_false());
 	rc = 0;
 out:
 	return rc;
@@ -1217,7 +1270,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 {
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
-	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
+	    0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;
@@ -1309,7 +1363,7 @@ cmd_map(int argc, char **argv, struct opts *o)
 {
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
-	    'j', 'O', OPT_FILESFROM, 0 };
+	    OPT_COUNTROOT, 'j', 'O', OPT_FILESFROM, 0 };
 	struct cluster_map_opts	 m;
 	json_t			*req, *filter;
 	char			**list = NULL, **files = NULL, cwd[PATH_MAX];

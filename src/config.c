@@ -330,9 +330,52 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 }
 
 /*
- * Read path into c: the defaults, then the file's keys. A line is "key = value", blank, or a
- * comment starting with '#'; the value is the rest of the line with its
- * outer white space removed. On error c is left as it was (the caller's
+ * A value, in place, from its first byte that is not white space: in
+ * double quotes, it loses them, and \" and \\ in it become " and \ (as
+ * Apache's config reader has it: a LogFormat line copied from there
+ * reads the same); else it ends at a '#' that starts it or follows white
+ * space (a comment), its trailing white space removed. -1 with the reason
+ * for a quote left open or text after the closing quote.
+ */
+static int
+config_value(char *v, const char **why)
+{
+	char	*r, *w, *e;
+
+	if (*v == '"') {
+		for (r = v + 1, w = v; *r != '\0' && *r != '"'; r++) {
+			if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+				r++;
+			*w++ = *r;
+		}
+		if (*r != '"') {
+			*why = "the value's quote is not closed";
+			return -1;
+		}
+		for (r++; isspace((unsigned char)*r); r++)
+			;
+		if (*r != '\0' && *r != '#') {
+			*why = "text after the value's closing quote";
+			return -1;
+		}
+		*w = '\0';
+		return 0;
+	}
+	for (r = v; *r != '\0'; r++)
+		if (*r == '#' && (r == v || isspace((unsigned char)r[-1]))) {
+			*r = '\0';
+			break;
+		}
+	for (e = r; e > v && isspace((unsigned char)e[-1]); e--)
+		;
+	*e = '\0';
+	return 0;
+}
+
+/*
+ * Read path into c: the defaults, then the file's keys. A line is "key =
+ * value", blank, or a comment starting with '#'; see config_value for
+ * the value (a '#' after white space starts a comment there too). On error c is left as it was (the caller's
  * old settings keep running: a reload must not half-apply a bad file).
  */
 int
@@ -341,6 +384,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	struct config	 new;
 	FILE		*f;
 	char		*line = NULL, *p, *key, *val, *e, why[512];
+	const char	*bad;
 	size_t		 cap = 0, i;
 	ssize_t		 len;
 	unsigned	 lineno = 0;
@@ -374,9 +418,10 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		*e = '\0';
 		for (val = p + 1; isspace((unsigned char)*val); val++)
 			;
-		for (e = val + strlen(val); e > val && isspace((unsigned char)e[-1]); e--)
-			;
-		*e = '\0';
+		if (config_value(val, &bad) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, bad);
+			goto out;
+		}
 		for (i = 0; i < sizeof confkeys / sizeof confkeys[0]; i++)
 			if (strcmp(confkeys[i].name, key) == 0)
 				break;

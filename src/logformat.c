@@ -251,6 +251,12 @@ logformat_translate(struct logformat *lf, const char *fmt, struct buf *b,
 			logformat_op(lf, OP_WS, 1, 0, -1);
 			continue;
 		}
+		/*
+		 * \" and \\ stand for " and \, as in a LogFormat copied from
+		 * an Apache config (whose reader unescapes them).
+		 */
+		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+			p++;
 		if (*p != '%') {
 			if (*p == '"')
 				quoted = !quoted;

@@ -401,6 +401,11 @@ stats_add(struct file_stats *a, const struct file_stats *b)
 	a->flags |= b->flags;
 	if (a->error[0] == '\0')
 		memcpy(a->error, b->error, sizeof a->error);
+	a->not_request += b->not_request;
+	if (a->sample_len == 0) {
+		a->sample_len = b->sample_len;
+		memcpy(a->sample, b->sample, sizeof a->sample);
+	}
 }
 
 /* The per-file entries, totals and counts of a final result. */

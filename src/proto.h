@@ -17,7 +17,7 @@
 
 #include "analysis.h"
 
-#define PROTO_VERSION		4	/* supervisor <-> worker messages */
+#define PROTO_VERSION		5	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */

@@ -9,7 +9,8 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clfctl_util import Tap, start_daemon, clfctl, mkdtemp, rmtree  # noqa: E402
+from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
+                         mkdtemp, rmtree)
 
 COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
             '200 512 "-" "curl/8"\n')
@@ -62,6 +63,87 @@ def main():
         t.eq(r.returncode, 5, "wait on that job: exit 5")
         r = clfctl(["result", str(job)], s)
         t.eq(r.returncode, 5, "result of that job: exit 5")
+
+        # item 2: a file mostly malformed under the format is warned about
+        first = ('198.51.100.1 - - [10/Oct/2024:13:55:00 +0000] "GET /doc/\x01' + "a" * 200 +
+                 ' HTTP/1.1" 200 512\n')
+        common = write(os.path.join(data, "common.log"),
+                       first + "".join(COMMON % (i, i % 60, i % 5) for i in range(40)))
+        r = clfctl(["submit", "-o", "compact", "--format", "combined", common], s)
+        res = load(r)
+        f = (res.get("files") or [{}])[0]
+        t.ok(r.returncode == 6, "a Common log under combined: exit 6", (r.returncode, r.stderr))
+        t.ok(f.get("lines") == 41 and f.get("malformed") == 41 and f.get("matched") == 0,
+             "every line malformed", f)
+        ex = f.get("malformed_example") or ""
+        t.ok(ex.encode() == first.encode()[:120], "the result keeps the first 120 bytes of "
+             "the first malformed line", ex)
+        want = ('%s: 41 of 41 lines malformed for format "combined"; the first: '
+                '"198.51.100.1 - - [10/Oct/2024:13:55:00 +0000] \\"GET /doc/\\x01a' % common)
+        line = [x for x in r.stderr.splitlines() if "malformed" in x]
+        t.ok(len(line) == 1 and line[0].startswith("clfctl: " + want) and
+             line[0].endswith('aaa..."') and "\x01" not in line[0],
+             "stderr names the file, the format, the line (escaped, cut)", r.stderr)
+        r = clfctl(["submit", "-o", "compact", common], s)
+        t.ok(r.returncode == 0 and "malformed" not in r.stderr and
+             load(r)["files"][0]["malformed_example"] is None,
+             "the same file under the default format: no warning, exit 0",
+             (r.returncode, r.stderr))
+        # item 3: \" and \\ in a LogFormat stand for " and \, as Apache has it
+        r = clfctl(["submit", "-o", "compact", "--format", '%h %l %u %t \\"%r\\" %>s %b',
+                    common], s)
+        f = (load(r).get("files") or [{}])[0]
+        t.ok(r.returncode == 0 and f.get("malformed") == 0 and f.get("counted") == 41,
+             '--format with \\" as an Apache config writes it: every line matches',
+             (r.returncode, r.stderr, f))
+        # half malformed is not most
+        half = write(os.path.join(data, "half.log"),
+                     "".join(COMBINED % (i, i, i) for i in range(5)) + "junk\n" * 5)
+        r = clfctl(["submit", "-o", "compact", half], s)
+        t.ok(r.returncode == 0 and "malformed" not in r.stderr,
+             "5 malformed lines of 10: not most, exit 0", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", half, common, "--format", "combined"], s)
+        t.ok(r.returncode == 6 and "half.log" not in r.stderr and "common.log" in r.stderr,
+             "two files: only the mostly malformed one is named", r.stderr)
+        # lines whose request is not METHOD TARGET PROTOCOL: their own counter
+        nr = write(os.path.join(data, "notreq.log"),
+                   '203.0.113.9 - - [10/Oct/2024:13:55:00 +0000] "-" 400 0 "-" "-"\n'
+                   '203.0.113.9 - - [10/Oct/2024:13:55:01 +0000] "\\x16\\x03\\x01" 400 0 "-" "-"\n'
+                   + "".join(COMBINED % (i, i, i) for i in range(3)) +
+                   '203.0.113.9 - - [10/Oct/2024:13:55:02 +0000] "GET /robots.txt HTTP/1.1"'
+                   ' 200 1 "-" "-"\n')
+        r = clfctl(["submit", "-o", "compact", nr], s)
+        f = (load(r).get("files") or [{}])[0]
+        t.ok(r.returncode == 0 and f.get("not_request") == 2 and f.get("filtered") == 3 and
+             f.get("counted") == 3, "not METHOD TARGET PROTOCOL: not_request 2 of filtered 3", f)
+        t.eq(list(f)[-2:], ["not_request", "malformed_example"],
+             "the new fields come last in a file's entry")
+
+        # item 1: the root path is a rule of its own
+        gen = gen_logs(os.path.join(data, "gen"), 2, 600, seed=11, plain=True, junk=0.02)
+        req = '203.0.113.5 - - [10/Oct/2024:13:55:00 +0000] "%s" 200 5 "-" "-"\n'
+        gen.append(write(os.path.join(data, "home.log"), "".join(
+            req % r for r in ["GET / HTTP/1.1"] * 3 + ["GET // HTTP/1.1", "GET /?q=1 HTTP/1.1",
+                                                      "GET http://h.example HTTP/1.1",
+                                                      "GET /favicon.ico HTTP/1.1", "-"])))
+        want = seed_ref(gen, any_=True)
+        r = clfctl(["submit", "-o", "compact"] + gen, s)
+        t.ok(r.returncode == 0 and load(r).get("counts") == want and "/" not in want,
+             "by default the root path is not counted (the seed's rule)", r.stderr)
+        want_root = seed_ref(gen, any_=True, count_root=True)
+        r = clfctl(["submit", "-o", "compact", "--count-root"] + gen, s)
+        res = load(r)
+        t.ok(r.returncode == 0 and res.get("counts") == want_root and
+             want_root.get("/") == 4 and want_root.get("//") == 1 and
+             "/favicon.ico" not in want_root and "" not in want_root,
+             "--count-root: / (and //) counted, the other excludes kept, as refcount.py "
+             "--count-root", {k: want_root.get(k) for k in ("/", "//")})
+        t.eq(res.get("filter", {}).get("exclude_root"), False,
+             "the job's filter says exclude_root false")
+        r = clfctl(["submit", "-o", "compact", "--no-default-excludes"] + gen, s)
+        c = load(r).get("counts", {})
+        t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
+             "--no-default-excludes counts / and every excluded name", c.get("/"))
     finally:
         if d is not None:
             rc = d.stop()

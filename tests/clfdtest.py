@@ -307,10 +307,12 @@ def gen_logs(outdir, nfiles, nlines, seed=1, plain=False, junk=None):
     return sorted(os.path.join(outdir, f) for f in os.listdir(outdir))
 
 
-def seed_ref(files, book=False, any_=False):
+def seed_ref(files, book=False, any_=False, count_root=False):
     """The reference counts for files (tests/refcount.py), keys as clfd
     writes them."""
     argv = [sys.executable, SEED_REF, "--clfd-keys"]
+    if count_root:
+        argv.append("--count-root")
     if book:
         argv.append("--book")
     if any_:

@@ -28,7 +28,10 @@ CASES = {
     "socket_group": ([grp.getgrgid(os.getgid()).gr_name], ["no-such-group-clfd", ""]),
     "roots": (["/var/log", "/var/log /srv/www/logs"], ["var/log", "/var/log srv", ""]),
     "format": (["combined", "common", "vhost_combined", '%h %l %u %t "%r" %>s %b',
-                "regex:^(?<request>.*)$"], ["regex:(unclosed", "nosuchpreset"]),
+                '%h %l %u %t \\"%r\\" %>s %b', '"%h %l %u %t \\"%r\\" %>s %b"',
+                '"combined" # a comment', "regex:^(?<request>.*)$"],
+               ["regex:(unclosed", "nosuchpreset", '"combined', '"combined" x',
+                '"regex:(unclosed"']),
     "exclude_names": (["favicon.ico", "a b c", ""], []),
     "exclude_exts": ([".gif .png", ""], []),
     "line_max": (["256", "128K", "1M"], ["255", "12X", "2G", "-1"]),
@@ -93,7 +96,8 @@ def test_syntax(t, tmp):
              "clfd -t: %s is an error naming %s:%d" % (what, "syn.conf", line),
              "rc %d: %s" % (r.returncode, r.stderr))
     p = tmp.write("ok.conf", "# only comments\n\n   # indented comment\n"
-                  "workers = 2   \n\troots = /  \n")
+                  "workers = 2   \n\troots = /  \nline_max = 1M # a comment\n"
+                  "exclude_exts = #none\n")
     r = run_t(p)
     t.ok(r.returncode == 0, "clfd -t: comments, blank lines and white space are fine",
          r.stderr)
@@ -131,7 +135,9 @@ def test_effects(t, tmp):
         "roots = %s" % logs,
         "exclude_names = ch1.html",
         "patterns_max = 2",
-        "files_max = 3",
+        "files_max = 3   # a comment after a value",
+        "# a LogFormat line as an Apache config has it",
+        'format = "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\""',
         "request_max = 4096",
         ""]))
     proc = start_clfd(["-f", conf], tmp, stderr_name="eff.err")
@@ -147,6 +153,9 @@ def test_effects(t, tmp):
         want = {k: v for k, v in counts.items() if k != "/book/ch1.html"}
         t.ok(done is not None and done.get("counts") == want,
              "exclude_names = ch1.html applied", done and done.get("counts"))
+        t.ok(done is not None and done.get("totals", {}).get("malformed") == 0 and
+             done.get("format", "").startswith('%h %l %u %t "%r"'),
+             'a quoted format with \\" read as Apache reads it', done and done.get("totals"))
         r = request(sock, {"op": "submit", "patterns": [logs + "/l0.log", logs + "/l1.log",
                                                          logs + "/l2.log"]})
         t.ok(r.get("error", {}).get("code") == "limit", "patterns_max = 2 applied", r)
