@@ -74,12 +74,13 @@ def main():
             r1 = clfctl(["map"] + args + ["-O", part("a.part")] + files[:half])
             r2 = clfctl(["map"] + args + ["-O", part("b.part")] + files[half:])
             m = clfctl(["merge", "-o", "compact", part("b.part"), part("a.part")])
-            t.ok(r1.returncode == 0 and r2.returncode == 0 and m.returncode == 0,
-                 "two maps, one merge (%s): exit 0" % what, r1.stderr + r2.stderr + m.stderr)
+            t.ok(r1.returncode == 0 and r2.returncode == 0 and m.returncode == want.returncode,
+                 "two maps, one merge (%s): exit 0, merge submit's" % what, r1.stderr + r2.stderr + m.stderr)
             same_result(t, m.stdout, want.stdout, "two maps + merge (%s) = submit" % what)
             r = clfctl(["map", "-j", "3"] + args + ["-O", part("j.part")] + files)
             m = clfctl(["merge", "-o", "compact", part("j.part")])
-            t.ok(r.returncode == 0 and m.returncode == 0, "map -j 3 (%s): exit 0" % what,
+            t.ok(r.returncode == 0 and m.returncode == want.returncode,
+                 "map -j 3 (%s): exit 0, merge submit's" % what,
                  r.stderr + m.stderr)
             same_result(t, m.stdout, want.stdout, "map -j 3 + merge (%s) = submit" % what)
             left = [f for f in os.listdir(tmp) if ".tmp" in f or "-" in f and f.endswith(".part")]
@@ -93,10 +94,12 @@ def main():
         same_result(t, m.stdout, want.stdout, "merge --top 7 = submit --top 7")
         want = clfctl(["submit", "-o", "tsv", "--no-progress"] + files, s)
         m = clfctl(["merge", "-o", "tsv", part("a.part"), part("b.part")])
-        t.ok(m.returncode == 0 and m.stdout == want.stdout and m.stdout.count("\n") > 10,
+        t.ok(m.returncode == want.returncode and m.stdout == want.stdout and
+             m.stdout.count("\n") > 10,
              "merge -o tsv = submit -o tsv", m.stderr)
         m = clfctl(["merge", part("a.part"), part("b.part")])
-        t.ok(m.returncode == 0 and m.stdout.startswith('{\n  "ok": true,\n  "job": null,'),
+        t.ok(m.returncode == want.returncode and
+             m.stdout.startswith('{\n  "ok": true,\n  "job": null,'),
              "merge: indented JSON by default, job null", m.stdout[:80])
 
         # a file that cannot be read: listed as failed, exit 1, as submit

@@ -219,15 +219,16 @@ def main():
                                .replace(",", ""))
             r, secs = sbatch(args + pats, out)
             ids = r.stdout.split()
-            t.ok(r.returncode == 0 and len(ids) == 4 and ids[0] == "map" and
-                 ids[2] == "merge", "clfd-sbatch -n 4 --wait (%s): exit 0, the job ids "
-                 "printed" % what, r.stdout + r.stderr + slurm.log_tail())
+            t.ok(r.returncode == want.returncode and len(ids) == 4 and ids[0] == "map" and
+                 ids[2] == "merge", "clfd-sbatch -n 4 --wait (%s): submit's exit status "
+                 "(%d), the job ids printed" % (what, want.returncode),
+                 r.stdout + r.stderr + slurm.log_tail())
             t.diag("4-task array + merge (%s): %.2f s" % (what, secs))
             got = ""
             if os.path.isfile(os.path.join(out, "result.json")):
                 with open(os.path.join(out, "result.json")) as f:
                     got = f.read()
-            t.ok(want.returncode == 0 and got != "", "a result.json (%s)" % what)
+            t.ok(got != "", "a result.json (%s)" % what)
             try:
                 g, w = json.loads(got), json.loads(want.stdout)
             except ValueError:
