@@ -14,6 +14,7 @@
 
 #include "cluster.h"
 #include "paths.h"
+#include "suggest.h"
 
 #include <jansson.h>
 
@@ -144,6 +145,24 @@ usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'clfctl -h'.\n", stderr);
 	return EXIT_USAGE;
+}
+
+/*
+ * An unknown option of cmd (NULL: a global one), named with the closest
+ * long option when it looks misspelt: "did you mean --status?".
+ */
+static int
+bad_option(const char *cmd, const char *arg, const struct option *opts)
+{
+	const char	*best = NULL;
+
+	if (strncmp(arg, "--", 2) == 0)
+		best = suggest_option(arg, opts);
+	if (best != NULL)
+		return usage_error("%s%sunknown option: %s; did you mean --%s?",
+		    cmd != NULL ? cmd : "", cmd != NULL ? ": " : "", arg, best);
+	return usage_error("%s%sunknown option: %s", cmd != NULL ? cmd : "",
+	    cmd != NULL ? ": " : "", arg);
 }
 
 /* SIGINT while waiting for a job: only note it (see catch_sigint). */
@@ -1140,14 +1159,32 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "ho:s:j:O:", long_opts,
+	while ((ch = getopt_long(argc, argv, ":ho:s:j:O:", long_opts,
 	    NULL)) != -1) {
 		ok = ch == 'h' || ch == 's' || ch == 'o';
 		for (i = 0; allowed[i] != 0 && !ok; i++)
 			ok = allowed[i] == ch;
-		if (ch == '?' || ch == ':' || !ok) {
-			usage_error("%s: unknown option or missing argument: %s",
-			    argv[0], argv[optind - 1]);
+		if (ch == ':') {
+			usage_error("%s: %s needs an argument", argv[0],
+			    argv[optind - 1]);
+			goto out;
+		}
+		if (ch == '?') {
+			bad_option(argv[0], argv[optind - 1], long_opts);
+			goto out;
+		}
+		if (!ok && ch < 256) {
+			usage_error("%s: -%c is not an option of %s", argv[0],
+			    ch, argv[0]);
+			goto out;
+		}
+		if (!ok) {
+			for (i = 0; long_opts[i].name != NULL &&
+			    long_opts[i].val != ch; i++)
+				;
+			usage_error("%s: --%s is not an option of %s", argv[0],
+			    long_opts[i].name != NULL ? long_opts[i].name : "?",
+			    argv[0]);
 			goto out;
 		}
 		switch (ch) {
@@ -1634,8 +1671,7 @@ main(int argc, char **argv)
 		default:
 			if (optopt != 0)
 				return usage_error("unknown option: -%c", optopt);
-			return usage_error("unknown option: %s",
-			    argv[optind - 1]);
+			return bad_option(NULL, argv[optind - 1], top_opts);
 		}
 	}
 	argc -= optind;

@@ -1066,7 +1066,7 @@ sv_nworkers(void)
 
 	if (sv.opts->workers > 0)
 		return sv.opts->workers;
-	if (sv.cfg->workers > 0)
+	if (sv.opts->workers == 0 && sv.cfg->workers > 0)
 		return sv.cfg->workers;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;

@@ -144,6 +144,24 @@ def main():
         c = load(r).get("counts", {})
         t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
              "--no-default-excludes counts / and every excluded name", c.get("/"))
+
+        # item 10: --help, and the closest option to a misspelt one
+        for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
+            r = clfctl(args)
+            t.ok(r.returncode == 0 and r.stdout.startswith("usage: clfctl"),
+                 "clfctl %s: the usage, exit 0" % " ".join(args), r.stderr)
+        r = clfctl(["submit", "--stauts", "2xx", good], s)
+        t.ok(r.returncode == 2 and "did you mean --status?" in r.stderr,
+             "submit --stauts: did you mean --status?", r.stderr)
+        r = clfctl(["--sokcet", s, "ping"])
+        t.ok(r.returncode == 2 and "did you mean --socket?" in r.stderr,
+             "--sokcet: did you mean --socket?", r.stderr)
+        r = clfctl(["submit", "--zzzzzz", good], s)
+        t.ok(r.returncode == 2 and "unknown option: --zzzzzz" in r.stderr and
+             "did you mean" not in r.stderr, "nothing close: no suggestion", r.stderr)
+        r = clfctl(["ping", "--under", "/x"], s)
+        t.ok(r.returncode == 2 and "--under is not an option of ping" in r.stderr,
+             "an option of another command is named as such", r.stderr)
     finally:
         if d is not None:
             rc = d.stop()

@@ -237,6 +237,53 @@ def test_reload(t, tmp):
          "no sanitizer report in the log")
 
 
+def default_config():
+    """configure's sysconfdir/clfd.conf, from the build's Makefile."""
+    v = {}
+    with open(os.path.join(os.path.dirname(CLFD), "Makefile")) as f:
+        for line in f:
+            m = re.match(r"(prefix|sysconfdir) = (.*)$", line)
+            if m:
+                v[m.group(1)] = m.group(2).strip()
+    return v["sysconfdir"].replace("${prefix}", v["prefix"]) + "/clfd.conf"
+
+
+def test_cli(t, tmp):
+    # clfd -t without -f checks the default file, as nginx -t does
+    conf = default_config()
+    r = subprocess.run([CLFD, "-t"], capture_output=True, text=True, timeout=30)
+    r2 = run_t(conf)
+    t.ok(conf in r.stdout + r.stderr and r.returncode == r2.returncode and
+         r.stdout == r2.stdout and r.returncode == (0 if os.path.exists(conf) else 1),
+         "clfd -t without -f checks %s" % conf, (r.returncode, r.stdout, r.stderr))
+    for args in (["--help"], ["-h"]):
+        r = subprocess.run([CLFD] + args, capture_output=True, text=True, timeout=30)
+        t.ok(r.returncode == 0 and r.stdout.startswith("usage: clfd") and "-t" in r.stdout,
+             "clfd %s: the usage on stdout, exit 0" % args[0], r.stderr)
+    r = subprocess.run([CLFD, "-w", "300"], capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 2 and '"300" is not a number from 0 to 256' in r.stderr,
+         "clfd -w 300: the error states the range", r.stderr)
+    r = subprocess.run([CLFD, "--hlep"], capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 2 and "did you mean --help?" in r.stderr,
+         "clfd --hlep: the closest option suggested", r.stderr)
+    p = tmp.write("range.conf", "workers = 1\njobs_max = 0\n")
+    r = run_t(p)
+    t.ok(r.returncode != 0 and "from 1 to 1000000" in r.stderr,
+         "a config value out of range: the error states the range", r.stderr)
+    # -w 0 is workers = 0: one per CPU, whatever the file says
+    sock = tmp.join("w0.sock")
+    conf = tmp.write("w0.conf", "workers = 1\n")
+    proc = start_clfd(["-f", conf, "-s", sock, "-w", "0"], tmp, stderr_name="w0.err")
+    try:
+        wait_ping(sock, proc)
+        s = request(sock, {"op": "stats"})
+        t.eq(s.get("workers", {}).get("configured"), os.cpu_count(),
+             "-w 0 overrides workers = 1 with one per CPU")
+    finally:
+        rc = stop(proc)
+    t.ok(rc == 0, "clfd -w 0 stopped (%s)" % rc, read(tmp.join("w0.err")))
+
+
 def main():
     if not os.access(CLFD, os.X_OK):
         print("1..0 # SKIP clfd not built")
@@ -246,6 +293,7 @@ def main():
     try:
         test_keys(t, tmp)
         test_syntax(t, tmp)
+        test_cli(t, tmp)
         test_effects(t, tmp)
         test_reload(t, tmp)
     finally:
