@@ -209,6 +209,14 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		st->flags |= STATS_PARTIAL;
 		goto out;
 	}
+	/* A plain file ending before its size at the open was truncated. */
+	if (!r.gzip && r.bytes < (uint64_t)r.st.st_size) {
+		snprintf(st->error, sizeof st->error, "file shrank while being "
+		    "read (%llu of %llu bytes)", (unsigned long long)r.bytes,
+		    (unsigned long long)r.st.st_size);
+		st->flags |= STATS_PARTIAL;
+		goto out;
+	}
 	ret = 0;
 out:
 	st->bytes = r.bytes;

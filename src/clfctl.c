@@ -250,6 +250,12 @@ conn_send(struct conn *c, json_t *req)
 		n = send(c->fd, s + done, len - done, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
+		/*
+		 * Refused before the daemon read us (limit): its one line
+		 * is waiting to be read, and says why.
+		 */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			break;
 		if (n == -1) {
 			warnx_("%s: send: %s", socket_path, strerror(errno));
 			goto out;

@@ -67,6 +67,7 @@ config_defaults(struct config *c)
 	c->files_max = 100000;
 	c->walk_max = 1000000;
 	c->jobs_max = 256;
+	c->jobs_per_user = 64;
 	c->connections_max = 512;
 	c->idle_timeout = 60;
 	c->result_ttl = 3600;
@@ -125,6 +126,7 @@ static const struct confkey confkeys[] = {
 	K(files_max,		C_COUNT,	1, 100000000),
 	K(walk_max,		C_COUNT,	1000, 1000000000),
 	K(jobs_max,		C_COUNT,	1, 1000000),
+	K(jobs_per_user,	C_COUNT,	1, 1000000),
 	K(connections_max,	C_COUNT,	1, 1000000),
 	K(idle_timeout,		C_SECS,	1, 86400),
 	K(result_ttl,		C_SECS,	0, 86400 * 366),

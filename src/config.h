@@ -24,6 +24,7 @@ struct config {
 	size_t	  files_max;		/* files per job */
 	size_t	  walk_max;		/* directory entries one expansion reads */
 	size_t	  jobs_max;		/* jobs queued or running */
+	size_t	  jobs_per_user;	/* of them, one uid's */
 	size_t	  connections_max;	/* client connections */
 	int	  idle_timeout;		/* seconds a client may stall mid-request */
 	int	  result_ttl;		/* seconds a finished result is kept */

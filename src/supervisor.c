@@ -49,6 +49,7 @@
 #define SV_BACKOFF_MIN_MS	100	/* first respawn delay after a crash */
 #define SV_BACKOFF_MAX_MS	10000
 #define SV_STOP_GRACE_SEC	3	/* then SIGKILL what is left */
+#define SV_TASK_GRACE_SEC	2	/* past task_timeout: the worker is killed */
 #define SV_READ_CHUNK		(256 * 1024)
 #define SV_READ_CHUNKS		16	/* per callback: others get their turn */
 
@@ -81,6 +82,7 @@ struct slot {
 	struct evbuffer	*in, *out;
 	struct task	*task;
 	uint64_t	 task_id;
+	time_t		 deadline;	/* kill it then, if still on task; 0: none */
 	int		 crashes;	/* in a row, reset by a success */
 	struct timeval	 next_spawn;
 };
@@ -217,6 +219,8 @@ slot_give(struct slot *s, struct task *t)
 	free(msg);
 	s->task = t;
 	s->state = SLOT_BUSY;
+	s->deadline = sv.cfg->task_timeout > 0 ? sv_now() +
+	    sv.cfg->task_timeout + SV_TASK_GRACE_SEC : 0;
 	switch (jobqueue_task_kind(t)) {
 	case JQ_TASK_EXPAND:
 		log_debug("%s: expanding patterns", s->name);
@@ -282,6 +286,50 @@ slot_task_over(struct slot *s)
 		s->state = SLOT_IDLE;
 	s->crashes = 0;
 	s->task = NULL;
+	s->deadline = 0;
+}
+
+/*
+ * The supervisor's own deadline for a task: a worker's alarm(2) is of no
+ * use if it is stopped (SIGSTOP) or stuck in the kernel, so a worker
+ * still on its task task_timeout + a grace after it was handed over is
+ * killed, whatever its state. Its task is retried or failed at once, as
+ * if it had died: a worker in uninterruptible sleep may take a while to
+ * be reaped, and its job need not wait for that. The slot, exiting, is
+ * spawned again once the process is reaped; whatever it still sends is
+ * ignored.
+ */
+static void
+sv_check_deadlines(time_t now)
+{
+	struct slot	*s;
+	struct task	*t;
+	char		 why[sizeof ((struct slot *)0)->bad_why];
+	int		 i, lost = 0;
+
+	for (i = -1; i < sv.nslots; i++) {
+		s = i < 0 ? sv.xslot : sv.slots[i];
+		if (s == NULL || s->task == NULL || s->deadline == 0 ||
+		    now < s->deadline || s->pid <= 0)
+			continue;
+		snprintf(why, sizeof why, "gave no answer within task_timeout "
+		    "(%d s), killed", sv.cfg->task_timeout);
+		log_warnx("%s (pid %ld): no answer %d s after task_timeout; "
+		    "killing it", s->name, (long)s->pid, SV_TASK_GRACE_SEC);
+		snprintf(s->bad_why, sizeof s->bad_why, "%s", why);
+		s->bad = 1;
+		kill(s->pid, SIGKILL);
+		if (s->rev != NULL)
+			event_del(s->rev);
+		t = s->task;
+		s->task = NULL;
+		s->deadline = 0;
+		s->state = SLOT_EXITING;
+		jobqueue_task_lost(t, why);
+		lost++;
+	}
+	if (lost > 0)
+		supervisor_kick();
 }
 
 /*
@@ -981,7 +1029,7 @@ sv_kill_left(int reap)
 	}
 }
 
-/* Once a second: idle exit; while stopping, the deadline. */
+/* Once a second: tasks' deadlines, idle exit; while stopping, its deadline. */
 static void
 sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -996,6 +1044,7 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 		sv_check_done();
 		return;
 	}
+	sv_check_deadlines(now);
 	if (sv.idle_secs <= 0)
 		return;
 	if (jobqueue_active() > 0 || control_clients() > 0) {
