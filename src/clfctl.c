@@ -99,7 +99,7 @@ usage_text(FILE *f)
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
 "         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
-"         [-o json|compact|tsv] PATTERN...\n"
+"         [--no-cache] [-o json|compact|tsv] PATTERN...\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
 "         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
 "  merge [--top N] [-o json|compact|tsv] PARTIAL...   (partials: a result)\n"
@@ -107,6 +107,7 @@ usage_text(FILE *f)
 "  result [-o json|compact|tsv] ID\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
+"  cache clear\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
 "             service's " CLFCTL_SYSTEM_SOCKET " when it exists, else the\n"
 "             per-user socket, where a clfd is started when none answers)\n"
@@ -1123,7 +1124,8 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_FILESFROM
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
+	OPT_FILESFROM
 };
 
 static const struct option long_opts[] = {
@@ -1141,7 +1143,8 @@ static const struct option long_opts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
-	{ "files-from", required_argument, NULL, OPT_FILESFROM },
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
+	OPT_FILESFROM
 	{ "output", required_argument, NULL, 'o' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1276,6 +1279,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_NOWAIT:
 			o->wait = 0;
 			break;
+		case OPT_NOCACHE:
+			json_object_set_new(req, "cache", json_false());
+			break;
 		case OPT_PROGRESS:
 			o->progress = 1;
 			break;
@@ -1314,7 +1320,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
 	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
-	    0 };
+	    OPT_NOCACHE, 0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;
@@ -1635,6 +1641,17 @@ out:
 	return rc;
 }
 
+/* cache clear: empty the daemon's cache of per-file partials. */
+static int
+cmd_cache(int argc, char **argv, struct opts *o)
+{
+	char	 name[] = "cache_clear", *op[] = { name, NULL };
+
+	if (argc != 2 || strcmp(argv[1], "clear") != 0)
+		return usage_error("cache: clear expected");
+	return cmd_simple(1, op, o);
+}
+
 /* Global options (-s, -h, -V), then hand off to the command. */
 int
 main(int argc, char **argv)
@@ -1647,6 +1664,7 @@ main(int argc, char **argv)
 		{ "result", cmd_simple }, { "status", cmd_simple },
 		{ "list", cmd_simple }, { "cancel", cmd_simple },
 		{ "stats", cmd_simple }, { "ping", cmd_simple },
+		{ "cache", cmd_cache },
 		{ "map", cmd_map }, { "merge", cmd_merge },
 	};
 	static const struct option top_opts[] = {
