@@ -1143,8 +1143,8 @@ static const struct option long_opts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
-	OPT_FILESFROM
+	{ "no-cache", no_argument, NULL, OPT_NOCACHE },
+	{ "files-from", required_argument, NULL, OPT_FILESFROM },
 	{ "output", required_argument, NULL, 'o' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },

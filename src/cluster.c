@@ -195,6 +195,8 @@ cluster_map_some(char *const *files, const size_t *idx, size_t n,
 		(void)analysis_file(s->path, &opts, counts, st, &s->id);
 		if (st->flags & STATS_FAILED)
 			st->flags &= ~STATS_PARTIAL;
+		/* read here, no cache of clfd's involved */
+		st->flags = STATS_CACHE_SET(st->flags, STATS_CACHE_OFF);
 		st->error[sizeof st->error - 1] = '\0';
 		if (st->error[0] != '\0') {
 			cluster_warn("%s: %s", s->path, st->error);
