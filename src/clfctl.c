@@ -1229,6 +1229,14 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case OPT_XNAME:
 		case OPT_XEXT:
+			if (strchr(optarg, '/') != NULL || *optarg == '\0') {
+				usage_error("%s: \"%s\": one path segment, "
+				    "without '/'%s", ch == OPT_XNAME ?
+				    "--exclude-name" : "--exclude-ext", optarg,
+				    ch == OPT_XNAME ? " (--under selects by "
+				    "leading segments)" : "");
+				goto out;
+			}
 			arr = ch == OPT_XNAME ? names : exts;
 			if (arr == NULL) {
 				arr = json_array();

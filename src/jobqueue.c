@@ -123,6 +123,7 @@ struct job {
 	json_t				*filter;	/* effective */
 	char				*filter_text;
 	char				*format;
+	uint32_t			 needs;		/* filter_needs() */
 	char				**roots;
 	size_t				 line_max;
 	size_t				 top;
@@ -770,6 +771,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		json_decref(f);
 		return -1;
 	}
+	j->needs = (uint32_t)filter_needs(flt);
 	filter_free(flt);
 	/*
 	 * The filter's members in key order, as a partial's settings hold
@@ -1688,6 +1690,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 		x.files_max = t->job->files_max;
 		x.roots = t->job->roots;
 		x.format = t->job->format;
+		x.needs = t->job->needs;
 		x.npatterns = (uint32_t)n;
 		msg = proto_expand_encode(&x, lenp);
 		free(x.patterns);

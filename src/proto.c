@@ -406,6 +406,7 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 	f.task = x->task;
 	f.files_max = x->files_max;
 	f.npatterns = x->npatterns;
+	f.needs = x->needs;
 	f.patterns_len = (uint32_t)plen;
 	f.nroots = (uint32_t)nroots;
 	f.roots_len = (uint32_t)rlen;
@@ -483,6 +484,7 @@ proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 	x->task = f.task;
 	x->files_max = f.files_max;
 	x->npatterns = f.npatterns;
+	x->needs = f.needs;
 	x->patterns = v;
 	x->roots = f.nroots > 0 ? r : NULL;
 	return 0;

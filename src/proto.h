@@ -159,7 +159,7 @@ struct proto_expand_fixed {
 	uint32_t	nroots;
 	uint32_t	roots_len;
 	uint32_t	format_len;	/* the job's format, after the roots */
-	uint32_t	pad;
+	uint32_t	needs;		/* FILTER_NEEDS_* the format must serve */
 };
 
 struct proto_expand {
@@ -169,6 +169,7 @@ struct proto_expand {
 	char		**patterns;	/* NULL-terminated; copies when decoded */
 	char		**roots;	/* NULL-terminated, NULL for any path */
 	const char	 *format;	/* to check (compile) first; copy */
+	uint32_t	  needs;	/* the filter's FILTER_NEEDS_* */
 };
 
 /*

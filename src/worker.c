@@ -691,6 +691,29 @@ reply:
 }
 
 /*
+ * Whether a format yields what the job's filters need: a status filter
+ * on a format with no status field would drop every line, and a time
+ * range on one with no time the same. -1 with the reason in err.
+ */
+static int
+worker_format_serves(const struct logformat *lf, uint32_t needs, char *err,
+    size_t errlen)
+{
+	if ((needs & FILTER_NEEDS_STATUS) && !logformat_has_status(lf)) {
+		snprintf(err, errlen, "it has no status field (%%>s, or a "
+		    "regex: group named status): the status filter cannot "
+		    "apply");
+		return -1;
+	}
+	if ((needs & FILTER_NEEDS_TIME) && !logformat_has_time(lf)) {
+		snprintf(err, errlen, "it has no time field (%%t, or a regex: "
+		    "group named time): since and until cannot apply");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Expand a job's patterns and send the file list; an expansion that
  * fails, or whose list is too big for one message, sends its error.
  * -1 when the supervisor is gone.
@@ -700,13 +723,15 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 {
 	struct expand_result	 r;
 	struct expand_limits	 lim;
+	struct logformat	*lf = NULL;
 	uint8_t			*msg;
 	size_t			 mlen;
 	char			 ferr[256];
 	int			 rc;
 
-	if (x->format != NULL && logformat_cache_get(w->formats, x->format,
-	    ferr, sizeof ferr) == NULL) {
+	if (x->format != NULL && ((lf = logformat_cache_get(w->formats,
+	    x->format, ferr, sizeof ferr)) == NULL ||
+	    worker_format_serves(lf, x->needs, ferr, sizeof ferr) == -1)) {
 		/* Refused with the compiler's words, before any file is read. */
 		if ((msg = proto_expanded_format_error(x->task, ferr,
 		    &mlen)) == NULL)

@@ -10,7 +10,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
-                         mkdtemp, rmtree)
+                         raw_request, mkdtemp, rmtree)
 
 COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
             '200 512 "-" "curl/8"\n')
@@ -116,8 +116,11 @@ def main():
         f = (load(r).get("files") or [{}])[0]
         t.ok(r.returncode == 0 and f.get("not_request") == 2 and f.get("filtered") == 3 and
              f.get("counted") == 3, "not METHOD TARGET PROTOCOL: not_request 2 of filtered 3", f)
-        t.eq(list(f)[-2:], ["not_request", "malformed_example"],
-             "the new fields come last in a file's entry")
+        keys = list(f)
+        t.eq(keys[:keys.index("partial") + 3] if "partial" in keys else keys,
+             ["path", "bytes", "raw_bytes", "lines", "matched", "malformed", "filtered",
+              "counted", "error", "partial", "not_request", "malformed_example"],
+             "a file's entry: the fields it had, then the new ones")
 
         # item 1: the root path is a rule of its own
         gen = gen_logs(os.path.join(data, "gen"), 2, 600, seed=11, plain=True, junk=0.02)
@@ -144,6 +147,35 @@ def main():
         c = load(r).get("counts", {})
         t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
              "--no-default-excludes counts / and every excluded name", c.get("/"))
+
+        # item 4: a filter the format cannot serve is refused at submit
+        r = clfctl(["submit", "--format", "regex:^(?<request>[^\\n]*)$", "--status", "2xx",
+                    good], s)
+        t.ok(r.returncode == 4 and "no status field" in r.stderr and r.stdout == "",
+             "--status on a format without status: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "referer", "--since", "0", good], s)
+        t.ok(r.returncode == 4 and "no time field" in r.stderr,
+             "--since on a format without time: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "common", "--status", "2xx", common],
+                   s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 41,
+             "--status on a format with status: counted", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "nginx", good], s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 50,
+             "nginx: an alias of combined", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "agent", good], s)
+        t.ok(r.returncode == 4 and "referer), a LogFormat or regex:PATTERN" in r.stderr,
+             "agent is no preset; the error lists them all", r.stderr)
+
+        # item 11: a name with a '/' in it is refused, by clfctl and by clfd
+        r = clfctl(["submit", "--exclude-name", "/api", good], s)
+        t.ok(r.returncode == 2 and "--exclude-name" in r.stderr and "/api" in r.stderr,
+             "--exclude-name /api: a usage error, exit 2", (r.returncode, r.stderr))
+        rep = raw_request(s, {"op": "submit", "patterns": [good],
+                              "filter": {"exclude_names": ["/api"]}})
+        t.ok(rep.get("error", {}).get("code") == "bad_field" and
+             "exclude_names[0]" in rep["error"].get("message", ""),
+             "the daemon refuses it too: bad_field", rep)
 
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
