@@ -80,7 +80,7 @@ analysis_three_words(const char *s, size_t len)
  * open, the range read, and a fingerprint of the last bytes of it.
  */
 static void
-analysis_identity(const struct reader *r, struct source_id *id)
+analysis_identity(const struct reader *r, uint64_t off, struct source_id *id)
 {
 	unsigned char	 buf[ANALYSIS_FPRINT];
 	uint64_t	 from;
@@ -93,7 +93,7 @@ analysis_identity(const struct reader *r, struct source_id *id)
 	    r->st.st_mtim.tv_nsec;
 	id->ctime_ns = (int64_t)r->st.st_ctim.tv_sec * 1000000000 +
 	    r->st.st_ctim.tv_nsec;
-	id->off = 0;
+	id->off = off;
 	id->end = r->bytes;
 	from = id->end > sizeof buf ? id->end - sizeof buf : 0;
 	do
@@ -111,8 +111,10 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	struct access		 a;
 	struct request		 req;
 	struct time_cache	 tc;
+	struct analysis_plan	 plan;
 	struct filter		*own = NULL;
 	const struct filter	*flt = o->flt;
+	XXH3_state_t		*hs = NULL;
 	const char		*line;
 	char			*scratch = NULL, err[128];
 	size_t			 len, line_max;
@@ -123,12 +125,40 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	if (id != NULL)
 		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
+	memset(&plan, 0, sizeof plan);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
 	if (reader_open(&r, path, o->roots, line_max,
 	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
+	}
+	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
+	    &plan)) == ANALYSIS_SERVED) {
+		reader_close(&r);
+		return ANALYSIS_SERVED;
+	}
+	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
+		snprintf(st->error, sizeof st->error, "seek: %s",
+		    strerror(errno));
+		st->flags |= STATS_FAILED;
+		goto out;
+	}
+	/* The digest of the decompressed content: what open read, then on. */
+	if ((o->digest || plan.hash_only) && plan.off == 0) {
+		if ((hs = XXH3_createState()) == NULL ||
+		    XXH3_64bits_reset(hs) == XXH_ERROR) {
+			snprintf(st->error, sizeof st->error, "out of memory");
+			st->flags |= STATS_FAILED;
+			goto out;
+		}
+		(void)XXH3_64bits_update(hs, r.buf + r.start, r.end - r.start);
+		r.hash = hs;
+	}
+	if (plan.hash_only) {
+		while ((rc = reader_next(&r, &line, &len)) > 0)
+			st->lines++;
+		goto end;
 	}
 	if (flt == NULL && (flt = own = filter_from_json(NULL, err,
 	    sizeof err)) == NULL) {
@@ -204,6 +234,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		}
 		st->counted++;
 	}
+end:
 	if (rc == READER_ERROR) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_PARTIAL;
@@ -219,10 +250,14 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	}
 	ret = 0;
 out:
-	st->bytes = r.bytes;
-	st->raw_bytes = r.raw_bytes;
-	if (id != NULL && r.st.st_mode != 0)
-		analysis_identity(&r, id);
+	st->bytes = r.bytes - plan.off;
+	st->raw_bytes = r.raw_bytes - plan.off;
+	if (id != NULL && r.st.st_mode != 0) {
+		analysis_identity(&r, plan.off, id);
+		if (hs != NULL && ret == 0)
+			id->digest = XXH3_64bits_digest(hs) | 1;
+	}
+	XXH3_freeState(hs);
 	reader_close(&r);
 	filter_free(own);
 	free(scratch);
@@ -247,9 +282,12 @@ analysis_name(const char *s)
 json_t *
 analysis_stats_json(const char *path, const struct file_stats *st)
 {
-	json_t	*sample = json_null();
-	char	*enc;
-	size_t	 len;
+	static const char *const cache_names[] = { NULL, "off", "miss",
+	    "resumed", "content", "hit", NULL, NULL };
+	const char	*cache = cache_names[STATS_CACHE(st->flags)];
+	json_t		*j, *sample = json_null();
+	char		*enc;
+	size_t		 len;
 
 	if (st->sample_len > 0 && (enc = counts_json_key(st->sample,
 	    st->sample_len < STATS_SAMPLE ? st->sample_len : STATS_SAMPLE,
@@ -257,7 +295,7 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 		sample = json_stringn_nocheck(enc, len);
 		free(enc);
 	}
-	return json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I,s:o*}",
+	j = json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I,s:o*}",
 	    "path", analysis_name(path),
 	    "bytes", (json_int_t)st->bytes,
 	    "raw_bytes", (json_int_t)st->raw_bytes,
@@ -272,4 +310,10 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	    STATS_PARTIAL,
 	    "not_request", (json_int_t)st->not_request,
 	    "malformed_example", sample);
+	if (j != NULL && cache != NULL &&
+	    json_object_set_new(j, "cache", json_string(cache)) == -1) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }

@@ -94,11 +94,12 @@ usage_text(FILE *f)
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
 "         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
-"         [-o json|compact|tsv] PATTERN...\n"
+"         [--no-cache] [-o json|compact|tsv] PATTERN...\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
 "  result [-o json|compact|tsv] ID\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
+"  cache clear\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
 "             service's " CLFCTL_SYSTEM_SOCKET " when it exists, else the\n"
 "             per-user socket, where a clfd is started when none answers)\n"
@@ -1115,7 +1116,7 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE
 };
 
 static const struct option long_opts[] = {
@@ -1133,6 +1134,7 @@ static const struct option long_opts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
+	{ "no-cache", no_argument, NULL, OPT_NOCACHE },
 	{ "output", required_argument, NULL, 'o' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1243,6 +1245,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_NOWAIT:
 			o->wait = 0;
 			break;
+		case OPT_NOCACHE:
+			json_object_set_new(req, "cache", json_false());
+			break;
 		case OPT_PROGRESS:
 			o->progress = 1;
 			break;
@@ -1281,7 +1286,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
 	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
-	    0 };
+	    OPT_NOCACHE, 0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;
@@ -1492,6 +1497,17 @@ out:
 	return rc;
 }
 
+/* cache clear: empty the daemon's cache of per-file partials. */
+static int
+cmd_cache(int argc, char **argv, struct opts *o)
+{
+	char	 name[] = "cache_clear", *op[] = { name, NULL };
+
+	if (argc != 2 || strcmp(argv[1], "clear") != 0)
+		return usage_error("cache: clear expected");
+	return cmd_simple(1, op, o);
+}
+
 /* Global options (-s, -h, -V), then hand off to the command. */
 int
 main(int argc, char **argv)
@@ -1504,6 +1520,7 @@ main(int argc, char **argv)
 		{ "result", cmd_simple }, { "status", cmd_simple },
 		{ "list", cmd_simple }, { "cancel", cmd_simple },
 		{ "stats", cmd_simple }, { "ping", cmd_simple },
+		{ "cache", cmd_cache },
 	};
 	static const struct option top_opts[] = {
 		{ "help", no_argument, NULL, 'h' },

@@ -73,6 +73,7 @@ config_defaults(struct config *c)
 	c->result_ttl = 3600;
 	c->result_memory = (size_t)64 << 20;
 	c->result_disk = (size_t)1 << 30;
+	c->cache_max = (size_t)1 << 30;
 	c->worker_memory = (size_t)1 << 30;
 	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
@@ -89,6 +90,7 @@ config_free(struct config *c)
 	free(c->socket_path);
 	free(c->socket_group);
 	free(c->spool_dir);
+	free(c->cache_dir);
 	strv_free(c->roots);
 	free(c->format);
 	strv_free(c->exclude_names);
@@ -133,6 +135,8 @@ static const struct confkey confkeys[] = {
 	K(result_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(result_disk,		C_SIZE,	0, (long long)1 << 50),
 	K(spool_dir,		C_PATH,	0, 0),
+	K(cache_dir,		C_PATH,	0, 0),
+	K(cache_max,		C_SIZE,	0, (long long)1 << 50),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),

@@ -819,6 +819,19 @@ op_stats(struct client *c, const json_t *req)
 	client_send_json(c, r);
 }
 
+static void
+op_cache_clear(struct client *c, const json_t *req)
+{
+	struct jq_error	 err;
+	json_t		*r;
+
+	(void)req;
+	if ((r = jobqueue_cache_clear(&err)) == NULL)
+		client_error(c, err.code, "%s", err.message);
+	else
+		client_send_json(c, r);
+}
+
 static const struct {
 	const char	*name;
 	void		(*fn)(struct client *, const json_t *);
@@ -831,6 +844,7 @@ static const struct {
 	{ "list",	op_list },
 	{ "cancel",	op_cancel },
 	{ "stats",	op_stats },
+	{ "cache_clear", op_cache_clear },
 };
 
 /* Parse one request line and answer it. */

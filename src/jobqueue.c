@@ -21,6 +21,7 @@
 #include "jobqueue.h"
 
 #include "analysis.h"
+#include "cache.h"
 #include "config.h"
 #include "filter.h"
 #include "log.h"
@@ -122,10 +123,12 @@ struct job {
 	json_t				*filter;	/* effective */
 	char				*filter_text;
 	char				*format;
+	uint32_t			 needs;		/* filter_needs() */
 	char				**roots;
 	size_t				 line_max;
 	size_t				 top;
 	size_t				 files_max;
+	int				 no_cache;	/* "cache": false */
 
 	/* While expanding: the task, and whom to tell. */
 	struct task			 xtask;
@@ -194,6 +197,9 @@ static struct {
 	size_t			 pending;	/* file tasks waiting */
 	uint64_t		 submitted, ndone, ncancelled;
 	uint64_t		 files, lines, bytes;
+	/* What the workers' caches did (they count; nothing is read here). */
+	uint64_t		 cache[8];	/* by status (3 bits) */
+	uint64_t		 cache_stored, cache_evicted;
 } jq;
 
 static void	jobqueue_finish(struct job *, const char *, const char *);
@@ -765,6 +771,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		json_decref(f);
 		return -1;
 	}
+	j->needs = (uint32_t)filter_needs(flt);
 	filter_free(flt);
 	j->filter = f;
 	if ((j->filter_text = json_dumps(f, JSON_COMPACT)) == NULL)
@@ -787,6 +794,13 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		return -1;
 	}
 	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
+
+	v = json_object_get(req, "cache");
+	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
+		jq_seterr(err, "bad_field", "cache: true or false is required");
+		return -1;
+	}
+	j->no_cache = json_is_false(v);
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
@@ -1400,6 +1414,26 @@ jobqueue_stats(json_t *reply)
 	json_object_set_new(reply, "totals", json_pack("{s:I,s:I,s:I}",
 	    "files", (json_int_t)jq.files, "lines", (json_int_t)jq.lines,
 	    "bytes", (json_int_t)jq.bytes));
+	json_object_set_new(reply, "cache", json_pack("{s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I}", "hits", (json_int_t)jq.cache[STATS_CACHE_HIT],
+	    "content", (json_int_t)jq.cache[STATS_CACHE_CONTENT],
+	    "resumed", (json_int_t)jq.cache[STATS_CACHE_RESUMED],
+	    "misses", (json_int_t)jq.cache[STATS_CACHE_MISS],
+	    "off", (json_int_t)jq.cache[STATS_CACHE_OFF],
+	    "bytes_stored", (json_int_t)jq.cache_stored,
+	    "evictions", (json_int_t)jq.cache_evicted));
+}
+
+json_t *
+jobqueue_cache_clear(struct jq_error *err)
+{
+	/* A rename: the workers remove what was set aside. */
+	if (cache_clear(jq.cfg->cache_dir) == -1) {
+		jq_seterr(err, "internal", "clearing the cache: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	return json_pack("{s:b}", "ok", 1);
 }
 
 size_t
@@ -1649,6 +1683,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 		x.files_max = t->job->files_max;
 		x.roots = t->job->roots;
 		x.format = t->job->format;
+		x.needs = t->job->needs;
 		x.npatterns = (uint32_t)n;
 		msg = proto_expand_encode(&x, lenp);
 		free(x.patterns);
@@ -1658,6 +1693,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
+	pt.flags = t->job->no_cache ? PROTO_TASK_NO_CACHE : 0;
 	pt.path = t->path;
 	pt.format = t->job->format;
 	pt.filter = t->job->filter_text;
@@ -1755,6 +1791,9 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	if (t->kind != TASK_MAP)
 		return -1;
 	j->running--;
+	jq.cache[STATS_CACHE(r->st.flags)]++;
+	jq.cache_stored += r->cache_stored;
+	jq.cache_evicted += r->cache_evicted;
 	if (jq_task_orphan(t)) {
 		if (r->size > 0)
 			jq_unlink(r->task, 0);

@@ -101,6 +101,8 @@ json_t	*jobqueue_list(uid_t);
 json_t	*jobqueue_cancel(int64_t id, uid_t, pid_t, struct jq_error *err);
 /* Add "queue", "jobs" and "totals" to a stats reply. */
 void	 jobqueue_stats(json_t *reply);
+/* Empty the cache (a rename; workers remove the rest). */
+json_t	*jobqueue_cache_clear(struct jq_error *err);
 /* Jobs queued or running. */
 size_t	 jobqueue_active(void);
 

@@ -374,6 +374,8 @@ merr(struct merge_result *mr, const char *fmt, ...)
 static void
 stats_add(struct file_stats *a, const struct file_stats *b)
 {
+	uint32_t	ca, cb;
+
 	a->bytes += b->bytes;
 	a->raw_bytes += b->raw_bytes;
 	a->lines += b->lines;
@@ -381,7 +383,12 @@ stats_add(struct file_stats *a, const struct file_stats *b)
 	a->malformed += b->malformed;
 	a->filtered += b->filtered;
 	a->counted += b->counted;
+	ca = STATS_CACHE(a->flags);
+	cb = STATS_CACHE(b->flags);
 	a->flags |= b->flags;
+	/* The cache status is a value: the least cached of the ranges. */
+	a->flags = STATS_CACHE_SET(a->flags, ca == 0 || (cb != 0 && cb < ca) ?
+	    cb : ca);
 	if (a->error[0] == '\0')
 		memcpy(a->error, b->error, sizeof a->error);
 	a->not_request += b->not_request;

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "reader.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -511,6 +513,8 @@ reader_inflate(struct reader *r)
 			r->hdr_ok = 1;
 		}
 		r->crc = reader_crc32(r->crc, r->buf + r->end, made);
+		if (r->hash != NULL)
+			(void)XXH3_64bits_update(r->hash, r->buf + r->end, made);
 		r->isize += (uint32_t)made;
 		r->end += made;
 		r->raw_bytes += made;
@@ -553,8 +557,26 @@ reader_fill(struct reader *r)
 		r->in_eof = 1;
 	r->bytes += (uint64_t)n;
 	r->raw_bytes += (uint64_t)n;
+	if (r->hash != NULL)
+		(void)XXH3_64bits_update(r->hash, r->buf + r->end, (size_t)n);
 	r->end += (size_t)n;
 	return n;
+}
+
+int
+reader_seek(struct reader *r, uint64_t off)
+{
+	if (r->gzip || off > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (lseek(r->fd, (off_t)off, SEEK_SET) == -1)
+		return -1;
+	r->start = r->end = 0;
+	r->in_eof = 0;
+	r->skipping = 0;
+	r->bytes = r->raw_bytes = off;
+	return 0;
 }
 
 int

@@ -46,6 +46,7 @@ struct reader {
 	size_t		 line_max;
 	uint64_t	 bytes;		/* read from the file */
 	uint64_t	 raw_bytes;	/* after inflating */
+	void		*hash;		/* XXH3 state fed the decoded bytes, or NULL */
 	char		 error[256];
 };
 
@@ -62,6 +63,12 @@ struct reader {
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);
 int	reader_next(struct reader *, const char **line, size_t *len);
+/*
+ * Go on from byte off of a plain file (never gzip): what open read is
+ * dropped. bytes and raw_bytes count from 0 as if [0, off) had been read.
+ * -1 with errno.
+ */
+int	reader_seek(struct reader *, uint64_t off);
 void	reader_close(struct reader *);
 /* 1 when the resolved path is one of roots or below one. */
 int	reader_in_roots(const char *resolved, const char *const *roots);

@@ -116,8 +116,11 @@ def main():
         f = (load(r).get("files") or [{}])[0]
         t.ok(r.returncode == 0 and f.get("not_request") == 2 and f.get("filtered") == 3 and
              f.get("counted") == 3, "not METHOD TARGET PROTOCOL: not_request 2 of filtered 3", f)
-        t.eq(list(f)[-2:], ["not_request", "malformed_example"],
-             "the new fields come last in a file's entry")
+        keys = list(f)
+        t.eq(keys[:keys.index("partial") + 3] if "partial" in keys else keys,
+             ["path", "bytes", "raw_bytes", "lines", "matched", "malformed", "filtered",
+              "counted", "error", "partial", "not_request", "malformed_example"],
+             "a file's entry: the fields it had, then the new ones")
 
         # item 1: the root path is a rule of its own
         gen = gen_logs(os.path.join(data, "gen"), 2, 600, seed=11, plain=True, junk=0.02)
@@ -144,6 +147,25 @@ def main():
         c = load(r).get("counts", {})
         t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
              "--no-default-excludes counts / and every excluded name", c.get("/"))
+
+        # item 4: a filter the format cannot serve is refused at submit
+        r = clfctl(["submit", "--format", "regex:^(?<request>[^\\n]*)$", "--status", "2xx",
+                    good], s)
+        t.ok(r.returncode == 4 and "no status field" in r.stderr and r.stdout == "",
+             "--status on a format without status: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "referer", "--since", "0", good], s)
+        t.ok(r.returncode == 4 and "no time field" in r.stderr,
+             "--since on a format without time: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "common", "--status", "2xx", common],
+                   s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 41,
+             "--status on a format with status: counted", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "nginx", good], s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 50,
+             "nginx: an alias of combined", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "agent", good], s)
+        t.ok(r.returncode == 4 and "referer), a LogFormat or regex:PATTERN" in r.stderr,
+             "agent is no preset; the error lists them all", r.stderr)
 
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):

@@ -175,9 +175,10 @@ class Daemon:
         argv += list(args)
         e = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
-                  "CLFD_SOCKET", "JOURNAL_STREAM"):
+                  "CLFD_SOCKET", "JOURNAL_STREAM", "CACHE_DIRECTORY"):
             e.pop(k, None)
         e["TMPDIR"] = self.dir     # the daemon's spool: ours, removed with us
+        e["XDG_CACHE_HOME"] = os.path.join(self.dir, "cache")  # its cache too
         if env:
             e.update(env)
         self.logf = open(self.log, "ab")

@@ -47,6 +47,8 @@ CASES = {
     "result_memory": (["0", "1G", "64m"], ["1T", "-1"]),
     "result_disk": (["0", "1G", "4096G"], ["-1", "lots"]),
     "spool_dir": (["/var/tmp", "/srv/clfd spool"], ["var/tmp", ""]),
+    "cache_dir": (["/var/cache/clfd", "/srv/clfd cache"], ["var/cache", ""]),
+    "cache_max": (["0", "1G", "4096G"], ["-1", "lots"]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
     "refuse_hardlinks": (["yes", "no"], ["1", "true", "Yes", ""]),
     "task_timeout": (["0", "30"], ["abc", "86401"]),

@@ -117,6 +117,7 @@ def test_socket_activation(t, tmp):
               "WATCHDOG_PID", "CLFD_SOCKET"):
         env.pop(k, None)
     env["XDG_RUNTIME_DIR"] = tmp.join("xdg")
+    env["XDG_CACHE_HOME"] = tmp.join("cache")
     os.makedirs(env["XDG_RUNTIME_DIR"])
     err = open(tmp.join("sa.err"), "wb")
     proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, CLFD, "-f", conf],
@@ -184,6 +185,7 @@ def test_bad_passed_sockets(t, tmp):
         env = dict(os.environ)
         for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "CLFD_SOCKET"):
             env.pop(k, None)
+        env["XDG_CACHE_HOME"] = tmp.join("cache")
         err = open(errpath, "wb")
         proc = subprocess.Popen(["systemd-socket-activate"] + sa_args +
                                 [CLFD, "-w", "1", "-s", own],
@@ -228,6 +230,7 @@ def test_notify(t, tmp):
         e.pop(k, None)
     e.update(env)
     e["XDG_RUNTIME_DIR"] = tmp.path
+    e["XDG_CACHE_HOME"] = tmp.join("cache")
     err = open(tmp.join("n.err"), "wb")
     proc = subprocess.Popen(["sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; '
                              'exec "$0" "$@"', CLFD, "-f", conf, "-s", sock],
@@ -340,6 +343,7 @@ def test_journal_logging(t, tmp):
         e.pop(k, None)
     e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
     e["XDG_RUNTIME_DIR"] = tmp.path
+    e["XDG_CACHE_HOME"] = tmp.join("cache")
     proc = subprocess.Popen([CLFD, "-w", "1", "-s", sock], stdin=subprocess.DEVNULL,
                             stdout=err, stderr=err, env=e)
     err.close()
