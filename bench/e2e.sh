@@ -7,7 +7,8 @@
 #   floor   zlimit 2 FILES            (zlib inflate only, 2 processes)
 #   mawk    zcat FILES | mawk '{c[$7]++}'  (no parsing, no filtering)
 #   seed    seed_ref.py --mode process --workers 2
-#   clfd    clfctl submit FILES against a warm clfd -w 2 on a private socket
+#   clfd    clfctl submit --no-cache FILES against a warm clfd -w 2 on a
+#           private socket (every byte read: bench/cache.sh times the cache)
 # each the best of $RUNS runs (seed_ref: $SEED_RUNS), with its ratio to the
 # floor, and checks that clfd's counts equal seed_ref's.
 # BUILDDIR holds clfd and clfctl (default $CLFD_BUILDDIR, else an optimised
@@ -51,7 +52,7 @@ mawk_run() { zcat "${files[@]}" | mawk '{c[$7]++} END {for (k in c) n++; print n
 
 # A warm 2-worker clfd on a private socket; ready when it answers ping.
 clfd_start "$tmp"
-clfd_run() { "$clfctl" -s "$sock" submit -o compact "${files[@]}"; }
+clfd_run() { "$clfctl" -s "$sock" submit --no-cache -o compact "${files[@]}"; }
 clfd_run >/dev/null	# warm-up
 
 raw=$(du -cb "${files[@]}" | tail -1 | cut -f1)

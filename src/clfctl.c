@@ -12,6 +12,7 @@
 #define _GNU_SOURCE		/* ppoll */
 #endif
 
+#include "cluster.h"
 #include "paths.h"
 #include "suggest.h"
 
@@ -77,6 +78,10 @@ struct opts {
 	enum output	 output;
 	int		 progress;	/* -1 default, 0 off, 1 on */
 	int		 wait;		/* submit: wait for the result */
+	unsigned	 jobs;		/* map: -j */
+	const char	*out_path;	/* map: -O */
+	const char	*files_from;	/* map: --files-from */
+	size_t		 top;		/* merge: --top */
 };
 
 static const char	*socket_path;	/* the socket in use */
@@ -95,6 +100,9 @@ usage_text(FILE *f)
 "         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [--no-cache] [-o json|compact|tsv] PATTERN...\n"
+"  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
+"         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
+"  merge [--top N] [-o json|compact|tsv] PARTIAL...   (partials: a result)\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
 "  result [-o json|compact|tsv] ID\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
@@ -1116,7 +1124,8 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
+	OPT_FILESFROM
 };
 
 static const struct option long_opts[] = {
@@ -1135,6 +1144,7 @@ static const struct option long_opts[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
 	{ "no-cache", no_argument, NULL, OPT_NOCACHE },
+	{ "files-from", required_argument, NULL, OPT_FILESFROM },
 	{ "output", required_argument, NULL, 'o' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1158,7 +1168,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":ho:s:", long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":ho:s:j:O:", long_opts,
+	    NULL)) != -1) {
 		ok = ch == 'h' || ch == 's' || ch == 'o';
 		for (i = 0; allowed[i] != 0 && !ok; i++)
 			ok = allowed[i] == ch;
@@ -1169,6 +1180,11 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		}
 		if (ch == '?') {
 			bad_option(argv[0], argv[optind - 1], long_opts);
+			goto out;
+		}
+		if (!ok && ch < 256) {
+			usage_error("%s: -%c is not an option of %s", argv[0],
+			    ch, argv[0]);
 			goto out;
 		}
 		if (!ok) {
@@ -1213,6 +1229,14 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case OPT_XNAME:
 		case OPT_XEXT:
+			if (strchr(optarg, '/') != NULL || *optarg == '\0') {
+				usage_error("%s: \"%s\": one path segment, "
+				    "without '/'%s", ch == OPT_XNAME ?
+				    "--exclude-name" : "--exclude-ext", optarg,
+				    ch == OPT_XNAME ? " (--under selects by "
+				    "leading segments)" : "");
+				goto out;
+			}
 			arr = ch == OPT_XNAME ? names : exts;
 			if (arr == NULL) {
 				arr = json_array();
@@ -1241,6 +1265,24 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 				goto out;
 			}
 			json_object_set_new(req, "top", json_integer(top));
+			o->top = (size_t)top;
+			break;
+		case 'j':
+			errno = 0;
+			top = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    top < 1 || top > 1024) {
+				usage_error("-j: not a count from 1 to 1024: %s",
+				    optarg);
+				goto out;
+			}
+			o->jobs = (unsigned)top;
+			break;
+		case 'O':
+			o->out_path = optarg;
+			break;
+		case OPT_FILESFROM:
+			o->files_from = optarg;
 			break;
 		case OPT_NOWAIT:
 			o->wait = 0;
@@ -1366,6 +1408,116 @@ out:
 	json_decref(filter);
 	json_decref(req);
 	conn_close(&c);
+	return rc;
+}
+
+/*
+ * map: the files (arguments, then --files-from's), made absolute, into
+ * one partial with no daemon (cluster_map). The exit code is the map's.
+ */
+static int
+cmd_map(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
+	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
+	    OPT_COUNTROOT, 'j', 'O', OPT_FILESFROM, 0 };
+	struct cluster_map_opts	 m;
+	json_t			*req, *filter;
+	char			**list = NULL, **files = NULL, cwd[PATH_MAX];
+	size_t			 nlist = 0, n = 0, i;
+	int			 rc;
+
+	req = json_object();
+	filter = json_object();
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
+		goto out;
+	rc = EXIT_USAGE;
+	if (o->out_path == NULL || *o->out_path == '\0') {
+		usage_error("map: -O PARTIAL is required");
+		goto out;
+	}
+	if (o->files_from != NULL &&
+	    cluster_read_list(o->files_from, &list, &nlist) == -1) {
+		warnx_("map: %s: %s", o->files_from, strerror(errno));
+		rc = EXIT_FILES;
+		goto out;
+	}
+	if (optind >= argc && nlist == 0) {
+		usage_error("map: no FILE");
+		goto out;
+	}
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		cwd[0] = '\0';
+	if ((files = calloc((size_t)(argc - optind) + nlist + 1,
+	    sizeof *files)) == NULL) {
+		warnx_("out of memory");
+		rc = EXIT_FILES;
+		goto out;
+	}
+	for (i = 0; i < (size_t)(argc - optind) + nlist; i++) {
+		const char *f = i < (size_t)(argc - optind) ?
+		    argv[optind + (int)i] : list[i - (size_t)(argc - optind)];
+
+		if (*f == '\0' || (*f != '/' && cwd[0] == '\0')) {
+			usage_error("map: %s: cannot make the path absolute", f);
+			goto out;
+		}
+		if ((*f == '/' ? (files[n] = strdup(f)) == NULL :
+		    asprintf(&files[n], "%s%s%s", cwd, strcmp(cwd, "/") == 0 ?
+		    "" : "/", f) == -1)) {
+			files[n] = NULL;
+			warnx_("out of memory");
+			rc = EXIT_FILES;
+			goto out;
+		}
+		n++;
+	}
+	memset(&m, 0, sizeof m);
+	m.format = json_string_value(json_object_get(req, "format"));
+	m.filter = filter;
+	m.files = files;
+	m.nfiles = n;
+	m.out = o->out_path;
+	m.jobs = o->jobs;
+	rc = cluster_map(&m);
+out:
+	cluster_free_list(files);
+	cluster_free_list(list);
+	json_decref(filter);
+	json_decref(req);
+	return rc;
+}
+
+/*
+ * merge: partials into the result `submit` prints for the same files,
+ * printed as submit prints it; the exit code is submit's, or 4 when a
+ * partial is refused.
+ */
+static int
+cmd_merge(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_TOP, 0 };
+	json_t		*req, *filter;
+	char		*text = NULL;
+	size_t		 len;
+	int		 rc;
+
+	req = json_object();
+	filter = json_object();
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
+		goto out;
+	if (optind >= argc) {
+		rc = usage_error("merge: no PARTIAL");
+		goto out;
+	}
+	if ((rc = cluster_merge(argv + optind, (size_t)(argc - optind), o->top,
+	    &text, &len)) != 0)
+		goto out;
+	rc = print_result_line(text, len, o->output);
+out:
+	free(text);
+	json_decref(filter);
+	json_decref(req);
 	return rc;
 }
 
@@ -1521,6 +1673,7 @@ main(int argc, char **argv)
 		{ "list", cmd_simple }, { "cancel", cmd_simple },
 		{ "stats", cmd_simple }, { "ping", cmd_simple },
 		{ "cache", cmd_cache },
+		{ "map", cmd_map }, { "merge", cmd_merge },
 	};
 	static const struct option top_opts[] = {
 		{ "help", no_argument, NULL, 'h' },

@@ -327,6 +327,15 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 			strv_free(list);
 			return -1;
 		}
+		/* exclude_names, exclude_exts: within one path segment */
+		for (n = 0; k->type == C_LIST && list[n] != NULL; n++)
+			if (strchr(list[n], '/') != NULL) {
+				snprintf(err, errlen, "%s: \"%s\" has a '/' (a "
+				    "name is one path segment)", k->name,
+				    list[n]);
+				strv_free(list);
+				return -1;
+			}
 		strv_free(*(char ***)field);
 		*(char ***)field = list;
 		return 0;

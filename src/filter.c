@@ -119,6 +119,14 @@ filter_strv_json(struct strv *sv, const json_t *spec, const char *name,
 			    "filter.%s[%zu]: must be a non-empty string", name, i);
 			return -1;
 		}
+		/* a segment never holds '/': such a name would match nothing */
+		if (def != NULL && memchr(json_string_value(s), '/',
+		    json_string_length(s)) != NULL) {
+			snprintf(err, errlen, "filter.%s[%zu]: \"%s\" has a '/' "
+			    "(a name is one path segment; see under)", name, i,
+			    json_string_value(s));
+			return -1;
+		}
 		if (filter_strv_add(sv, json_string_value(s),
 		    json_string_length(s)) == -1)
 			goto nomem;

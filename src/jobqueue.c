@@ -773,8 +773,15 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	}
 	j->needs = (uint32_t)filter_needs(flt);
 	filter_free(flt);
-	j->filter = f;
-	if ((j->filter_text = json_dumps(f, JSON_COMPACT)) == NULL)
+	/*
+	 * The filter's members in key order, as a partial's settings hold
+	 * them: a result's "filter" is then the same whether a daemon or
+	 * clfctl merge (from the partials alone) writes it.
+	 */
+	j->filter_text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(f);
+	if (j->filter_text == NULL ||
+	    (j->filter = json_loads(j->filter_text, 0, NULL)) == NULL)
 		goto nomem;
 
 	v = json_object_get(req, "format");

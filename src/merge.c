@@ -370,6 +370,23 @@ merr(struct merge_result *mr, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * The input whose sources hold all[k] (the inputs' sources come first in
+ * all, in input order); SIZE_MAX for an extra source.
+ */
+static size_t
+merge_input_of(struct partial *const *in, size_t n, size_t k)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		if (k < in[i]->nsources)
+			return i;
+		k -= in[i]->nsources;
+	}
+	return SIZE_MAX;
+}
+
 /* Add a range's statistics to its file's. */
 static void
 stats_add(struct file_stats *a, const struct file_stats *b)
@@ -551,9 +568,31 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 		if (a->path_len == b->path_len &&
 		    memcmp(a->path, b->path, a->path_len) == 0 &&
 		    b->id.off < a->id.end + (a->id.end == a->id.off)) {
-			merr(mr, "the same source twice: %.*s",
-			    (int)(a->path_len > 200 ? 200 : a->path_len),
-			    a->path);
+			size_t ia = merge_input_of(in, o->ninputs,
+			    (size_t)(a - all));
+			size_t ib = merge_input_of(in, o->ninputs,
+			    (size_t)(b - all));
+			/* named by the later input that holds it (mr->bad is
+			 * for a damaged input, which this is not) */
+			size_t later = ia == SIZE_MAX || (ib != SIZE_MAX &&
+			    ib > ia) ? ib : ia;
+
+			if (later != SIZE_MAX && ia != SIZE_MAX &&
+			    ib != SIZE_MAX && ia != ib)
+				merr(mr, "%s: the same source twice, %s has it "
+				    "too: %.*s", o->inputs[later],
+				    o->inputs[later == ia ? ib : ia],
+				    (int)(a->path_len > 150 ? 150 : a->path_len),
+				    a->path);
+			else if (later != SIZE_MAX)
+				merr(mr, "%s: the same source twice: %.*s",
+				    o->inputs[later],
+				    (int)(a->path_len > 150 ? 150 : a->path_len),
+				    a->path);
+			else
+				merr(mr, "the same source twice: %.*s",
+				    (int)(a->path_len > 200 ? 200 : a->path_len),
+				    a->path);
 			goto out;
 		}
 	}

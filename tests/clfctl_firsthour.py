@@ -10,7 +10,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
-                         mkdtemp, rmtree)
+                         raw_request, mkdtemp, rmtree)
 
 COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
             '200 512 "-" "curl/8"\n')
@@ -166,6 +166,16 @@ def main():
         r = clfctl(["submit", "--format", "agent", good], s)
         t.ok(r.returncode == 4 and "referer), a LogFormat or regex:PATTERN" in r.stderr,
              "agent is no preset; the error lists them all", r.stderr)
+
+        # item 11: a name with a '/' in it is refused, by clfctl and by clfd
+        r = clfctl(["submit", "--exclude-name", "/api", good], s)
+        t.ok(r.returncode == 2 and "--exclude-name" in r.stderr and "/api" in r.stderr,
+             "--exclude-name /api: a usage error, exit 2", (r.returncode, r.stderr))
+        rep = raw_request(s, {"op": "submit", "patterns": [good],
+                              "filter": {"exclude_names": ["/api"]}})
+        t.ok(rep.get("error", {}).get("code") == "bad_field" and
+             "exclude_names[0]" in rep["error"].get("message", ""),
+             "the daemon refuses it too: bad_field", rep)
 
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):

@@ -119,6 +119,8 @@ static const struct {
 	{ "{\"bogus\":1}", "bogus" },
 	{ "{\"under\":1}", "under" },
 	{ "{\"exclude_root\":0}", "exclude_root" },
+	{ "{\"exclude_names\":[\"a\",\"/api\"]}", "exclude_names[1]" },
+	{ "{\"exclude_exts\":[\".x/y\"]}", "exclude_exts[0]" },
 	{ "{\"exclude_names\":\"x\"}", "exclude_names" },
 	{ "{\"exclude_names\":[1]}", "exclude_names[0]" },
 	{ "{\"exclude_exts\":[\"\"]}", "exclude_exts[0]" },
