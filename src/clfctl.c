@@ -61,7 +61,9 @@
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
 #define SAMPLE_MAX	120		/* bytes of a malformed_example */
 
-enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
+/* OUT_AUTO: a table for a result on a terminal, else JSON. */
+enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE, OUT_TABLE, OUT_AUTO };
+#define TABLE_ROWS	20	/* paths a table shows */
 
 /* One connection to clfd, with a line buffer for its replies. */
 struct conn {
@@ -99,12 +101,13 @@ usage_text(FILE *f)
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
 "         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
-"         [--no-cache] [-o json|compact|tsv] PATTERN...\n"
+"         [--no-cache] [-o json|compact|tsv|table] PATTERN...\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
 "         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
-"  merge [--top N] [-o json|compact|tsv] PARTIAL...   (partials: a result)\n"
-"  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
-"  result [-o json|compact|tsv] ID\n"
+"  merge [--top N] [-o json|compact|tsv|table] PARTIAL... (partials: a result)\n"
+"  wait [--progress|--no-progress] [-o json|compact|tsv|table] ID\n"
+"  result [-o json|compact|tsv|table] ID\n"
+"  (a result is a table on a terminal, JSON elsewhere)\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
 "  cache clear\n"
@@ -718,6 +721,74 @@ warn_malformed(json_t *file, const char *format)
 	    ex != NULL ? "\"" : "");
 }
 
+/* n with thousands separators, into buf. */
+static const char *
+fmt_count(char *buf, size_t len, json_int_t n)
+{
+	char	tmp[32];
+	size_t	i, k, o = 0, l;
+
+	l = (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)n);
+	for (i = 0; i < l && o + 2 < len; i++) {
+		k = l - i;
+		if (i > 0 && tmp[i - 1] != '-' && k % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/*
+ * A result for a person at a terminal: the biggest counts (TABLE_ROWS of
+ * them), then one line of totals; control bytes in paths as \xHH.
+ */
+static void
+print_table(json_t *res)
+{
+	json_t		*counts, *tot, *v;
+	const char	*key;
+	char		 a[32], b[32], c[32], d[32], e[32];
+	size_t		 n = 0, total;
+	int		 width = 5;
+
+	counts = json_object_get(res, "counts");
+	tot = json_object_get(res, "totals");
+	total = json_object_size(counts);
+	json_object_foreach(counts, key, v) {
+		if (n++ == TABLE_ROWS)
+			break;
+		if ((int)strlen(fmt_count(a, sizeof a,
+		    json_integer_value(v))) > width)
+			width = (int)strlen(a);
+	}
+	if (total > 0)
+		printf("%*s  PATH\n", width, "COUNT");
+	n = 0;
+	json_object_foreach(counts, key, v) {
+		if (n++ == TABLE_ROWS)
+			break;
+		printf("%*s  ", width, fmt_count(a, sizeof a,
+		    json_integer_value(v)));
+		tsv_put(key);
+		putchar('\n');
+	}
+	if (total > TABLE_ROWS)
+		printf("%*s  (%zu more paths: -o json or -o tsv for all)\n",
+		    width, "...", total - TABLE_ROWS);
+	printf("%s file%s, %s lines: %s counted, %s malformed, %s excluded; "
+	    "%lld paths\n", fmt_count(a, sizeof a, json_integer_value(
+	    json_object_get(tot, "files"))), json_integer_value(
+	    json_object_get(tot, "files")) == 1 ? "" : "s",
+	    fmt_count(b, sizeof b, json_integer_value(json_object_get(tot,
+	    "lines"))), fmt_count(c, sizeof c, json_integer_value(
+	    json_object_get(tot, "counted"))), fmt_count(d, sizeof d,
+	    json_integer_value(json_object_get(tot, "malformed"))),
+	    fmt_count(e, sizeof e, json_integer_value(json_object_get(tot,
+	    "filtered"))), (long long)json_integer_value(json_object_get(tot,
+	    "distinct")));
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -744,7 +815,9 @@ print_result(json_t *res, enum output out)
 
 	json_object_del(res, "event");
 	state = json_string_value(json_object_get(res, "state"));
-	if (out == OUT_TSV) {
+	if (out == OUT_TABLE)
+		print_table(res);
+	else if (out == OUT_TSV) {
 		json_object_foreach(json_object_get(res, "counts"), key, v) {
 			printf("%lld\t", (long long)json_integer_value(v));
 			tsv_put(key);
@@ -869,7 +942,7 @@ print_result_line(char *line, size_t len, enum output out)
 	size_t			 blen = len, hlen;
 	int			 rc;
 
-	if (out == OUT_TSV || len < sizeof ev) {
+	if (out == OUT_TSV || out == OUT_TABLE || len < sizeof ev) {
 		if ((head = conn_parse(line, len)) == NULL)
 			return EXIT_DOWN;
 		rc = print_result(head, out);
@@ -1106,11 +1179,13 @@ add_items(json_t *arr, const char *s, int num)
 	return rc;
 }
 
-/* The -o argument: json, compact or tsv; -1 for anything else. */
+/* The -o argument: json, compact, tsv or table; -1 for anything else. */
 static int
 parse_output(const char *s, enum output *out)
 {
-	if (strcmp(s, "json") == 0)
+	if (strcmp(s, "table") == 0)
+		*out = OUT_TABLE;
+	else if (strcmp(s, "json") == 0)
 		*out = OUT_JSON;
 	else if (strcmp(s, "compact") == 0)
 		*out = OUT_COMPACT;
@@ -1205,8 +1280,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case 'o':
 			if (parse_output(optarg, &o->output) == -1) {
-				usage_error("-o: json, compact or tsv, not %s",
-				    optarg);
+				usage_error("-o: json, compact, tsv or table, "
+				    "not %s", optarg);
 				goto out;
 			}
 			break;
@@ -1309,6 +1384,15 @@ out:
 	return rc;
 }
 
+/* How a result is printed: as asked, else a table on a terminal. */
+static enum output
+result_output(enum output out)
+{
+	if (out != OUT_AUTO)
+		return out;
+	return isatty(STDOUT_FILENO) ? OUT_TABLE : OUT_JSON;
+}
+
 /* The progress setting in force: asked, or by default on a terminal. */
 static int
 want_progress(const struct opts *o)
@@ -1343,6 +1427,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	o->wait = 1;
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
 		goto out;
+	o->output = result_output(o->output);
 	rc = EXIT_USAGE;
 	if (optind >= argc) {
 		usage_error("submit: no PATTERN");
@@ -1388,7 +1473,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	job = json_integer_value(json_object_get(rep, "job"));
 	if (!o->wait) {
 		json_object_del(rep, "ok");
-		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT : o->output);
+		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT :
+		    o->output == OUT_TABLE ? OUT_JSON : o->output);
 		rc = EXIT_OK;
 		/* no file at all: every pattern was unmatched */
 		if (json_integer_value(json_object_get(rep,
@@ -1506,6 +1592,7 @@ cmd_merge(int argc, char **argv, struct opts *o)
 	filter = json_object();
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
 		goto out;
+	o->output = result_output(o->output);
 	if (optind >= argc) {
 		rc = usage_error("merge: no PARTIAL");
 		goto out;
@@ -1552,6 +1639,7 @@ cmd_wait(int argc, char **argv, struct opts *o)
 
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
 		return rc;
+	o->output = result_output(o->output);
 	if ((id = one_id(argc, argv, 0)) == -1)
 		return EXIT_USAGE;
 	progress = want_progress(o);
@@ -1598,6 +1686,11 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	if (o->output == OUT_TSV && !list && strcmp(cmd, "result") != 0)
 		return usage_error("%s: -o tsv is for submit, wait, result "
 		    "and list", cmd);
+	if (o->output == OUT_TABLE && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o table is for submit, wait and "
+		    "result", cmd);
+	o->output = strcmp(cmd, "result") == 0 ? result_output(o->output) :
+	    o->output == OUT_AUTO ? OUT_JSON : o->output;
 	req = json_pack("{s:s}", "op", cmd);
 	if (id > 0)
 		json_object_set_new(req, "job", json_integer(id));
@@ -1681,7 +1774,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts	o = { .output = OUT_JSON, .progress = -1 };
+	struct opts	o = { .output = OUT_AUTO, .progress = -1 };
 	size_t		i;
 	int		ch, rc;
 

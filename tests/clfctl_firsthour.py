@@ -5,12 +5,14 @@ about with an example line (exit 6), the homepage rule, refused filters.
 """
 import json
 import os
+import pty
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
-                         raw_request, mkdtemp, rmtree)
+                         raw_request, clean_env, mkdtemp, rmtree, CLFCTL)
 
 COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
             '200 512 "-" "curl/8"\n')
@@ -28,6 +30,31 @@ def load(r):
         return json.loads(r.stdout)
     except ValueError:
         return {}
+
+
+def on_pty(args, sock):
+    """clfctl with its stdout on a pseudo-terminal: (exit status, output)."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([CLFCTL, "-s", sock] + args, stdin=subprocess.DEVNULL,
+                             stdout=slave, stderr=subprocess.PIPE, env=clean_env())
+    finally:
+        os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    p.stderr.read()
+    p.stderr.close()
+    return p.wait(timeout=60), out.decode(errors="replace").replace("\r\n", "\n")
 
 
 def main():
@@ -176,6 +203,26 @@ def main():
         t.ok(rep.get("error", {}).get("code") == "bad_field" and
              "exclude_names[0]" in rep["error"].get("message", ""),
              "the daemon refuses it too: bad_field", rep)
+
+        # item 8: a table on a terminal, JSON elsewhere or with -o json
+        rc, out = on_pty(["submit", good], s)
+        lines = out.splitlines()
+        t.ok(rc == 0 and lines[:2] == ["COUNT  PATH", "    8  /book/p0"] and len(lines) == 9 and
+             lines[-1] == "1 file, 50 lines: 50 counted, 0 malformed, 0 excluded; 7 paths",
+             "submit on a terminal: the paths as a table, then the totals", out)
+        rc, out = on_pty(["submit", "-o", "json", good], s)
+        t.ok(rc == 0 and json.loads(out).get("totals", {}).get("counted") == 50,
+             "-o json on a terminal: JSON", out[:300])
+        gen_out = on_pty(["submit"] + gen, s)[1].splitlines()
+        t.ok(len(gen_out) == 23 and gen_out[21].startswith("  ...  (") and
+             "more paths: -o json or -o tsv for all)" in gen_out[21],
+             "a long result: 20 rows, then how many more", gen_out[-3:])
+        r = clfctl(["submit", good], s)
+        t.ok(r.returncode == 0 and json.loads(r.stdout).get("totals", {}).get("counted") == 50,
+             "stdout not a terminal: JSON")
+        r = clfctl(["list", "-o", "table"], s)
+        t.ok(r.returncode == 2 and "-o table is for" in r.stderr, "list -o table: usage error",
+             r.stderr)
 
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
