@@ -61,5 +61,5 @@ done
 say "clfctl submit $* 'samples/*.gz' 'samples/*.log'"
 rc=0
 _build/clfctl -s "$tmp/clfd.sock" submit "$@" 'samples/*.gz' 'samples/*.log' || rc=$?
-say "stopping clfd (the full test suite: bash .ci/run)"
+say "stopping clfd. To run the full test suite: bash .ci/run"
 exit $rc

@@ -8,7 +8,8 @@
 #                                      from shared/bench/ilimit.c with -lisal;
 #                                      without ISA-L, zlimit 2 is the floor)
 #   zlib    zlimit 2 FILES            (zlib inflate only, 2 processes)
-#   clfd    clfctl submit FILES against a warm clfd -w 2 on a private socket
+#   clfd    clfctl submit --no-cache FILES against a warm clfd -w 2 on a
+#           private socket
 #   mawk    zcat FILES | mawk '{c[$7]++}'  (no parsing, no filtering)
 #   seed    seed_ref.py --mode process --workers 2
 # then one big file, made once in the cache dir from the same lines:
@@ -18,7 +19,8 @@
 # each gzip file against the 1-process zlib and ISA-L floors of that file.
 # Each time is the best of $RUNS runs (seed_ref: $SEED_RUNS), with its ratio
 # to the floor; the script checks that clfd's counts equal seed_ref's.
-# BIG=0 leaves out the big files.
+# BIG=0 leaves out the big files. clfctl submit runs with --no-cache (every
+# byte read: bench/cache.sh times the cache).
 # BUILDDIR holds clfd and clfctl (default $CLFD_BUILDDIR, else an optimised
 # build made once in the cache dir: sanitizer builds are not for timing).
 # Environment: CLFD_SHARED (shared/ dir), CLFD_BENCH_CACHE (cache dir,
@@ -65,9 +67,7 @@ mawk_run() { zcat "${files[@]}" | mawk '{c[$7]++} END {for (k in c) n++; print n
 
 # A warm 2-worker clfd on a private socket; ready when it answers ping.
 clfd_start "$tmp"
-nocache=
-"$clfctl" submit -h 2>&1 | grep -q -- '--no-cache' && nocache=--no-cache
-clfd_run() { "$clfctl" -s "$sock" submit $nocache -o compact "$@"; }
+clfd_run() { "$clfctl" -s "$sock" submit --no-cache -o compact "$@"; }
 clfd_set() { clfd_run "${files[@]}"; }
 clfd_set >/dev/null	# warm-up
 

@@ -66,7 +66,8 @@ clfd_start() {
 	local dir=$1 i
 	shift
 	sock="$dir/clfd.sock"
-	"$clfd" -w 2 -s "$sock" "$@" 2>"$dir/clfd.log" &
+	# (its cache in DIR: a bench never touches the user's)
+	XDG_CACHE_HOME="$dir/cache" "$clfd" -w 2 -s "$sock" "$@" 2>"$dir/clfd.log" &
 	clfd_pid=$!
 	for ((i = 0; i < 200; i++)); do
 		"$clfctl" -s "$sock" ping >/dev/null 2>&1 && break

@@ -3,7 +3,8 @@
  *
  * reader (lines) -> logformat (fields) -> access (request path, time) ->
  * filter -> counts. Every line ends in exactly one of malformed, filtered
- * or counted; matched = filtered + counted. The only allocations are per
+ * or counted; matched = filtered + counted. The first malformed line is
+ * kept, cut to STATS_SAMPLE bytes, to show what the format did not match. The only allocations are per
  * file (the reader's buffers and one scratch line); the last time string
  * and its value are remembered, as consecutive lines mostly share it.
  */
@@ -48,12 +49,38 @@ analysis_time(struct time_cache *tc, const char *s, size_t len, int64_t *t)
 	return tc->ok ? 0 : -1;
 }
 
+/* A malformed line: counted, and kept if it is the first. */
+static void
+analysis_malformed(struct file_stats *st, const char *line, size_t len)
+{
+	st->malformed++;
+	if (st->sample_len > 0 || len == 0)
+		return;
+	st->sample_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+	memcpy(st->sample, line, len < STATS_SAMPLE ? len : STATS_SAMPLE);
+}
+
+/*
+ * Whether a request has the three words METHOD TARGET PROTOCOL; "-" and
+ * the bytes of a TLS handshake sent to a plain HTTP port do not.
+ */
+static int
+analysis_three_words(const char *s, size_t len)
+{
+	size_t	i, words = 0;
+
+	for (i = 0; i < len && words < 3; i++)
+		if (!ACCESS_IS_WS(s[i]) && (i == 0 || ACCESS_IS_WS(s[i - 1])))
+			words++;
+	return words >= 3;
+}
+
 /*
  * The identity of the file the reader has open: as fstat saw it at the
  * open, the range read, and a fingerprint of the last bytes of it.
  */
 static void
-analysis_identity(const struct reader *r, struct source_id *id)
+analysis_identity(const struct reader *r, uint64_t off, struct source_id *id)
 {
 	unsigned char	 buf[ANALYSIS_FPRINT];
 	uint64_t	 from;
@@ -66,7 +93,7 @@ analysis_identity(const struct reader *r, struct source_id *id)
 	    r->st.st_mtim.tv_nsec;
 	id->ctime_ns = (int64_t)r->st.st_ctim.tv_sec * 1000000000 +
 	    r->st.st_ctim.tv_nsec;
-	id->off = 0;
+	id->off = off;
 	id->end = r->bytes;
 	from = id->end > sizeof buf ? id->end - sizeof buf : 0;
 	do
@@ -84,8 +111,10 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	struct access		 a;
 	struct request		 req;
 	struct time_cache	 tc;
+	struct analysis_plan	 plan;
 	struct filter		*own = NULL;
 	const struct filter	*flt = o->flt;
+	XXH3_state_t		*hs = NULL;
 	const char		*line;
 	char			*scratch = NULL, err[128];
 	size_t			 len, line_max;
@@ -96,12 +125,40 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	if (id != NULL)
 		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
+	memset(&plan, 0, sizeof plan);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
 	if (reader_open(&r, path, o->roots, line_max,
 	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
+	}
+	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
+	    &plan)) == ANALYSIS_SERVED) {
+		reader_close(&r);
+		return ANALYSIS_SERVED;
+	}
+	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
+		snprintf(st->error, sizeof st->error, "seek: %s",
+		    strerror(errno));
+		st->flags |= STATS_FAILED;
+		goto out;
+	}
+	/* The digest of the decompressed content: what open read, then on. */
+	if ((o->digest || plan.hash_only) && plan.off == 0) {
+		if ((hs = XXH3_createState()) == NULL ||
+		    XXH3_64bits_reset(hs) == XXH_ERROR) {
+			snprintf(st->error, sizeof st->error, "out of memory");
+			st->flags |= STATS_FAILED;
+			goto out;
+		}
+		(void)XXH3_64bits_update(hs, r.buf + r.start, r.end - r.start);
+		r.hash = hs;
+	}
+	if (plan.hash_only) {
+		while ((rc = reader_next(&r, &line, &len)) > 0)
+			st->lines++;
+		goto end;
 	}
 	if (flt == NULL && (flt = own = filter_from_json(NULL, err,
 	    sizeof err)) == NULL) {
@@ -120,20 +177,24 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		st->flags |= STATS_GZIP;
 	while ((rc = reader_next(&r, &line, &len)) > 0) {
 		st->lines++;
-		if (rc == READER_OVERLONG ||
-		    logformat_match(o->fmt, line, len, &a) != 1) {
+		if (rc == READER_OVERLONG) {
+			/* not buffered: nothing to show of it */
 			st->malformed++;
+			continue;
+		}
+		if (logformat_match(o->fmt, line, len, &a) != 1) {
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		if (a.request == NULL && a.path == NULL) {
 			/* A regex whose request group took no part. */
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		if (a.request != NULL) {
 			if (access_request(a.request, a.request_len, scratch,
 			    &req) == -1) {
-				st->malformed++;
+				analysis_malformed(st, line, len);
 				continue;
 			}
 		} else {
@@ -145,13 +206,13 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		/* The seed parses the referer as a URL too, and may fail. */
 		if (a.referer != NULL && !access_url_ok(a.referer,
 		    a.referer_len, scratch + line_max + 1)) {
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		t = INT64_MIN;
 		if (a.time != NULL && analysis_time(&tc, a.time, a.time_len,
 		    &t) == -1) {
-			st->malformed++;
+			analysis_malformed(st, line, len);
 			continue;
 		}
 		st->matched++;
@@ -160,6 +221,9 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		if (!filter_path(flt, req.path, req.path_len) ||
 		    !filter_line(flt, req.method, req.method_len, status, t)) {
 			st->filtered++;
+			if (req.path_len == 0 && a.request != NULL &&
+			    !analysis_three_words(a.request, a.request_len))
+				st->not_request++;
 			continue;
 		}
 		if (counts_add(out, req.path, req.path_len, 1) == -1) {
@@ -170,17 +234,30 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		}
 		st->counted++;
 	}
+end:
 	if (rc == READER_ERROR) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_PARTIAL;
 		goto out;
 	}
+	/* A plain file ending before its size at the open was truncated. */
+	if (!r.gzip && r.bytes < (uint64_t)r.st.st_size) {
+		snprintf(st->error, sizeof st->error, "file shrank while being "
+		    "read (%llu of %llu bytes)", (unsigned long long)r.bytes,
+		    (unsigned long long)r.st.st_size);
+		st->flags |= STATS_PARTIAL;
+		goto out;
+	}
 	ret = 0;
 out:
-	st->bytes = r.bytes;
-	st->raw_bytes = r.raw_bytes;
-	if (id != NULL && r.st.st_mode != 0)
-		analysis_identity(&r, id);
+	st->bytes = r.bytes - plan.off;
+	st->raw_bytes = r.raw_bytes - plan.off;
+	if (id != NULL && r.st.st_mode != 0) {
+		analysis_identity(&r, plan.off, id);
+		if (hs != NULL && ret == 0)
+			id->digest = XXH3_64bits_digest(hs) | 1;
+	}
+	XXH3_freeState(hs);
 	reader_close(&r);
 	filter_free(own);
 	free(scratch);
@@ -205,7 +282,20 @@ analysis_name(const char *s)
 json_t *
 analysis_stats_json(const char *path, const struct file_stats *st)
 {
-	return json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b}",
+	static const char *const cache_names[] = { NULL, "off", "miss",
+	    "resumed", "content", "hit", NULL, NULL };
+	const char	*cache = cache_names[STATS_CACHE(st->flags)];
+	json_t		*j, *sample = json_null();
+	char		*enc;
+	size_t		 len;
+
+	if (st->sample_len > 0 && (enc = counts_json_key(st->sample,
+	    st->sample_len < STATS_SAMPLE ? st->sample_len : STATS_SAMPLE,
+	    &len)) != NULL) {
+		sample = json_stringn_nocheck(enc, len);
+		free(enc);
+	}
+	j = json_pack("{s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:b,s:I,s:o*}",
 	    "path", analysis_name(path),
 	    "bytes", (json_int_t)st->bytes,
 	    "raw_bytes", (json_int_t)st->raw_bytes,
@@ -217,5 +307,13 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	    "error", st->error[0] != '\0' ? analysis_name(st->error) :
 	    json_null(),
 	    "partial", (st->flags & (STATS_PARTIAL | STATS_FAILED)) ==
-	    STATS_PARTIAL);
+	    STATS_PARTIAL,
+	    "not_request", (json_int_t)st->not_request,
+	    "malformed_example", sample);
+	if (j != NULL && cache != NULL &&
+	    json_object_set_new(j, "cache", json_string(cache)) == -1) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }

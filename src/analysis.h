@@ -9,6 +9,8 @@
 #ifndef CLFD_ANALYSIS_H
 #define CLFD_ANALYSIS_H
 
+#include <sys/stat.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -19,12 +21,34 @@ struct filter;
 
 #define ANALYSIS_LINE_MAX	65536	/* default cap on one line, bytes */
 
+/*
+ * What to do with a file once it is open: read it from byte off (plain
+ * files only; 0 for all of it), or only hash its decompressed content
+ * into the identity's digest, with no parse (hash_only).
+ */
+struct analysis_plan {
+	uint64_t	off;
+	int		hash_only;
+};
+
+#define ANALYSIS_SERVED	1	/* opened() answered the file: nothing read */
+
 struct analysis_opts {
 	struct logformat	*fmt;
 	const struct filter	*flt;
 	size_t			 line_max;	/* 0: ANALYSIS_LINE_MAX */
 	const char *const	*roots;		/* NULL-terminated; NULL: any path */
 	int			 no_hardlinks;	/* refuse files with st_nlink > 1 */
+	int			 digest;	/* fill the identity's digest */
+	/*
+	 * Called, when not NULL, once the file is open and checked (roots,
+	 * type) and before any line is read, with the open descriptor and
+	 * its fstat: ANALYSIS_SERVED stops there, 0 goes on as plan says
+	 * (zeroed before the call).
+	 */
+	int			(*opened)(void *arg, int fd, const struct stat *,
+				    int gzip, struct analysis_plan *plan);
+	void			*arg;
 };
 
 /*
@@ -36,6 +60,21 @@ struct analysis_opts {
 #define STATS_GZIP	0x1
 #define STATS_PARTIAL	0x2	/* stopped early; lines before still count */
 #define STATS_FAILED	0x4	/* nothing could be read */
+/*
+ * How the cache answered (a field of flags, not bits: summing ranges
+ * keeps the least cached). 0: no cache status at all (clfctl map).
+ */
+#define STATS_CACHE_SHIFT	8
+#define STATS_CACHE_MASK	(0x7u << STATS_CACHE_SHIFT)
+#define STATS_CACHE_OFF		1
+#define STATS_CACHE_MISS	2
+#define STATS_CACHE_RESUMED	3
+#define STATS_CACHE_CONTENT	4
+#define STATS_CACHE_HIT		5
+#define STATS_CACHE(flags)	(((flags) & STATS_CACHE_MASK) >> STATS_CACHE_SHIFT)
+#define STATS_CACHE_SET(flags, c) \
+	(((flags) & ~STATS_CACHE_MASK) | ((uint32_t)(c) << STATS_CACHE_SHIFT))
+#define STATS_SAMPLE	120	/* bytes kept of the first malformed line */
 
 struct file_stats {
 	uint64_t	bytes;		/* bytes read from the file */
@@ -48,6 +87,12 @@ struct file_stats {
 	uint32_t	flags;		/* STATS_* */
 	uint32_t	pad;
 	char		error[256];	/* "" when none */
+	uint64_t	not_request;	/* of filtered: the request was not
+					   METHOD TARGET PROTOCOL ("-", TLS) */
+	uint32_t	sample_len;	/* whole length of the first
+					   malformed line; 0: none */
+	uint32_t	pad2;
+	char		sample[STATS_SAMPLE];	/* its first bytes */
 };
 
 /*
@@ -73,13 +118,19 @@ struct source_id {
 /*
  * Run the pipeline on path, adding to out. Returns 0 when the whole file
  * was read, -1 when it failed or stopped early (st->error says why,
- * STATS_FAILED or STATS_PARTIAL says how much counts). id, when not
- * NULL, gets the source's identity (zero when it could not be opened).
+ * STATS_FAILED or STATS_PARTIAL says how much counts), ANALYSIS_SERVED
+ * when opts' opened() said so (st and id then zero). id, when not NULL,
+ * gets the source's identity (zero when it could not be opened).
  */
 int	 analysis_file(const char *path, const struct analysis_opts *,
 	    struct counts *out, struct file_stats *st, struct source_id *id);
 
-/* The per-file entry of a result: path, bytes, lines, ..., error, partial. */
+/*
+ * The per-file entry of a result: path, bytes, lines, ..., error, partial,
+ * then not_request and malformed_example (the first STATS_SAMPLE bytes of
+ * the first malformed line, or null), and cache when the flags carry a
+ * cache status.
+ */
 json_t	*analysis_stats_json(const char *path, const struct file_stats *);
 
 #endif

@@ -12,7 +12,9 @@
 #define _GNU_SOURCE		/* ppoll */
 #endif
 
+#include "cluster.h"
 #include "paths.h"
+#include "suggest.h"
 
 #include <jansson.h>
 
@@ -50,13 +52,18 @@
 #define EXIT_USAGE	2	/* bad command line */
 #define EXIT_DOWN	3	/* daemon unreachable or gone mid-reply */
 #define EXIT_REJECT	4	/* the daemon answered with an error */
+#define EXIT_NOMATCH	5	/* no pattern matched a file */
+#define EXIT_MALFORMED	6	/* most lines of a file were malformed */
 
 #define REPLY_MAX	(256u << 20)	/* longest reply line accepted */
 #define SHORT_TIMEOUT	30000		/* ms to wait for an immediate reply */
 #define START_TIMEOUT	10000		/* ms to wait for an autostarted clfd */
 #define IDLE_EXIT	"300"		/* autostarted clfd's idle exit, s */
+#define SAMPLE_MAX	120		/* bytes of a malformed_example */
 
-enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE };
+/* OUT_AUTO: a table for a result on a terminal, else JSON. */
+enum output { OUT_JSON, OUT_COMPACT, OUT_TSV, OUT_NONE, OUT_TABLE, OUT_AUTO };
+#define TABLE_ROWS	20	/* paths a table shows */
 
 /* One connection to clfd, with a line buffer for its replies. */
 struct conn {
@@ -73,6 +80,10 @@ struct opts {
 	enum output	 output;
 	int		 progress;	/* -1 default, 0 off, 1 on */
 	int		 wait;		/* submit: wait for the result */
+	unsigned	 jobs;		/* map: -j */
+	const char	*out_path;	/* map: -O */
+	const char	*files_from;	/* map: --files-from */
+	size_t		 top;		/* merge: --top */
 };
 
 static const char	*socket_path;	/* the socket in use */
@@ -88,18 +99,26 @@ usage_text(FILE *f)
 "usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
 "  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
+"         [--count-root]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
-"         [-o json|compact|tsv] PATTERN...\n"
-"  wait [--progress|--no-progress] [-o json|compact|tsv] ID\n"
-"  result [-o json|compact|tsv] ID\n"
+"         [--no-cache] [-o json|compact|tsv|table] PATTERN...\n"
+"  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
+"         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
+"  merge [--top N] [-o json|compact|tsv|table] PARTIAL... (partials: a result)\n"
+"  wait [--progress|--no-progress] [-o json|compact|tsv|table] ID\n"
+"  result [-o json|compact|tsv|table] ID\n"
+"  (a result is a table on a terminal, JSON elsewhere)\n"
 "  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
+"  cache clear\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
 "             service's " CLFCTL_SYSTEM_SOCKET " when it exists, else the\n"
 "             per-user socket, where a clfd is started when none answers)\n"
 "  -h  this help    -V  version\n"
 "exit: 0 ok, 1 file errors or cancelled, 2 usage, 3 daemon unreachable,\n"
-"      4 request rejected, 130 interrupted while waiting (the job goes on)\n");
+"      4 request rejected, 5 no file matched any pattern,\n"
+"      6 most lines of a file malformed (the wrong --format?),\n"
+"      130 interrupted while waiting (the job goes on)\n");
 }
 
 /* Print "clfctl: MESSAGE" on stderr, clearing a progress bar first. */
@@ -130,6 +149,24 @@ usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'clfctl -h'.\n", stderr);
 	return EXIT_USAGE;
+}
+
+/*
+ * An unknown option of cmd (NULL: a global one), named with the closest
+ * long option when it looks misspelt: "did you mean --status?".
+ */
+static int
+bad_option(const char *cmd, const char *arg, const struct option *opts)
+{
+	const char	*best = NULL;
+
+	if (strncmp(arg, "--", 2) == 0)
+		best = suggest_option(arg, opts);
+	if (best != NULL)
+		return usage_error("%s%sunknown option: %s; did you mean --%s?",
+		    cmd != NULL ? cmd : "", cmd != NULL ? ": " : "", arg, best);
+	return usage_error("%s%sunknown option: %s", cmd != NULL ? cmd : "",
+	    cmd != NULL ? ": " : "", arg);
 }
 
 /* SIGINT while waiting for a job: only note it (see catch_sigint). */
@@ -217,6 +254,12 @@ conn_send(struct conn *c, json_t *req)
 		n = send(c->fd, s + done, len - done, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
 			continue;
+		/*
+		 * Refused before the daemon read us (limit): its one line
+		 * is waiting to be read, and says why.
+		 */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			break;
 		if (n == -1) {
 			warnx_("%s: send: %s", socket_path, strerror(errno));
 			goto out;
@@ -645,6 +688,107 @@ tsv_put(const char *s)
 	}
 }
 
+/*
+ * Warn that most lines of a file are malformed, with the first of them as
+ * the daemon kept it (control bytes as \xHH, '"' and '\' escaped, cut).
+ */
+static void
+warn_malformed(json_t *file, const char *format)
+{
+	const char	*ex, *s;
+	char		 buf[4 * SAMPLE_MAX + 8];
+	size_t		 o = 0;
+
+	ex = json_string_value(json_object_get(file, "malformed_example"));
+	for (s = ex; s != NULL && *s != '\0' && o + 5 < sizeof buf; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x",
+			    (unsigned char)*s);
+		else {
+			if (*s == '"' || *s == '\\')
+				buf[o++] = '\\';
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	warnx_("%s: %lld of %lld lines malformed for format \"%s\"%s%s%s%s",
+	    json_string_value(json_object_get(file, "path")),
+	    (long long)json_integer_value(json_object_get(file, "malformed")),
+	    (long long)json_integer_value(json_object_get(file, "lines")),
+	    format != NULL ? format : "default",
+	    ex != NULL ? "; the first: \"" : "", buf,
+	    ex != NULL && strlen(ex) >= SAMPLE_MAX ? "..." : "",
+	    ex != NULL ? "\"" : "");
+}
+
+/* n with thousands separators, into buf. */
+static const char *
+fmt_count(char *buf, size_t len, json_int_t n)
+{
+	char	tmp[32];
+	size_t	i, k, o = 0, l;
+
+	l = (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)n);
+	for (i = 0; i < l && o + 2 < len; i++) {
+		k = l - i;
+		if (i > 0 && tmp[i - 1] != '-' && k % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/*
+ * A result for a person at a terminal: the biggest counts (TABLE_ROWS of
+ * them), then one line of totals; control bytes in paths as \xHH.
+ */
+static void
+print_table(json_t *res)
+{
+	json_t		*counts, *tot, *v;
+	const char	*key;
+	char		 a[32], b[32], c[32], d[32], e[32];
+	size_t		 n = 0, total;
+	int		 width = 5;
+
+	counts = json_object_get(res, "counts");
+	tot = json_object_get(res, "totals");
+	total = json_object_size(counts);
+	json_object_foreach(counts, key, v) {
+		if (n++ == TABLE_ROWS)
+			break;
+		if ((int)strlen(fmt_count(a, sizeof a,
+		    json_integer_value(v))) > width)
+			width = (int)strlen(a);
+	}
+	if (total > 0)
+		printf("%*s  PATH\n", width, "COUNT");
+	n = 0;
+	json_object_foreach(counts, key, v) {
+		if (n++ == TABLE_ROWS)
+			break;
+		printf("%*s  ", width, fmt_count(a, sizeof a,
+		    json_integer_value(v)));
+		tsv_put(key);
+		putchar('\n');
+	}
+	if (total > TABLE_ROWS)
+		printf("%*s  (%zu more paths: -o json or -o tsv for all)\n",
+		    width, "...", total - TABLE_ROWS);
+	printf("%s file%s, %s lines: %s counted, %s malformed, %s excluded; "
+	    "%lld paths\n", fmt_count(a, sizeof a, json_integer_value(
+	    json_object_get(tot, "files"))), json_integer_value(
+	    json_object_get(tot, "files")) == 1 ? "" : "s",
+	    fmt_count(b, sizeof b, json_integer_value(json_object_get(tot,
+	    "lines"))), fmt_count(c, sizeof c, json_integer_value(
+	    json_object_get(tot, "counted"))), fmt_count(d, sizeof d,
+	    json_integer_value(json_object_get(tot, "malformed"))),
+	    fmt_count(e, sizeof e, json_integer_value(json_object_get(tot,
+	    "filtered"))), (long long)json_integer_value(json_object_get(tot,
+	    "distinct")));
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -656,19 +800,24 @@ print_json(json_t *doc, enum output out)
 
 /*
  * Print a job's RESULT and return the exit code it means: 0 done and
- * clean, 1 done with a file error (or partial file) or cancelled.
+ * clean, 1 done with a file error (or partial file) or cancelled, 5 when
+ * every pattern was unmatched (a typo in a cron job must not pass as an
+ * empty success).
  */
 static int
 print_result(json_t *res, enum output out)
 {
 	json_t		*v, *files;
 	const char	*key, *state;
+	json_int_t	 lines;
 	size_t		 i;
-	int		 rc = EXIT_OK;
+	int		 rc = EXIT_OK, malformed = 0;
 
 	json_object_del(res, "event");
 	state = json_string_value(json_object_get(res, "state"));
-	if (out == OUT_TSV) {
+	if (out == OUT_TABLE)
+		print_table(res);
+	else if (out == OUT_TSV) {
 		json_object_foreach(json_object_get(res, "counts"), key, v) {
 			printf("%lld\t", (long long)json_integer_value(v));
 			tsv_put(key);
@@ -678,6 +827,12 @@ print_result(json_t *res, enum output out)
 		print_json(res, out);
 	json_array_foreach(json_object_get(res, "unmatched"), i, v)
 		warnx_("no file matches %s", json_string_value(v));
+	v = json_object_get(res, "unmatched");
+	if (json_array_size(v) > 0 && json_array_size(v) ==
+	    json_array_size(json_object_get(res, "patterns"))) {
+		warnx_("error: no pattern matched a file");
+		return EXIT_NOMATCH;
+	}
 	files = json_object_get(res, "files");
 	json_array_foreach(files, i, v) {
 		if (json_is_string(json_object_get(v, "error"))) {
@@ -686,12 +841,21 @@ print_result(json_t *res, enum output out)
 			    "error")));
 			rc = EXIT_FILES;
 		}
+		lines = json_integer_value(json_object_get(v, "lines"));
+		if (lines > 0 && json_integer_value(json_object_get(v,
+		    "malformed")) > lines / 2) {
+			warn_malformed(v, json_string_value(json_object_get(res,
+			    "format")));
+			malformed = 1;
+		}
 	}
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
+	if (rc == EXIT_OK && malformed)
+		rc = EXIT_MALFORMED;
 	return rc;
 }
 
@@ -778,7 +942,7 @@ print_result_line(char *line, size_t len, enum output out)
 	size_t			 blen = len, hlen;
 	int			 rc;
 
-	if (out == OUT_TSV || len < sizeof ev) {
+	if (out == OUT_TSV || out == OUT_TABLE || len < sizeof ev) {
 		if ((head = conn_parse(line, len)) == NULL)
 			return EXIT_DOWN;
 		rc = print_result(head, out);
@@ -829,7 +993,7 @@ await_done(struct conn *c, json_int_t job, int progress, enum output out,
 	const char		*name;
 	char			*line;
 	size_t			 len;
-	int			 rc;
+	int			 rc, prc;
 
 	for (;;) {
 		line = conn_line(c, -1, &len);
@@ -880,8 +1044,9 @@ await_done(struct conn *c, json_int_t job, int progress, enum output out,
 			}
 			rc = json_is_true(json_object_get(msg, "ok")) ?
 			    EXIT_OK : reply_error(msg);
-			if (print_result(msg, out) != EXIT_OK && rc == EXIT_OK)
-				rc = EXIT_FILES;
+			prc = print_result(msg, out);
+			if (prc != EXIT_OK && rc == EXIT_OK)
+				rc = prc;
 			json_decref(msg);
 			return rc;
 		}
@@ -1014,11 +1179,13 @@ add_items(json_t *arr, const char *s, int num)
 	return rc;
 }
 
-/* The -o argument: json, compact or tsv; -1 for anything else. */
+/* The -o argument: json, compact, tsv or table; -1 for anything else. */
 static int
 parse_output(const char *s, enum output *out)
 {
-	if (strcmp(s, "json") == 0)
+	if (strcmp(s, "table") == 0)
+		*out = OUT_TABLE;
+	else if (strcmp(s, "json") == 0)
 		*out = OUT_JSON;
 	else if (strcmp(s, "compact") == 0)
 		*out = OUT_COMPACT;
@@ -1032,7 +1199,8 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
+	OPT_FILESFROM
 };
 
 static const struct option long_opts[] = {
@@ -1044,11 +1212,14 @@ static const struct option long_opts[] = {
 	{ "exclude-name", required_argument, NULL, OPT_XNAME },
 	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
 	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
+	{ "count-root", no_argument, NULL, OPT_COUNTROOT },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
+	{ "no-cache", no_argument, NULL, OPT_NOCACHE },
+	{ "files-from", required_argument, NULL, OPT_FILESFROM },
 	{ "output", required_argument, NULL, 'o' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1068,17 +1239,36 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 	const char	*key;
 	char		*end;
 	long long	 top;
-	int		 ch, i, ok, noxdef = 0, rc = EXIT_USAGE;
+	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "ho:s:", long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":ho:s:j:O:", long_opts,
+	    NULL)) != -1) {
 		ok = ch == 'h' || ch == 's' || ch == 'o';
 		for (i = 0; allowed[i] != 0 && !ok; i++)
 			ok = allowed[i] == ch;
-		if (ch == '?' || ch == ':' || !ok) {
-			usage_error("%s: unknown option or missing argument: %s",
-			    argv[0], argv[optind - 1]);
+		if (ch == ':') {
+			usage_error("%s: %s needs an argument", argv[0],
+			    argv[optind - 1]);
+			goto out;
+		}
+		if (ch == '?') {
+			bad_option(argv[0], argv[optind - 1], long_opts);
+			goto out;
+		}
+		if (!ok && ch < 256) {
+			usage_error("%s: -%c is not an option of %s", argv[0],
+			    ch, argv[0]);
+			goto out;
+		}
+		if (!ok) {
+			for (i = 0; long_opts[i].name != NULL &&
+			    long_opts[i].val != ch; i++)
+				;
+			usage_error("%s: --%s is not an option of %s", argv[0],
+			    long_opts[i].name != NULL ? long_opts[i].name : "?",
+			    argv[0]);
 			goto out;
 		}
 		switch (ch) {
@@ -1090,8 +1280,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case 'o':
 			if (parse_output(optarg, &o->output) == -1) {
-				usage_error("-o: json, compact or tsv, not %s",
-				    optarg);
+				usage_error("-o: json, compact, tsv or table, "
+				    "not %s", optarg);
 				goto out;
 			}
 			break;
@@ -1114,6 +1304,14 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case OPT_XNAME:
 		case OPT_XEXT:
+			if (strchr(optarg, '/') != NULL || *optarg == '\0') {
+				usage_error("%s: \"%s\": one path segment, "
+				    "without '/'%s", ch == OPT_XNAME ?
+				    "--exclude-name" : "--exclude-ext", optarg,
+				    ch == OPT_XNAME ? " (--under selects by "
+				    "leading segments)" : "");
+				goto out;
+			}
 			arr = ch == OPT_XNAME ? names : exts;
 			if (arr == NULL) {
 				arr = json_array();
@@ -1125,6 +1323,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		case OPT_NOXDEF:
 			noxdef = 1;
+			break;
+		case OPT_COUNTROOT:
+			countroot = 1;
 			break;
 		case OPT_FORMAT:
 			json_object_set_new(req, "format", json_string(optarg));
@@ -1139,9 +1340,30 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 				goto out;
 			}
 			json_object_set_new(req, "top", json_integer(top));
+			o->top = (size_t)top;
+			break;
+		case 'j':
+			errno = 0;
+			top = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
+			    top < 1 || top > 1024) {
+				usage_error("-j: not a count from 1 to 1024: %s",
+				    optarg);
+				goto out;
+			}
+			o->jobs = (unsigned)top;
+			break;
+		case 'O':
+			o->out_path = optarg;
+			break;
+		case OPT_FILESFROM:
+			o->files_from = optarg;
 			break;
 		case OPT_NOWAIT:
 			o->wait = 0;
+			break;
+		case OPT_NOCACHE:
+			json_object_set_new(req, "cache", json_false());
 			break;
 		case OPT_PROGRESS:
 			o->progress = 1;
@@ -1155,9 +1377,20 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		json_object_set_new(filter, "exclude_names", json_array());
 	if (noxdef && exts == NULL)
 		json_object_set_new(filter, "exclude_exts", json_array());
+	if (noxdef || countroot)
+		json_object_set_new(filter, "exclude_root", json_false());
 	rc = 0;
 out:
 	return rc;
+}
+
+/* How a result is printed: as asked, else a table on a terminal. */
+static enum output
+result_output(enum output out)
+{
+	if (out != OUT_AUTO)
+		return out;
+	return isatty(STDOUT_FILENO) ? OUT_TABLE : OUT_JSON;
 }
 
 /* The progress setting in force: asked, or by default on a terminal. */
@@ -1178,7 +1411,8 @@ cmd_submit(int argc, char **argv, struct opts *o)
 {
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
-	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, 0 };
+	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
+	    OPT_NOCACHE, 0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
 	char		 cwd[PATH_MAX], *abs;
@@ -1193,6 +1427,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	o->wait = 1;
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
 		goto out;
+	o->output = result_output(o->output);
 	rc = EXIT_USAGE;
 	if (optind >= argc) {
 		usage_error("submit: no PATTERN");
@@ -1238,8 +1473,15 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	job = json_integer_value(json_object_get(rep, "job"));
 	if (!o->wait) {
 		json_object_del(rep, "ok");
-		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT : o->output);
+		print_json(rep, o->output == OUT_TSV ? OUT_COMPACT :
+		    o->output == OUT_TABLE ? OUT_JSON : o->output);
 		rc = EXIT_OK;
+		/* no file at all: every pattern was unmatched */
+		if (json_integer_value(json_object_get(rep,
+		    "files_total")) == 0) {
+			warnx_("error: no pattern matched a file");
+			rc = EXIT_NOMATCH;
+		}
 		goto out;
 	}
 	if (progress && isatty(STDERR_FILENO))
@@ -1252,6 +1494,117 @@ out:
 	json_decref(filter);
 	json_decref(req);
 	conn_close(&c);
+	return rc;
+}
+
+/*
+ * map: the files (arguments, then --files-from's), made absolute, into
+ * one partial with no daemon (cluster_map). The exit code is the map's.
+ */
+static int
+cmd_map(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
+	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
+	    OPT_COUNTROOT, 'j', 'O', OPT_FILESFROM, 0 };
+	struct cluster_map_opts	 m;
+	json_t			*req, *filter;
+	char			**list = NULL, **files = NULL, cwd[PATH_MAX];
+	size_t			 nlist = 0, n = 0, i;
+	int			 rc;
+
+	req = json_object();
+	filter = json_object();
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
+		goto out;
+	rc = EXIT_USAGE;
+	if (o->out_path == NULL || *o->out_path == '\0') {
+		usage_error("map: -O PARTIAL is required");
+		goto out;
+	}
+	if (o->files_from != NULL &&
+	    cluster_read_list(o->files_from, &list, &nlist) == -1) {
+		warnx_("map: %s: %s", o->files_from, strerror(errno));
+		rc = EXIT_FILES;
+		goto out;
+	}
+	if (optind >= argc && nlist == 0) {
+		usage_error("map: no FILE");
+		goto out;
+	}
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		cwd[0] = '\0';
+	if ((files = calloc((size_t)(argc - optind) + nlist + 1,
+	    sizeof *files)) == NULL) {
+		warnx_("out of memory");
+		rc = EXIT_FILES;
+		goto out;
+	}
+	for (i = 0; i < (size_t)(argc - optind) + nlist; i++) {
+		const char *f = i < (size_t)(argc - optind) ?
+		    argv[optind + (int)i] : list[i - (size_t)(argc - optind)];
+
+		if (*f == '\0' || (*f != '/' && cwd[0] == '\0')) {
+			usage_error("map: %s: cannot make the path absolute", f);
+			goto out;
+		}
+		if ((*f == '/' ? (files[n] = strdup(f)) == NULL :
+		    asprintf(&files[n], "%s%s%s", cwd, strcmp(cwd, "/") == 0 ?
+		    "" : "/", f) == -1)) {
+			files[n] = NULL;
+			warnx_("out of memory");
+			rc = EXIT_FILES;
+			goto out;
+		}
+		n++;
+	}
+	memset(&m, 0, sizeof m);
+	m.format = json_string_value(json_object_get(req, "format"));
+	m.filter = filter;
+	m.files = files;
+	m.nfiles = n;
+	m.out = o->out_path;
+	m.jobs = o->jobs;
+	rc = cluster_map(&m);
+out:
+	cluster_free_list(files);
+	cluster_free_list(list);
+	json_decref(filter);
+	json_decref(req);
+	return rc;
+}
+
+/*
+ * merge: partials into the result `submit` prints for the same files,
+ * printed as submit prints it; the exit code is submit's, or 4 when a
+ * partial is refused.
+ */
+static int
+cmd_merge(int argc, char **argv, struct opts *o)
+{
+	static const int allowed[] = { OPT_TOP, 0 };
+	json_t		*req, *filter;
+	char		*text = NULL;
+	size_t		 len;
+	int		 rc;
+
+	req = json_object();
+	filter = json_object();
+	if ((rc = parse_cmd_opts(argc, argv, allowed, o, req, filter)) != 0)
+		goto out;
+	o->output = result_output(o->output);
+	if (optind >= argc) {
+		rc = usage_error("merge: no PARTIAL");
+		goto out;
+	}
+	if ((rc = cluster_merge(argv + optind, (size_t)(argc - optind), o->top,
+	    &text, &len)) != 0)
+		goto out;
+	rc = print_result_line(text, len, o->output);
+out:
+	free(text);
+	json_decref(filter);
+	json_decref(req);
 	return rc;
 }
 
@@ -1286,6 +1639,7 @@ cmd_wait(int argc, char **argv, struct opts *o)
 
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
 		return rc;
+	o->output = result_output(o->output);
 	if ((id = one_id(argc, argv, 0)) == -1)
 		return EXIT_USAGE;
 	progress = want_progress(o);
@@ -1332,6 +1686,11 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	if (o->output == OUT_TSV && !list && strcmp(cmd, "result") != 0)
 		return usage_error("%s: -o tsv is for submit, wait, result "
 		    "and list", cmd);
+	if (o->output == OUT_TABLE && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o table is for submit, wait and "
+		    "result", cmd);
+	o->output = strcmp(cmd, "result") == 0 ? result_output(o->output) :
+	    o->output == OUT_AUTO ? OUT_JSON : o->output;
 	req = json_pack("{s:s}", "op", cmd);
 	if (id > 0)
 		json_object_set_new(req, "job", json_integer(id));
@@ -1383,6 +1742,17 @@ out:
 	return rc;
 }
 
+/* cache clear: empty the daemon's cache of per-file partials. */
+static int
+cmd_cache(int argc, char **argv, struct opts *o)
+{
+	char	 name[] = "cache_clear", *op[] = { name, NULL };
+
+	if (argc != 2 || strcmp(argv[1], "clear") != 0)
+		return usage_error("cache: clear expected");
+	return cmd_simple(1, op, o);
+}
+
 /* Global options (-s, -h, -V), then hand off to the command. */
 int
 main(int argc, char **argv)
@@ -1395,6 +1765,8 @@ main(int argc, char **argv)
 		{ "result", cmd_simple }, { "status", cmd_simple },
 		{ "list", cmd_simple }, { "cancel", cmd_simple },
 		{ "stats", cmd_simple }, { "ping", cmd_simple },
+		{ "cache", cmd_cache },
+		{ "map", cmd_map }, { "merge", cmd_merge },
 	};
 	static const struct option top_opts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -1402,7 +1774,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts	o = { .output = OUT_JSON, .progress = -1 };
+	struct opts	o = { .output = OUT_AUTO, .progress = -1 };
 	size_t		i;
 	int		ch, rc;
 
@@ -1424,8 +1796,7 @@ main(int argc, char **argv)
 		default:
 			if (optopt != 0)
 				return usage_error("unknown option: -%c", optopt);
-			return usage_error("unknown option: %s",
-			    argv[optind - 1]);
+			return bad_option(NULL, argv[optind - 1], top_opts);
 		}
 	}
 	argc -= optind;

@@ -67,11 +67,13 @@ config_defaults(struct config *c)
 	c->files_max = 100000;
 	c->walk_max = 1000000;
 	c->jobs_max = 256;
+	c->jobs_per_user = 64;
 	c->connections_max = 512;
 	c->idle_timeout = 60;
 	c->result_ttl = 3600;
 	c->result_memory = (size_t)64 << 20;
 	c->result_disk = (size_t)1 << 30;
+	c->cache_max = (size_t)1 << 30;
 	c->worker_memory = (size_t)1 << 30;
 	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
@@ -88,6 +90,7 @@ config_free(struct config *c)
 	free(c->socket_path);
 	free(c->socket_group);
 	free(c->spool_dir);
+	free(c->cache_dir);
 	strv_free(c->roots);
 	free(c->format);
 	strv_free(c->exclude_names);
@@ -125,12 +128,15 @@ static const struct confkey confkeys[] = {
 	K(files_max,		C_COUNT,	1, 100000000),
 	K(walk_max,		C_COUNT,	1000, 1000000000),
 	K(jobs_max,		C_COUNT,	1, 1000000),
+	K(jobs_per_user,	C_COUNT,	1, 1000000),
 	K(connections_max,	C_COUNT,	1, 1000000),
 	K(idle_timeout,		C_SECS,	1, 86400),
 	K(result_ttl,		C_SECS,	0, 86400 * 366),
 	K(result_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(result_disk,		C_SIZE,	0, (long long)1 << 50),
 	K(spool_dir,		C_PATH,	0, 0),
+	K(cache_dir,		C_PATH,	0, 0),
+	K(cache_max,		C_SIZE,	0, (long long)1 << 50),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
 	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),
@@ -321,6 +327,15 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 			strv_free(list);
 			return -1;
 		}
+		/* exclude_names, exclude_exts: within one path segment */
+		for (n = 0; k->type == C_LIST && list[n] != NULL; n++)
+			if (strchr(list[n], '/') != NULL) {
+				snprintf(err, errlen, "%s: \"%s\" has a '/' (a "
+				    "name is one path segment)", k->name,
+				    list[n]);
+				strv_free(list);
+				return -1;
+			}
 		strv_free(*(char ***)field);
 		*(char ***)field = list;
 		return 0;
@@ -330,9 +345,52 @@ config_set(struct config *c, const struct confkey *k, const char *v,
 }
 
 /*
- * Read path into c: the defaults, then the file's keys. A line is "key = value", blank, or a
- * comment starting with '#'; the value is the rest of the line with its
- * outer white space removed. On error c is left as it was (the caller's
+ * A value, in place, from its first byte that is not white space: in
+ * double quotes, it loses them, and \" and \\ in it become " and \ (as
+ * Apache's config reader has it: a LogFormat line copied from there
+ * reads the same); else it ends at a '#' that starts it or follows white
+ * space (a comment), its trailing white space removed. -1 with the reason
+ * for a quote left open or text after the closing quote.
+ */
+static int
+config_value(char *v, const char **why)
+{
+	char	*r, *w, *e;
+
+	if (*v == '"') {
+		for (r = v + 1, w = v; *r != '\0' && *r != '"'; r++) {
+			if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+				r++;
+			*w++ = *r;
+		}
+		if (*r != '"') {
+			*why = "the value's quote is not closed";
+			return -1;
+		}
+		for (r++; isspace((unsigned char)*r); r++)
+			;
+		if (*r != '\0' && *r != '#') {
+			*why = "text after the value's closing quote";
+			return -1;
+		}
+		*w = '\0';
+		return 0;
+	}
+	for (r = v; *r != '\0'; r++)
+		if (*r == '#' && (r == v || isspace((unsigned char)r[-1]))) {
+			*r = '\0';
+			break;
+		}
+	for (e = r; e > v && isspace((unsigned char)e[-1]); e--)
+		;
+	*e = '\0';
+	return 0;
+}
+
+/*
+ * Read path into c: the defaults, then the file's keys. A line is "key =
+ * value", blank, or a comment starting with '#'; see config_value for
+ * the value (a '#' after white space starts a comment there too). On error c is left as it was (the caller's
  * old settings keep running: a reload must not half-apply a bad file).
  */
 int
@@ -341,6 +399,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	struct config	 new;
 	FILE		*f;
 	char		*line = NULL, *p, *key, *val, *e, why[512];
+	const char	*bad;
 	size_t		 cap = 0, i;
 	ssize_t		 len;
 	unsigned	 lineno = 0;
@@ -374,9 +433,10 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		*e = '\0';
 		for (val = p + 1; isspace((unsigned char)*val); val++)
 			;
-		for (e = val + strlen(val); e > val && isspace((unsigned char)e[-1]); e--)
-			;
-		*e = '\0';
+		if (config_value(val, &bad) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, bad);
+			goto out;
+		}
 		for (i = 0; i < sizeof confkeys / sizeof confkeys[0]; i++)
 			if (strcmp(confkeys[i].name, key) == 0)
 				break;

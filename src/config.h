@@ -24,12 +24,15 @@ struct config {
 	size_t	  files_max;		/* files per job */
 	size_t	  walk_max;		/* directory entries one expansion reads */
 	size_t	  jobs_max;		/* jobs queued or running */
+	size_t	  jobs_per_user;	/* of them, one uid's */
 	size_t	  connections_max;	/* client connections */
 	int	  idle_timeout;		/* seconds a client may stall mid-request */
 	int	  result_ttl;		/* seconds a finished result is kept */
 	size_t	  result_memory;	/* heap bytes of finished jobs kept */
 	size_t	  result_disk;		/* bytes of their result files */
 	char	 *spool_dir;		/* NULL: $TMPDIR, else /tmp */
+	char	 *cache_dir;		/* NULL: $XDG_CACHE_HOME/clfd, ~/.cache/clfd */
+	size_t	  cache_max;		/* bytes of cached partials, 0: no cache */
 	size_t	  worker_memory;	/* address space per worker, 0: no limit */
 	int	  refuse_hardlinks;	/* refuse files with more than one link */
 	int	  task_timeout;		/* seconds per file task, 0: none */

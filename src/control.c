@@ -86,7 +86,9 @@ static struct {
 	ino_t			 ino;
 	TAILQ_HEAD(, client)	 clients;
 	size_t			 nclients;
-} ctl = { .fd = -1, .lock_fd = -1 };
+	size_t			 nlingering;	/* of them, answered and closing */
+	int			 reserve_fd;	/* given up to refuse when out of fds */
+} ctl = { .fd = -1, .lock_fd = -1, .reserve_fd = -1 };
 
 static void	client_process(struct client *);
 static void	client_free(struct client *);
@@ -603,6 +605,7 @@ client_linger(struct client *c)
 		return;
 	}
 	c->lingering = 1;
+	ctl.nlingering++;
 	evbuffer_drain(in, evbuffer_get_length(in));
 	bufferevent_enable(c->bev, EV_READ);
 	evtimer_add(c->idle, &tv);
@@ -635,7 +638,7 @@ client_wait(struct client *c, int64_t id, int progress)
 	struct jq_error		 err;
 	struct jq_result	 res;
 
-	if (jobqueue_result(id, &res, &err) == 0) {
+	if (jobqueue_result(id, c->uid, &res, &err) == 0) {
 		client_send_result(c, &res, 1);
 		return;
 	}
@@ -643,8 +646,8 @@ client_wait(struct client *c, int64_t id, int progress)
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
-	if ((c->waiter = jobqueue_wait(id, progress, client_job_cb, c,
-	    &err)) == NULL)
+	if ((c->waiter = jobqueue_wait(id, c->uid, progress,
+	    client_job_cb, c, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 }
 
@@ -750,7 +753,7 @@ op_result(struct client *c, const json_t *req)
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if (jobqueue_result(id, &res, &err) == -1) {
+	if (jobqueue_result(id, c->uid, &res, &err) == -1) {
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
@@ -761,7 +764,7 @@ static void
 op_list(struct client *c, const json_t *req)
 {
 	(void)req;
-	client_send_json(c, jobqueue_list());
+	client_send_json(c, jobqueue_list(c->uid));
 }
 
 static void
@@ -778,7 +781,7 @@ op_status(struct client *c, const json_t *req)
 	}
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_status(id, &err)) == NULL)
+	if ((r = jobqueue_status(id, c->uid, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 	else
 		client_send_json(c, r);
@@ -793,7 +796,7 @@ op_cancel(struct client *c, const json_t *req)
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_cancel(id, &err)) == NULL)
+	if ((r = jobqueue_cancel(id, c->uid, c->pid, &err)) == NULL)
 		client_error(c, err.code, "%s", err.message);
 	else
 		client_send_json(c, r);
@@ -816,6 +819,19 @@ op_stats(struct client *c, const json_t *req)
 	client_send_json(c, r);
 }
 
+static void
+op_cache_clear(struct client *c, const json_t *req)
+{
+	struct jq_error	 err;
+	json_t		*r;
+
+	(void)req;
+	if ((r = jobqueue_cache_clear(&err)) == NULL)
+		client_error(c, err.code, "%s", err.message);
+	else
+		client_send_json(c, r);
+}
+
 static const struct {
 	const char	*name;
 	void		(*fn)(struct client *, const json_t *);
@@ -828,6 +844,7 @@ static const struct {
 	{ "list",	op_list },
 	{ "cancel",	op_cancel },
 	{ "stats",	op_stats },
+	{ "cache_clear", op_cache_clear },
 };
 
 /* Parse one request line and answer it. */
@@ -1063,6 +1080,8 @@ client_free(struct client *c)
 	jobqueue_submit_forget(c->submit);
 	TAILQ_REMOVE(&ctl.clients, c, entry);
 	ctl.nclients--;
+	if (c->lingering)
+		ctl.nlingering--;
 	event_free(c->idle);
 	event_free(c->stall);
 	event_free(c->resume);
@@ -1072,17 +1091,51 @@ client_free(struct client *c)
 	free(c);
 }
 
-/* Refuse a connection with one error line, without blocking. */
+/*
+ * Refuse a connection with one error line, without blocking. What the
+ * client sent already is read and dropped first (a bounded amount):
+ * closing with unread input would reset the connection, and the client
+ * could miss the line.
+ */
 static void
 control_refuse(int fd, const char *code, const char *msg)
 {
-	char	line[256];
-	int	n;
+	char	line[4096];
+	int	n, i;
 
 	n = snprintf(line, sizeof line, "{\"ok\":false,\"error\":{\"code\":"
 	    "\"%s\",\"message\":\"%s\"}}\n", code, msg);
 	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)shutdown(fd, SHUT_WR);
+	for (i = 0; i < 16 && recv(fd, line, sizeof line, MSG_DONTWAIT) > 0; i++)
+		;
 	close(fd);
+}
+
+/*
+ * Out of descriptors: give up the reserve to accept one connection and
+ * refuse it with limit, so that the client gets an answer, not silence;
+ * then take the reserve back. 0 when one was refused, 1 when none was
+ * waiting after all, -1 when there is no reserve to give up or accept
+ * still fails.
+ */
+static int
+control_refuse_nofd(int lfd)
+{
+	int	fd, saved;
+
+	if (ctl.reserve_fd == -1)
+		return -1;
+	close(ctl.reserve_fd);
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	saved = errno;
+	if (fd != -1)
+		control_refuse(fd, "limit", "out of file descriptors");
+	ctl.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd != -1)
+		return 0;
+	errno = saved;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
 }
 
 static void
@@ -1163,7 +1216,7 @@ static void
 control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 {
 	struct timeval	one = { 1, 0 };
-	int		fd;
+	int		fd, refused = 0;
 
 	(void)ev;
 	(void)arg;
@@ -1174,6 +1227,20 @@ control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
+			if (errno == EMFILE || errno == ENFILE) {
+				switch (control_refuse_nofd(lfd)) {
+				case 0:
+					if (refused++ == 0)
+						log_warnx("accept: out of file "
+						    "descriptors: clients "
+						    "refused with limit");
+					continue;
+				case 1:
+					return;
+				default:
+					break;
+				}
+			}
 			log_warn("accept");
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
@@ -1185,7 +1252,8 @@ control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 		}
 		if (supervisor_stopping())
 			control_refuse(fd, "shutting_down", "clfd is stopping");
-		else if (ctl.nclients >= ctl.cfg->connections_max)
+		else if (ctl.nclients - ctl.nlingering >=
+		    ctl.cfg->connections_max)
 			control_refuse(fd, "limit", "too many connections "
 			    "(connections_max)");
 		else
@@ -1197,6 +1265,9 @@ void
 control_start(struct event_base *base)
 {
 	ctl.base = base;
+	/* Kept to be given up when out of descriptors (see above). */
+	if (ctl.reserve_fd == -1)
+		ctl.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if ((ctl.accept_ev = event_new(base, ctl.fd, EV_READ | EV_PERSIST,
 	    control_accept_cb, NULL)) == NULL ||
 	    (ctl.pause_ev = evtimer_new(base, control_pause_cb, NULL)) == NULL ||
@@ -1214,5 +1285,9 @@ control_free(void)
 	if (ctl.lock_fd != -1) {
 		close(ctl.lock_fd);
 		ctl.lock_fd = -1;
+	}
+	if (ctl.reserve_fd != -1) {
+		close(ctl.reserve_fd);
+		ctl.reserve_fd = -1;
 	}
 }

@@ -5,9 +5,8 @@
  * slot holds the key's hash, its offset and length in a byte arena, and its
  * count. Keys never move inside the arena (offsets, not pointers, so the
  * arena may be reallocated), and adding an existing key touches no memory
- * outside its slot. The wire form is "CLC1", the number of entries, then
- * per entry a 4-byte length, an 8-byte count and the key bytes, all
- * little-endian, so a partial result can cross a socket or be stored.
+ * outside its slot. counts_sort hands the entries out in key order, keys
+ * encoded as a result writes them, for a partial (partial.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +15,6 @@
 #include "counts.h"
 
 #define COUNTS_MIN_SLOTS	1024
-#define COUNTS_MAGIC		"CLC1"
 #define COUNTS_KEY_MAX		0xffffffffu
 #define COUNTS_KEEP_SLOTS	65536		/* kept by counts_clear */
 #define COUNTS_KEEP_ARENA	(4 << 20)
@@ -416,10 +414,47 @@ counts_cmp_entry(const void *a, const void *b)
 	return (x->len > y->len) - (x->len < y->len);
 }
 
+/*
+ * Sort entries by key bytes: an MSD radix sort on the byte at depth
+ * (keys that end there first), buckets finished with qsort when small or
+ * deep. Paths share long prefixes ("/item/1234..."), where comparison
+ * sorts spend their time in memcmp; this reads each key's byte once a
+ * level. tmp has room for n entries.
+ */
+#define CS_SMALL	64	/* buckets this small go to qsort */
+#define CS_DEPTH	32	/* and any bucket this deep */
+
+static void
+counts_radix(struct counts_entry *e, struct counts_entry *tmp, size_t n,
+    size_t depth)
+{
+	size_t	cnt[257], pos[257], i, b;
+
+	if (n < CS_SMALL || depth >= CS_DEPTH) {
+		qsort(e, n, sizeof *e, counts_cmp_entry);
+		return;
+	}
+	memset(cnt, 0, sizeof cnt);
+	for (i = 0; i < n; i++)
+		cnt[e[i].len > depth ? (unsigned char)e[i].key[depth] + 1 : 0]++;
+	for (i = 0, b = 0; b < 257; b++) {
+		pos[b] = i;
+		i += cnt[b];
+	}
+	for (i = 0; i < n; i++)
+		tmp[pos[e[i].len > depth ?
+		    (unsigned char)e[i].key[depth] + 1 : 0]++] = e[i];
+	memcpy(e, tmp, n * sizeof *e);
+	/* Bucket 0: keys that end here, all equal; the others go deeper. */
+	for (i = cnt[0], b = 1; b < 257; i += cnt[b++])
+		if (cnt[b] > 1)
+			counts_radix(e + i, tmp, cnt[b], depth + 1);
+}
+
 int
 counts_sort(const struct counts *c, struct counts_sorted *out)
 {
-	struct counts_entry	*e;
+	struct counts_entry	*e, *tmp;
 	size_t			 i, k = 0, w, cap = 0;
 	char			*enc;
 
@@ -453,7 +488,11 @@ counts_sort(const struct counts *c, struct counts_sorted *out)
 		}
 		k++;
 	}
-	qsort(e, k, sizeof *e, counts_cmp_entry);
+	if (k >= CS_SMALL && (tmp = malloc(k * sizeof *tmp)) != NULL) {
+		counts_radix(e, tmp, k, 0);
+		free(tmp);
+	} else
+		qsort(e, k, sizeof *e, counts_cmp_entry);
 	for (i = 0, w = 0; i < k; i++) {
 		if (w > 0 && counts_cmp_entry(&e[w - 1], &e[i]) == 0)
 			e[w - 1].n += e[i].n;
@@ -533,104 +572,4 @@ out:
 		free(e[i].key);
 	free(e);
 	return obj;
-}
-
-static void
-counts_put32(uint8_t *p, uint32_t v)
-{
-	int	 i;
-
-	for (i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-counts_put64(uint8_t *p, uint64_t v)
-{
-	int	 i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-counts_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-counts_get64(const uint8_t *p)
-{
-	uint64_t	 v = 0;
-	int		 i;
-
-	for (i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-uint8_t *
-counts_encode(const struct counts *c, size_t *lenp)
-{
-	uint8_t	*buf, *p;
-	size_t	 len, i;
-
-	/* The arena holds every key exactly once: its length bounds the keys. */
-	if (c->used > (SIZE_MAX - 12 - c->arena_len) / 12) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	len = 12 + c->used * 12 + c->arena_len;
-	if ((buf = malloc(len)) == NULL)
-		return NULL;
-	memcpy(buf, COUNTS_MAGIC, 4);
-	counts_put64(buf + 4, c->used);
-	p = buf + 12;
-	for (i = 0; i <= c->mask; i++) {
-		const struct slot *s = &c->slots[i];
-
-		if (s->hash == 0)
-			continue;
-		counts_put32(p, s->len);
-		counts_put64(p + 4, s->n);
-		if (s->len > 0)
-			memcpy(p + 12, c->arena + s->off, s->len);
-		p += 12 + s->len;
-	}
-	*lenp = (size_t)(p - buf);
-	return buf;
-}
-
-int
-counts_decode_merge(struct counts *dst, const uint8_t *buf, size_t len)
-{
-	uint64_t	 nent, i;
-	uint32_t	 klen;
-	size_t		 pos = 12;
-
-	if (buf == NULL || len < 12 || memcmp(buf, COUNTS_MAGIC, 4) != 0)
-		goto fail;
-	nent = counts_get64(buf + 4);
-	/* Each entry takes at least 12 bytes: refuse impossible counts. */
-	if (nent > (len - 12) / 12)
-		goto fail;
-	for (i = 0; i < nent; i++) {
-		if (len - pos < 12)
-			goto fail;
-		klen = counts_get32(buf + pos);
-		if (klen > len - pos - 12)
-			goto fail;
-		if (counts_add(dst, (const char *)buf + pos + 12, klen,
-		    counts_get64(buf + pos + 4)) == -1)
-			return -1;
-		pos += 12 + (size_t)klen;
-	}
-	if (pos != len)
-		goto fail;
-	return 0;
-fail:
-	errno = EINVAL;
-	return -1;
 }

@@ -2,9 +2,9 @@
  * counts.h: the path -> count table.
  *
  * Keys are raw path bytes (any byte, NUL included) copied into an arena;
- * adding a key that is already present allocates nothing. Tables merge, and
- * serialise to a self-contained byte string so that a worker's partial
- * result can cross a socket (or, later, be stored) and be merged elsewhere.
+ * adding a key that is already present allocates nothing. Tables merge,
+ * and hand out their entries sorted by key (counts_sort) for a worker to
+ * write as a partial (partial.h).
  */
 #ifndef CLFD_COUNTS_H
 #define CLFD_COUNTS_H
@@ -67,14 +67,5 @@ struct counts_sorted {
 
 int		 counts_sort(const struct counts *, struct counts_sorted *);
 void		 counts_sorted_free(struct counts_sorted *);
-
-/*
- * Wire form: a byte string that counts_decode_merge() adds into a table.
- * counts_encode returns a malloc'd buffer (NULL on ENOMEM).
- * counts_decode_merge checks every length; -1 on a malformed buffer (the
- * destination may then hold part of it).
- */
-uint8_t		*counts_encode(const struct counts *, size_t *lenp);
-int		 counts_decode_merge(struct counts *dst, const uint8_t *buf, size_t len);
 
 #endif

@@ -41,6 +41,7 @@ struct filter {
 	struct strv	 exts;
 	struct strv	 under;		/* the non-empty segments of under */
 	int		 has_under;
+	int		 keep_root;	/* exclude_root: false */
 	struct strv	 methods;
 	struct status	*status;
 	size_t		 nstatus;
@@ -116,6 +117,14 @@ filter_strv_json(struct strv *sv, const json_t *spec, const char *name,
 		if (!json_is_string(s) || json_string_length(s) == 0) {
 			snprintf(err, errlen,
 			    "filter.%s[%zu]: must be a non-empty string", name, i);
+			return -1;
+		}
+		/* a segment never holds '/': such a name would match nothing */
+		if (def != NULL && memchr(json_string_value(s), '/',
+		    json_string_length(s)) != NULL) {
+			snprintf(err, errlen, "filter.%s[%zu]: \"%s\" has a '/' "
+			    "(a name is one path segment; see under)", name, i,
+			    json_string_value(s));
 			return -1;
 		}
 		if (filter_strv_add(sv, json_string_value(s),
@@ -226,7 +235,8 @@ struct filter *
 filter_from_json(const json_t *spec, char *err, size_t errlen)
 {
 	static const char *const known[] = { "under", "exclude_names",
-	    "exclude_exts", "status", "methods", "since", "until", NULL };
+	    "exclude_exts", "exclude_root", "status", "methods", "since",
+	    "until", NULL };
 	struct filter	*f;
 	const char	*key;
 	const json_t	*v;
@@ -261,6 +271,14 @@ filter_from_json(const json_t *spec, char *err, size_t errlen)
 			f->name_lens |= 1ULL << f->names.len[i];
 		else
 			f->long_names = 1;
+	}
+	if ((v = json_object_get(spec, "exclude_root")) != NULL) {
+		if (!json_is_boolean(v)) {
+			snprintf(err, errlen,
+			    "filter.exclude_root: must be true or false");
+			goto fail;
+		}
+		f->keep_root = json_is_false(v);
 	}
 	if ((v = json_object_get(spec, "under")) != NULL) {
 		if (!json_is_string(v)) {
@@ -337,7 +355,9 @@ filter_in(const struct strv *sv, const char *s, size_t len)
 
 /*
  * The seed's path_filter, then its book_filter generalised to under:
- * segments are split on '/', an empty path is every segment empty.
+ * segments are split on '/', the root path is every segment empty (kept
+ * only with exclude_root false); an empty path, a request with no target,
+ * is never kept.
  */
 int
 filter_path(const struct filter *f, const char *path, size_t len)
@@ -367,7 +387,7 @@ filter_path(const struct filter *f, const char *path, size_t len)
 			break;
 		seg = slash + 1;
 	}
-	if (nonempty == 0)
+	if (nonempty == 0 && !f->keep_root)
 		return 0;
 	/* seg is now the last segment. */
 	for (i = 0; i < f->exts.n; i++)

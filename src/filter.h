@@ -1,8 +1,9 @@
 /*
  * filter.h: which parsed lines are counted.
  *
- * The path filters are the seed's path_filter: drop an empty path (every
- * '/'-segment empty), a path with any segment equal to an excluded name,
+ * The path filters are the seed's path_filter: drop the root path (every
+ * '/'-segment empty: "/", "//"; a rule that can be turned off) and an
+ * empty one (always), a path with any segment equal to an excluded name,
  * a path whose last segment ends with an excluded extension. Per-job
  * filters: under (the first non-empty segments equal the given ones and at
  * least one more segment follows), status codes or classes ("404", "2xx"),
@@ -22,6 +23,7 @@ struct filter;
  *   under          string        "/book"
  *   exclude_names  array of str  replaces the default list
  *   exclude_exts   array of str  replaces the default list
+ *   exclude_root   boolean       false: count "/" (default true)
  *   status         array of str or int: 404, "404", "4xx"
  *   methods        array of str  "GET", "POST" (case-sensitive)
  *   since, until   integer UTC seconds or string "2024-03-01T00:00:00Z"

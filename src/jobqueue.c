@@ -21,6 +21,7 @@
 #include "jobqueue.h"
 
 #include "analysis.h"
+#include "cache.h"
 #include "config.h"
 #include "filter.h"
 #include "log.h"
@@ -93,20 +94,41 @@ struct jobqueue_waiter {
 	TAILQ_ENTRY(jobqueue_waiter)	 entry;
 };
 
+/*
+ * A user (a uid that submitted): the jobs it may see, its jobs with
+ * tasks to hand out, and how many of its jobs are active. Workers go
+ * round the users with pending tasks first, then round each user's jobs,
+ * so that many jobs of one user do not outweigh one job of another.
+ * Kept while a job of the uid is.
+ */
+struct jq_user {
+	uid_t				 uid;
+	size_t				 refs;		/* jobs of the uid */
+	size_t				 active;	/* expanding, queued, running */
+	TAILQ_HEAD(, job)		 jobs;		/* with an id */
+	TAILQ_HEAD(, job)		 runq;		/* with pending tasks */
+	int				 in_runq;	/* in jq.urunq */
+	TAILQ_ENTRY(jq_user)		 entry;		/* jq.users */
+	TAILQ_ENTRY(jq_user)		 runq_entry;	/* jq.urunq */
+};
+
 struct job {
 	int64_t				 id;
 	enum job_state			 state;
 	uid_t				 uid;
 	pid_t				 pid;
+	struct jq_user			*user;
 	json_t				*patterns;
 	json_t				*unmatched;
 	json_t				*filter;	/* effective */
 	char				*filter_text;
 	char				*format;
+	uint32_t			 needs;		/* filter_needs() */
 	char				**roots;
 	size_t				 line_max;
 	size_t				 top;
 	size_t				 files_max;
+	int				 no_cache;	/* "cache": false */
 
 	/* While expanding: the task, and whom to tell. */
 	struct task			 xtask;
@@ -144,7 +166,8 @@ struct job {
 
 	TAILQ_HEAD(, jobqueue_waiter)	 waiters;
 	TAILQ_ENTRY(job)		 entry;		/* all jobs, or expanding */
-	TAILQ_ENTRY(job)		 runq;		/* with pending tasks */
+	TAILQ_ENTRY(job)		 runq;		/* its user's, pending tasks */
+	TAILQ_ENTRY(job)		 uentry;	/* its user's jobs */
 	TAILQ_ENTRY(job)		 kept;		/* finished, by age */
 };
 TAILQ_HEAD(jobq, job);
@@ -156,7 +179,8 @@ static struct {
 	struct taskq		 mergeq;	/* merges waiting for a worker */
 	struct jobq		 jobs;		/* with an id */
 	struct jobq		 expanding;	/* submits not answered yet */
-	struct jobq		 runq;
+	TAILQ_HEAD(, jq_user)	 users;
+	TAILQ_HEAD(, jq_user)	 urunq;		/* users with pending tasks */
 	struct jobq		 kept;
 	int64_t			 next_id;
 	size_t			 active;	/* expanding, queued or running */
@@ -173,6 +197,9 @@ static struct {
 	size_t			 pending;	/* file tasks waiting */
 	uint64_t		 submitted, ndone, ncancelled;
 	uint64_t		 files, lines, bytes;
+	/* What the workers' caches did (they count; nothing is read here). */
+	uint64_t		 cache[8];	/* by status (3 bits) */
+	uint64_t		 cache_stored, cache_evicted;
 } jq;
 
 static void	jobqueue_finish(struct job *, const char *, const char *);
@@ -321,6 +348,102 @@ jq_set_state(struct job *j, enum job_state st)
 		jq.nstate[st]++;
 }
 
+/*
+ * The user of a uid, made if need be; NULL on ENOMEM. A list: as long as
+ * the number of uids with jobs, which the socket's mode bounds.
+ */
+static struct jq_user *
+jq_user_find(uid_t uid, int make)
+{
+	struct jq_user	*u;
+
+	TAILQ_FOREACH(u, &jq.users, entry)
+		if (u->uid == uid)
+			return u;
+	if (!make || (u = calloc(1, sizeof *u)) == NULL)
+		return NULL;
+	u->uid = uid;
+	TAILQ_INIT(&u->jobs);
+	TAILQ_INIT(&u->runq);
+	TAILQ_INSERT_TAIL(&jq.users, u, entry);
+	return u;
+}
+
+static void
+jq_user_put(struct jq_user *u)
+{
+	if (--u->refs > 0)
+		return;
+	TAILQ_REMOVE(&jq.users, u, entry);
+	free(u);
+}
+
+/* A job has pending tasks: in its user's run queue, the user in ours. */
+static void
+jq_runq_add(struct job *j, int first)
+{
+	struct jq_user	*u = j->user;
+
+	if (j->in_runq)
+		return;
+	if (first)
+		TAILQ_INSERT_HEAD(&u->runq, j, runq);
+	else
+		TAILQ_INSERT_TAIL(&u->runq, j, runq);
+	j->in_runq = 1;
+	if (u->in_runq)
+		return;
+	if (first)
+		TAILQ_INSERT_HEAD(&jq.urunq, u, runq_entry);
+	else
+		TAILQ_INSERT_TAIL(&jq.urunq, u, runq_entry);
+	u->in_runq = 1;
+}
+
+static void
+jq_runq_del(struct job *j)
+{
+	struct jq_user	*u = j->user;
+
+	if (!j->in_runq)
+		return;
+	TAILQ_REMOVE(&u->runq, j, runq);
+	j->in_runq = 0;
+	if (u->in_runq && TAILQ_EMPTY(&u->runq)) {
+		TAILQ_REMOVE(&jq.urunq, u, runq_entry);
+		u->in_runq = 0;
+	}
+}
+
+/* A job becomes active (expanding, queued, running), or stops being. */
+static void
+jq_active(struct job *j, int on)
+{
+	if (on) {
+		jq.active++;
+		j->user->active++;
+	} else {
+		jq.active--;
+		j->user->active--;
+	}
+}
+
+/*
+ * The job with an id as uid may see it: its own, or any for root. Others'
+ * jobs are not found, exactly as jobs that do not exist.
+ */
+static struct job *
+jq_find_for(int64_t id, uid_t uid, struct jq_error *err)
+{
+	struct job	*j = jq_find(id);
+
+	if (j == NULL || (uid != 0 && j->uid != uid)) {
+		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		return NULL;
+	}
+	return j;
+}
+
 /* 1 once the job has a result (finished or cancelled). */
 static int
 jq_has_result(const struct job *j)
@@ -408,6 +531,8 @@ jq_job_free(struct job *j)
 		log_warn("%s", j->result_path);
 	free(j->result_path);
 	free(j->result_text);
+	if (j->user != NULL)
+		jq_user_put(j->user);
 	free(j);
 }
 
@@ -425,6 +550,7 @@ jq_drop(struct job *j)
 	if (j->running > 0)
 		return;
 	TAILQ_REMOVE(&jq.jobs, j, entry);
+	TAILQ_REMOVE(&j->user->jobs, j, uentry);
 	jq_index_del(j);
 	jq.nstate[j->state]--;
 	jq_job_free(j);
@@ -474,7 +600,8 @@ jobqueue_init(struct event_base *base, const struct config *cfg,
 	memset(&jq, 0, sizeof jq);
 	TAILQ_INIT(&jq.jobs);
 	TAILQ_INIT(&jq.expanding);
-	TAILQ_INIT(&jq.runq);
+	TAILQ_INIT(&jq.users);
+	TAILQ_INIT(&jq.urunq);
 	TAILQ_INIT(&jq.kept);
 	TAILQ_INIT(&jq.mergeq);
 	jq.cfg = cfg;
@@ -499,6 +626,7 @@ jobqueue_free(void)
 
 	while ((j = TAILQ_FIRST(&jq.jobs)) != NULL) {
 		TAILQ_REMOVE(&jq.jobs, j, entry);
+		TAILQ_REMOVE(&j->user->jobs, j, uentry);
 		jq_job_free(j);
 	}
 	free(jq.byid);
@@ -643,9 +771,17 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		json_decref(f);
 		return -1;
 	}
+	j->needs = (uint32_t)filter_needs(flt);
 	filter_free(flt);
-	j->filter = f;
-	if ((j->filter_text = json_dumps(f, JSON_COMPACT)) == NULL)
+	/*
+	 * The filter's members in key order, as a partial's settings hold
+	 * them: a result's "filter" is then the same whether a daemon or
+	 * clfctl merge (from the partials alone) writes it.
+	 */
+	j->filter_text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(f);
+	if (j->filter_text == NULL ||
+	    (j->filter = json_loads(j->filter_text, 0, NULL)) == NULL)
 		goto nomem;
 
 	v = json_object_get(req, "format");
@@ -665,6 +801,13 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		return -1;
 	}
 	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
+
+	v = json_object_get(req, "cache");
+	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
+		jq_seterr(err, "bad_field", "cache: true or false is required");
+		return -1;
+	}
+	j->no_cache = json_is_false(v);
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
@@ -679,6 +822,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
     void *arg, struct jq_error *err)
 {
 	struct job	*j;
+	struct jq_user	*u;
 
 	if (jq.stopping) {
 		jq_seterr(err, "shutting_down", "clfd is stopping");
@@ -689,12 +833,23 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 		    "(jobs_max)", jq.active, jq.active == 1 ? "" : "s");
 		return NULL;
 	}
-	if ((j = calloc(1, sizeof *j)) == NULL) {
+	if ((u = jq_user_find(uid, 0)) != NULL &&
+	    u->active >= jq.cfg->jobs_per_user) {
+		jq_seterr(err, "limit", "%zu job%s of uid %lu queued or running "
+		    "(jobs_per_user)", u->active, u->active == 1 ? "" : "s",
+		    (unsigned long)uid);
+		return NULL;
+	}
+	if ((j = calloc(1, sizeof *j)) == NULL ||
+	    (u = jq_user_find(uid, 1)) == NULL) {
+		free(j);
 		jq_seterr(err, "internal", "out of memory");
 		return NULL;
 	}
 	TAILQ_INIT(&j->retryq);
 	TAILQ_INIT(&j->waiters);
+	j->user = u;
+	u->refs++;
 	j->uid = uid;
 	j->pid = pid;
 	if (jq_parse(j, req, err) == -1)
@@ -714,7 +869,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	j->submit_arg = arg;
 	TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
 	jq.nexpanding++;
-	jq.active++;
+	jq_active(j, 1);
 	log_debug("submit by uid %lu pid %ld: expanding %zu pattern%s",
 	    (unsigned long)uid, (long)pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s");
@@ -739,7 +894,7 @@ jq_expand_end(struct job *j)
 {
 	TAILQ_REMOVE(&jq.expanding, j, entry);
 	jq.nexpanding--;
-	jq.active--;
+	jq_active(j, 0);
 }
 
 /* The submit failed after all: tell the submitter and forget the job. */
@@ -773,7 +928,7 @@ jq_submit_made(struct job *j)
 		j->id = 0;
 		jq.next_id--;
 		jq_seterr(&e, "internal", "out of memory");
-		jq.active++;		/* (jq_submit_fail takes it back) */
+		jq_active(j, 1);	/* (jq_submit_fail takes it back) */
 		TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
 		jq.nexpanding++;
 		j->submit_cb = cb;
@@ -785,7 +940,8 @@ jq_submit_made(struct job *j)
 	jq.nstate[JOB_QUEUED]++;
 	jq.pending += j->ntasks;
 	TAILQ_INSERT_TAIL(&jq.jobs, j, entry);
-	jq.active++;
+	TAILQ_INSERT_TAIL(&j->user->jobs, j, uentry);
+	jq_active(j, 1);
 	jq.submitted++;
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
 	    "%zu file%s, %zu unmatched%s", (long long)j->id,
@@ -795,10 +951,8 @@ jq_submit_made(struct job *j)
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */
-	else {
-		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
-		j->in_runq = 1;
-	}
+	else
+		jq_runq_add(j, 0);
 	/* (j may be finished, but is kept: jq_expire spares it) */
 	if (cb != NULL)
 		cb(id, n, NULL, arg);
@@ -1018,10 +1172,7 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	struct timeval	 now, d;
 	struct task	*t, *next;
 
-	if (j->in_runq) {
-		TAILQ_REMOVE(&jq.runq, j, runq);
-		j->in_runq = 0;
-	}
+	jq_runq_del(j);
 	/* Merges still waiting for a worker will not be needed. */
 	for (t = TAILQ_FIRST(&jq.mergeq); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, retry);
@@ -1040,7 +1191,7 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	j->next = j->ntasks;
 	if (j->state != JOB_CANCELLED)
 		jq_set_state(j, JOB_DONE);
-	jq.active--;
+	jq_active(j, 0);
 	j->finished = time(NULL);
 	gettimeofday(&now, NULL);
 	timersub(&now, &j->start, &d);
@@ -1090,14 +1241,13 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 }
 
 int
-jobqueue_result(int64_t id, struct jq_result *res, struct jq_error *err)
+jobqueue_result(int64_t id, uid_t uid, struct jq_result *res,
+    struct jq_error *err)
 {
 	struct job	*j;
 
-	if ((j = jq_find(id)) == NULL) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return -1;
-	}
 	if (!jq_has_result(j)) {
 		jq_seterr(err, "not_finished", "job %lld is %s", (long long)id,
 		    job_state_names[j->state]);
@@ -1108,16 +1258,14 @@ jobqueue_result(int64_t id, struct jq_result *res, struct jq_error *err)
 }
 
 struct jobqueue_waiter *
-jobqueue_wait(int64_t id, int progress, jobqueue_cb cb, void *arg,
-    struct jq_error *err)
+jobqueue_wait(int64_t id, uid_t uid, int progress, jobqueue_cb cb,
+    void *arg, struct jq_error *err)
 {
 	struct jobqueue_waiter	*w;
 	struct job		*j;
 
-	if ((j = jq_find(id)) == NULL) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
-	}
 	if (jq_has_result(j)) {
 		jq_seterr(err, "internal", "job %lld already finished",
 		    (long long)id);
@@ -1194,15 +1342,13 @@ jq_status_json(const struct job *j, int full)
 }
 
 json_t *
-jobqueue_status(int64_t id, struct jq_error *err)
+jobqueue_status(int64_t id, uid_t uid, struct jq_error *err)
 {
 	struct job	*j;
 	json_t		*o, *r;
 
-	if ((j = jq_find(id)) == NULL) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
-	}
 	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
 	    (o = jq_status_json(j, 1)) == NULL) {
 		json_decref(r);
@@ -1215,30 +1361,38 @@ jobqueue_status(int64_t id, struct jq_error *err)
 }
 
 json_t *
-jobqueue_list(void)
+jobqueue_list(uid_t uid)
 {
+	struct jq_user	*u;
 	struct job	*j;
 	json_t		*r, *a;
 
 	if ((r = json_pack("{s:b,s:[]}", "ok", 1, "jobs")) == NULL)
 		return NULL;
 	a = json_object_get(r, "jobs");
-	TAILQ_FOREACH(j, &jq.jobs, entry)
-		if (!j->dropped)
-			json_array_append_new(a, jq_status_json(j, 0));
+	if (uid == 0) {
+		TAILQ_FOREACH(j, &jq.jobs, entry)
+			if (!j->dropped)
+				json_array_append_new(a, jq_status_json(j, 0));
+	} else if ((u = jq_user_find(uid, 0)) != NULL) {
+		/* Only the uid's own jobs, without walking anyone else's. */
+		TAILQ_FOREACH(j, &u->jobs, uentry)
+			if (!j->dropped)
+				json_array_append_new(a, jq_status_json(j, 0));
+	}
 	return r;
 }
 
 json_t *
-jobqueue_cancel(int64_t id, struct jq_error *err)
+jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 {
 	struct job	*j;
 
-	if ((j = jq_find(id)) == NULL) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
-	}
 	if (!jq_has_result(j)) {
+		log_info("job %lld: cancelled by uid %lu pid %ld", (long long)id,
+		    (unsigned long)uid, (long)pid);
 		/* Pending tasks are dropped; running ones are ignored on return. */
 		jq_set_state(j, JOB_CANCELLED);
 		id = j->id;
@@ -1267,6 +1421,26 @@ jobqueue_stats(json_t *reply)
 	json_object_set_new(reply, "totals", json_pack("{s:I,s:I,s:I}",
 	    "files", (json_int_t)jq.files, "lines", (json_int_t)jq.lines,
 	    "bytes", (json_int_t)jq.bytes));
+	json_object_set_new(reply, "cache", json_pack("{s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I}", "hits", (json_int_t)jq.cache[STATS_CACHE_HIT],
+	    "content", (json_int_t)jq.cache[STATS_CACHE_CONTENT],
+	    "resumed", (json_int_t)jq.cache[STATS_CACHE_RESUMED],
+	    "misses", (json_int_t)jq.cache[STATS_CACHE_MISS],
+	    "off", (json_int_t)jq.cache[STATS_CACHE_OFF],
+	    "bytes_stored", (json_int_t)jq.cache_stored,
+	    "evictions", (json_int_t)jq.cache_evicted));
+}
+
+json_t *
+jobqueue_cache_clear(struct jq_error *err)
+{
+	/* A rename: the workers remove what was set aside. */
+	if (cache_clear(jq.cfg->cache_dir) == -1) {
+		jq_seterr(err, "internal", "clearing the cache: %s",
+		    strerror(errno));
+		return NULL;
+	}
+	return json_pack("{s:b}", "ok", 1);
 }
 
 size_t
@@ -1408,6 +1582,7 @@ nomem:
 struct task *
 jobqueue_next_task(void)
 {
+	struct jq_user	*u;
 	struct job	*j;
 	struct task	*t;
 
@@ -1421,10 +1596,15 @@ jobqueue_next_task(void)
 		t->job->running++;
 		return t;
 	}
-	if ((j = TAILQ_FIRST(&jq.runq)) == NULL)
+	/* The next user's turn, then the next of its jobs'. */
+	if ((u = TAILQ_FIRST(&jq.urunq)) == NULL)
 		return NULL;
-	TAILQ_REMOVE(&jq.runq, j, runq);
-	j->in_runq = 0;
+	j = TAILQ_FIRST(&u->runq);
+	jq_runq_del(j);
+	if (u->in_runq) {
+		TAILQ_REMOVE(&jq.urunq, u, runq_entry);
+		TAILQ_INSERT_TAIL(&jq.urunq, u, runq_entry);
+	}
 	if ((t = TAILQ_FIRST(&j->retryq)) != NULL)
 		TAILQ_REMOVE(&j->retryq, t, retry);
 	else if (j->next < j->ntasks)
@@ -1436,10 +1616,8 @@ jobqueue_next_task(void)
 	j->running++;
 	if (j->state == JOB_QUEUED)
 		jq_set_state(j, JOB_RUNNING);
-	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks) {
-		TAILQ_INSERT_TAIL(&jq.runq, j, runq);
-		j->in_runq = 1;
-	}
+	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks)
+		jq_runq_add(j, 0);
 	return t;
 }
 
@@ -1512,6 +1690,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 		x.files_max = t->job->files_max;
 		x.roots = t->job->roots;
 		x.format = t->job->format;
+		x.needs = t->job->needs;
 		x.npatterns = (uint32_t)n;
 		msg = proto_expand_encode(&x, lenp);
 		free(x.patterns);
@@ -1521,6 +1700,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
+	pt.flags = t->job->no_cache ? PROTO_TASK_NO_CACHE : 0;
 	pt.path = t->path;
 	pt.format = t->job->format;
 	pt.filter = t->job->filter_text;
@@ -1612,6 +1792,9 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	if (t->kind != TASK_MAP)
 		return -1;
 	j->running--;
+	jq.cache[STATS_CACHE(r->st.flags)]++;
+	jq.cache_stored += r->cache_stored;
+	jq.cache_evicted += r->cache_evicted;
 	if (jq_task_orphan(t)) {
 		if (r->size > 0)
 			jq_unlink(r->task, 0);
@@ -1679,10 +1862,7 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 	t->state = TASK_PENDING;
 	TAILQ_INSERT_TAIL(&j->retryq, t, retry);
 	jq.pending++;
-	if (!j->in_runq) {
-		TAILQ_INSERT_HEAD(&jq.runq, j, runq);
-		j->in_runq = 1;
-	}
+	jq_runq_add(j, 1);
 }
 
 /*
@@ -1850,11 +2030,8 @@ jobqueue_task_lost(struct task *t, const char *why)
 		t->state = TASK_PENDING;
 		TAILQ_INSERT_TAIL(&j->retryq, t, retry);
 		jq.pending++;
-		if (!j->in_runq) {
-			/* A retry goes first: the job already waited its turn. */
-			TAILQ_INSERT_HEAD(&jq.runq, j, runq);
-			j->in_runq = 1;
-		}
+		/* A retry goes first: the job already waited its turn. */
+		jq_runq_add(j, 1);
 		return;
 	}
 	log_warnx("job %lld: %s: worker %s again, giving up", (long long)j->id,

@@ -70,7 +70,8 @@ struct jq_result {
 };
 
 /* 0 with res filled in; -1 with err (not_found, not_finished). */
-int	 jobqueue_result(int64_t id, struct jq_result *res, struct jq_error *err);
+int	 jobqueue_result(int64_t id, uid_t, struct jq_result *res,
+	    struct jq_error *err);
 
 #define JQ_PROGRESS	1
 #define JQ_DONE		2
@@ -84,16 +85,24 @@ typedef void	(*jobqueue_cb)(int kind, const char *line, size_t len,
 		    const struct jq_result *res, void *arg);
 
 /* Wait for an unfinished job (check jobqueue_result first). */
-struct jobqueue_waiter *jobqueue_wait(int64_t id, int progress, jobqueue_cb,
-	    void *arg, struct jq_error *err);
+struct jobqueue_waiter *jobqueue_wait(int64_t id, uid_t, int progress,
+	    jobqueue_cb, void *arg, struct jq_error *err);
 void	 jobqueue_unwait(struct jobqueue_waiter *);
 
-/* Replies for status (id > 0), list, cancel; NULL with err filled in. */
-json_t	*jobqueue_status(int64_t id, struct jq_error *err);
-json_t	*jobqueue_list(void);
-json_t	*jobqueue_cancel(int64_t id, struct jq_error *err);
+/*
+ * Replies for status (id > 0), list, cancel; NULL with err filled in.
+ * These, jobqueue_result and jobqueue_wait take the asking uid: a job
+ * is visible only to the uid that submitted it, and to root; anyone
+ * else's is not_found, word for word as a job that does not exist.
+ * cancel logs the uid and pid that asked.
+ */
+json_t	*jobqueue_status(int64_t id, uid_t, struct jq_error *err);
+json_t	*jobqueue_list(uid_t);
+json_t	*jobqueue_cancel(int64_t id, uid_t, pid_t, struct jq_error *err);
 /* Add "queue", "jobs" and "totals" to a stats reply. */
 void	 jobqueue_stats(json_t *reply);
+/* Empty the cache (a rename; workers remove the rest). */
+json_t	*jobqueue_cache_clear(struct jq_error *err);
 /* Jobs queued or running. */
 size_t	 jobqueue_active(void);
 
@@ -102,7 +111,8 @@ void	 jobqueue_shutdown(void);
 
 /*
  * For the supervisor: the next task to run, or NULL. Expansions come
- * first (a client waits for each), then files, fairly across jobs.
+ * first (a client waits for each), then merges, then files: fairly
+ * across users first, then across each user's jobs.
  */
 struct task *jobqueue_next_task(void);
 /* The next expansion only (for the slot that runs nothing else). */

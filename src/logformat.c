@@ -93,11 +93,13 @@ static const struct {
 	{ "common", "%h %l %u %t \"%r\" %>s %b" },
 	{ "combined", "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" "
 	    "\"%{User-Agent}i\"" },
+	/* nginx's default access_log format is Apache's combined */
+	{ "nginx", "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" "
+	    "\"%{User-Agent}i\"" },
 	{ "vhost_common", "%v %h %l %u %t \"%r\" %>s %b" },
 	{ "vhost_combined", "%v:%p %h %l %u %t \"%r\" %>s %O \"%{Referer}i\" "
 	    "\"%{User-Agent}i\"" },
 	{ "referer", "%{Referer}i -> %U" },
-	{ "agent", "%{User-agent}i" },
 };
 
 /* A growing pattern string. */
@@ -251,6 +253,12 @@ logformat_translate(struct logformat *lf, const char *fmt, struct buf *b,
 			logformat_op(lf, OP_WS, 1, 0, -1);
 			continue;
 		}
+		/*
+		 * \" and \\ stand for " and \, as in a LogFormat copied from
+		 * an Apache config (whose reader unescapes them).
+		 */
+		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+			p++;
 		if (*p != '%') {
 			if (*p == '"')
 				quoted = !quoted;
@@ -480,10 +488,11 @@ logformat_compile(const char *spec, char *err, size_t errlen)
 			if (strcmp(spec, logformat_presets[i].name) == 0)
 				fmt = logformat_presets[i].format;
 		if (fmt == NULL) {
-			snprintf(err, errlen, "format \"%s\": not a preset "
-			    "(default, common, combined, vhost_common, "
-			    "vhost_combined, referer, agent), a LogFormat or "
-			    "regex:PATTERN", spec);
+			/* a long spec is cut, so that the list never is */
+			snprintf(err, errlen, "format \"%.40s%s\": not a preset "
+			    "(default, common, combined, nginx, vhost_common, "
+			    "vhost_combined, referer), a LogFormat or "
+			    "regex:PATTERN", spec, strlen(spec) > 40 ? "..." : "");
 			goto fail;
 		}
 	}

@@ -3,8 +3,8 @@
  *
  * A spec is one of
  *   NULL, "" or "default"  Common or Combined, extra trailing fields ignored
- *   a preset name          "common", "combined", "vhost_combined",
- *                          "vhost_common", "referer", "agent"
+ *   a preset name          "common", "combined" (and its alias "nginx"),
+ *                          "vhost_combined", "vhost_common", "referer"
  *   an Apache LogFormat    anything containing '%', e.g.
  *                          "%h %l %u %t \"%r\" %>s %b"
  *   "regex:PATTERN"        a raw PCRE2 pattern with named groups
@@ -14,7 +14,7 @@
  * match starts at the beginning of the line (like Python's re.match) and
  * need not reach its end (extra fields are ignored). A format without
  * %r but with %U (the "referer" preset) takes the path from %U; one with
- * neither (the "agent" preset) is refused.
+ * neither is refused. \" and \\ in a LogFormat stand for " and \.
  */
 #ifndef CLFD_LOGFORMAT_H
 #define CLFD_LOGFORMAT_H

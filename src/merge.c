@@ -370,10 +370,29 @@ merr(struct merge_result *mr, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * The input whose sources hold all[k] (the inputs' sources come first in
+ * all, in input order); SIZE_MAX for an extra source.
+ */
+static size_t
+merge_input_of(struct partial *const *in, size_t n, size_t k)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		if (k < in[i]->nsources)
+			return i;
+		k -= in[i]->nsources;
+	}
+	return SIZE_MAX;
+}
+
 /* Add a range's statistics to its file's. */
 static void
 stats_add(struct file_stats *a, const struct file_stats *b)
 {
+	uint32_t	ca, cb;
+
 	a->bytes += b->bytes;
 	a->raw_bytes += b->raw_bytes;
 	a->lines += b->lines;
@@ -381,9 +400,19 @@ stats_add(struct file_stats *a, const struct file_stats *b)
 	a->malformed += b->malformed;
 	a->filtered += b->filtered;
 	a->counted += b->counted;
+	ca = STATS_CACHE(a->flags);
+	cb = STATS_CACHE(b->flags);
 	a->flags |= b->flags;
+	/* The cache status is a value: the least cached of the ranges. */
+	a->flags = STATS_CACHE_SET(a->flags, ca == 0 || (cb != 0 && cb < ca) ?
+	    cb : ca);
 	if (a->error[0] == '\0')
 		memcpy(a->error, b->error, sizeof a->error);
+	a->not_request += b->not_request;
+	if (a->sample_len == 0) {
+		a->sample_len = b->sample_len;
+		memcpy(a->sample, b->sample, sizeof a->sample);
+	}
 }
 
 /* The per-file entries, totals and counts of a final result. */
@@ -539,9 +568,31 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 		if (a->path_len == b->path_len &&
 		    memcmp(a->path, b->path, a->path_len) == 0 &&
 		    b->id.off < a->id.end + (a->id.end == a->id.off)) {
-			merr(mr, "the same source twice: %.*s",
-			    (int)(a->path_len > 200 ? 200 : a->path_len),
-			    a->path);
+			size_t ia = merge_input_of(in, o->ninputs,
+			    (size_t)(a - all));
+			size_t ib = merge_input_of(in, o->ninputs,
+			    (size_t)(b - all));
+			/* named by the later input that holds it (mr->bad is
+			 * for a damaged input, which this is not) */
+			size_t later = ia == SIZE_MAX || (ib != SIZE_MAX &&
+			    ib > ia) ? ib : ia;
+
+			if (later != SIZE_MAX && ia != SIZE_MAX &&
+			    ib != SIZE_MAX && ia != ib)
+				merr(mr, "%s: the same source twice, %s has it "
+				    "too: %.*s", o->inputs[later],
+				    o->inputs[later == ia ? ib : ia],
+				    (int)(a->path_len > 150 ? 150 : a->path_len),
+				    a->path);
+			else if (later != SIZE_MAX)
+				merr(mr, "%s: the same source twice: %.*s",
+				    o->inputs[later],
+				    (int)(a->path_len > 150 ? 150 : a->path_len),
+				    a->path);
+			else
+				merr(mr, "the same source twice: %.*s",
+				    (int)(a->path_len > 200 ? 200 : a->path_len),
+				    a->path);
 			goto out;
 		}
 	}

@@ -27,7 +27,7 @@
 #define PW_BUF		(256u << 10)
 #define PW_END		0xffffffffu	/* the length that marks the trailer */
 #define HDR_LEN		(8 + 4 + 4 + 8 + 4 + 4)
-#define SRC_FIXED	(4 + 9 * 8 + 7 * 8 + 4 + 4)
+#define SRC_FIXED	(4 + 9 * 8 + 7 * 8 + 4 + 4 + 8 + 4)
 #define TRAILER_LEN	(4 + 8 + 8 + 8)
 
 struct partial_writer {
@@ -155,7 +155,7 @@ partial_writer_new(int fd, const char *settings, size_t settings_len,
 {
 	struct partial_writer	*w;
 	const struct file_stats	*st;
-	size_t			 i, elen;
+	size_t			 i, elen, slen;
 
 	if (settings_len > UINT32_MAX || nsources > UINT32_MAX) {
 		errno = EINVAL;
@@ -205,6 +205,11 @@ partial_writer_new(int fd, const char *settings, size_t settings_len,
 		pw_u32(w, st->flags);
 		pw_u32(w, (uint32_t)elen);
 		pw_bytes(w, st->error, elen);
+		slen = st->sample_len < STATS_SAMPLE ? st->sample_len :
+		    STATS_SAMPLE;
+		pw_u64(w, st->not_request);
+		pw_u32(w, st->sample_len);
+		pw_bytes(w, st->sample, slen);
 	}
 	return w;
 }
@@ -328,7 +333,7 @@ partial_parse(const uint8_t *buf, size_t len, char *err, size_t errlen)
 	const uint8_t		*q, *end, *prev = NULL;
 	size_t			 i, prev_len = 0;
 	uint64_t		 nkeys = 0, total = 0, n;
-	uint32_t		 klen, elen;
+	uint32_t		 klen, elen, slen;
 
 	if (len < HDR_LEN + TRAILER_LEN || memcmp(buf, PARTIAL_MAGIC, 8) != 0) {
 		perr(err, errlen, "not a partial (bad magic)");
@@ -408,6 +413,17 @@ partial_parse(const uint8_t *buf, size_t len, char *err, size_t errlen)
 		memcpy(s->st.error, q, elen);
 		s->st.error[elen] = '\0';
 		q += elen;
+		if ((size_t)(end - q) < 12)
+			goto short_;
+		s->st.not_request = rd_u64(q);
+		s->st.sample_len = rd_u32(q + 8);
+		q += 12;
+		slen = s->st.sample_len < STATS_SAMPLE ? s->st.sample_len :
+		    STATS_SAMPLE;
+		if ((size_t)(end - q) < slen)
+			goto short_;
+		memcpy(s->st.sample, q, slen);
+		q += slen;
 	}
 	p->keys = q;
 	for (;;) {

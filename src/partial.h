@@ -17,7 +17,9 @@
  *	source	u32 path length, path, u64 dev ino size, i64 mtime_ns
  *		ctime_ns, u64 off end fingerprint digest, the statistics
  *		(u64 bytes raw_bytes lines matched malformed filtered
- *		counted, u32 flags, u32 error length, error text)
+ *		counted, u32 flags, u32 error length, error text,
+ *		u64 not_request, u32 length of the first malformed line,
+ *		its first min(length, STATS_SAMPLE) bytes)
  *	key	u32 length, u64 count, key bytes (strictly increasing)
  *	trailer	u32 0xffffffff, u64 number of keys, u64 sum of counts,
  *		u64 XXH3-64 of every byte before it
@@ -33,7 +35,7 @@
 #include "analysis.h"
 
 #define PARTIAL_MAGIC	"CLFDPART"
-#define PARTIAL_VERSION	1
+#define PARTIAL_VERSION	2
 #define PARTIAL_KEY_MAX	0xfffffffeu	/* 0xffffffff marks the trailer */
 
 /* One source of a partial: its name, its identity, what was found. */

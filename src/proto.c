@@ -94,6 +94,7 @@ proto_task_encode(const struct proto_task *t, size_t *lenp)
 		rlen += strlen(t->roots[i]) + 1;
 	f.task = t->task;
 	f.line_max = t->line_max;
+	f.flags = t->flags;
 	f.nroots = (uint32_t)i;
 	n = strlen(t->path);
 	plen = sizeof f + n + strlen(t->format) + strlen(t->filter) + rlen;
@@ -145,7 +146,8 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	vlen = len - sizeof f;
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
-	    vlen || f.nroots > f.roots_len)
+	    vlen || f.nroots > f.roots_len ||
+	    (f.flags & ~(uint32_t)PROTO_TASK_NO_CACHE) != 0)
 		return -1;
 	if (memchr(v, '\0', vlen - f.roots_len) != NULL)
 		return -1;
@@ -166,6 +168,7 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	s = mem + vecsz;
 	t->task = f.task;
 	t->line_max = f.line_max;
+	t->flags = f.flags;
 	t->path = s;
 	memcpy(s, v, f.path_len);
 	s += f.path_len;
@@ -403,6 +406,7 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 	f.task = x->task;
 	f.files_max = x->files_max;
 	f.npatterns = x->npatterns;
+	f.needs = x->needs;
 	f.patterns_len = (uint32_t)plen;
 	f.nroots = (uint32_t)nroots;
 	f.roots_len = (uint32_t)rlen;
@@ -480,6 +484,7 @@ proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 	x->task = f.task;
 	x->files_max = f.files_max;
 	x->npatterns = f.npatterns;
+	x->needs = f.needs;
 	x->patterns = v;
 	x->roots = f.nroots > 0 ? r : NULL;
 	return 0;

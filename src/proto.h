@@ -17,7 +17,7 @@
 
 #include "analysis.h"
 
-#define PROTO_VERSION		4	/* supervisor <-> worker messages */
+#define PROTO_VERSION		6	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -49,6 +49,8 @@ struct proto_ready {
  * Variable part: path, format spec, filter JSON, roots (each root
  * followed by a NUL byte).
  */
+#define PROTO_TASK_NO_CACHE	0x1	/* neither read nor write the cache */
+
 struct proto_task_fixed {
 	uint64_t	task;		/* id, echoed in the result */
 	uint32_t	line_max;
@@ -57,11 +59,14 @@ struct proto_task_fixed {
 	uint32_t	filter_len;
 	uint32_t	roots_len;
 	uint32_t	nroots;
+	uint32_t	flags;		/* PROTO_TASK_* */
+	uint32_t	pad;
 };
 
 struct proto_task {
 	uint64_t	 task;
 	uint32_t	 line_max;
+	uint32_t	 flags;
 	const char	*path;		/* NUL-terminated copies when decoded */
 	const char	*format;
 	const char	*filter;	/* JSON object text */
@@ -82,6 +87,9 @@ struct proto_result {
 	struct source_id	id;
 	uint64_t		nkeys;		/* distinct keys in the partial */
 	uint64_t		size;		/* bytes of the partial, 0: none */
+	/* The worker's cache since its last result (the status is in st). */
+	uint64_t		cache_stored;	/* bytes */
+	uint64_t		cache_evicted;	/* entries */
 };
 
 /*
@@ -151,7 +159,7 @@ struct proto_expand_fixed {
 	uint32_t	nroots;
 	uint32_t	roots_len;
 	uint32_t	format_len;	/* the job's format, after the roots */
-	uint32_t	pad;
+	uint32_t	needs;		/* FILTER_NEEDS_* the format must serve */
 };
 
 struct proto_expand {
@@ -161,6 +169,7 @@ struct proto_expand {
 	char		**patterns;	/* NULL-terminated; copies when decoded */
 	char		**roots;	/* NULL-terminated, NULL for any path */
 	const char	 *format;	/* to check (compile) first; copy */
+	uint32_t	  needs;	/* the filter's FILTER_NEEDS_* */
 };
 
 /*

@@ -41,6 +41,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #ifdef HAVE_ISAL
 #include <isa-l/igzip_lib.h>
 #endif
@@ -596,6 +598,14 @@ reader_inflate(struct reader *r)
 			made -= d;
 			r->skip -= d;
 		}
+		if (r->hash != NULL) {
+			/* Decoded again after igzip: hashed already. */
+			size_t h = r->nohash < made ? (size_t)r->nohash : made;
+
+			r->nohash -= h;
+			(void)XXH3_64bits_update(r->hash, r->buf + r->end + h,
+			    made - h);
+		}
 		r->end += made;
 		r->raw_bytes += made;
 		if (rc == Z_STREAM_END) {
@@ -747,6 +757,7 @@ reader_isal_fallback(struct reader *r)
 	r->end -= w;
 	r->raw_bytes -= w;
 	r->skip = r->isize - w;
+	r->nohash = w;
 	r->isal = 0;
 	r->error[0] = '\0';
 	/* The same reads as zlib alone made: whole buffers from 0. */
@@ -861,6 +872,9 @@ reader_inflate_isal(struct reader *r)
 			r->zs.next_in = s->next_in;
 			r->zs.avail_in = s->avail_in;
 			r->isize += (uint32_t)made;
+			if (r->hash != NULL)
+				(void)XXH3_64bits_update(r->hash,
+				    r->buf + r->end, made);
 			r->end += made;
 			r->raw_bytes += made;
 			if (rc < 0)
@@ -909,8 +923,26 @@ reader_fill(struct reader *r)
 		r->in_eof = 1;
 	r->bytes += (uint64_t)n;
 	r->raw_bytes += (uint64_t)n;
+	if (r->hash != NULL)
+		(void)XXH3_64bits_update(r->hash, r->buf + r->end, (size_t)n);
 	r->end += (size_t)n;
 	return n;
+}
+
+int
+reader_seek(struct reader *r, uint64_t off)
+{
+	if (r->gzip || off > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (lseek(r->fd, (off_t)off, SEEK_SET) == -1)
+		return -1;
+	r->start = r->end = 0;
+	r->in_eof = 0;
+	r->skipping = 0;
+	r->bytes = r->raw_bytes = off;
+	return 0;
 }
 
 int

@@ -44,6 +44,7 @@ struct reader {
 	size_t		 ntrl;
 	uint64_t	 mstart;	/* compressed offset of this member */
 	uint64_t	 skip;		/* zlib again: output already handed out */
+	uint64_t	 nohash;	/* zlib again: output already hashed */
 	z_stream	 zs;		/* zlib's state; its next_in, avail_in
 					   are the input cursor of both */
 	gz_header	 hdr;		/* this member's header, as zlib reads it */
@@ -59,6 +60,7 @@ struct reader {
 	size_t		 line_max;
 	uint64_t	 bytes;		/* read from the file */
 	uint64_t	 raw_bytes;	/* after inflating */
+	void		*hash;		/* XXH3 state fed the decoded bytes, or NULL */
 	char		 error[256];
 };
 
@@ -75,6 +77,12 @@ struct reader {
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);
 int	reader_next(struct reader *, const char **line, size_t *len);
+/*
+ * Go on from byte off of a plain file (never gzip): what open read is
+ * dropped. bytes and raw_bytes count from 0 as if [0, off) had been read.
+ * -1 with errno.
+ */
+int	reader_seek(struct reader *, uint64_t off);
 void	reader_close(struct reader *);
 /* 1 when the resolved path is one of roots or below one. */
 int	reader_in_roots(const char *resolved, const char *const *roots);

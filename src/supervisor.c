@@ -26,6 +26,7 @@
 #include "worker.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -48,6 +49,7 @@
 #define SV_BACKOFF_MIN_MS	100	/* first respawn delay after a crash */
 #define SV_BACKOFF_MAX_MS	10000
 #define SV_STOP_GRACE_SEC	3	/* then SIGKILL what is left */
+#define SV_TASK_GRACE_SEC	2	/* past task_timeout: the worker is killed */
 #define SV_READ_CHUNK		(256 * 1024)
 #define SV_READ_CHUNKS		16	/* per callback: others get their turn */
 
@@ -80,6 +82,7 @@ struct slot {
 	struct evbuffer	*in, *out;
 	struct task	*task;
 	uint64_t	 task_id;
+	time_t		 deadline;	/* kill it then, if still on task; 0: none */
 	int		 crashes;	/* in a row, reset by a success */
 	struct timeval	 next_spawn;
 };
@@ -216,6 +219,8 @@ slot_give(struct slot *s, struct task *t)
 	free(msg);
 	s->task = t;
 	s->state = SLOT_BUSY;
+	s->deadline = sv.cfg->task_timeout > 0 ? sv_now() +
+	    sv.cfg->task_timeout + SV_TASK_GRACE_SEC : 0;
 	switch (jobqueue_task_kind(t)) {
 	case JQ_TASK_EXPAND:
 		log_debug("%s: expanding patterns", s->name);
@@ -281,6 +286,50 @@ slot_task_over(struct slot *s)
 		s->state = SLOT_IDLE;
 	s->crashes = 0;
 	s->task = NULL;
+	s->deadline = 0;
+}
+
+/*
+ * The supervisor's own deadline for a task: a worker's alarm(2) is of no
+ * use if it is stopped (SIGSTOP) or stuck in the kernel, so a worker
+ * still on its task task_timeout + a grace after it was handed over is
+ * killed, whatever its state. Its task is retried or failed at once, as
+ * if it had died: a worker in uninterruptible sleep may take a while to
+ * be reaped, and its job need not wait for that. The slot, exiting, is
+ * spawned again once the process is reaped; whatever it still sends is
+ * ignored.
+ */
+static void
+sv_check_deadlines(time_t now)
+{
+	struct slot	*s;
+	struct task	*t;
+	char		 why[sizeof ((struct slot *)0)->bad_why];
+	int		 i, lost = 0;
+
+	for (i = -1; i < sv.nslots; i++) {
+		s = i < 0 ? sv.xslot : sv.slots[i];
+		if (s == NULL || s->task == NULL || s->deadline == 0 ||
+		    now < s->deadline || s->pid <= 0)
+			continue;
+		snprintf(why, sizeof why, "gave no answer within task_timeout "
+		    "(%d s), killed", sv.cfg->task_timeout);
+		log_warnx("%s (pid %ld): no answer %d s after task_timeout; "
+		    "killing it", s->name, (long)s->pid, SV_TASK_GRACE_SEC);
+		snprintf(s->bad_why, sizeof s->bad_why, "%s", why);
+		s->bad = 1;
+		kill(s->pid, SIGKILL);
+		if (s->rev != NULL)
+			event_del(s->rev);
+		t = s->task;
+		s->task = NULL;
+		s->deadline = 0;
+		s->state = SLOT_EXITING;
+		jobqueue_task_lost(t, why);
+		lost++;
+	}
+	if (lost > 0)
+		supervisor_kick();
 }
 
 /*
@@ -806,8 +855,9 @@ sv_same(const char *a, const char *b)
 
 /*
  * SIGHUP: load the config file again; keep the old one when it is bad.
- * Workers take only worker_memory, task_timeout, walk_max and
- * refuse_hardlinks from the config when they start (the rest comes with
+ * Workers take only worker_memory, task_timeout, walk_max,
+ * refuse_hardlinks, cache_dir and cache_max from the config when they
+ * start (the rest comes with
  * each task), so they are replaced only when one of those changed.
  * READY=1 follows once the workers are back.
  */
@@ -842,7 +892,9 @@ sv_reload(void)
 	replace = c->worker_memory != sv.cfg->worker_memory ||
 	    c->task_timeout != sv.cfg->task_timeout ||
 	    c->walk_max != sv.cfg->walk_max ||
-	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks;
+	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks ||
+	    c->cache_max != sv.cfg->cache_max ||
+	    !sv_same(c->cache_dir, sv.cfg->cache_dir);
 	jobqueue_set_config(c);
 	control_set_config(c);
 	config_free(sv.cfg);
@@ -980,7 +1032,7 @@ sv_kill_left(int reap)
 	}
 }
 
-/* Once a second: idle exit; while stopping, the deadline. */
+/* Once a second: tasks' deadlines, idle exit; while stopping, its deadline. */
 static void
 sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -995,6 +1047,7 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 		sv_check_done();
 		return;
 	}
+	sv_check_deadlines(now);
 	if (sv.idle_secs <= 0)
 		return;
 	if (jobqueue_active() > 0 || control_clients() > 0) {
@@ -1065,27 +1118,98 @@ sv_nworkers(void)
 
 	if (sv.opts->workers > 0)
 		return sv.opts->workers;
-	if (sv.cfg->workers > 0)
+	if (sv.opts->workers == 0 && sv.cfg->workers > 0)
 		return sv.cfg->workers;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (int)n : 1;
 }
 
+/* Remove a spool directory and the files in it (it has no subdirectories). */
+static void
+sv_spool_rmdir(int basefd, const char *name)
+{
+	struct dirent	*d;
+	DIR		*dir;
+	int		 dfd;
+
+	if ((dfd = openat(basefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return;
+	if ((dir = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+		    unlinkat(dfd, d->d_name, 0) == -1)
+			log_warn("%s/%s", name, d->d_name);
+	closedir(dir);
+	if (unlinkat(basefd, name, AT_REMOVEDIR) == -1)
+		log_warn("%s", name);
+}
+
+/*
+ * Spools of daemons of ours that died without cleaning up (their "pid"
+ * file names a process that is gone): removed at start, so crashes do
+ * not pile up results in the spool directory. Only our own uid's, only
+ * clfd.XXXXXX names, only with a pid file: anything else is left alone.
+ */
+static void
+sv_spool_sweep(const char *base)
+{
+	struct dirent	*d;
+	struct stat	 st;
+	DIR		*dir;
+	char		 buf[32];
+	long		 pid;
+	ssize_t		 n;
+	int		 bfd, fd;
+
+	if ((dir = opendir(base)) == NULL)
+		return;
+	bfd = dirfd(dir);
+	while ((d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, "clfd.", 5) != 0 ||
+		    strlen(d->d_name) != 11 ||
+		    fstatat(bfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		snprintf(buf, sizeof buf, "%s/pid", d->d_name);
+		if ((fd = openat(bfd, buf, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1)
+			continue;
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if ((pid = strtol(buf, NULL, 10)) <= 0 || pid == getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		log_info("removing the spool of clfd pid %ld, gone: %s/%s",
+		    pid, base, d->d_name);
+		sv_spool_rmdir(bfd, d->d_name);
+	}
+	closedir(dir);
+}
+
 /*
  * The spool: a private directory for the workers' partials and the
- * jobs' result files, made afresh at each start (a crashed daemon's is
- * left alone, its names never reused) and removed at the end.
+ * jobs' result files, made afresh at each start (with a pid file, so a
+ * later start can tell it was left by a crash) and removed at the end.
  */
 static int
 sv_spool_make(void)
 {
 	const char	*base = sv.cfg->spool_dir;
-	int		 n;
+	char		 pid[PATH_MAX + 8];
+	int		 n, fd;
 
 	if (base == NULL || *base == '\0')
 		base = getenv("TMPDIR");
 	if (base == NULL || *base != '/')
 		base = "/tmp";
+	sv_spool_sweep(base);
 	n = snprintf(sv.spool, sizeof sv.spool, "%s/clfd.XXXXXX", base);
 	if (n < 0 || (size_t)n >= sizeof sv.spool - 32) {
 		log_warnx("spool directory %s: path too long", base);
@@ -1097,6 +1221,14 @@ sv_spool_make(void)
 		sv.spool[0] = '\0';
 		return -1;
 	}
+	snprintf(pid, sizeof pid, "%s/pid", sv.spool);
+	if ((fd = open(pid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) != -1) {
+		n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (write(fd, pid, (size_t)n) != n)
+			log_warn("spool pid file");
+		close(fd);
+	}
 	log_debug("spool %s", sv.spool);
 	return 0;
 }
@@ -1104,23 +1236,22 @@ sv_spool_make(void)
 static void
 sv_spool_remove(void)
 {
-	struct dirent	*d;
-	DIR		*dir;
-	int		 dfd;
+	char	*slash;
 
 	if (sv.spool[0] == '\0')
 		return;
-	if ((dir = opendir(sv.spool)) != NULL) {
-		dfd = dirfd(dir);
-		while ((d = readdir(dir)) != NULL)
-			if (strcmp(d->d_name, ".") != 0 &&
-			    strcmp(d->d_name, "..") != 0 &&
-			    unlinkat(dfd, d->d_name, 0) == -1)
-				log_warn("%s/%s", sv.spool, d->d_name);
-		closedir(dir);
+	if ((slash = strrchr(sv.spool, '/')) != NULL) {
+		int	bfd;
+
+		*slash = '\0';
+		bfd = open(slash == sv.spool ? "/" : sv.spool, O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+		if (bfd != -1) {
+			sv_spool_rmdir(bfd, slash + 1);
+			close(bfd);
+		}
 	}
-	if (rmdir(sv.spool) == -1)
-		log_warn("%s", sv.spool);
 	sv.spool[0] = '\0';
 }
 
@@ -1128,6 +1259,7 @@ int
 supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	sigset_t		 block;
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
 	char			 where[sizeof path + 32], err[512];
@@ -1183,6 +1315,15 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 
 	event_base_dispatch(sv.base);
 	rc = sv.failed ? 1 : 0;
+	/*
+	 * Stopping already: a second SIGTERM (or ^C, SIGHUP) while we tear
+	 * down is held, not let kill us once the signal events are freed.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, NULL);
 
 	/* Whatever is still there after the grace period is killed. */
 	sv_kill_left(1);

@@ -13,7 +13,7 @@ struct config;
 struct supervisor_opts {
 	const char	*config_file;	/* for SIGHUP; NULL: defaults only */
 	const char	*socket_path;	/* NULL: config, then the default */
-	int		 workers;	/* 0: config, then CPUs */
+	int		 workers;	/* 0: config, then CPUs; -1: CPUs */
 	int		 idle_exit;	/* seconds, 0: config's exit_idle */
 };
 

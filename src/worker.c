@@ -18,6 +18,7 @@
 #include "worker.h"
 
 #include "analysis.h"
+#include "cache.h"
 #include "config.h"
 #include "counts.h"
 #include "expand.h"
@@ -43,6 +44,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #define WORKER_FORMATS	16	/* compiled formats cached */
 
 struct worker {
@@ -55,6 +58,21 @@ struct worker {
 	struct counts		*counts;
 	char			*filter_text;	/* the cached filter's spec */
 	struct filter		*filter;
+	struct cache		*cache;		/* NULL: no cache */
+};
+
+/*
+ * One MAP task's dealings with the cache: the key, the entry found, and
+ * what it allows (a STATS_CACHE_* status and the plan).
+ */
+struct wcache {
+	struct worker		*w;
+	const char		*settings;
+	uint64_t		 sdigest;
+	struct partial		*entry;		/* the cached partial, or NULL */
+	int			 status;
+	int			 gzip;		/* the file as opened is gzip */
+	struct source_id	 now;		/* the file as opened */
 };
 
 /*
@@ -169,26 +187,48 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 	return f;
 }
 
+/* The statistics of two ranges of one file, added. */
+static void
+worker_stats_add(struct file_stats *a, const struct file_stats *b)
+{
+	a->bytes += b->bytes;
+	a->raw_bytes += b->raw_bytes;
+	a->lines += b->lines;
+	a->matched += b->matched;
+	a->malformed += b->malformed;
+	a->filtered += b->filtered;
+	a->counted += b->counted;
+	a->not_request += b->not_request;
+	if (a->sample_len == 0) {
+		a->sample_len = b->sample_len;
+		memcpy(a->sample, b->sample, sizeof a->sample);
+	}
+}
+
 /*
- * Write the task's counts as a partial, to a temporary name renamed into
- * place once complete: a partial under its task's name is always whole.
- * -1 with st's error set (the file is then failed: none of its counts
- * reach the job).
+ * Write the task's counts, merged with base's keys when base is not NULL
+ * (a cached partial: served, or resumed), as a partial, to a temporary
+ * name renamed into place once complete: a partial under its task's name
+ * is always whole. The descriptor of the written partial goes to *fdp
+ * when fdp is not NULL (to be stored in the cache). -1 with st's error
+ * set (the file is then failed: none of its counts reach the job).
  */
 static int
 worker_write_partial(struct worker *w, const struct proto_task *t,
-    struct proto_result *r)
+    const char *settings, const struct partial *base, struct proto_result *r,
+    int *fdp)
 {
 	struct partial_source	 src;
 	struct partial_writer	*pw;
+	struct partial_cursor	 pc;
 	struct counts_sorted	 cs;
 	char			 path[PATH_MAX], tmp[PATH_MAX + 8];
-	char			*settings;
 	size_t			 i;
-	int			 fd = -1, rc = -1, e;
+	int			 fd = -1, rc = -1, e, more, c;
 
 	memset(&cs, 0, sizeof cs);
-	settings = partial_settings(t->format, t->filter, t->line_max);
+	if (fdp != NULL)
+		*fdp = -1;
 	if (settings == NULL || counts_sort(w->counts, &cs) == -1) {
 		e = errno;
 		goto fail;
@@ -198,8 +238,8 @@ worker_write_partial(struct worker *w, const struct proto_task *t,
 		goto fail;
 	}
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) == -1) {
+	if ((fd = open(tmp, (fdp != NULL ? O_RDWR : O_WRONLY) | O_CREAT |
+	    O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
 		e = errno;
 		goto fail;
 	}
@@ -213,24 +253,51 @@ worker_write_partial(struct worker *w, const struct proto_task *t,
 		e = errno;
 		goto fail;
 	}
-	for (i = 0; i < cs.n; i++)
-		if (partial_put(pw, cs.e[i].key, cs.e[i].len, cs.e[i].n) == -1)
-			break;
+	/* Both in key order: a two-way merge, equal keys summed. */
+	more = 0;
+	if (base != NULL) {
+		partial_cursor_init(&pc, base);
+		more = partial_cursor_next(&pc);
+	}
+	for (i = 0; i < cs.n || more;) {
+		c = !more ? -1 : i == cs.n ? 1 : partial_keycmp(cs.e[i].key,
+		    cs.e[i].len, pc.key, pc.len);
+		if (c < 0) {
+			if (partial_put(pw, cs.e[i].key, cs.e[i].len,
+			    cs.e[i].n) == -1)
+				break;
+			i++;
+		} else if (c > 0) {
+			if (partial_put(pw, pc.key, pc.len, pc.n) == -1)
+				break;
+			more = partial_cursor_next(&pc);
+		} else {
+			if (partial_put(pw, pc.key, pc.len, pc.n +
+			    cs.e[i].n) == -1)
+				break;
+			i++;
+			more = partial_cursor_next(&pc);
+		}
+	}
 	if (partial_finish(pw, &r->nkeys) == -1) {
 		e = errno;
 		goto fail;
 	}
 	r->size = (uint64_t)lseek(fd, 0, SEEK_CUR);
-	if (close(fd) == -1) {
+	if (fdp == NULL) {
+		if (close(fd) == -1) {
+			fd = -1;
+			e = errno;
+			goto fail;
+		}
 		fd = -1;
-		e = errno;
-		goto fail;
 	}
-	fd = -1;
 	if (rename(tmp, path) == -1) {
 		e = errno;
 		goto fail;
 	}
+	if (fdp != NULL)
+		*fdp = fd;
 	rc = 0;
 	goto out;
 fail:
@@ -246,29 +313,216 @@ fail:
 	    counts_size(w->counts) == 1 ? "" : "s", strerror(e));
 out:
 	counts_sorted_free(&cs);
-	free(settings);
 	return rc;
 }
 
-/* Run one MAP task and send its result; -1 when the supervisor is gone. */
+/* The identity of an open file as fstat sees it (no range yet). */
+static void
+worker_stat_id(const struct stat *st, struct source_id *id)
+{
+	memset(id, 0, sizeof *id);
+	id->dev = (uint64_t)st->st_dev;
+	id->ino = (uint64_t)st->st_ino;
+	id->size = (uint64_t)st->st_size;
+	id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
+	    st->st_mtim.tv_nsec;
+	id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 +
+	    st->st_ctim.tv_nsec;
+}
+
+/*
+ * Whether the plain file in fd still holds, just before end, the bytes
+ * the cached fingerprint was taken of, ending with a newline (so that
+ * [end, EOF) starts a line: a last line still without its newline is
+ * never resumed from).
+ */
+static int
+worker_same_prefix(int fd, const struct source_id *e)
+{
+	unsigned char	buf[ANALYSIS_FPRINT];
+	uint64_t	from;
+	ssize_t		n;
+
+	from = e->end > sizeof buf ? e->end - sizeof buf : 0;
+	do
+		n = pread(fd, buf, (size_t)(e->end - from), (off_t)from);
+	while (n == -1 && errno == EINTR);
+	return n > 0 && n == (ssize_t)(e->end - from) && buf[n - 1] == '\n' &&
+	    XXH3_64bits(buf, (size_t)n) == e->fingerprint;
+}
+
+/*
+ * An entry of the same content under another inode (a copy, a rotated
+ * file, compressed or not), found by the content index: the decompressed
+ * size must match (a gzip file's trailer has it modulo 2^32), and then
+ * a hash pass decides. NULL when there is no candidate.
+ */
+static struct partial *
+worker_cache_same_content(struct wcache *wc, int fd)
+{
+	struct partial	*p;
+	unsigned char	 b[4];
+	uint64_t	 raw;
+	uint32_t	 low;
+
+	if (wc->gzip) {
+		if (wc->now.size < 18 || pread(fd, b, 4, (off_t)wc->now.size -
+		    4) != 4)
+			return NULL;
+		low = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+		    (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	} else
+		low = (uint32_t)wc->now.size;
+	if ((p = cache_index_get(wc->w->cache, wc->sdigest, low)) == NULL)
+		return NULL;
+	raw = p->nsources == 1 ? p->sources[0].st.raw_bytes : 0;
+	if (p->nsources != 1 || p->sources[0].id.digest == 0 ||
+	    (uint32_t)raw != low || (!wc->gzip && raw != wc->now.size) ||
+	    p->settings_len != strlen(wc->settings) ||
+	    memcmp(p->settings, wc->settings, p->settings_len) != 0 ||
+	    (p->sources[0].st.flags & (STATS_FAILED | STATS_PARTIAL)) != 0) {
+		partial_close(p);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * analysis_file's opened(): the file is open (under the roots, a regular
+ * file), nothing read yet. Look its entry up and decide: unchanged is a
+ * hit, answered without reading; only the ctime changed is a hash pass;
+ * a plain file that only grew is read from where the entry ends.
+ */
+static int
+worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
+    struct analysis_plan *plan)
+{
+	struct wcache			*wc = arg;
+	const struct partial_source	*s;
+	const struct source_id		*e;
+
+	worker_stat_id(st, &wc->now);
+	wc->gzip = gzip;
+	wc->status = STATS_CACHE_MISS;
+	if (wc->entry != NULL) {
+		/* (the second open, after a hash pass that did not match) */
+		partial_close(wc->entry);
+		wc->entry = NULL;
+		return 0;
+	}
+	if ((wc->entry = cache_get(wc->w->cache, wc->sdigest, wc->now.dev,
+	    wc->now.ino)) == NULL)
+		goto content;
+	s = &wc->entry->sources[0];
+	e = &s->id;
+	if (wc->entry->nsources != 1 ||
+	    wc->entry->settings_len != strlen(wc->settings) ||
+	    memcmp(wc->entry->settings, wc->settings,
+	    wc->entry->settings_len) != 0 ||
+	    e->dev != wc->now.dev || e->ino != wc->now.ino ||
+	    e->off != 0 || e->end != e->size ||
+	    (s->st.flags & (STATS_FAILED | STATS_PARTIAL)) != 0) {
+		log_warnx("cache: the entry for %s does not belong to it: "
+		    "removed", s->path);
+		cache_drop(wc->w->cache, wc->sdigest, wc->now.dev, wc->now.ino);
+		goto miss;
+	}
+	if (e->size == wc->now.size && e->mtime_ns == wc->now.mtime_ns) {
+		if (e->ctime_ns == wc->now.ctime_ns) {
+			wc->status = STATS_CACHE_HIT;
+			return ANALYSIS_SERVED;
+		}
+		if (e->digest != 0) {
+			wc->status = STATS_CACHE_CONTENT;
+			plan->hash_only = 1;
+			return 0;
+		}
+	} else if (!gzip && (s->st.flags & STATS_GZIP) == 0 &&
+	    wc->now.size > e->size && worker_same_prefix(fd, e)) {
+		wc->status = STATS_CACHE_RESUMED;
+		plan->off = e->end;
+		return 0;
+	}
+miss:
+	partial_close(wc->entry);
+	wc->entry = NULL;
+content:
+	if ((wc->entry = worker_cache_same_content(wc, fd)) != NULL) {
+		wc->status = STATS_CACHE_CONTENT;
+		plan->hash_only = 1;
+		plan->off = 0;
+	}
+	return 0;
+}
+
+/*
+ * The partial of a file served from its entry (hit, content) or from
+ * its entry and the new bytes (resumed): the entry's statistics (with
+ * the new ones), the file's identity now.
+ */
+static void
+worker_cache_result(struct wcache *wc, struct proto_result *r)
+{
+	const struct partial_source	*s = &wc->entry->sources[0];
+	struct file_stats		 more = r->st;
+	struct source_id		 id = r->id;
+
+	r->st = s->st;
+	/* What a read of the file now would say: its size, gzip or not. */
+	r->st.flags = wc->gzip ? STATS_GZIP : 0;
+	if (wc->status != STATS_CACHE_RESUMED)
+		r->st.bytes = wc->now.size;
+	r->st.error[0] = '\0';
+	r->id = wc->now;
+	r->id.end = r->id.size;
+	r->id.fingerprint = s->id.fingerprint;
+	r->id.digest = s->id.digest;
+	if (wc->status == STATS_CACHE_RESUMED) {
+		worker_stats_add(&r->st, &more);
+		r->id.end = id.end;
+		r->id.fingerprint = id.fingerprint;
+		r->id.digest = 0;	/* (the new bytes only were read) */
+	}
+}
+
+/*
+ * Run one MAP task and send its result; -1 when the supervisor is gone.
+ * With the cache: served from the entry (hit, content), from the entry
+ * and the file's new bytes (resumed), or a miss analysed whole and
+ * stored; the partial in the spool is the same either way but for the
+ * cache status in its statistics.
+ */
 static int
 worker_task(struct worker *w, const struct proto_task *t)
 {
 	struct proto_result		 r;
 	struct analysis_opts		 opts;
+	struct wcache			 wc;
 	uint8_t				*msg = NULL;
 	size_t				 mlen;
-	char				 err[256];
-	int				 rc = -1;
+	char				 err[256], *settings;
+	int				 rc = -1, a, pfd = -1, store;
 
 	memset(&r, 0, sizeof r);
 	memset(&opts, 0, sizeof opts);
+	memset(&wc, 0, sizeof wc);
 	counts_clear(w->counts);
 	err[0] = '\0';
 	r.task = t->task;
+	wc.status = STATS_CACHE_OFF;
+	settings = partial_settings(t->format, t->filter, t->line_max);
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
 	opts.no_hardlinks = w->no_hardlinks;
+	if (settings != NULL && w->cache != NULL &&
+	    (t->flags & PROTO_TASK_NO_CACHE) == 0) {
+		wc.w = w;
+		wc.settings = settings;
+		wc.sdigest = partial_digest(settings, strlen(settings));
+		opts.opened = worker_cache_opened;
+		opts.arg = &wc;
+		opts.digest = 1;
+	}
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
 	    (opts.flt = worker_filter(w, t->filter, err, sizeof err)) == NULL) {
@@ -277,13 +531,48 @@ worker_task(struct worker *w, const struct proto_task *t)
 	} else {
 		if (w->timeout > 0)
 			alarm((unsigned)w->timeout);
-		(void)analysis_file(t->path, &opts, w->counts, &r.st, &r.id);
+		a = analysis_file(t->path, &opts, w->counts, &r.st, &r.id);
+		if (a == 0 && wc.status == STATS_CACHE_CONTENT &&
+		    r.id.digest != wc.entry->sources[0].id.digest) {
+			/* Changed behind the same size and mtime: read it. */
+			memset(&r.st, 0, sizeof r.st);
+			a = analysis_file(t->path, &opts, w->counts, &r.st,
+			    &r.id);
+		}
 		alarm(0);
+		if (wc.entry != NULL && (a == ANALYSIS_SERVED || a == 0))
+			worker_cache_result(&wc, &r);
+		else if (wc.entry != NULL) {
+			/* A hash pass or the new bytes failed: nothing counts. */
+			partial_close(wc.entry);
+			wc.entry = NULL;
+			r.st.flags |= STATS_FAILED;
+			r.st.counted = 0;
+			counts_clear(w->counts);
+		}
+		if (wc.entry == NULL && wc.status != STATS_CACHE_OFF)
+			wc.status = STATS_CACHE_MISS;
 	}
 	if (r.st.flags & STATS_FAILED)
 		r.st.flags &= ~STATS_PARTIAL;
+	r.st.flags = STATS_CACHE_SET(r.st.flags, wc.status);
+	/*
+	 * Stored: what was read whole at the size it had when opened; an
+	 * entry that was a hit is only touched.
+	 */
+	store = wc.status != STATS_CACHE_OFF && wc.status != STATS_CACHE_HIT &&
+	    (r.st.flags & (STATS_FAILED | STATS_PARTIAL)) == 0 &&
+	    r.id.off == 0 && r.id.end == r.id.size && r.id.ino != 0;
 	/* Every file gets a partial, a failed one too: it lists the file. */
-	(void)worker_write_partial(w, t, &r);
+	if (worker_write_partial(w, t, settings, wc.entry, &r, store ? &pfd :
+	    NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
+	    r.id.dev, r.id.ino, pfd) == 0 && r.id.digest != 0)
+		(void)cache_index_put(w->cache, wc.sdigest,
+		    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
+	if (pfd != -1)
+		close(pfd);
+	if (w->cache != NULL)
+		cache_take_counts(w->cache, &r.cache_stored, &r.cache_evicted);
 	if ((msg = proto_result_encode(&r, &mlen)) == NULL) {
 		log_warn("%s: result", t->path);
 		goto out;
@@ -292,6 +581,9 @@ worker_task(struct worker *w, const struct proto_task *t)
 		goto out;
 	rc = 0;
 out:
+	if (wc.entry != NULL)
+		partial_close(wc.entry);
+	free(settings);
 	free(msg);
 	counts_clear(w->counts);
 	return rc;
@@ -399,6 +691,29 @@ reply:
 }
 
 /*
+ * Whether a format yields what the job's filters need: a status filter
+ * on a format with no status field would drop every line, and a time
+ * range on one with no time the same. -1 with the reason in err.
+ */
+static int
+worker_format_serves(const struct logformat *lf, uint32_t needs, char *err,
+    size_t errlen)
+{
+	if ((needs & FILTER_NEEDS_STATUS) && !logformat_has_status(lf)) {
+		snprintf(err, errlen, "it has no status field (%%>s, or a "
+		    "regex: group named status): the status filter cannot "
+		    "apply");
+		return -1;
+	}
+	if ((needs & FILTER_NEEDS_TIME) && !logformat_has_time(lf)) {
+		snprintf(err, errlen, "it has no time field (%%t, or a regex: "
+		    "group named time): since and until cannot apply");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Expand a job's patterns and send the file list; an expansion that
  * fails, or whose list is too big for one message, sends its error.
  * -1 when the supervisor is gone.
@@ -408,13 +723,15 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 {
 	struct expand_result	 r;
 	struct expand_limits	 lim;
+	struct logformat	*lf = NULL;
 	uint8_t			*msg;
 	size_t			 mlen;
 	char			 ferr[256];
 	int			 rc;
 
-	if (x->format != NULL && logformat_cache_get(w->formats, x->format,
-	    ferr, sizeof ferr) == NULL) {
+	if (x->format != NULL && ((lf = logformat_cache_get(w->formats,
+	    x->format, ferr, sizeof ferr)) == NULL ||
+	    worker_format_serves(lf, x->needs, ferr, sizeof ferr) == -1)) {
 		/* Refused with the compiler's words, before any file is read. */
 		if ((msg = proto_expanded_format_error(x->task, ferr,
 		    &mlen)) == NULL)
@@ -482,6 +799,9 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	w.no_hardlinks = cfg->refuse_hardlinks;
 	if (worker_setup(parent, cfg) == -1)
 		_exit(WORKER_EXIT_SETUP);
+	/* (the expander never analyses a file) */
+	if (slot >= 0)
+		w.cache = cache_new(cfg->cache_dir, cfg->cache_max);
 	if ((w.formats = logformat_cache_new(WORKER_FORMATS)) == NULL ||
 	    (w.counts = counts_new()) == NULL) {
 		log_warnx("out of memory");
@@ -538,6 +858,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	}
 out:
 	logformat_cache_free(w.formats);
+	cache_free(w.cache);
 	counts_free(w.counts);
 	filter_free(w.filter);
 	free(w.filter_text);

@@ -31,6 +31,9 @@ def clean_env(**extra):
     env = dict(os.environ)
     env.pop("CLFD_SOCKET", None)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    if "HOME" in extra:
+        # a clfd started with this HOME keeps its cache there
+        env.pop("XDG_CACHE_HOME", None)
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)

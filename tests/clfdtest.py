@@ -175,9 +175,10 @@ class Daemon:
         argv += list(args)
         e = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "WATCHDOG_USEC",
-                  "CLFD_SOCKET", "JOURNAL_STREAM"):
+                  "CLFD_SOCKET", "JOURNAL_STREAM", "CACHE_DIRECTORY"):
             e.pop(k, None)
         e["TMPDIR"] = self.dir     # the daemon's spool: ours, removed with us
+        e["XDG_CACHE_HOME"] = os.path.join(self.dir, "cache")  # its cache too
         if env:
             e.update(env)
         self.logf = open(self.log, "ab")
@@ -307,10 +308,12 @@ def gen_logs(outdir, nfiles, nlines, seed=1, plain=False, junk=None):
     return sorted(os.path.join(outdir, f) for f in os.listdir(outdir))
 
 
-def seed_ref(files, book=False, any_=False):
+def seed_ref(files, book=False, any_=False, count_root=False):
     """The reference counts for files (tests/refcount.py), keys as clfd
     writes them."""
     argv = [sys.executable, SEED_REF, "--clfd-keys"]
+    if count_root:
+        argv.append("--count-root")
     if book:
         argv.append("--book")
     if any_:

@@ -114,13 +114,14 @@ def main():
         t.ok(r.returncode == 2, "an unknown option exits 2", r)
         r = run([C, "-w", "zero"])
         t.ok(r.returncode == 2, "a bad -w exits 2", r)
-        r = run([C, "-w", "257", "-t"])
-        t.ok(r.returncode == 2, "-w over 256 (the config's bound) exits 2", r)
-        r = run([C, "-w", "256", "-t"])
-        t.ok(r.returncode == 0, "-w 256 is accepted", r)
+        # (-t without -f would check sysconfdir's file: name one)
         good = os.path.join(tmp, "good.conf")
         with open(good, "w") as f:
             f.write("workers = 1\nidle_timeout = 5\n")
+        r = run([C, "-w", "257", "-t", "-f", good])
+        t.ok(r.returncode == 2, "-w over 256 (the config's bound) exits 2", r)
+        r = run([C, "-w", "256", "-t", "-f", good])
+        t.ok(r.returncode == 0, "-w 256 is accepted", r)
         bad = os.path.join(tmp, "bad.conf")
         with open(bad, "w") as f:
             f.write("workers = 1\nno_such_key = 3\n")

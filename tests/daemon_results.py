@@ -120,7 +120,8 @@ def rss_kb(pid):
 
 def spool_of(d):
     subs = [os.path.join(d.dir, "spool", s)
-            for s in os.listdir(os.path.join(d.dir, "spool"))]
+            for s in os.listdir(os.path.join(d.dir, "spool"))
+            if s.startswith("clfd.")]
     return subs[0] if subs else None
 
 
@@ -142,10 +143,23 @@ def main():
             parts += [p, c]
         want1 = want_counts(NLINES, 1)
 
-        os.makedirs(os.path.join(tmp, "spool"))
+        # A spool left by a clfd that died (its pid is gone) is swept at
+        # start; one whose pid lives (ours, here) is left alone.
+        spools = os.path.join(tmp, "spool")
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        for name, pid in (("clfd.Stale1", dead.pid), ("clfd.Alive1", os.getpid())):
+            os.makedirs(os.path.join(spools, name))
+            with open(os.path.join(spools, name, "pid"), "w") as f:
+                f.write("%d\n" % pid)
+            open(os.path.join(spools, name, "t1.json"), "w").close()
         d = clfdtest.Daemon(workers=2, tmp=tmp, config={
-            "spool_dir": os.path.join(tmp, "spool"), "idle_timeout": 2})
+            "spool_dir": spools, "idle_timeout": 2})
         d.wait_workers()
+        left = sorted(os.listdir(spools))
+        t.ok("clfd.Stale1" not in left and "clfd.Alive1" in left,
+             "a dead daemon's spool swept at start, a live one's kept", left)
+        shutil.rmtree(os.path.join(spools, "clfd.Alive1"))
 
         # One file, every path distinct; ping sampled meanwhile.
         ps = PingSampler(d)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """refcount: clfd's reference analysis, in plain Python, for the tests.
 
-usage: refcount.py [--book] [--any] [--clfd-keys] FILE...
+usage: refcount.py [--book] [--any] [--count-root] [--clfd-keys] FILE...
 
 Counts the request paths of access-log FILEs the way clfd must count them
 (clfd(8), "The analysis"), and prints {path: count} as JSON, sorted by
@@ -30,7 +30,8 @@ The rules, as this file applies them:
   rest up to the first "?" or "#" is the path. An authority with an
   unmatched bracket, or with a bracketed host that is not an IPv6 address
   (or "vHEX.x"), makes the line not count; so does such a referer.
-- Filters: a path whose segments are all empty, a path with an excluded
+- Filters: a path whose segments are all empty (with --count-root, only
+  an empty path: "/" and "//" count), a path with an excluded
   name among its segments, or whose last segment ends in an excluded
   extension does not count. --book keeps only paths whose first two
   non-empty segments exist and the first is "book".
@@ -377,7 +378,7 @@ def target_path(target):
 
 # --- one line, one file, many files ---
 
-def counted_path(line, any_format, book):
+def counted_path(line, any_format, book, count_root=False):
     """The path a line counts for, or None."""
     fields = split_line(line, any_format)
     if fields is None:
@@ -395,7 +396,7 @@ def counted_path(line, any_format, book):
     except NoCount:
         return None
     segments = path.split(b"/")
-    if not any(segments):
+    if not any(segments) and not (count_root and path):
         return None
     if any(seg in EXCLUDED_NAMES for seg in segments):
         return None
@@ -422,12 +423,12 @@ def rstrip_ws(line):
     return line[:end]
 
 
-def count_files(names, any_format=False, book=False):
+def count_files(names, any_format=False, book=False, count_root=False):
     """{path bytes: count} over the files."""
     counts = {}
     for name in names:
         for line in read_lines(name):
-            path = counted_path(rstrip_ws(line), any_format, book)
+            path = counted_path(rstrip_ws(line), any_format, book, count_root)
             if path is not None:
                 counts[path] = counts.get(path, 0) + 1
     return counts
@@ -453,7 +454,7 @@ def clfd_key(path):
 
 
 def main(argv):
-    book = any_format = clfd = False
+    book = any_format = clfd = count_root = False
     files = []
     for a in argv:
         if a == "--book":
@@ -462,12 +463,14 @@ def main(argv):
             any_format = True
         elif a == "--clfd-keys":
             clfd = True
+        elif a == "--count-root":
+            count_root = True
         elif a.startswith("--"):
             sys.stderr.write("refcount.py: unknown option %s\n" % a)
             return 2
         else:
             files.append(a)
-    counts = count_files(files, any_format, book)
+    counts = count_files(files, any_format, book, count_root)
     key = clfd_key if clfd else seed_key
     out = {}
     for path, n in counts.items():

@@ -28,21 +28,28 @@ CASES = {
     "socket_group": ([grp.getgrgid(os.getgid()).gr_name], ["no-such-group-clfd", ""]),
     "roots": (["/var/log", "/var/log /srv/www/logs"], ["var/log", "/var/log srv", ""]),
     "format": (["combined", "common", "vhost_combined", '%h %l %u %t "%r" %>s %b',
-                "regex:^(?<request>.*)$"], ["regex:(unclosed", "nosuchpreset"]),
-    "exclude_names": (["favicon.ico", "a b c", ""], []),
-    "exclude_exts": ([".gif .png", ""], []),
+                '%h %l %u %t \\"%r\\" %>s %b', '"%h %l %u %t \\"%r\\" %>s %b"',
+                '"combined" # a comment', "regex:^(?<request>.*)$"],
+               ["regex:(unclosed", "nosuchpreset", '"combined', '"combined" x',
+                '"regex:(unclosed"']),
+    "exclude_names": (["favicon.ico", "a b c", ""], ["a /api"]),
+    "exclude_exts": ([".gif .png", "", ".png .js .css .jpg .gif .ico .svg .woff .woff2"],
+                     [".x/y"]),
     "line_max": (["256", "128K", "1M"], ["255", "12X", "2G", "-1"]),
     "request_max": (["4096", "2M", "64M"], ["1", "1T", "65M"]),
     "patterns_max": (["1", "10"], ["0", "1.5"]),
     "files_max": (["1", "1000000"], ["0", "x"]),
     "walk_max": (["1000", "50000000"], ["999", "2000000000", "many"]),
     "jobs_max": (["1", "5"], ["-3", "0"]),
+    "jobs_per_user": (["1", "64"], ["0", "-1", "lots"]),
     "connections_max": (["1", "5"], ["x", "0"]),
     "idle_timeout": (["1", "86400"], ["0", "86401", "1m"]),
     "result_ttl": (["0", "600"], ["1.5", "-1"]),
     "result_memory": (["0", "1G", "64m"], ["1T", "-1"]),
     "result_disk": (["0", "1G", "4096G"], ["-1", "lots"]),
     "spool_dir": (["/var/tmp", "/srv/clfd spool"], ["var/tmp", ""]),
+    "cache_dir": (["/var/cache/clfd", "/srv/clfd cache"], ["var/cache", ""]),
+    "cache_max": (["0", "1G", "4096G"], ["-1", "lots"]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
     "refuse_hardlinks": (["yes", "no"], ["1", "true", "Yes", ""]),
     "task_timeout": (["0", "30"], ["abc", "86401"]),
@@ -93,7 +100,8 @@ def test_syntax(t, tmp):
              "clfd -t: %s is an error naming %s:%d" % (what, "syn.conf", line),
              "rc %d: %s" % (r.returncode, r.stderr))
     p = tmp.write("ok.conf", "# only comments\n\n   # indented comment\n"
-                  "workers = 2   \n\troots = /  \n")
+                  "workers = 2   \n\troots = /  \nline_max = 1M # a comment\n"
+                  "exclude_exts = #none\n")
     r = run_t(p)
     t.ok(r.returncode == 0, "clfd -t: comments, blank lines and white space are fine",
          r.stderr)
@@ -131,7 +139,9 @@ def test_effects(t, tmp):
         "roots = %s" % logs,
         "exclude_names = ch1.html",
         "patterns_max = 2",
-        "files_max = 3",
+        "files_max = 3   # a comment after a value",
+        "# a LogFormat line as an Apache config has it",
+        'format = "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\""',
         "request_max = 4096",
         ""]))
     proc = start_clfd(["-f", conf], tmp, stderr_name="eff.err")
@@ -147,6 +157,9 @@ def test_effects(t, tmp):
         want = {k: v for k, v in counts.items() if k != "/book/ch1.html"}
         t.ok(done is not None and done.get("counts") == want,
              "exclude_names = ch1.html applied", done and done.get("counts"))
+        t.ok(done is not None and done.get("totals", {}).get("malformed") == 0 and
+             done.get("format", "").startswith('%h %l %u %t "%r"'),
+             'a quoted format with \\" read as Apache reads it', done and done.get("totals"))
         r = request(sock, {"op": "submit", "patterns": [logs + "/l0.log", logs + "/l1.log",
                                                          logs + "/l2.log"]})
         t.ok(r.get("error", {}).get("code") == "limit", "patterns_max = 2 applied", r)
@@ -228,6 +241,53 @@ def test_reload(t, tmp):
          "no sanitizer report in the log")
 
 
+def default_config():
+    """configure's sysconfdir/clfd.conf, from the build's Makefile."""
+    v = {}
+    with open(os.path.join(os.path.dirname(CLFD), "Makefile")) as f:
+        for line in f:
+            m = re.match(r"(prefix|sysconfdir) = (.*)$", line)
+            if m:
+                v[m.group(1)] = m.group(2).strip()
+    return v["sysconfdir"].replace("${prefix}", v["prefix"]) + "/clfd.conf"
+
+
+def test_cli(t, tmp):
+    # clfd -t without -f checks the default file, as nginx -t does
+    conf = default_config()
+    r = subprocess.run([CLFD, "-t"], capture_output=True, text=True, timeout=30)
+    r2 = run_t(conf)
+    t.ok(conf in r.stdout + r.stderr and r.returncode == r2.returncode and
+         r.stdout == r2.stdout and r.returncode == (0 if os.path.exists(conf) else 1),
+         "clfd -t without -f checks %s" % conf, (r.returncode, r.stdout, r.stderr))
+    for args in (["--help"], ["-h"]):
+        r = subprocess.run([CLFD] + args, capture_output=True, text=True, timeout=30)
+        t.ok(r.returncode == 0 and r.stdout.startswith("usage: clfd") and "-t" in r.stdout,
+             "clfd %s: the usage on stdout, exit 0" % args[0], r.stderr)
+    r = subprocess.run([CLFD, "-w", "300"], capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 2 and '"300" is not a number from 0 to 256' in r.stderr,
+         "clfd -w 300: the error states the range", r.stderr)
+    r = subprocess.run([CLFD, "--hlep"], capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 2 and "did you mean --help?" in r.stderr,
+         "clfd --hlep: the closest option suggested", r.stderr)
+    p = tmp.write("range.conf", "workers = 1\njobs_max = 0\n")
+    r = run_t(p)
+    t.ok(r.returncode != 0 and "from 1 to 1000000" in r.stderr,
+         "a config value out of range: the error states the range", r.stderr)
+    # -w 0 is workers = 0: one per CPU, whatever the file says
+    sock = tmp.join("w0.sock")
+    conf = tmp.write("w0.conf", "workers = 1\n")
+    proc = start_clfd(["-f", conf, "-s", sock, "-w", "0"], tmp, stderr_name="w0.err")
+    try:
+        wait_ping(sock, proc)
+        s = request(sock, {"op": "stats"})
+        t.eq(s.get("workers", {}).get("configured"), os.cpu_count(),
+             "-w 0 overrides workers = 1 with one per CPU")
+    finally:
+        rc = stop(proc)
+    t.ok(rc == 0, "clfd -w 0 stopped (%s)" % rc, read(tmp.join("w0.err")))
+
+
 def main():
     if not os.access(CLFD, os.X_OK):
         print("1..0 # SKIP clfd not built")
@@ -237,6 +297,7 @@ def main():
     try:
         test_keys(t, tmp)
         test_syntax(t, tmp)
+        test_cli(t, tmp)
         test_effects(t, tmp)
         test_reload(t, tmp)
     finally:

@@ -117,6 +117,7 @@ def test_socket_activation(t, tmp):
               "WATCHDOG_PID", "CLFD_SOCKET"):
         env.pop(k, None)
     env["XDG_RUNTIME_DIR"] = tmp.join("xdg")
+    env["XDG_CACHE_HOME"] = tmp.join("cache")
     os.makedirs(env["XDG_RUNTIME_DIR"])
     err = open(tmp.join("sa.err"), "wb")
     proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, CLFD, "-f", conf],
@@ -184,6 +185,7 @@ def test_bad_passed_sockets(t, tmp):
         env = dict(os.environ)
         for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "CLFD_SOCKET"):
             env.pop(k, None)
+        env["XDG_CACHE_HOME"] = tmp.join("cache")
         err = open(errpath, "wb")
         proc = subprocess.Popen(["systemd-socket-activate"] + sa_args +
                                 [CLFD, "-w", "1", "-s", own],
@@ -198,9 +200,17 @@ def test_bad_passed_sockets(t, tmp):
                 d.sendto(b"x", first)
                 d.close()
             else:
-                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                c.connect(first)
-                c.close()
+                # (the file is there once bound, before it listens: retry)
+                def knock():
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        c.connect(first)
+                        return True
+                    except ConnectionRefusedError:
+                        return proc.poll() is not None
+                    finally:
+                        c.close()
+                wait_for(knock)
             up = wait_ping(own, proc) is not None
             log = read(errpath)
             t.ok(up and msg in log, "%s is refused (logged) and clfd uses its own socket"
@@ -220,6 +230,7 @@ def test_notify(t, tmp):
         e.pop(k, None)
     e.update(env)
     e["XDG_RUNTIME_DIR"] = tmp.path
+    e["XDG_CACHE_HOME"] = tmp.join("cache")
     err = open(tmp.join("n.err"), "wb")
     proc = subprocess.Popen(["sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; '
                              'exec "$0" "$@"', CLFD, "-f", conf, "-s", sock],
@@ -332,6 +343,7 @@ def test_journal_logging(t, tmp):
         e.pop(k, None)
     e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
     e["XDG_RUNTIME_DIR"] = tmp.path
+    e["XDG_CACHE_HOME"] = tmp.join("cache")
     proc = subprocess.Popen([CLFD, "-w", "1", "-s", sock], stdin=subprocess.DEVNULL,
                             stdout=err, stderr=err, env=e)
     err.close()

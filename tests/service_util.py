@@ -107,6 +107,7 @@ def start_clfd(args, tmp, env=None, stderr_name="clfd.err"):
               "WATCHDOG_USEC", "WATCHDOG_PID", "CLFD_SOCKET"):
         e.pop(k, None)
     e["XDG_RUNTIME_DIR"] = tmp.path
+    e["XDG_CACHE_HOME"] = tmp.join("cache")
     if env:
         e.update(env)
     err = open(tmp.join(stderr_name), "wb")

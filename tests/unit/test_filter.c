@@ -63,6 +63,15 @@ static const struct {
 	{ "{\"under\":\"/book/ch1\"}", "/book/ch2/s1", 0 },
 	{ "{\"under\":\"/book/ch1\"}", "/book/ch1", 0 },
 	{ "{\"under\":\"/\"}", "/a", 1 },
+	/* the root path: its own rule, which can be turned off */
+	{ "{\"exclude_root\":false}", "/", 1 },
+	{ "{\"exclude_root\":false}", "//", 1 },
+	{ "{\"exclude_root\":false}", "", 0 },
+	{ "{\"exclude_root\":false}", "/favicon.ico", 0 },
+	{ "{\"exclude_root\":true}", "/", 0 },
+	{ "{\"exclude_root\":false,\"exclude_names\":[],"
+	    "\"exclude_exts\":[]}", "/", 1 },
+	{ "{\"exclude_root\":false,\"under\":\"/book\"}", "/", 0 },
 };
 
 /* A spec, a line's method, status and time, and the verdict. */
@@ -109,6 +118,9 @@ static const struct {
 	{ "[]", "object" },
 	{ "{\"bogus\":1}", "bogus" },
 	{ "{\"under\":1}", "under" },
+	{ "{\"exclude_root\":0}", "exclude_root" },
+	{ "{\"exclude_names\":[\"a\",\"/api\"]}", "exclude_names[1]" },
+	{ "{\"exclude_exts\":[\".x/y\"]}", "exclude_exts[0]" },
 	{ "{\"exclude_names\":\"x\"}", "exclude_names" },
 	{ "{\"exclude_names\":[1]}", "exclude_names[0]" },
 	{ "{\"exclude_exts\":[\"\"]}", "exclude_exts[0]" },

@@ -231,7 +231,7 @@ result_json(int64_t id)
 	struct jq_error		 err;
 	json_error_t		 jerr;
 
-	if (jobqueue_result(id, &res, &err) == -1)
+	if (jobqueue_result(id, 0, &res, &err) == -1)
 		return NULL;
 	if (res.text != NULL)
 		return json_loadb(res.text, res.len, 0, &jerr);
@@ -374,9 +374,9 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 	return rc;
 }
 
-/* Submit and play the worker: the job id, or -1 (sub says why). */
+/* Submit as uid and play the worker: the job id, or -1 (sub says why). */
 static int64_t
-submit_now(const json_t *req, size_t *files)
+submit_as(const json_t *req, uid_t uid, size_t *files)
 {
 	struct proto_expanded	 x;
 	struct jq_error		 err;
@@ -384,7 +384,7 @@ submit_now(const json_t *req, size_t *files)
 	uint8_t			*buf;
 
 	memset(&sub, 0, sizeof sub);
-	if (jobqueue_submit(req, 0, 0, submitted, NULL, &err) == NULL) {
+	if (jobqueue_submit(req, uid, 0, submitted, NULL, &err) == NULL) {
 		snprintf(sub.code, sizeof sub.code, "%s", err.code);
 		return -1;
 	}
@@ -397,6 +397,12 @@ submit_now(const json_t *req, size_t *files)
 	free(buf);
 	*files = sub.files;
 	return sub.id;
+}
+
+static int64_t
+submit_now(const json_t *req, size_t *files)
+{
+	return submit_as(req, 0, files);
 }
 
 /*
@@ -657,7 +663,7 @@ test_expansion(const char *dir, struct config *cfg)
 		    "the job", badlists[i].name);
 		free(buf);
 		/* (its file tasks stay pending: cancel them) */
-		json_decref(jobqueue_cancel(sub.id, &err));
+		json_decref(jobqueue_cancel(sub.id, 0, 0, &err));
 	}
 
 	/* Lost twice: the submit fails with internal, naming why. */
@@ -733,7 +739,7 @@ test_expansion(const char *dir, struct config *cfg)
 	if (play_expand(t2, 9, &buf, &x) == 0)
 		(void)jobqueue_task_expanded(t2, &x);
 	free(buf);
-	l = jobqueue_list();
+	l = jobqueue_list(0);
 	ok(sub.called == 0 && l != NULL && json_array_size(json_object_get(l,
 	    "jobs")) > 0 && json_integer_value(json_object_get(json_array_get(
 	    json_object_get(l, "jobs"), json_array_size(json_object_get(l,
@@ -918,6 +924,129 @@ test_tree(const char *dir)
 	}
 }
 
+/* The number of jobs a list reply holds, and whether it holds id. */
+static size_t
+list_has(const json_t *l, int64_t id, int *found)
+{
+	const json_t	*a = json_object_get(l, "jobs");
+	size_t		 i;
+
+	*found = 0;
+	for (i = 0; i < json_array_size(a); i++)
+		if (json_integer_value(json_object_get(json_array_get(a, i),
+		    "job")) == id)
+			*found = 1;
+	return json_array_size(a);
+}
+
+/*
+ * Users: files are handed out round the users first, then round each
+ * user's jobs; a job is seen and cancelled only by its uid and root,
+ * anyone else's answering exactly as a job that does not exist;
+ * jobs_per_user bounds one uid's active jobs.
+ */
+static void
+test_users(const char *dir, struct config *cfg)
+{
+	struct task	*t[8];
+	struct jq_error	 err, err2;
+	json_t		*reqa, *reqc, *r, *l;
+	char		 pa[PATH_MAX], pc[PATH_MAX], name[32];
+	size_t		 i, files, nc = 0, sz;
+	int64_t		 a, b, c, jobs[8];
+	int		 found, alternate = 1, both = 0;
+
+	for (i = 0; i < 6; i++) {
+		snprintf(name, sizeof name, "userA%zu", i);
+		mkfile(dir, name);
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "userC%zu", i);
+		mkfile(dir, name);
+	}
+	snprintf(pa, sizeof pa, "%s/userA*", dir);
+	snprintf(pc, sizeof pc, "%s/userC*", dir);
+	reqa = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", pa);
+	reqc = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", pc);
+	/* uid 1000: two big jobs, then uid 1001: a small one. */
+	a = submit_as(reqa, 1000, &files);
+	b = submit_as(reqa, 1000, &files);
+	c = submit_as(reqc, 1001, &files);
+	ok(a > 0 && b > 0 && c > 0, "users: three jobs made");
+	for (i = 0; i < 6; i++) {
+		t[i] = jobqueue_next_task();
+		jobs[i] = t[i] != NULL ? jobqueue_task_job(t[i]) : 0;
+		if (jobs[i] == c)
+			nc++;
+		/* uid 1000 and 1001 take turns while both have files */
+		if (i < 4 && (i % 2 == 0) != (jobs[i] != c))
+			alternate = 0;
+	}
+	ok(alternate && nc == 2, "users: the small job's 2 files go 2nd and "
+	    "4th, not after the other user's 12");
+	both = (jobs[0] == a || jobs[2] == a) && (jobs[0] == b || jobs[2] == b);
+	ok(both, "users: within a user, its jobs take turns");
+
+	/* Ownership. */
+	r = jobqueue_status(a, 1001, &err);
+	json_decref(jobqueue_status(INT64_MAX / 2, 1001, &err2));
+	ok(r == NULL && strcmp(err.code, "not_found") == 0 &&
+	    strncmp(err.message, "no job ", 7) == 0 &&
+	    strcmp(err2.code, "not_found") == 0,
+	    "users: another uid's job is not_found, as a job that is not there");
+	json_decref(r);
+	r = jobqueue_cancel(a, 1001, 4242, &err);
+	ok(r == NULL && strcmp(err.code, "not_found") == 0,
+	    "users: another uid cannot cancel it");
+	json_decref(r);
+	ok(jobqueue_wait(a, 1001, 0, NULL, NULL, &err) == NULL &&
+	    strcmp(err.code, "not_found") == 0 &&
+	    jobqueue_result(a, 1001, NULL, &err) == -1 &&
+	    strcmp(err.code, "not_found") == 0,
+	    "users: nor wait for it, nor read its result");
+	r = jobqueue_status(a, 1000, &err);
+	ok(r != NULL, "users: its own uid sees it");
+	json_decref(r);
+	r = jobqueue_status(c, 0, &err);
+	ok(r != NULL, "users: root sees anyone's");
+	json_decref(r);
+	l = jobqueue_list(1001);
+	sz = list_has(l, c, &found);
+	ok(sz == 1 && found, "users: uid 1001 lists its one job only");
+	json_decref(l);
+	l = jobqueue_list(0);
+	sz = list_has(l, a, &found);
+	ok(sz >= 3 && found, "users: root lists them all");
+	json_decref(l);
+
+	/* jobs_per_user: uid 1000 has 2 active, uid 1001 may still submit. */
+	cfg->jobs_per_user = 2;
+	memset(&err, 0, sizeof err);
+	ok(jobqueue_submit(reqa, 1000, 0, submitted, NULL, &err) == NULL &&
+	    err.code != NULL && strcmp(err.code, "limit") == 0 &&
+	    strstr(err.message, "jobs_per_user") != NULL,
+	    "users: a third job of uid 1000 over jobs_per_user 2 -> limit");
+	cfg->jobs_per_user = 64;
+
+	/* Cancelled: the tasks handed out come back as their workers die. */
+	json_decref(jobqueue_cancel(a, 1000, 1, &err));
+	json_decref(jobqueue_cancel(b, 0, 1, &err));
+	json_decref(jobqueue_cancel(c, 1001, 1, &err));
+	for (i = 0; i < 6; i++)
+		if (t[i] != NULL)
+			jobqueue_task_lost(t[i], "killed by signal 9");
+	json_decref(reqa);
+	json_decref(reqc);
+	for (i = 0; i < 6; i++) {
+		snprintf(name, sizeof name, "userA%zu", i);
+		rmfile(dir, name);
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "userC%zu", i);
+		rmfile(dir, name);
+	}
+}
+
 int
 main(void)
 {
@@ -948,6 +1077,7 @@ main(void)
 	test_merge_lost(req, want);
 	test_flags(req);
 	test_tree(dir);
+	test_users(dir, &cfg);
 	json_decref(req);
 	json_decref(want);
 

@@ -100,7 +100,7 @@ static const struct {
 	{ "%h %r %r", "twice" },
 	{ "%h %{Referer %r", "unterminated" },
 	{ "%r %", "end" },
-	{ "agent", "request" },
+	{ "agent", "not a preset" },
 	{ "regex:(?<host>\\S+)", "request" },
 	{ "regex:(?<request>", "regex" },
 	{ "regex:", "request" },
@@ -337,6 +337,34 @@ main(void)
 	ok(lf != NULL && !logformat_has_time(lf) && !logformat_has_status(lf),
 	    "a regex without time or status has neither");
 	logformat_free(lf);
+	lf = logformat_compile("nginx", err, sizeof err);
+	memset(&a, 0, sizeof a);
+	ok(lf != NULL && logformat_has_status(lf) && logformat_match(lf,
+	    "h - - [10/Oct/2024:13:55:36 +0000] \"GET /n HTTP/1.1\" 200 5 "
+	    "\"-\" \"curl\"", 73, &a) == 1 && logformat_match(lf,
+	    "h - - [10/Oct/2024:13:55:36 +0000] \"GET /n HTTP/1.1\" 200 5",
+	    58, &a) != 1, "nginx is combined: a Common line does not match");
+	logformat_free(lf);
+	/* \" and \\ in a LogFormat are " and \ */
+	lf = logformat_compile("%h %l %u %t \\\"%r\\\" %>s %b", err,
+	    sizeof err);
+	ok(lf != NULL && logformat_match(lf, "h - - [10/Oct/2024:13:55:36 "
+	    "+0000] \"GET /n HTTP/1.1\" 200 5", 58, &a) == 1 &&
+	    same(a.request, a.request_len, "GET /n HTTP/1.1"),
+	    "a LogFormat with \\\" matches the quotes");
+	logformat_free(lf);
+	/* the preset list is never cut: the spec is */
+	{
+		char	 big[300], small[200];
+
+		memset(big, 'x', sizeof big - 1);
+		big[sizeof big - 1] = '\0';
+		lf = logformat_compile(big, small, sizeof small);
+		ok(lf == NULL && strstr(small, "referer), a LogFormat or "
+		    "regex:PATTERN") != NULL &&
+		    strstr(small, "x...\": not a preset") != NULL,
+		    "an unknown long name: the whole preset list (%s)", small);
+	}
 	lf = logformat_compile("referer", err, sizeof err);
 	memset(&a, 0, sizeof a);
 	ok(lf != NULL && logformat_match(lf, "http://x/ -> /p/q", 17, &a) == 1 &&

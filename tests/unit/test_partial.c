@@ -59,6 +59,11 @@ write_table(const struct counts *c, const char *name, const char *settings)
 	src.id.end = 1234;
 	src.st.lines = counts_total(c);
 	src.st.counted = counts_total(c);
+	/* a first malformed line longer than what is kept of it */
+	src.st.not_request = 3;
+	src.st.sample_len = 500;
+	memset(src.st.sample, 'm', sizeof src.st.sample);
+	src.st.sample[0] = '\x01';
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
 	    counts_sort(c, &cs) == -1 ||
 	    (w = partial_writer_new(fd, settings, strlen(settings), &src,
@@ -108,6 +113,11 @@ test_codec(void)
 	ok(p != NULL && p->nsources == 1 && p->sources[0].id.ino == 7 &&
 	    p->sources[0].id.end == 1234 && p->settings_len == 15 &&
 	    p->total == counts_total(c), "round trip: header and source");
+	ok(p != NULL && p->sources[0].st.not_request == 3 &&
+	    p->sources[0].st.sample_len == 500 &&
+	    p->sources[0].st.sample[0] == '\x01' &&
+	    p->sources[0].st.sample[STATS_SAMPLE - 1] == 'm',
+	    "round trip: not_request and the malformed example");
 	if (p != NULL) {
 		const char *prev = NULL;
 		size_t plen = 0;
@@ -206,7 +216,7 @@ test_merge(void)
 	char			*in[6], *twice[2], name[16], key[16];
 	char			 out[PATH_MAX];
 	char			*got, *want, *cs;
-	json_t			*doc, *tot;
+	json_t			*doc, *tot, *ex;
 	json_error_t		 jerr;
 	size_t			 i, k, t, len;
 	int			 fd;
@@ -263,6 +273,14 @@ test_merge(void)
 		    "distinct")) == counts_size(all) &&
 		    json_integer_value(json_object_get(doc, "job")) == 1,
 		    "top %zu: files, totals, head", tops[t]);
+		ex = json_object_get(json_array_get(json_object_get(doc,
+		    "files"), 0), "malformed_example");
+		ok(json_string_length(ex) == STATS_SAMPLE &&
+		    json_string_value(ex)[0] == '\x01' &&
+		    json_integer_value(json_object_get(json_array_get(
+		    json_object_get(doc, "files"), 0), "not_request")) == 3,
+		    "top %zu: a file's not_request and malformed example",
+		    tops[t]);
 		json_decref(doc);
 		free(got);
 		free(want);

@@ -1,0 +1,65 @@
+/*
+ * cache.h: the persistent cache of per-file partials, on disk.
+ *
+ * One directory (cache_dir, mode 0700) holding v1/, where each entry is a
+ * partial named by its settings' digest and its source's device and inode.
+ * Only workers read and write it: an entry is checked whole (partial_open)
+ * before use, written to a locked temporary name and renamed, touched
+ * when used, and evicted least recently used first once the entries pass
+ * cache_max bytes. Clearing renames v1/ aside (cheap enough for the
+ * supervisor); workers remove what was set aside.
+ */
+#ifndef CLFD_CACHE_H
+#define CLFD_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct partial;
+struct cache;
+
+/*
+ * The cache in dir (NULL: the per-user default) bounded by max bytes;
+ * NULL when max is 0 or the directory cannot be used (logged).
+ */
+struct cache	*cache_new(const char *dir, uint64_t max);
+void		 cache_free(struct cache *);
+
+/*
+ * The entry for a source, checked and touched; NULL when there is none.
+ * An entry that is not a sound partial is logged and removed.
+ */
+struct partial	*cache_get(struct cache *, uint64_t sdigest, uint64_t dev,
+		    uint64_t ino);
+/* Remove an entry that did not belong where it was found. */
+void		 cache_drop(struct cache *, uint64_t sdigest, uint64_t dev,
+		    uint64_t ino);
+/*
+ * Store the finished partial in fd (read from offset 0) as the entry for
+ * a source, atomically; skipped when another worker is storing the same
+ * entry. -1 (logged) when it could not be stored: the file is then only
+ * a miss. Evicts when the cache is over its bound.
+ */
+int		 cache_put(struct cache *, uint64_t sdigest, uint64_t dev,
+		    uint64_t ino, int fd);
+/*
+ * The content index: a second name for the entry of the last file stored
+ * with the same low 32 bits of its decompressed size (a hard link: it
+ * outlives the entry's replacement), so that the same content under
+ * another inode (a copy, a file compressed by logrotate) can be found
+ * and its digest compared. get is checked and touched like cache_get.
+ */
+int		 cache_index_put(struct cache *, uint64_t sdigest,
+		    uint32_t raw_low, uint64_t dev, uint64_t ino);
+struct partial	*cache_index_get(struct cache *, uint64_t sdigest,
+		    uint32_t raw_low);
+/* Bytes stored and entries evicted since the last call. */
+void		 cache_take_counts(struct cache *, uint64_t *stored,
+		    uint64_t *evicted);
+
+/* The per-user default directory into buf; -1 when there is none. */
+int		 cache_default_dir(char *buf, size_t len);
+/* Empty the cache in dir (NULL: default): v1/ is renamed aside. */
+int		 cache_clear(const char *dir);
+
+#endif

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""clfctl's answers that must not be silently empty or surprising: every
+pattern unmatched is an error (exit 5), a file mostly malformed is warned
+about with an example line (exit 6), the homepage rule, refused filters.
+"""
+import json
+import os
+import pty
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clfctl_util import (Tap, start_daemon, clfctl, gen_logs, seed_ref,  # noqa: E402
+                         raw_request, clean_env, mkdtemp, rmtree, CLFCTL)
+
+COMBINED = ('203.0.113.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /book/p%d HTTP/1.1" '
+            '200 512 "-" "curl/8"\n')
+COMMON = '198.51.100.%d - - [10/Oct/2024:13:55:%02d +0000] "GET /doc/p%d HTTP/1.1" 200 512\n'
+
+
+def write(path, text):
+    with open(path, "w" if isinstance(text, str) else "wb") as f:
+        f.write(text)
+    return path
+
+
+def load(r):
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
+
+
+def on_pty(args, sock):
+    """clfctl with its stdout on a pseudo-terminal: (exit status, output)."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([CLFCTL, "-s", sock] + args, stdin=subprocess.DEVNULL,
+                             stdout=slave, stderr=subprocess.PIPE, env=clean_env())
+    finally:
+        os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    p.stderr.read()
+    p.stderr.close()
+    return p.wait(timeout=60), out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def main():
+    t = Tap()
+    tmp = mkdtemp()
+    d = None
+    try:
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        good = write(os.path.join(data, "good.log"),
+                     "".join(COMBINED % (i, i % 60, i % 7) for i in range(50)))
+        d = start_daemon(tmp)
+        s = d.sock
+
+        # item 5: nothing matched is not success
+        typo = os.path.join(data, "ngnix", "*.log")
+        r = clfctl(["submit", "-o", "compact", typo], s)
+        t.ok(r.returncode == 5 and "no file matches " + typo in r.stderr and
+             "no pattern matched" in r.stderr,
+             "every pattern unmatched: an error, exit 5", (r.returncode, r.stderr))
+        t.eq(load(r).get("unmatched"), [typo], "the result still names the pattern")
+        r = clfctl(["submit", "-o", "compact", typo, os.path.join(data, "none-*")], s)
+        t.eq(r.returncode, 5, "two patterns, both unmatched: exit 5")
+        r = clfctl(["submit", "-o", "compact", typo, good], s)
+        t.ok(r.returncode == 0 and "no file matches" in r.stderr,
+             "one matched, one not: warned, exit 0", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--no-wait", typo], s)
+        job = load(r).get("job")
+        t.ok(r.returncode == 5 and job is not None and "no pattern matched" in r.stderr,
+             "--no-wait with nothing matched: the job id, exit 5", (r.returncode, r.stdout,
+                                                                   r.stderr))
+        r = clfctl(["wait", str(job)], s)
+        t.eq(r.returncode, 5, "wait on that job: exit 5")
+        r = clfctl(["result", str(job)], s)
+        t.eq(r.returncode, 5, "result of that job: exit 5")
+
+        # item 2: a file mostly malformed under the format is warned about
+        first = ('198.51.100.1 - - [10/Oct/2024:13:55:00 +0000] "GET /doc/\x01' + "a" * 200 +
+                 ' HTTP/1.1" 200 512\n')
+        common = write(os.path.join(data, "common.log"),
+                       first + "".join(COMMON % (i, i % 60, i % 5) for i in range(40)))
+        r = clfctl(["submit", "-o", "compact", "--format", "combined", common], s)
+        res = load(r)
+        f = (res.get("files") or [{}])[0]
+        t.ok(r.returncode == 6, "a Common log under combined: exit 6", (r.returncode, r.stderr))
+        t.ok(f.get("lines") == 41 and f.get("malformed") == 41 and f.get("matched") == 0,
+             "every line malformed", f)
+        ex = f.get("malformed_example") or ""
+        t.ok(ex.encode() == first.encode()[:120], "the result keeps the first 120 bytes of "
+             "the first malformed line", ex)
+        want = ('%s: 41 of 41 lines malformed for format "combined"; the first: '
+                '"198.51.100.1 - - [10/Oct/2024:13:55:00 +0000] \\"GET /doc/\\x01a' % common)
+        line = [x for x in r.stderr.splitlines() if "malformed" in x]
+        t.ok(len(line) == 1 and line[0].startswith("clfctl: " + want) and
+             line[0].endswith('aaa..."') and "\x01" not in line[0],
+             "stderr names the file, the format, the line (escaped, cut)", r.stderr)
+        r = clfctl(["submit", "-o", "compact", common], s)
+        t.ok(r.returncode == 0 and "malformed" not in r.stderr and
+             load(r)["files"][0]["malformed_example"] is None,
+             "the same file under the default format: no warning, exit 0",
+             (r.returncode, r.stderr))
+        # item 3: \" and \\ in a LogFormat stand for " and \, as Apache has it
+        r = clfctl(["submit", "-o", "compact", "--format", '%h %l %u %t \\"%r\\" %>s %b',
+                    common], s)
+        f = (load(r).get("files") or [{}])[0]
+        t.ok(r.returncode == 0 and f.get("malformed") == 0 and f.get("counted") == 41,
+             '--format with \\" as an Apache config writes it: every line matches',
+             (r.returncode, r.stderr, f))
+        # half malformed is not most
+        half = write(os.path.join(data, "half.log"),
+                     "".join(COMBINED % (i, i, i) for i in range(5)) + "junk\n" * 5)
+        r = clfctl(["submit", "-o", "compact", half], s)
+        t.ok(r.returncode == 0 and "malformed" not in r.stderr,
+             "5 malformed lines of 10: not most, exit 0", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", half, common, "--format", "combined"], s)
+        t.ok(r.returncode == 6 and "half.log" not in r.stderr and "common.log" in r.stderr,
+             "two files: only the mostly malformed one is named", r.stderr)
+        # lines whose request is not METHOD TARGET PROTOCOL: their own counter
+        nr = write(os.path.join(data, "notreq.log"),
+                   '203.0.113.9 - - [10/Oct/2024:13:55:00 +0000] "-" 400 0 "-" "-"\n'
+                   '203.0.113.9 - - [10/Oct/2024:13:55:01 +0000] "\\x16\\x03\\x01" 400 0 "-" "-"\n'
+                   + "".join(COMBINED % (i, i, i) for i in range(3)) +
+                   '203.0.113.9 - - [10/Oct/2024:13:55:02 +0000] "GET /robots.txt HTTP/1.1"'
+                   ' 200 1 "-" "-"\n')
+        r = clfctl(["submit", "-o", "compact", nr], s)
+        f = (load(r).get("files") or [{}])[0]
+        t.ok(r.returncode == 0 and f.get("not_request") == 2 and f.get("filtered") == 3 and
+             f.get("counted") == 3, "not METHOD TARGET PROTOCOL: not_request 2 of filtered 3", f)
+        keys = list(f)
+        t.eq(keys[:keys.index("partial") + 3] if "partial" in keys else keys,
+             ["path", "bytes", "raw_bytes", "lines", "matched", "malformed", "filtered",
+              "counted", "error", "partial", "not_request", "malformed_example"],
+             "a file's entry: the fields it had, then the new ones")
+
+        # item 1: the root path is a rule of its own
+        gen = gen_logs(os.path.join(data, "gen"), 2, 600, seed=11, plain=True, junk=0.02)
+        req = '203.0.113.5 - - [10/Oct/2024:13:55:00 +0000] "%s" 200 5 "-" "-"\n'
+        gen.append(write(os.path.join(data, "home.log"), "".join(
+            req % r for r in ["GET / HTTP/1.1"] * 3 + ["GET // HTTP/1.1", "GET /?q=1 HTTP/1.1",
+                                                      "GET http://h.example HTTP/1.1",
+                                                      "GET /favicon.ico HTTP/1.1", "-"])))
+        want = seed_ref(gen, any_=True)
+        r = clfctl(["submit", "-o", "compact"] + gen, s)
+        t.ok(r.returncode == 0 and load(r).get("counts") == want and "/" not in want,
+             "by default the root path is not counted (the seed's rule)", r.stderr)
+        want_root = seed_ref(gen, any_=True, count_root=True)
+        r = clfctl(["submit", "-o", "compact", "--count-root"] + gen, s)
+        res = load(r)
+        t.ok(r.returncode == 0 and res.get("counts") == want_root and
+             want_root.get("/") == 4 and want_root.get("//") == 1 and
+             "/favicon.ico" not in want_root and "" not in want_root,
+             "--count-root: / (and //) counted, the other excludes kept, as refcount.py "
+             "--count-root", {k: want_root.get(k) for k in ("/", "//")})
+        t.eq(res.get("filter", {}).get("exclude_root"), False,
+             "the job's filter says exclude_root false")
+        r = clfctl(["submit", "-o", "compact", "--no-default-excludes"] + gen, s)
+        c = load(r).get("counts", {})
+        t.ok(r.returncode == 0 and c.get("/") == want_root["/"] and "/favicon.ico" in c,
+             "--no-default-excludes counts / and every excluded name", c.get("/"))
+
+        # item 4: a filter the format cannot serve is refused at submit
+        r = clfctl(["submit", "--format", "regex:^(?<request>[^\\n]*)$", "--status", "2xx",
+                    good], s)
+        t.ok(r.returncode == 4 and "no status field" in r.stderr and r.stdout == "",
+             "--status on a format without status: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "referer", "--since", "0", good], s)
+        t.ok(r.returncode == 4 and "no time field" in r.stderr,
+             "--since on a format without time: refused, exit 4", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "common", "--status", "2xx", common],
+                   s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 41,
+             "--status on a format with status: counted", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--format", "nginx", good], s)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 50,
+             "nginx: an alias of combined", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--format", "agent", good], s)
+        t.ok(r.returncode == 4 and "referer), a LogFormat or regex:PATTERN" in r.stderr,
+             "agent is no preset; the error lists them all", r.stderr)
+
+        # item 11: a name with a '/' in it is refused, by clfctl and by clfd
+        r = clfctl(["submit", "--exclude-name", "/api", good], s)
+        t.ok(r.returncode == 2 and "--exclude-name" in r.stderr and "/api" in r.stderr,
+             "--exclude-name /api: a usage error, exit 2", (r.returncode, r.stderr))
+        rep = raw_request(s, {"op": "submit", "patterns": [good],
+                              "filter": {"exclude_names": ["/api"]}})
+        t.ok(rep.get("error", {}).get("code") == "bad_field" and
+             "exclude_names[0]" in rep["error"].get("message", ""),
+             "the daemon refuses it too: bad_field", rep)
+
+        # item 8: a table on a terminal, JSON elsewhere or with -o json
+        rc, out = on_pty(["submit", good], s)
+        lines = out.splitlines()
+        t.ok(rc == 0 and lines[:2] == ["COUNT  PATH", "    8  /book/p0"] and len(lines) == 9 and
+             lines[-1] == "1 file, 50 lines: 50 counted, 0 malformed, 0 excluded; 7 paths",
+             "submit on a terminal: the paths as a table, then the totals", out)
+        rc, out = on_pty(["submit", "-o", "json", good], s)
+        t.ok(rc == 0 and json.loads(out).get("totals", {}).get("counted") == 50,
+             "-o json on a terminal: JSON", out[:300])
+        gen_out = on_pty(["submit"] + gen, s)[1].splitlines()
+        t.ok(len(gen_out) == 23 and gen_out[21].startswith("  ...  (") and
+             "more paths: -o json or -o tsv for all)" in gen_out[21],
+             "a long result: 20 rows, then how many more", gen_out[-3:])
+        r = clfctl(["submit", good], s)
+        t.ok(r.returncode == 0 and json.loads(r.stdout).get("totals", {}).get("counted") == 50,
+             "stdout not a terminal: JSON")
+        r = clfctl(["list", "-o", "table"], s)
+        t.ok(r.returncode == 2 and "-o table is for" in r.stderr, "list -o table: usage error",
+             r.stderr)
+
+        # item 10: --help, and the closest option to a misspelt one
+        for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
+            r = clfctl(args)
+            t.ok(r.returncode == 0 and r.stdout.startswith("usage: clfctl"),
+                 "clfctl %s: the usage, exit 0" % " ".join(args), r.stderr)
+        r = clfctl(["submit", "--stauts", "2xx", good], s)
+        t.ok(r.returncode == 2 and "did you mean --status?" in r.stderr,
+             "submit --stauts: did you mean --status?", r.stderr)
+        r = clfctl(["--sokcet", s, "ping"])
+        t.ok(r.returncode == 2 and "did you mean --socket?" in r.stderr,
+             "--sokcet: did you mean --socket?", r.stderr)
+        r = clfctl(["submit", "--zzzzzz", good], s)
+        t.ok(r.returncode == 2 and "unknown option: --zzzzzz" in r.stderr and
+             "did you mean" not in r.stderr, "nothing close: no suggestion", r.stderr)
+        r = clfctl(["ping", "--under", "/x"], s)
+        t.ok(r.returncode == 2 and "--under is not an option of ping" in r.stderr,
+             "an option of another command is named as such", r.stderr)
+    finally:
+        if d is not None:
+            rc = d.stop()
+            d.logf.close()
+            t.ok(rc == 0, "clfd stopped cleanly", d.log_text() if rc else None)
+        rmtree(tmp)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
