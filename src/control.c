@@ -810,7 +810,7 @@ op_stats(struct client *c, const json_t *req)
 	(void)req;
 	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
 	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
-	    supervisor_uptime(), "workers", supervisor_workers_json());
+	    supervisor_uptime(), "workers", supervisor_workers_json(c->uid));
 	if (r != NULL) {
 		jobqueue_stats(r);
 		json_object_set_new(r, "connections",

@@ -1733,6 +1733,12 @@ jobqueue_task_job(const struct task *t)
 	return t->job->id;
 }
 
+uid_t
+jobqueue_task_uid(const struct task *t)
+{
+	return t->job->uid;
+}
+
 /*
  * A task of a job that has its result (cancelled, failed, expired) came
  * back: forget it, and whatever it wrote.

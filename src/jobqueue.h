@@ -132,6 +132,8 @@ int	 jobqueue_task_kind(const struct task *);
 const char *jobqueue_task_path(const struct task *);
 /* The task's job id; 0 for an expansion (its job has no id yet). */
 int64_t	 jobqueue_task_job(const struct task *);
+/* The uid that submitted the task's job. */
+uid_t	 jobqueue_task_uid(const struct task *);
 /*
  * An expansion's file list; -1 (task still running) when the list does
  * not add up (too long, unsorted, a relative path, a bad index).

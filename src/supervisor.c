@@ -1061,7 +1061,7 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 json_t *
-supervisor_workers_json(void)
+supervisor_workers_json(uid_t uid)
 {
 	json_t	*o, *slots, *pids;
 	int	 i, alive = 0, busy = 0;
@@ -1088,7 +1088,8 @@ supervisor_workers_json(void)
 		if (e != NULL && s->task != NULL &&
 		    jobqueue_task_kind(s->task) == JQ_TASK_EXPAND)
 			json_object_set_new(e, "expanding", json_true());
-		else if (e != NULL && s->task != NULL) {
+		else if (e != NULL && s->task != NULL && (uid == 0 ||
+		    jobqueue_task_uid(s->task) == uid)) {
 			json_object_set_new(e, "job", json_integer(
 			    jobqueue_task_job(s->task)));
 			if (jobqueue_task_kind(s->task) == JQ_TASK_MERGE)

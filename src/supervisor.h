@@ -5,6 +5,8 @@
 #ifndef CLFD_SUPERVISOR_H
 #define CLFD_SUPERVISOR_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <jansson.h>
 
@@ -24,8 +26,11 @@ int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
 void	supervisor_kick(void);
 /* Stop the workers running tasks of a cancelled job (they are replaced). */
 void	supervisor_cancel_job(int64_t job);
-/* The "workers" object of a stats reply. */
-json_t	*supervisor_workers_json(void);
+/*
+ * The "workers" object of a stats reply for uid: which job and file a
+ * worker is on only when the job is uid's (any, for root).
+ */
+json_t	*supervisor_workers_json(uid_t);
 /* Seconds since start. */
 double	supervisor_uptime(void);
 /* Begin a graceful stop (as SIGTERM). */

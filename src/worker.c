@@ -532,24 +532,22 @@ worker_task(struct worker *w, const struct proto_task *t)
 		if (w->timeout > 0)
 			alarm((unsigned)w->timeout);
 		a = analysis_file(t->path, &opts, w->counts, &r.st, &r.id);
-		if (a == 0 && wc.status == STATS_CACHE_CONTENT &&
-		    r.id.digest != wc.entry->sources[0].id.digest) {
-			/* Changed behind the same size and mtime: read it. */
+		if ((a == 0 && wc.status == STATS_CACHE_CONTENT &&
+		    r.id.digest != wc.entry->sources[0].id.digest) ||
+		    (a == -1 && wc.entry != NULL)) {
+			/*
+			 * Changed behind the same size and mtime, or the hash
+			 * pass or the new bytes failed: read it whole, as
+			 * without a cache (the second open drops the entry).
+			 */
 			memset(&r.st, 0, sizeof r.st);
+			counts_clear(w->counts);
 			a = analysis_file(t->path, &opts, w->counts, &r.st,
 			    &r.id);
 		}
 		alarm(0);
 		if (wc.entry != NULL && (a == ANALYSIS_SERVED || a == 0))
 			worker_cache_result(&wc, &r);
-		else if (wc.entry != NULL) {
-			/* A hash pass or the new bytes failed: nothing counts. */
-			partial_close(wc.entry);
-			wc.entry = NULL;
-			r.st.flags |= STATS_FAILED;
-			r.st.counted = 0;
-			counts_clear(w->counts);
-		}
 		if (wc.entry == NULL && wc.status != STATS_CACHE_OFF)
 			wc.status = STATS_CACHE_MISS;
 	}

@@ -169,6 +169,25 @@ def main():
         gzf = [f for f in ev["files"] if f["path"] == two][0]
         t.eq(gzf["bytes"], os.path.getsize(two), "the .gz's bytes are its own")
 
+        # -- a damaged copy of a cached gzip file (its trailer, so its
+        # decompressed size, intact): the hash pass fails, it is read as
+        # without a cache
+        bad = os.path.join(tmp, "bad")
+        os.makedirs(bad)
+        with open(gz[1], "rb") as f:
+            blob = f.read()
+        with open(os.path.join(bad, "corrupt.log.gz"), "wb") as f:
+            f.write(blob[:len(blob) // 2] + b"\xff" * 64 + blob[len(blob) // 2:])
+        bpat = [os.path.join(bad, "*")]
+        ev, st = run(d, bpat)
+        off, _ = run(d, bpat, cache=False)
+        f0 = ev["files"][0] if ev.get("files") else {}
+        t.ok(ev.get("counts") == off.get("counts") and f0.get("partial") is True and
+             f0.get("counted", 0) > 0 and
+             {k: v for k, v in f0.items() if k != "cache"} ==
+             {k: v for k, v in off["files"][0].items() if k != "cache"},
+             "a damaged copy of a cached gzip: partial, as without the cache", f0)
+
         # -- damaged entries: every byte flipped, truncated, swapped, symlink
         small = os.path.join(tmp, "small")
         os.makedirs(small)

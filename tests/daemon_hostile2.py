@@ -227,6 +227,7 @@ def test_users(t, tmp):
             {"op": "wait", "job": ids[0]},
             {"op": "cancel", "job": ids[0]},
             {"op": "list"},
+            {"op": "stats"},
         ])
         rs = out["replies"]
         own = rs[0].get("job")
@@ -239,6 +240,12 @@ def test_users(t, tmp):
              "word for word as a job that does not exist")
         t.eq([j["job"] for j in rs[6].get("jobs", [])], [own],
              "nobody: list holds its own job only")
+        slot = rs[7]["workers"]["slots"][0]
+        t.ok(slot.get("state") == "busy" and "path" not in slot and "job" not in slot,
+             "nobody: stats shows the worker busy, not on which job or file", slot)
+        slot = d.request({"op": "stats"})["workers"]["slots"][0]
+        t.ok(slot.get("path") == slow and slot.get("job") == held,
+             "root: stats names the job and file", slot)
         r = d.request({"op": "status", "job": ids[0]})
         t.ok(r.get("state") in ("queued", "running"),
              "root's job is still there, not cancelled (%s)" % r.get("state"))
