@@ -80,6 +80,7 @@ struct opts {
 	enum output	 output;
 	int		 progress;	/* -1 default, 0 off, 1 on */
 	int		 wait;		/* submit: wait for the result */
+	int		 literal;	/* submit: names, not patterns */
 	unsigned	 jobs;		/* map: -j */
 	const char	*out_path;	/* map: -O */
 	const char	*files_from;	/* map: --files-from */
@@ -99,7 +100,7 @@ usage_text(FILE *f)
 "usage: clfctl [-s SOCKET] COMMAND [ARGS]\n"
 "  submit [--under P] [--status S] [--method M] [--since T] [--until T]\n"
 "         [--exclude-name N] [--exclude-ext E] [--no-default-excludes]\n"
-"         [--count-root]\n"
+"         [--count-root] [--literal]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [--no-cache] [-o json|compact|tsv|table] PATTERN...\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
@@ -1079,16 +1080,26 @@ pat_append(char *buf, size_t len, size_t *at, const char *s, int esc)
  * part of the pattern globs. NULL if it does not fit.
  */
 static char *
-pattern_absolute(const char *pat, const char *cwd)
+pattern_absolute(const char *pat, const char *cwd, int literal)
 {
 	struct passwd	*pw;
 	char		 name[256], *buf;
 	const char	*home = NULL, *rest = pat, *end;
 	size_t		 len = PATH_MAX * 2, at = 0;
 
-	if (pat[0] == '/')
+	if (pat[0] == '/' && !literal)
 		return strdup(pat);
-	if (pat[0] == '~') {
+	if (pat[0] == '/') {
+		/* a name: every glob character escaped */
+		if ((buf = malloc(len)) == NULL)
+			return NULL;
+		if (pat_append(buf, len, &at, pat, 1) == -1) {
+			free(buf);
+			return NULL;
+		}
+		return buf;
+	}
+	if (pat[0] == '~' && !literal) {
 		end = strchr(pat, '/');
 		if (end == NULL)
 			end = pat + strlen(pat);
@@ -1124,7 +1135,7 @@ pattern_absolute(const char *pat, const char *cwd)
 	if ((*rest != '\0' || at == 0) &&
 	    pat_append(buf, len, &at, "/", 0) == -1)
 		goto fail;
-	if (pat_append(buf, len, &at, rest, 0) == -1)
+	if (pat_append(buf, len, &at, rest, literal) == -1)
 		goto fail;
 	return buf;
 fail:
@@ -1199,7 +1210,7 @@ parse_output(const char *s, enum output *out)
 enum {
 	OPT_UNDER = 256, OPT_STATUS, OPT_METHOD, OPT_SINCE, OPT_UNTIL,
 	OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT, OPT_TOP, OPT_NOWAIT,
-	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_NOCACHE,
+	OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT, OPT_LITERAL, OPT_NOCACHE,
 	OPT_FILESFROM
 };
 
@@ -1213,6 +1224,7 @@ static const struct option long_opts[] = {
 	{ "exclude-ext", required_argument, NULL, OPT_XEXT },
 	{ "no-default-excludes", no_argument, NULL, OPT_NOXDEF },
 	{ "count-root", no_argument, NULL, OPT_COUNTROOT },
+	{ "literal", no_argument, NULL, OPT_LITERAL },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "no-wait", no_argument, NULL, OPT_NOWAIT },
@@ -1327,6 +1339,9 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 		case OPT_COUNTROOT:
 			countroot = 1;
 			break;
+		case OPT_LITERAL:
+			o->literal = 1;
+			break;
 		case OPT_FORMAT:
 			json_object_set_new(req, "format", json_string(optarg));
 			break;
@@ -1412,9 +1427,10 @@ cmd_submit(int argc, char **argv, struct opts *o)
 	static const int allowed[] = { OPT_UNDER, OPT_STATUS, OPT_METHOD,
 	    OPT_SINCE, OPT_UNTIL, OPT_XNAME, OPT_XEXT, OPT_NOXDEF, OPT_FORMAT,
 	    OPT_TOP, OPT_NOWAIT, OPT_PROGRESS, OPT_NOPROGRESS, OPT_COUNTROOT,
-	    OPT_NOCACHE, 0 };
+	    OPT_NOCACHE, OPT_LITERAL, 0 };
 	struct conn	 c = { .fd = -1 };
 	json_t		*req, *filter, *pats, *rep = NULL;
+	const char	*msg;
 	char		 cwd[PATH_MAX], *abs;
 	json_int_t	 job;
 	int		 i, rc, progress;
@@ -1447,7 +1463,7 @@ cmd_submit(int argc, char **argv, struct opts *o)
 			    "directory", argv[i]);
 			goto out;
 		}
-		if ((abs = pattern_absolute(argv[i], cwd)) == NULL) {
+		if ((abs = pattern_absolute(argv[i], cwd, o->literal)) == NULL) {
 			usage_error("submit: %s: pattern too long", argv[i]);
 			goto out;
 		}
@@ -1468,6 +1484,13 @@ cmd_submit(int argc, char **argv, struct opts *o)
 		goto out;
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		rc = reply_error(rep);
+		msg = json_string_value(json_object_get(json_object_get(rep,
+		    "error"), "message"));
+		if (msg != NULL && strstr(msg, "patterns_max") != NULL &&
+		    !o->literal)
+			warnx_("hint: a glob left unquoted is expanded by the "
+			    "shell into one pattern a file; quote it "
+			    "('/var/log/nginx/*.gz') for clfd to expand");
 		goto out;
 	}
 	job = json_integer_value(json_object_get(rep, "job"));

@@ -224,6 +224,30 @@ def main():
         t.ok(r.returncode == 2 and "-o table is for" in r.stderr, "list -o table: usage error",
              r.stderr)
 
+        # item 6: --literal names files, glob characters and all
+        lit = os.path.join(data, "lit")
+        os.makedirs(lit)
+        one = COMBINED % (1, 1, 1)
+        for name, n in (("access[1].log", 1), ("access1.log", 2), ("a*b{c,d}?.log", 3)):
+            write(os.path.join(lit, name), one * n)
+        r = clfctl(["submit", "-o", "compact", "--literal", "access[1].log", "a*b{c,d}?.log"],
+                   s, cwd=lit)
+        res = load(r)
+        t.ok(r.returncode == 0 and sorted(os.path.basename(f["path"]) for f in res["files"]) ==
+             ["a*b{c,d}?.log", "access[1].log"] and res["totals"]["counted"] == 4,
+             "--literal: names with [ ] * { } ? are those files, relative ones too", r.stderr)
+        r = clfctl(["submit", "-o", "compact", "--literal", os.path.join(lit, "access[1].log")], s)
+        t.ok(r.returncode == 0 and load(r)["totals"]["counted"] == 1,
+             "--literal: an absolute name", r.stderr)
+        r = clfctl(["submit", "-o", "compact", os.path.join(lit, "access[1].log")], s)
+        t.ok(r.returncode == 0 and load(r)["totals"]["counted"] == 2,
+             "without it the name is a pattern (it matches access1.log)", r.stderr)
+        r = clfctl(["submit", "--no-wait"] + [os.path.join(lit, "f%d.log" % i)
+                                             for i in range(1100)], s)
+        t.ok(r.returncode == 4 and "patterns_max" in r.stderr and "quote it" in r.stderr,
+             "more patterns than patterns_max: a hint that the shell expanded a glob",
+             r.stderr)
+
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
             r = clfctl(args)
