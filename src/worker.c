@@ -449,6 +449,11 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 
 	worker_stat_id(st, &wc->now);
 	wc->gzip = gzip;
+	/*
+	 * The content digest of a plain file (a gzip file has the sum of its
+	 * bytes instead: one inflate pass less on a miss).
+	 */
+	plan->digest = !gzip;
 	wc->status = STATS_CACHE_MISS;
 	if (wc->entry != NULL) {
 		/* (the second open, after a hash pass that did not match) */
@@ -585,7 +590,6 @@ worker_task(struct worker *w, const struct proto_task *t)
 		wc.sdigest = partial_digest(settings, strlen(settings));
 		opts.opened = worker_cache_opened;
 		opts.arg = &wc;
-		opts.digest = 1;
 	}
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
