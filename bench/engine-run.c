@@ -9,6 +9,9 @@
  * split), "match" (+ the regex), "parse" (+ request path and time), "full"
  * (the default: analysis_file, filters and counting); the early stages
  * print only {"stage":S,"lines":N,...}.
+ * CLFD_INFLATE=zlib or isal in the environment picks the gzip inflater
+ * (the default: ISA-L's when built with it); isal where the build has no
+ * ISA-L is an error (exit 3), so that a test can skip.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -101,11 +104,23 @@ main(int argc, char **argv)
 	json_t			*spec = NULL, *doc = NULL, *files, *totals;
 	json_error_t		 jerr;
 	const char		*format = NULL, *under = NULL, *stage = "full";
+	const char		*inflate;
 	char			*filter_text = NULL, **roots = NULL, err[256];
 	size_t			 top = 0, line_max = 0;
 	uint64_t		 sum[10] = { 0 }, tot[3] = { 0 };
 	int			 i, rc = 1;
 
+	if ((inflate = getenv("CLFD_INFLATE")) != NULL && *inflate != '\0') {
+		if (strcmp(inflate, "zlib") == 0)
+			reader_inflater = READER_INFLATE_ZLIB;
+		else if (strcmp(inflate, "isal") == 0 && reader_have_isal())
+			reader_inflater = READER_INFLATE_ISAL;
+		else {
+			fprintf(stderr, "engine-run: CLFD_INFLATE=%s: not in "
+			    "this build\n", inflate);
+			return 3;
+		}
+	}
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--") == 0) {
 			i++;

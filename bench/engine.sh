@@ -5,7 +5,8 @@
 # Builds zlimit from the shared bench sources, generates the bench set
 # (24 files x 100000 lines, seed 7) into BENCHDIR (default /tmp/benchset)
 # unless it is there, then times, best of $RUNS (default 3):
-#   zlimit 1         inflate only, one process: the floor
+#   zlimit 1         zlib inflate only, one process: the floor
+#   ilimit 1         ISA-L inflate only, one process (when it builds)
 #   stage lines      + open, read, line split (engine-run --stage lines)
 #   stage match      + the log format regex
 #   stage parse      + request split, target -> path, time
@@ -28,6 +29,11 @@ if ldd "$engine" 2>/dev/null | grep -q asan; then
 	echo "engine.sh: warning: $engine is built with sanitizers; figures will be slow" >&2
 fi
 ${CC:-cc} -O2 -o "$work/zlimit" "$shared/bench/zlimit.c" -lz
+ilimit=
+if [ -f "$shared/bench/ilimit.c" ] &&
+    ${CC:-cc} -O2 -o "$work/ilimit" "$shared/bench/ilimit.c" -lisal 2>/dev/null; then
+	ilimit=$work/ilimit
+fi
 if [ ! -f "$dir/access-023.log.gz" ]; then
 	echo "generating the bench set in $dir ..." >&2
 	python3 "$shared/bench/gen_logs.py" "$dir" 24 100000 --seed 7
@@ -52,6 +58,7 @@ best() {
 
 {
 	best floor "$work/zlimit" 1 "$@"
+	[ -z "$ilimit" ] || best isal "$ilimit" 1 "$@"
 	best lines "$engine" --stage lines "$@"
 	best match "$engine" --stage match "$@"
 	best parse "$engine" --stage parse "$@"
@@ -62,8 +69,8 @@ echo "bench set: $# files, $(cat "$@" | wc -c) bytes compressed; best of $runs"
 awk '
 	$1 == "floor" { floor = $2 }
 	{ printf "%-6s %7.3f s  %5.2fx floor", $1, $2, $2 / floor
-	  if (NR > 1) printf "  (+%.3f s)", $2 - prev
-	  printf "\n"; prev = $2 }
+	  if (NR > 1 && $1 != "isal" && prev != "") printf "  (+%.3f s)", $2 - prev
+	  printf "\n"; if ($1 != "isal" && $1 != "floor") prev = $2 }
 ' "$work/times"
 "$engine" "$@" | python3 -c 'import json, sys
 t = json.load(sys.stdin)["totals"]

@@ -23,6 +23,8 @@
 #define READER_END	0	/* no more lines */
 #define READER_ERROR	(-1)	/* stopped early: see error */
 
+struct inflate_state;
+
 struct reader {
 	int		 fd;
 	struct stat	 st;		/* the file, as opened */
@@ -32,7 +34,19 @@ struct reader {
 	int		 in_eof;	/* read() returned 0 */
 	int		 out_eof;	/* no more decoded bytes will come */
 	int		 skipping;	/* inside an overlong line */
-	z_stream	 zs;
+	int		 isal;		/* this file goes through ISA-L */
+	struct inflate_state *is;	/* ISA-L's state, when isal */
+	int		 hstate;	/* ISA-L: where in the member header */
+	unsigned int	 hflags;	/* its FLG byte */
+	size_t		 hleft;		/* bytes left in this header field */
+	uint32_t	 hcrc;		/* CRC-32 of the header bytes so far */
+	unsigned char	 trl[8];	/* ISA-L: the trailer, as it comes */
+	size_t		 ntrl;
+	uint64_t	 mstart;	/* compressed offset of this member */
+	uint64_t	 skip;		/* zlib again: output already handed out */
+	uint64_t	 nohash;	/* zlib again: output already hashed */
+	z_stream	 zs;		/* zlib's state; its next_in, avail_in
+					   are the input cursor of both */
 	gz_header	 hdr;		/* this member's header, as zlib reads it */
 	int		 hdr_ok;	/* header read and checked (FHCRC too) */
 	uint32_t	 crc;		/* CRC-32 of this member's output */
@@ -74,6 +88,19 @@ void	reader_close(struct reader *);
 int	reader_in_roots(const char *resolved, const char *const *roots);
 /* The name of the pseudo-filesystem fd is on ("proc", ...), else NULL. */
 const char *reader_pseudo_fs(int fd);
+
+/*
+ * The inflater of gzip files: ISA-L's igzip when clfd is built with it
+ * (the default), else zlib. Tests set reader_inflater to compare the two;
+ * reader_open() reads it. reader_inflater_name() is "isal" or "zlib".
+ */
+#define READER_INFLATE_ZLIB	0
+#define READER_INFLATE_ISAL	1
+
+extern int	 reader_inflater;
+const char	*reader_inflater_name(int);
+/* 1 when this build has ISA-L. */
+int		 reader_have_isal(void);
 
 /*
  * zlib's crc32() (same value, same chaining), with carry-less multiply

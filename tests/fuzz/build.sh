@@ -46,3 +46,14 @@ sed -e '/^#define READER_CLMUL/d' "$src/reader.c" > "$out/reader_noclmul.c"
 $CC $CFLAGS -o "$out/fuzz_crc" "$here/fuzz_crc.c" $LIBS
 $CC $CFLAGS -I"$out" -DREADER_SRC='"reader_noclmul.c"' \
     -o "$out/fuzz_crc_noclmul" "$here/fuzz_crc.c" $LIBS
+# The same gzip harnesses over the reader with ISA-L's inflater (its
+# default when built with HAVE_ISAL), when libisal is installed: igzip
+# must end every stream as zlib does.
+if pkg-config --exists libisal 2>/dev/null || [ -f /usr/include/isa-l/igzip_lib.h ]; then
+	$CC $CFLAGS -DHAVE_ISAL -o "$out/fuzz_gzip_isal" "$here/fuzz_gzip.c" \
+	    "$src/reader.c" $LIBS -lisal
+	$CC $CFLAGS -DHAVE_ISAL -o "$out/fuzz_gzip_small_isal" \
+	    "$here/fuzz_gzip.c" "$out/reader_small.c" $LIBS -lisal
+	$CC $CFLAGS -DHAVE_ISAL -o "$out/fuzz_analysis_small_isal" \
+	    "$here/fuzz_analysis.c" $engine "$out/reader_small.c" $LIBS -lisal
+fi
