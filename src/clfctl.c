@@ -1181,13 +1181,51 @@ add_items(json_t *arr, const char *s, int num)
 
 	if ((copy = strdup(s)) == NULL)
 		return -1;
-	for (tok = strtok_r(copy, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save))
+	/* "2xx, 3xx": white space around an item is no part of it */
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save))
 		if (json_array_append_new(arr, num ? int_or_string(tok) :
 		    json_string(tok)) == -1)
 			rc = -1;
 	free(copy);
 	return rc;
+}
+
+/* A --since/--until value as UTC seconds; -1 when it is not one clfctl reads. */
+static int
+time_value(const json_t *v, long long *t)
+{
+	struct tm	 tm;
+	const char	*s, *end;
+
+	if (json_is_integer(v)) {
+		*t = json_integer_value(v);
+		return 0;
+	}
+	if ((s = json_string_value(v)) == NULL)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+	    *end != '\0')
+		return -1;
+	*t = (long long)timegm(&tm);
+	return 0;
+}
+
+/* --since later than --until: a usage error (-1), as it counts nothing. */
+static int
+since_later(const json_t *filter)
+{
+	const json_t	*a, *b;
+	long long	 since, until;
+
+	if (filter == NULL || (a = json_object_get(filter, "since")) == NULL ||
+	    (b = json_object_get(filter, "until")) == NULL ||
+	    time_value(a, &since) == -1 || time_value(b, &until) == -1 ||
+	    since <= until)
+		return 0;
+	usage_error("--since is later than --until: nothing can be counted");
+	return -1;
 }
 
 /* The -o argument: json, compact, tsv or table; -1 for anything else. */
@@ -1350,8 +1388,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			top = strtoll(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || errno != 0 ||
 			    top < 0) {
-				usage_error("--top: not a count from 0 to %lld: %s",
-				    LLONG_MAX, optarg);
+				usage_error("--top: a number of paths, 0 for "
+				    "all, not %s", optarg);
 				goto out;
 			}
 			json_object_set_new(req, "top", json_integer(top));
@@ -1388,6 +1426,8 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			break;
 		}
 	}
+	if (since_later(filter) == -1)
+		goto out;
 	if (noxdef && names == NULL)
 		json_object_set_new(filter, "exclude_names", json_array());
 	if (noxdef && exts == NULL)

@@ -248,6 +248,19 @@ def main():
              "more patterns than patterns_max: a hint that the shell expanded a glob",
              r.stderr)
 
+        # item 7 (part): filters checked by clfctl, usage status 2
+        r = clfctl(["submit", "--since", "2024-03-02T00:00:00Z", "--until", "1709251200", good],
+                   s)
+        t.ok(r.returncode == 2 and "--since is later than --until" in r.stderr,
+             "--since later than --until: a usage error, exit 2", (r.returncode, r.stderr))
+        r = clfctl(["submit", "-o", "compact", "--status", "2xx, 3xx", good], s)
+        t.ok(r.returncode == 0 and load(r).get("filter", {}).get("status") == ["2xx", "3xx"] and
+             load(r)["totals"]["counted"] == 50, "--status '2xx, 3xx': spaces accepted",
+             (r.returncode, r.stderr))
+        r = clfctl(["submit", "--top", "-1", good], s)
+        t.ok(r.returncode == 2 and "--top: a number of paths, 0 for all, not -1" in r.stderr,
+             "--top -1: the range in plain words", r.stderr)
+
         # item 10: --help, and the closest option to a misspelt one
         for args in (["--help"], ["submit", "--help"], ["list", "--help"]):
             r = clfctl(args)

@@ -50,7 +50,8 @@ def main():
                 clfdtest.CLFD, "-w", "2", "-s", sock]
         log = open(os.path.join(tmp, "clfd.log"), "wb")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log)
+                                stderr=log, env=dict(os.environ, XDG_CACHE_HOME=os.path.join(
+                                    tmp, "cache")))
 
         def ready():
             if proc.poll() is not None:
@@ -81,6 +82,13 @@ def main():
         t.ok(files.get("corrupt.log.gz", {}).get("partial") is True,
              "corrupt gzip is partial")
         t.ok(files.get("fifo.log", {}).get("error") is not None, "fifo refused")
+        # the same again: answered from the cache
+        r = c.request({"op": "submit", "patterns": [data + "/*", data + "/gen/*.gz"],
+                       "filter": {"under": "/book"}, "wait": True})
+        ev2 = c.recv()
+        t.ok(ev2 is not None and ev2.get("counts") == ev.get("counts") and
+             any(f.get("cache") == "hit" for f in ev2.get("files", [])),
+             "the same job again: hits, the same counts")
         for op in ({"op": "status", "job": job}, {"op": "result", "job": job},
                    {"op": "list"}, {"op": "stats"}, {"op": "cancel", "job": job},
                    {"op": "nope"}):
