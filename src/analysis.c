@@ -145,7 +145,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		goto out;
 	}
 	/* The digest of the decompressed content: what open read, then on. */
-	if ((o->digest || plan.hash_only) && plan.off == 0) {
+	if ((o->digest || plan.digest || plan.hash_only) && plan.off == 0) {
 		if ((hs = XXH3_createState()) == NULL ||
 		    XXH3_64bits_reset(hs) == XXH_ERROR) {
 			snprintf(st->error, sizeof st->error, "out of memory");

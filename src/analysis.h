@@ -29,6 +29,7 @@ struct filter;
 struct analysis_plan {
 	uint64_t	off;
 	int		hash_only;
+	int		digest;		/* fill the identity's digest */
 };
 
 #define ANALYSIS_SERVED	1	/* opened() answered the file: nothing read */

@@ -477,6 +477,49 @@ cache_index_get(struct cache *c, uint64_t sdigest, uint32_t raw_low)
 	return cache_open(c, path);
 }
 
+int
+cache_rawsum_put(struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, uint64_t entry_sum, uint64_t rawsum)
+{
+	char		path[PATH_MAX], tmp[PATH_MAX + 32];
+	uint64_t	v[2] = { entry_sum, rawsum };
+	int		fd;
+
+	if (!c->ready || cache_name(c, path, sizeof path, sdigest, dev, ino,
+	    ".r") == -1)
+		return -1;
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	if (write(fd, v, sizeof v) != (ssize_t)sizeof v || close(fd) == -1 ||
+	    rename(tmp, path) == -1) {
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cache_rawsum_get(struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, uint64_t entry_sum, uint64_t *rawsum)
+{
+	char		path[PATH_MAX];
+	uint64_t	v[2];
+	ssize_t		n;
+	int		fd;
+
+	if (cache_name(c, path, sizeof path, sdigest, dev, ino, ".r") == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	n = read(fd, v, sizeof v);
+	close(fd);
+	if (n != (ssize_t)sizeof v || v[0] != entry_sum)
+		return -1;
+	*rawsum = v[1];
+	return 0;
+}
+
 void
 cache_take_counts(struct cache *c, uint64_t *stored, uint64_t *evicted)
 {

@@ -53,6 +53,18 @@ int		 cache_index_put(struct cache *, uint64_t sdigest,
 		    uint32_t raw_low, uint64_t dev, uint64_t ino);
 struct partial	*cache_index_get(struct cache *, uint64_t sdigest,
 		    uint32_t raw_low);
+/*
+ * A gzip file's entry's companion: the XXH3 of the file's compressed
+ * bytes, tied to the entry by the entry's checksum, so that a renamed
+ * gzip file is checked by hashing its bytes, not inflating them. get:
+ * 0 with the sum when the companion belongs to the entry, else -1.
+ */
+int		 cache_rawsum_put(struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, uint64_t entry_sum,
+		    uint64_t rawsum);
+int		 cache_rawsum_get(struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, uint64_t entry_sum,
+		    uint64_t *rawsum);
 /* Bytes stored and entries evicted since the last call. */
 void		 cache_take_counts(struct cache *, uint64_t *stored,
 		    uint64_t *evicted);

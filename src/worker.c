@@ -72,6 +72,8 @@ struct wcache {
 	struct partial		*entry;		/* the cached partial, or NULL */
 	int			 status;
 	int			 gzip;		/* the file as opened is gzip */
+	int			 have_raw;	/* rawsum computed */
+	uint64_t		 rawsum;	/* XXH3 of a gzip file's bytes */
 	struct source_id	 now;		/* the file as opened */
 };
 
@@ -351,6 +353,49 @@ worker_same_prefix(int fd, const struct source_id *e)
 	    XXH3_64bits(buf, (size_t)n) == e->fingerprint;
 }
 
+/* XXH3 of all the bytes of fd (no inflate); -1 when unreadable. */
+static int
+worker_rawsum(int fd, uint64_t size, uint64_t *sum)
+{
+	XXH3_state_t	*hs;
+	char		 buf[65536];
+	uint64_t	 off = 0;
+	ssize_t		 n;
+	int		 rc = -1;
+
+	if ((hs = XXH3_createState()) == NULL || XXH3_64bits_reset(hs) ==
+	    XXH_ERROR)
+		goto out;
+	while (off < size) {
+		n = pread(fd, buf, sizeof buf, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto out;
+		(void)XXH3_64bits_update(hs, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (off != size)
+		goto out;
+	*sum = XXH3_64bits_digest(hs);
+	rc = 0;
+out:
+	XXH3_freeState(hs);
+	return rc;
+}
+
+/* The checksum of a partial: its last 8 bytes, little-endian. */
+static uint64_t
+worker_partial_sum(const uint8_t *end)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | end[i - 8];
+	return v;
+}
+
 /*
  * An entry of the same content under another inode (a copy, a rotated
  * file, compressed or not), found by the content index: the decompressed
@@ -400,9 +445,15 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 	struct wcache			*wc = arg;
 	const struct partial_source	*s;
 	const struct source_id		*e;
+	uint64_t			 raw;
 
 	worker_stat_id(st, &wc->now);
 	wc->gzip = gzip;
+	/*
+	 * The content digest of a plain file (a gzip file has the sum of its
+	 * bytes instead: one inflate pass less on a miss).
+	 */
+	plan->digest = !gzip;
 	wc->status = STATS_CACHE_MISS;
 	if (wc->entry != NULL) {
 		/* (the second open, after a hash pass that did not match) */
@@ -432,6 +483,19 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 			wc->status = STATS_CACHE_HIT;
 			return ANALYSIS_SERVED;
 		}
+		/* A gzip file's own bytes, hashed, stand for its content. */
+		if (gzip && worker_rawsum(fd, wc->now.size, &raw) == 0) {
+			if (cache_rawsum_get(wc->w->cache, wc->sdigest,
+			    wc->now.dev, wc->now.ino, worker_partial_sum(
+			    wc->entry->base + wc->entry->size), &wc->rawsum) ==
+			    0 && raw == wc->rawsum) {
+				wc->have_raw = 1;
+				wc->status = STATS_CACHE_CONTENT;
+				return ANALYSIS_SERVED;
+			}
+			wc->rawsum = raw;
+			wc->have_raw = 1;
+		}
 		if (e->digest != 0) {
 			wc->status = STATS_CACHE_CONTENT;
 			plan->hash_only = 1;
@@ -452,6 +516,10 @@ content:
 		plan->hash_only = 1;
 		plan->off = 0;
 	}
+	/* (a gzip file read whole: its bytes' sum goes with its entry) */
+	if (gzip && !wc->have_raw && worker_rawsum(fd, wc->now.size,
+	    &wc->rawsum) == 0)
+		wc->have_raw = 1;
 	return 0;
 }
 
@@ -501,6 +569,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	uint8_t				*msg = NULL;
 	size_t				 mlen;
 	char				 err[256], *settings;
+	uint8_t				 sumb[8];
 	int				 rc = -1, a, pfd = -1, store;
 
 	memset(&r, 0, sizeof r);
@@ -521,7 +590,6 @@ worker_task(struct worker *w, const struct proto_task *t)
 		wc.sdigest = partial_digest(settings, strlen(settings));
 		opts.opened = worker_cache_opened;
 		opts.arg = &wc;
-		opts.digest = 1;
 	}
 	if ((opts.fmt = logformat_cache_get(w->formats, t->format, err,
 	    sizeof err)) == NULL ||
@@ -564,9 +632,15 @@ worker_task(struct worker *w, const struct proto_task *t)
 	/* Every file gets a partial, a failed one too: it lists the file. */
 	if (worker_write_partial(w, t, settings, wc.entry, &r, store ? &pfd :
 	    NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
-	    r.id.dev, r.id.ino, pfd) == 0 && r.id.digest != 0)
-		(void)cache_index_put(w->cache, wc.sdigest,
-		    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
+	    r.id.dev, r.id.ino, pfd) == 0) {
+		if (r.id.digest != 0)
+			(void)cache_index_put(w->cache, wc.sdigest,
+			    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
+		if (wc.have_raw && r.size >= 8 && pread(pfd, sumb, 8,
+		    (off_t)r.size - 8) == 8)
+			(void)cache_rawsum_put(w->cache, wc.sdigest, r.id.dev,
+			    r.id.ino, worker_partial_sum(sumb + 8), wc.rawsum);
+	}
 	if (pfd != -1)
 		close(pfd);
 	if (w->cache != NULL)

@@ -44,7 +44,7 @@ def entries(d):
     sub = os.path.join(d.dir, "cache", "clfd", "v1")
     try:
         return sorted(os.path.join(sub, n) for n in os.listdir(sub)
-                      if not n.startswith("i") and not n.endswith(".tmp"))
+                      if not n.startswith("i") and not n.endswith((".tmp", ".r")))
     except FileNotFoundError:
         return []
 
@@ -105,6 +105,24 @@ def main():
         t.eq(ev.get("counts"), clfdtest.seed_ref(files), "rename: counts")
         t.ok(st.get(moved) in ("hit", "content"), "rename: served from the cache",
              st)
+        # the rename again, its entry's bytes damaged after the first:
+        # whatever is left beside it, never wrong counts
+        os.rename(moved, moved + ".gz")
+        ev, st = run(d, pat)
+        t.ok(ev.get("counts") == clfdtest.seed_ref(sorted(gz[1:] + [moved + ".gz"])) and
+             st.get(moved + ".gz") in ("hit", "content"), "renamed twice: served, exact", st)
+        os.rename(moved + ".gz", moved)
+        e = entry_of(d, moved)
+        with open(e, "r+b") as f:
+            f.seek(40)
+            b = f.read(1)
+            f.seek(40)
+            f.write(bytes([b[0] ^ 1]))
+        os.rename(moved, moved + ".gz")
+        ev, st = run(d, pat)
+        t.ok(ev.get("counts") == clfdtest.seed_ref(sorted(gz[1:] + [moved + ".gz"])),
+             "renamed with its entry damaged: exact", st)
+        os.rename(moved + ".gz", moved)
         os.rename(moved, gz[0])
 
         # -- growth of a plain file, a last line without newline
