@@ -19,7 +19,9 @@ def main():
     try:
         big = clfdtest.gen_logs(os.path.join(tmp, "big"), 2000, 40, seed=51, plain=True)
         small = clfdtest.gen_logs(os.path.join(tmp, "small"), 2, 2000, seed=52)
-        d = clfdtest.Daemon(workers=2)
+        # 200 clients of one uid at once: room for all of them under the
+        # per-user limit (jobs_per_user is daemon_hostile2's to test)
+        d = clfdtest.Daemon(workers=2, config={"jobs_per_user": 256})
 
         # fairness
         c = d.client(timeout=300)
