@@ -40,13 +40,21 @@ clfd_build() {
 		key=$(printf '%s' "$top" | cksum | cut -d' ' -f1)
 		build="$cache/build-$key"
 		if [ ! -x "$build/clfd" ] || [ ! -x "$build/clfctl" ] ||
+		    [ "$top/configure.ac" -nt "$build/clfd" ] ||
 		    [ -n "$(find "$top/src" "$top/Makefile.am" "$top/configure.ac" \
 		        -newer "$build/clfd" \( -name '*.[ch]' -o -name '*.am' -o -name '*.ac' \) |
 		        head -1)" ]; then
 			echo "== optimised build of $top in $build"
-			[ -x "$top/configure" ] || (cd "$top" && ./autogen.sh >/dev/null)
+			# configure again when configure.ac changed (a library
+			# found or not changes what is built: ISA-L, say)
+			if [ ! -x "$top/configure" ] ||
+			    [ "$top/configure.ac" -nt "$top/configure" ]; then
+				(cd "$top" && ./autogen.sh >/dev/null)
+			fi
 			mkdir -p "$build"
-			(cd "$build" && { [ -f Makefile ] || "$top/configure"; } &&
+			(cd "$build" && { { [ -f Makefile ] &&
+				[ ! "$top/configure" -nt config.status ]; } ||
+				"$top/configure"; } &&
 				make -j2 clfd clfctl) >"$build/build.log" 2>&1 ||
 				{ tail -20 "$build/build.log" >&2; die "build failed, see $build/build.log"; }
 		fi
