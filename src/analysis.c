@@ -317,3 +317,20 @@ analysis_stats_json(const char *path, const struct file_stats *st)
 	}
 	return j;
 }
+
+void
+analysis_stats_add(struct file_stats *a, const struct file_stats *b)
+{
+	a->bytes += b->bytes;
+	a->raw_bytes += b->raw_bytes;
+	a->lines += b->lines;
+	a->matched += b->matched;
+	a->malformed += b->malformed;
+	a->filtered += b->filtered;
+	a->counted += b->counted;
+	a->not_request += b->not_request;
+	if (a->sample_len == 0) {
+		a->sample_len = b->sample_len;
+		memcpy(a->sample, b->sample, sizeof a->sample);
+	}
+}

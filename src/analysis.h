@@ -127,6 +127,13 @@ int	 analysis_file(const char *path, const struct analysis_opts *,
 	    struct counts *out, struct file_stats *st, struct source_id *id);
 
 /*
+ * Add the counters of b (another byte range of the same file) to a: the
+ * line counts and the first malformed example; flags and error are the
+ * caller's to combine.
+ */
+void	 analysis_stats_add(struct file_stats *a, const struct file_stats *b);
+
+/*
  * The per-file entry of a result: path, bytes, lines, ..., error, partial,
  * then not_request and malformed_example (the first STATS_SAMPLE bytes of
  * the first malformed line, or null), and cache when the flags carry a

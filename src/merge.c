@@ -387,19 +387,13 @@ merge_input_of(struct partial *const *in, size_t n, size_t k)
 	return SIZE_MAX;
 }
 
-/* Add a range's statistics to its file's. */
+/* Add a range's statistics to its file's: counts, flags, first error. */
 static void
 stats_add(struct file_stats *a, const struct file_stats *b)
 {
 	uint32_t	ca, cb;
 
-	a->bytes += b->bytes;
-	a->raw_bytes += b->raw_bytes;
-	a->lines += b->lines;
-	a->matched += b->matched;
-	a->malformed += b->malformed;
-	a->filtered += b->filtered;
-	a->counted += b->counted;
+	analysis_stats_add(a, b);
 	ca = STATS_CACHE(a->flags);
 	cb = STATS_CACHE(b->flags);
 	a->flags |= b->flags;
@@ -408,11 +402,6 @@ stats_add(struct file_stats *a, const struct file_stats *b)
 	    cb : ca);
 	if (a->error[0] == '\0')
 		memcpy(a->error, b->error, sizeof a->error);
-	a->not_request += b->not_request;
-	if (a->sample_len == 0) {
-		a->sample_len = b->sample_len;
-		memcpy(a->sample, b->sample, sizeof a->sample);
-	}
 }
 
 /* The per-file entries, totals and counts of a final result. */

@@ -189,24 +189,6 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 	return f;
 }
 
-/* The statistics of two ranges of one file, added. */
-static void
-worker_stats_add(struct file_stats *a, const struct file_stats *b)
-{
-	a->bytes += b->bytes;
-	a->raw_bytes += b->raw_bytes;
-	a->lines += b->lines;
-	a->matched += b->matched;
-	a->malformed += b->malformed;
-	a->filtered += b->filtered;
-	a->counted += b->counted;
-	a->not_request += b->not_request;
-	if (a->sample_len == 0) {
-		a->sample_len = b->sample_len;
-		memcpy(a->sample, b->sample, sizeof a->sample);
-	}
-}
-
 /*
  * Write the task's counts, merged with base's keys when base is not NULL
  * (a cached partial: served, or resumed), as a partial, to a temporary
@@ -546,7 +528,7 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 	r->id.fingerprint = s->id.fingerprint;
 	r->id.digest = s->id.digest;
 	if (wc->status == STATS_CACHE_RESUMED) {
-		worker_stats_add(&r->st, &more);
+		analysis_stats_add(&r->st, &more);
 		r->id.end = id.end;
 		r->id.fingerprint = id.fingerprint;
 		r->id.digest = 0;	/* (the new bytes only were read) */
