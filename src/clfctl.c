@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "paths.h"
 #include "suggest.h"
+#include "timearg.h"
 
 #include <jansson.h>
 
@@ -103,6 +104,8 @@ usage_text(FILE *f)
 "         [--count-root] [--literal]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [--no-cache] [-o json|compact|tsv|table] PATTERN...\n"
+"         T: '2024-03-01 [10:20[:30]]' local time, ...Z or ...+02:00,\n"
+"            @EPOCH, -1h, -30min, +2d, now, today, yesterday, tomorrow\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
 "         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
 "  merge [--top N] [-o json|compact|tsv|table] PARTIAL... (partials: a result)\n"
@@ -1191,7 +1194,7 @@ add_items(json_t *arr, const char *s, int num)
 	return rc;
 }
 
-/* A --since/--until value as UTC seconds; -1 when it is not one clfctl reads. */
+/* A --since/--until value as sent (seconds or "...Z") as UTC seconds, or -1. */
 static int
 time_value(const json_t *v, long long *t)
 {
@@ -1210,6 +1213,31 @@ time_value(const json_t *v, long long *t)
 		return -1;
 	*t = (long long)timegm(&tm);
 	return 0;
+}
+
+/*
+ * A --since/--until argument as the daemon takes it: digits as they are
+ * (UTC seconds), any other form timearg_parse() reads as a UTC timestamp
+ * (or seconds, before 1970 or after 9999). NULL when it reads none.
+ */
+static json_t *
+time_json(const char *s, time_t now)
+{
+	struct tm	 tm;
+	time_t		 tt;
+	int64_t		 t;
+	char		 buf[32];
+
+	if (timearg_parse(s, now, &t) == -1)
+		return NULL;
+	if (strspn(s, "0123456789") == strlen(s))
+		return json_integer((json_int_t)t);
+	tt = (time_t)t;
+	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year < 70 ||
+	    tm.tm_year > 9999 - 1900 || strftime(buf, sizeof buf,
+	    "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return json_integer((json_int_t)t);
+	return json_string(buf);
 }
 
 /* --since later than --until: a usage error (-1), as it counts nothing. */
@@ -1285,10 +1313,11 @@ static int
 parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
     json_t *req, json_t *filter)
 {
-	json_t		*names = NULL, *exts = NULL, *arr;
+	json_t		*names = NULL, *exts = NULL, *arr, *v;
 	const char	*key;
 	char		*end;
 	long long	 top;
+	time_t		 now = time(NULL);
 	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
@@ -1336,12 +1365,21 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			}
 			break;
 		case OPT_UNDER:
+			json_object_set_new(filter, "under",
+			    json_string(optarg));
+			break;
 		case OPT_SINCE:
 		case OPT_UNTIL:
-			key = ch == OPT_UNDER ? "under" : ch == OPT_SINCE ?
-			    "since" : "until";
-			json_object_set_new(filter, key, ch == OPT_UNDER ?
-			    json_string(optarg) : int_or_string(optarg));
+			key = ch == OPT_SINCE ? "since" : "until";
+			if ((v = time_json(optarg, now)) == NULL) {
+				usage_error("--%s: not a time: \"%s\" (try "
+				    "2024-03-01, '2024-03-01 10:00', "
+				    "'...Z' or '...+02:00' for UTC or an "
+				    "offset, @EPOCH, -1h, now, today, "
+				    "yesterday; see clfctl(1))", key, optarg);
+				goto out;
+			}
+			json_object_set_new(filter, key, v);
 			break;
 		case OPT_STATUS:
 		case OPT_METHOD:

@@ -3,11 +3,13 @@
 pattern unmatched is an error (exit 5), a file mostly malformed is warned
 about with an example line (exit 6), the homepage rule, refused filters.
 """
+import calendar
 import json
 import os
 import pty
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -253,6 +255,57 @@ def main():
                    s)
         t.ok(r.returncode == 2 and "--since is later than --until" in r.stderr,
              "--since later than --until: a usage error, exit 2", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--since", "tomorrow", "--until", "today", good], s)
+        t.ok(r.returncode == 2 and "--since is later than --until" in r.stderr,
+             "--since tomorrow --until today: a usage error, exit 2", (r.returncode, r.stderr))
+        # --since/--until take what journalctl takes; a time without a zone is
+        # local time (here TZ=EST+5, no DST); clfctl sends UTC to the daemon
+        est = clean_env(TZ="EST+5")
+
+        def since(arg):
+            r = clfctl(["submit", "-o", "compact", "--since", arg, good], s, env=est)
+            return r.returncode, load(r).get("filter", {}).get("since"), r.stderr
+        for arg, want in (("2024-03-01", "2024-03-01T05:00:00Z"),
+                          ("2024-03-01 10:20", "2024-03-01T15:20:00Z"),
+                          ("2024-03-01T10:20:30", "2024-03-01T15:20:30Z"),
+                          ("2024-03-01T10:20:30Z", "2024-03-01T10:20:30Z"),
+                          ("2024-03-01 10:20:30 UTC", "2024-03-01T10:20:30Z"),
+                          ("2024-03-01T10:20:30+02:00", "2024-03-01T08:20:30Z"),
+                          ("2024-03-01 10:20:30 -0130", "2024-03-01T11:50:30Z"),
+                          ("2024-03-01 10:20:30.250Z", "2024-03-01T10:20:30Z"),
+                          ("@1709251200", "2024-03-01T00:00:00Z"),
+                          ("1709251200", 1709251200)):
+            rc, got, err = since(arg)
+            t.ok(rc == 0 and got == want, "--since %r: %r" % (arg, want), (rc, got, err))
+        for arg, delta in (("now", 0), ("-1h", -3600), ("-30min", -1800), ("+2d", 2 * 86400),
+                           ("-1h30min", -5400), ("1 week ago", -7 * 86400)):
+            t0 = int(time.time())
+            rc, got, err = since(arg)
+            t1 = int(time.time())
+            try:
+                v = calendar.timegm(time.strptime(got, "%Y-%m-%dT%H:%M:%SZ"))
+            except (TypeError, ValueError):
+                v = None
+            t.ok(rc == 0 and v is not None and t0 + delta <= v <= t1 + delta,
+                 "--since %r: now %+d s" % (arg, delta), (rc, got, err))
+        day = (int(time.time()) - 5 * 3600) // 86400 * 86400 + 5 * 3600   # EST midnight
+        for arg, k in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+            rc, got, err = since(arg)
+            want = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day + k * 86400))
+            t.ok(rc == 0 and got == want, "--since %s: local midnight" % arg, (rc, got, want,
+                                                                               err))
+        # the filter applies in local time: good.log's lines are 13:55:00..49 UTC
+        r = clfctl(["submit", "-o", "compact", "--since", "2024-10-10 08:55:40", "--until",
+                    "2024-10-10 08:55:45", good], s, env=est)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 5,
+             "--since/--until in local time: the 5 lines of [13:55:40, 13:55:45) UTC",
+             (r.returncode, r.stderr, load(r).get("totals")))
+        for bad in ("bogus", "2024-02-30", "24:00", "-1x", "@-5", "2024-03-01T"):
+            r = clfctl(["submit", "--until", bad, good], s)
+            t.ok(r.returncode == 2 and r.stdout == "" and
+                 ('--until: not a time: "%s"' % bad) in r.stderr,
+                 "--until %r: a usage error in clfctl's words, exit 2" % bad,
+                 (r.returncode, r.stderr))
         r = clfctl(["submit", "-o", "compact", "--status", "2xx, 3xx", good], s)
         t.ok(r.returncode == 0 and load(r).get("filter", {}).get("status") == ["2xx", "3xx"] and
              load(r)["totals"]["counted"] == 50, "--status '2xx, 3xx': spaces accepted",
