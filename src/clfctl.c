@@ -112,7 +112,8 @@ usage_text(FILE *f)
 "  wait [--progress|--no-progress] [-o json|compact|tsv|table] ID\n"
 "  result [-o json|compact|tsv|table] ID\n"
 "  (a result is a table on a terminal, JSON elsewhere)\n"
-"  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
+"  status [-o json|compact|tsv|table] [ID]\n"
+"  list [-o json|compact|tsv|table]    (on a terminal: a table)\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
 "  cache clear\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
@@ -791,6 +792,119 @@ print_table(json_t *res)
 	    fmt_count(e, sizeof e, json_integer_value(json_object_get(tot,
 	    "filtered"))), (long long)json_integer_value(json_object_get(tot,
 	    "distinct")));
+}
+
+/* A time from the daemon (UTC seconds) as local ISO 8601, else "-". */
+static const char *
+fmt_time(char *buf, size_t len, const json_t *v)
+{
+	struct tm	 tm;
+	time_t		 t;
+	char		 z[8];
+	size_t		 n;
+
+	if (!json_is_integer(v))
+		return "-";
+	t = (time_t)json_integer_value(v);
+	if (localtime_r(&t, &tm) == NULL || (n = strftime(buf, len,
+	    "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
+	    strftime(z, sizeof z, "%z", &tm) != 5)
+		return "-";
+	/* "+0100" as RFC 3339 has it, "+01:00" (as --since takes it too) */
+	snprintf(buf + n, len - n, "%.3s:%.2s", z, z + 3);
+	return buf;
+}
+
+/* A job's patterns, space-separated, control bytes as \xHH. */
+static void
+put_patterns(const json_t *job)
+{
+	json_t	*v;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(job, "patterns"), i, v) {
+		if (i > 0)
+			putchar(' ');
+		tsv_put(json_string_value(v) != NULL ? json_string_value(v) :
+		    "?");
+	}
+}
+
+/* The jobs of a list reply for a person: one line each, times local. */
+static void
+print_jobs_table(const json_t *jobs)
+{
+	json_t	*v;
+	char	 a[64], b[40];
+	size_t	 i;
+	int	 wid = 3, wfiles = 5, n;
+
+	if (json_array_size(jobs) == 0) {
+		printf("no jobs\n");
+		return;
+	}
+	json_array_foreach(jobs, i, v) {
+		n = snprintf(a, sizeof a, "%lld", (long long)
+		    json_integer_value(json_object_get(v, "job")));
+		wid = n > wid ? n : wid;
+		n = snprintf(a, sizeof a, "%lld/%lld", (long long)
+		    json_integer_value(json_object_get(v, "files_done")),
+		    (long long)json_integer_value(json_object_get(v,
+		    "files_total")));
+		wfiles = n > wfiles ? n : wfiles;
+	}
+	printf("%*s  %-9s  %*s  %-25s  PATTERNS\n", wid, "JOB", "STATE",
+	    wfiles, "FILES", "SUBMITTED");
+	json_array_foreach(jobs, i, v) {
+		snprintf(a, sizeof a, "%lld/%lld", (long long)
+		    json_integer_value(json_object_get(v, "files_done")),
+		    (long long)json_integer_value(json_object_get(v,
+		    "files_total")));
+		printf("%*lld  %-9s  %*s  %-25s  ", wid, (long long)
+		    json_integer_value(json_object_get(v, "job")),
+		    json_string_value(json_object_get(v, "state")), wfiles, a,
+		    fmt_time(b, sizeof b, json_object_get(v, "submitted")));
+		put_patterns(v);
+		putchar('\n');
+	}
+}
+
+/* One job's status for a person: a field a line, times local. */
+static void
+print_status_table(const json_t *st)
+{
+	char	a[40];
+
+	printf("job        %lld\n", (long long)json_integer_value(
+	    json_object_get(st, "job")));
+	printf("state      %s\n", json_string_value(json_object_get(st,
+	    "state")));
+	printf("files      %lld of %lld done, %lld failed\n",
+	    (long long)json_integer_value(json_object_get(st, "files_done")),
+	    (long long)json_integer_value(json_object_get(st, "files_total")),
+	    (long long)json_integer_value(json_object_get(st,
+	    "files_failed")));
+	printf("bytes      %s\n", fmt_count(a, sizeof a, json_integer_value(
+	    json_object_get(st, "bytes_done"))));
+	printf("submitted  %s\n", fmt_time(a, sizeof a, json_object_get(st,
+	    "submitted")));
+	printf("finished   %s\n", fmt_time(a, sizeof a, json_object_get(st,
+	    "finished")));
+	printf("patterns   ");
+	put_patterns(st);
+	putchar('\n');
+}
+
+/* A job of a list or status reply as a TSV line. */
+static void
+print_job_tsv(const json_t *v)
+{
+	printf("%lld\t%s\t%lld\t%lld\t%lld\n",
+	    (long long)json_integer_value(json_object_get(v, "job")),
+	    json_string_value(json_object_get(v, "state")),
+	    (long long)json_integer_value(json_object_get(v, "files_done")),
+	    (long long)json_integer_value(json_object_get(v, "files_total")),
+	    (long long)json_integer_value(json_object_get(v, "submitted")));
 }
 
 /* Print a JSON document in the chosen style. */
@@ -1759,8 +1873,9 @@ cmd_wait(int argc, char **argv, struct opts *o)
 
 /*
  * The simple one-request commands: result, status, list, cancel, stats,
- * ping. result prints the RESULT like submit; list (and status without an
- * ID) can print TSV: job, state, files done, files total, submitted.
+ * ping. result prints the RESULT like submit; status and list print a
+ * table on a terminal (times local, the jobs' patterns), JSON elsewhere,
+ * or TSV: job, state, files done, files total, submitted.
  */
 static int
 cmd_simple(int argc, char **argv, struct opts *o)
@@ -1771,7 +1886,7 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	const char	*cmd = argv[0];
 	json_int_t	 id = 0;
 	size_t		 i;
-	int		 rc, takes_id, list;
+	int		 rc, takes_id, list, jobs;
 
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
 		return rc;
@@ -1784,14 +1899,17 @@ cmd_simple(int argc, char **argv, struct opts *o)
 		return usage_error("%s: no arguments expected", cmd);
 	list = strcmp(cmd, "list") == 0 || (strcmp(cmd, "status") == 0 &&
 	    id == 0);
-	if (o->output == OUT_TSV && !list && strcmp(cmd, "result") != 0)
-		return usage_error("%s: -o tsv is for submit, wait, result "
-		    "and list", cmd);
-	if (o->output == OUT_TABLE && strcmp(cmd, "result") != 0)
-		return usage_error("%s: -o table is for submit, wait and "
-		    "result", cmd);
-	o->output = strcmp(cmd, "result") == 0 ? result_output(o->output) :
-	    o->output == OUT_AUTO ? OUT_JSON : o->output;
+	jobs = list || strcmp(cmd, "status") == 0;
+	if (o->output == OUT_TSV && !jobs && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o tsv is for submit, wait, result, "
+		    "status and list", cmd);
+	if (o->output == OUT_TABLE && !jobs && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o table is for submit, wait, result, "
+		    "status and list", cmd);
+	/* what a person reads: a table on a terminal, else JSON */
+	o->output = strcmp(cmd, "result") == 0 || jobs ?
+	    result_output(o->output) : o->output == OUT_AUTO ? OUT_JSON :
+	    o->output;
 	req = json_pack("{s:s}", "op", cmd);
 	if (id > 0)
 		json_object_set_new(req, "job", json_integer(id));
@@ -1826,15 +1944,14 @@ cmd_simple(int argc, char **argv, struct opts *o)
 		rc = print_result(rep, o->output);
 	else if (list && o->output == OUT_TSV) {
 		json_array_foreach(json_object_get(rep, "jobs"), i, v)
-			printf("%lld\t%s\t%lld\t%lld\t%lld\n",
-			    (long long)json_integer_value(json_object_get(v,
-			    "job")), json_string_value(json_object_get(v,
-			    "state")), (long long)json_integer_value(
-			    json_object_get(v, "files_done")), (long long)
-			    json_integer_value(json_object_get(v,
-			    "files_total")), (long long)json_integer_value(
-			    json_object_get(v, "submitted")));
-	} else
+			print_job_tsv(v);
+	} else if (list && o->output == OUT_TABLE)
+		print_jobs_table(json_object_get(rep, "jobs"));
+	else if (jobs && o->output == OUT_TSV)
+		print_job_tsv(rep);
+	else if (jobs && o->output == OUT_TABLE)
+		print_status_table(rep);
+	else
 		print_json(rep, o->output);
 out:
 	json_decref(rep);

@@ -1335,9 +1335,9 @@ jq_status_json(const struct job *j, int full)
 		    json_integer((json_int_t)j->bytes_done));
 	}
 	json_object_set_new(o, "submitted", json_integer(j->submitted));
-	if (full)
-		json_object_set_new(o, "finished", jq_has_result(j) ?
-		    json_integer(j->finished) : json_null());
+	json_object_set_new(o, "finished", jq_has_result(j) ?
+	    json_integer(j->finished) : json_null());
+	json_object_set(o, "patterns", j->patterns);
 	return o;
 }
 
