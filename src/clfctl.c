@@ -448,11 +448,23 @@ reply_error(json_t *msg)
 	return EXIT_REJECT;
 }
 
+/* The log of the autostarted clfd on path: clfd.log beside its socket. */
+static void
+autostart_log(const char *path, char *logf, size_t len)
+{
+	char	*slash;
+
+	snprintf(logf, len, "%s", path);
+	if ((slash = strrchr(logf, '/')) != NULL &&
+	    (size_t)(slash - logf) + sizeof "/clfd.log" <= len)
+		memcpy(slash + 1, "clfd.log", sizeof "clfd.log");
+}
+
 /* Start clfd on path, detached in its own session; its pid or -1. */
 static pid_t
-autostart_spawn(const char *path)
+autostart_spawn(const char *path, const char *logf)
 {
-	char	 exe[PATH_MAX], logf[PATH_MAX + 16], *slash;
+	char	 exe[PATH_MAX], *slash;
 	ssize_t	 n;
 	pid_t	 pid;
 	int	 fd;
@@ -466,10 +478,6 @@ autostart_spawn(const char *path)
 		if (access(exe, X_OK) == -1)
 			exe[0] = '\0';
 	}
-	/* A log of the autostarted daemon beside its socket, for trouble. */
-	snprintf(logf, sizeof logf, "%s", path);
-	if ((slash = strrchr(logf, '/')) != NULL)
-		memcpy(slash + 1, "clfd.log", sizeof "clfd.log");
 	fflush(NULL);
 	if ((pid = fork()) == -1) {
 		warnx_("fork: %s", strerror(errno));
@@ -512,14 +520,16 @@ now_ms(void)
 
 /*
  * Connect to a clfd that answers ping on path, trying until the deadline
- * (ms, monotonic). 0 with c connected, or -1.
+ * (ms, monotonic). The pid that answered (ours, or one that won a start
+ * race) with c connected, or -1.
  */
-static int
+static pid_t
 autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 {
 	struct timespec	 ts;
 	json_t		*req, *rep;
 	long		 delay = 10;
+	pid_t		 answered = -1;
 	int		 st, exited = 0, ok = 0;
 
 	req = json_pack("{s:s}", "op", "ping");
@@ -528,6 +538,9 @@ autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 			rep = conn_call(c, req, START_TIMEOUT);
 			ok = rep != NULL && json_is_true(json_object_get(rep,
 			    "ok"));
+			if (ok)
+				answered = (pid_t)json_integer_value(
+				    json_object_get(rep, "pid"));
 			json_decref(rep);
 			if (ok)
 				break;
@@ -545,7 +558,7 @@ autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 			delay *= 2;
 	}
 	json_decref(req);
-	return ok ? 0 : -1;
+	return ok ? answered : -1;
 }
 
 /*
@@ -586,9 +599,9 @@ static int
 connect_daemon(struct conn *c, const char *opt_socket)
 {
 	static char	 defpath[PATH_MAX];
-	char		 err[PATH_MAX + 128];
+	char		 err[PATH_MAX + 128], logf[PATH_MAX + 16];
 	const char	*env = getenv("CLFD_SOCKET");
-	pid_t		 pid;
+	pid_t		 pid, up;
 	int		 saved, rc;
 
 	c->fd = -1;
@@ -619,13 +632,20 @@ connect_daemon(struct conn *c, const char *opt_socket)
 		warnx_("cannot start clfd: %s", err);
 		return EXIT_DOWN;
 	}
-	if ((pid = autostart_spawn(defpath)) == -1)
+	autostart_log(defpath, logf, sizeof logf);
+	if ((pid = autostart_spawn(defpath, logf)) == -1)
 		return EXIT_DOWN;
-	if (autostart_wait(c, defpath, pid, now_ms() + START_TIMEOUT) == -1) {
-		warnx_("started clfd (pid %ld) but it does not answer on %s "
-		    "(see clfd.log beside it)", (long)pid, defpath);
+	if ((up = autostart_wait(c, defpath, pid, now_ms() +
+	    START_TIMEOUT)) == -1) {
+		warnx_("started clfd pid %ld but it does not answer on %s "
+		    "(see %s)", (long)pid, defpath, logf);
 		return EXIT_DOWN;
 	}
+	/* (another clfctl's clfd may have won the race: it says nothing) */
+	if (up == pid)
+		warnx_("started clfd pid %ld on %s, log %s; it exits after "
+		    "%s s idle with no result kept", (long)pid, defpath, logf,
+		    IDLE_EXIT);
 	return 0;
 }
 
