@@ -1402,8 +1402,10 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
 		    (json_int_t)id, "state", "cancelled");
 	}
-	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)j->id,
-	    "state", job_state_names[j->state]);
+	/* Too late: the result is what it is (and a script should know). */
+	jq_seterr(err, "finished", "job %lld is already %s", (long long)j->id,
+	    job_state_names[j->state]);
+	return NULL;
 }
 
 void
