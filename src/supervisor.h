@@ -24,7 +24,10 @@ int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
 
 /* Hand pending tasks to idle workers. */
 void	supervisor_kick(void);
-/* Stop the workers running tasks of a cancelled job (they are replaced). */
+/*
+ * Stop the workers reading files of a cancelled job (they are replaced);
+ * its merges run on.
+ */
 void	supervisor_cancel_job(int64_t job);
 /*
  * The "workers" object of a stats reply for uid: which job and file a
