@@ -25,6 +25,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 
@@ -1538,7 +1539,7 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 	}
 	jq.pending -= j->ntasks - j->next;
 	j->next = j->ntasks;
-	supervisor_cancel_job(j->id);
+	pool_cancel_job(j->id);
 	jq_schedule(j);
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
 	    "state", "cancelled");
