@@ -856,7 +856,8 @@ sv_same(const char *a, const char *b)
 /*
  * SIGHUP: load the config file again; keep the old one when it is bad.
  * Workers take only worker_memory, task_timeout, walk_max,
- * refuse_hardlinks, cache_dir and cache_max from the config when they
+ * refuse_hardlinks, cache_dir, cache_max and inflate_ahead from the
+ * config when they
  * start (the rest comes with
  * each task), so they are replaced only when one of those changed.
  * READY=1 follows once the workers are back.
@@ -894,6 +895,7 @@ sv_reload(void)
 	    c->walk_max != sv.cfg->walk_max ||
 	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks ||
 	    c->cache_max != sv.cfg->cache_max ||
+	    c->inflate_ahead != sv.cfg->inflate_ahead ||
 	    !sv_same(c->cache_dir, sv.cfg->cache_dir);
 	jobqueue_set_config(c);
 	control_set_config(c);
