@@ -1052,7 +1052,9 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	sv_check_deadlines(now);
 	if (sv.idle_secs <= 0)
 		return;
-	if (jobqueue_active() > 0 || control_clients() > 0) {
+	/* Kept results count as work: a client may come back for them. */
+	if (jobqueue_active() > 0 || jobqueue_kept() > 0 ||
+	    control_clients() > 0) {
 		sv.idle_since = 0;
 		return;
 	}
@@ -1258,6 +1260,29 @@ sv_spool_remove(void)
 	sv.spool[0] = '\0';
 }
 
+/*
+ * Where job ids go on from one daemon to the next on a socket: systemd's
+ * StateDirectory= when there is one (the service's socket is in a
+ * directory it may not write), else "SOCKET.jobid" beside the socket.
+ */
+static void
+sv_ids(const char *socket_path)
+{
+	const char	*state = getenv("STATE_DIRECTORY");
+	char		 file[PATH_MAX];
+	int		 n;
+
+	if (state != NULL && *state == '/')
+		n = snprintf(file, sizeof file, "%.*s/jobid",
+		    (int)strcspn(state, ":"), state);
+	else
+		n = snprintf(file, sizeof file, "%s.jobid", socket_path);
+	if (n > 0 && (size_t)n < sizeof file)
+		jobqueue_ids(file);
+	else
+		log_warnx("job ids: path too long; ids start from 1");
+}
+
 int
 supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
@@ -1305,6 +1330,7 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 	if (sv_spool_make() == -1)
 		goto out;
 	jobqueue_init(sv.base, cfg, sv.spool);
+	sv_ids(path);
 	if ((sv.xslot = slot_new(-1)) == NULL)
 		fatalx("out of memory");
 	sv.xslot->respawn = 1;

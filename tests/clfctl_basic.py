@@ -218,8 +218,9 @@ def main():
              "result of no such job: exit 4 not_found", r.stderr)
         r = clfctl(["wait", "987654"], s)
         t.ok(r.returncode == 4 and "not_found" in r.stderr, "wait no such job: exit 4")
-        r = clfctl(["submit", "--since", "yesterday", "/x"], s)
-        t.ok(r.returncode == 4 and "bad_field" in r.stderr, "bad --since: exit 4", r.stderr)
+        r = clfctl(["submit", "--since", "last tuesday", "/x"], s)
+        t.ok(r.returncode == 2 and '--since: not a time: "last tuesday"' in r.stderr,
+             "bad --since: clfctl's usage error, exit 2", r.stderr)
 
         # exit 1: file errors (a directory and a corrupt gzip), the rest counted
         bad = os.path.join(tmp, "bad")
