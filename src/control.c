@@ -18,6 +18,7 @@
 #include "jobqueue.h"
 #include "log.h"
 #include "paths.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 #include "systemd.h"
@@ -729,7 +730,7 @@ op_submit(struct client *c, const json_t *req)
 		return;
 	}
 	/* Only now: a failed hand-over calls client_submitted at once. */
-	supervisor_kick();
+	pool_kick();
 }
 
 static void
@@ -810,7 +811,7 @@ op_stats(struct client *c, const json_t *req)
 	(void)req;
 	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
 	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
-	    supervisor_uptime(), "workers", supervisor_workers_json(c->uid));
+	    supervisor_uptime(), "workers", pool_workers_json(c->uid));
 	if (r != NULL) {
 		jobqueue_stats(r);
 		json_object_set_new(r, "connections",

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 
@@ -1483,7 +1484,7 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 		jq_set_state(j, JOB_CANCELLED);
 		id = j->id;
 		jobqueue_finish(j, NULL, NULL);
-		supervisor_cancel_job(id);
+		pool_cancel_job(id);
 		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
 		    (json_int_t)id, "state", "cancelled");
 	}

@@ -57,7 +57,7 @@ void	 jobqueue_free(void);
  * error (limit: too many files; internal: the expansion failed;
  * shutting_down). The job has no id, and is in no list, until then.
  * It does not start the expansion: the caller stores the job, then calls
- * supervisor_kick(), whose failing to hand the expansion to a worker may
+ * pool_kick(), whose failing to hand the expansion to a worker may
  * already call cb (and free the job).
  */
 typedef void	(*jobqueue_submit_cb)(int64_t id, size_t files_total,
