@@ -152,7 +152,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 			st->flags |= STATS_FAILED;
 			goto out;
 		}
-		(void)XXH3_64bits_update(hs, r.buf + r.start, r.end - r.start);
+		(void)XXH3_64bits_update(hs, r.o.buf + r.o.start,
+		    r.o.end - r.o.start);
 		r.hash = hs;
 	}
 	if (plan.hash_only) {
@@ -250,6 +251,7 @@ end:
 	}
 	ret = 0;
 out:
+	reader_join(&r);
 	st->bytes = r.bytes - plan.off;
 	st->raw_bytes = r.raw_bytes - plan.off;
 	if (id != NULL && r.st.st_mode != 0) {

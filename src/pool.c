@@ -814,9 +814,10 @@ pool_nworkers(void)
 
 /*
  * Workers take only worker_memory, task_timeout, walk_max,
- * refuse_hardlinks, cache_dir and cache_max from the config when they
- * start (the rest comes with each task), so they are replaced only when
- * one of those changed: once idle, busy ones after their task.
+ * refuse_hardlinks, cache_dir, cache_max and inflate_ahead from the
+ * config when they start (the rest comes with each task), so they are
+ * replaced only when one of those changed: once idle, busy ones after
+ * their task.
  */
 int
 pool_set_config(const struct config *c)
@@ -828,6 +829,7 @@ pool_set_config(const struct config *c)
 	    c->walk_max != sv.cfg->walk_max ||
 	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks ||
 	    c->cache_max != sv.cfg->cache_max ||
+	    c->inflate_ahead != sv.cfg->inflate_ahead ||
 	    !sv_same(c->cache_dir, sv.cfg->cache_dir);
 	sv.cfg = c;
 	for (i = 0; replace && i < sv.nslots; i++) {
@@ -852,8 +854,10 @@ pool_cancel_job(int64_t job)
 
 	for (i = 0; i < sv.nslots; i++) {
 		s = sv.slots[i];
+		/* (a merge holds files done: it runs to its end) */
 		if (s->state != SLOT_BUSY || s->task == NULL ||
-		    jobqueue_task_job(s->task) != job)
+		    jobqueue_task_job(s->task) != job ||
+		    jobqueue_task_kind(s->task) == JQ_TASK_MERGE)
 			continue;
 		log_debug("%s (pid %ld): job %lld cancelled, stopping it",
 		    s->name, (long)s->pid, (long long)job);
