@@ -903,6 +903,7 @@ static ssize_t
 reader_fill(struct reader *r)
 {
 	ssize_t	 n;
+	size_t	 want;
 
 	if (r->error[0] != '\0')
 		return -1;
@@ -914,7 +915,14 @@ reader_fill(struct reader *r)
 		return reader_inflate(r);
 	if (r->in_eof)
 		return 0;
-	if ((n = reader_read(r->fd, r->buf + r->end, r->cap - r->end)) == -1) {
+	want = r->cap - r->end;
+	if (r->ranged && r->limit - r->bytes < want)
+		want = (size_t)(r->limit - r->bytes);
+	if (want == 0) {
+		r->in_eof = 1;
+		return 0;
+	}
+	if ((n = reader_read(r->fd, r->buf + r->end, want)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
 		return -1;
@@ -946,6 +954,30 @@ reader_seek(struct reader *r, uint64_t off)
 }
 
 int
+reader_range(struct reader *r, uint64_t a, uint64_t b, uint64_t z)
+{
+	if (r->gzip || a >= b || b > z || z > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* From a - 1: its newline, if it is one, says a starts a line. */
+	if (reader_seek(r, a > 0 ? a - 1 : 0) == -1)
+		return -1;
+	r->ranged = 1;
+	r->align = a > 0;
+	r->stop = b;
+	r->limit = z;
+	r->first = a;
+	return 0;
+}
+
+uint64_t
+reader_tell(const struct reader *r)
+{
+	return r->raw_bytes - (r->end - r->start);
+}
+
+int
 reader_next(struct reader *r, const char **line, size_t *len)
 {
 	char	*p, *nl;
@@ -954,6 +986,27 @@ reader_next(struct reader *r, const char **line, size_t *len)
 	for (;;) {
 		p = r->buf + r->start;
 		n = r->end - r->start;
+		if (r->align) {
+			/* A range's first bytes, up to its first line start. */
+			if ((nl = memchr(p, '\n', n)) != NULL) {
+				r->start = (size_t)(nl + 1 - r->buf);
+				r->align = 0;
+				r->first = reader_tell(r);
+				continue;
+			}
+			r->start = r->end = 0;
+			if (r->out_eof || reader_fill(r) <= 0) {
+				r->out_eof = 1;
+				r->align = 0;
+				r->first = reader_tell(r);
+			}
+			continue;
+		}
+		if (r->ranged && !r->skipping && r->error[0] == '\0' &&
+		    (r->stopped || reader_tell(r) >= r->stop)) {
+			r->stopped = 1;
+			return READER_END;
+		}
 		if (r->skipping) {
 			if ((nl = memchr(p, '\n', n)) != NULL) {
 				r->start = (size_t)(nl + 1 - r->buf);
