@@ -968,10 +968,11 @@ jq_submit_made(struct job *j)
 	jq_active(j, 1);
 	jq.submitted++;
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
-	    "%zu file%s, %zu unmatched%s", (long long)j->id,
+	    "%zu file%s (%zu task%s), %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
-	    j->nfiles == 1 ? "" : "s", json_array_size(j->unmatched),
+	    j->nfiles == 1 ? "" : "s", j->ntasks, j->ntasks == 1 ? "" : "s",
+	    json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */

@@ -995,6 +995,17 @@ reader_next(struct reader *r, const char **line, size_t *len)
 				continue;
 			}
 			r->start = r->end = 0;
+			/*
+			 * No newline before b - 1: no line starts in the
+			 * range (and a long line is not read to its end by
+			 * every range it crosses).
+			 */
+			if (r->raw_bytes >= r->stop) {
+				r->align = 0;
+				r->stopped = 1;
+				r->first = reader_tell(r);
+				continue;
+			}
 			if (r->out_eof || reader_fill(r) <= 0) {
 				r->out_eof = 1;
 				r->align = 0;
