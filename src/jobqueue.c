@@ -25,13 +25,16 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 
 #include <sys/queue.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +51,7 @@
 #define JQ_FANIN		8	/* partials a merge waits for, files going */
 #define JQ_FANIN_MAX		64	/* partials one merge takes at most */
 #define JQ_RANGES_MAX		1024	/* tasks one big file is split into */
+#define JQ_ID_BLOCK		100	/* job ids reserved in the id file at once */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED,
     JOB_EXPANDING };
@@ -201,6 +205,9 @@ static struct {
 	TAILQ_HEAD(, jq_user)	 urunq;		/* users with pending tasks */
 	struct jobq		 kept;
 	int64_t			 next_id;
+	int64_t			 id_reserved;	/* the id file's number */
+	char			*id_path;	/* the id file, or NULL */
+	int			 id_warned;
 	size_t			 active;	/* expanding, queued or running */
 	int			 stopping;
 	size_t			 kept_bytes;	/* heap of kept jobs */
@@ -631,6 +638,82 @@ jobqueue_init(struct event_base *base, const struct config *cfg,
 }
 
 void
+jobqueue_ids(const char *path)
+{
+	struct stat	 st;
+	char		 buf[32], *end;
+	long long	 v;
+	ssize_t		 n;
+	int		 fd;
+
+	free(jq.id_path);
+	if ((jq.id_path = strdup(path)) == NULL)
+		fatalx("out of memory");
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("job ids: %s", path);
+		return;
+	}
+	n = -1;
+	/* Only a file of ours: another user's could make us repeat ids. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid())
+		n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		errno = 0;
+		v = strtoll(buf, &end, 10);
+		if (errno == 0 && v > 0 && v < INT64_MAX / 2 &&
+		    (*end == '\n' || *end == '\0')) {
+			jq.next_id = jq.id_reserved = v;
+			log_debug("job ids: from %lld (%s)", v, path);
+			return;
+		}
+	}
+	log_warnx("job ids: %s: not a job id file of ours; ids start from 1",
+	    path);
+}
+
+/*
+ * Write to the id file that ids up to next_id + JQ_ID_BLOCK may be in
+ * use, atomically (a new file renamed over it). A failure is logged once:
+ * ids then go on, but a later daemon may give them out again.
+ */
+static void
+jq_ids_reserve(void)
+{
+	char		 tmp[PATH_MAX], buf[32];
+	int64_t		 v = jq.next_id + JQ_ID_BLOCK;
+	int		 fd, n, ok = 0;
+
+	jq.id_reserved = v;
+	if (jq.id_path == NULL)
+		return;
+	n = snprintf(buf, sizeof buf, "%lld\n", (long long)v);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", jq.id_path) <
+	    sizeof tmp && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) != -1) {
+		ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+		ok = ok && rename(tmp, jq.id_path) == 0;
+		if (!ok)
+			(void)unlink(tmp);
+	}
+	if (!ok && !jq.id_warned) {
+		log_warn("job ids: cannot write %s: a later clfd on this "
+		    "socket may give out ids this one did", jq.id_path);
+		jq.id_warned = 1;
+	}
+}
+
+size_t
+jobqueue_kept(void)
+{
+	return jq.nkept;
+}
+
+void
 jobqueue_set_config(const struct config *cfg)
 {
 	jq.cfg = cfg;
@@ -647,6 +730,8 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&j->user->jobs, j, uentry);
 		jq_job_free(j);
 	}
+	free(jq.id_path);
+	jq.id_path = NULL;
 	free(jq.byid);
 	jq.byid = NULL;
 	jq.byid_len = jq.byid_cap = 0;
@@ -945,6 +1030,8 @@ jq_submit_made(struct job *j)
 	jq_expand_end(j);
 	j->submit_cb = NULL;
 	j->submit_arg = NULL;
+	if (jq.next_id >= jq.id_reserved)
+		jq_ids_reserve();
 	j->id = id = jq.next_id++;
 	if (jq_index_add(j) == -1) {
 		struct jq_error	e;
@@ -1410,9 +1497,9 @@ jq_status_json(const struct job *j, int full)
 		    json_integer((json_int_t)j->bytes_done));
 	}
 	json_object_set_new(o, "submitted", json_integer(j->submitted));
-	if (full)
-		json_object_set_new(o, "finished", jq_has_result(j) ?
-		    json_integer(j->finished) : json_null());
+	json_object_set_new(o, "finished", jq_has_result(j) ?
+	    json_integer(j->finished) : json_null());
+	json_object_set(o, "patterns", j->patterns);
 	return o;
 }
 
@@ -1472,12 +1559,14 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 		jq_set_state(j, JOB_CANCELLED);
 		id = j->id;
 		jobqueue_finish(j, NULL, NULL);
-		supervisor_cancel_job(id);
+		pool_cancel_job(id);
 		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
 		    (json_int_t)id, "state", "cancelled");
 	}
-	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)j->id,
-	    "state", job_state_names[j->state]);
+	/* Too late: the result is what it is (and a script should know). */
+	jq_seterr(err, "finished", "job %lld is already %s", (long long)j->id,
+	    job_state_names[j->state]);
+	return NULL;
 }
 
 void

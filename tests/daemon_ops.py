@@ -102,7 +102,11 @@ def main():
         r = c.request({"op": "wait", "job": 999999})
         t.eq(r["error"]["code"], "not_found", "wait: unknown job -> not_found")
         r = c.request({"op": "cancel", "job": job1})
-        t.ok(r["ok"] and r["state"] == "done", "cancel: finished job keeps its state", r)
+        t.ok(r["ok"] is False and r["error"]["code"] == "finished" and
+             r["error"]["message"] == "job %d is already done" % job1,
+             "cancel: a finished job -> finished, its own code", r)
+        r = c.request({"op": "status", "job": job1})
+        t.eq(r.get("state"), "done", "cancel: the finished job keeps its state")
 
         # submit without wait, then wait on another connection, with progress
         many = clfdtest.gen_logs(os.path.join(tmp, "many"), 12, 20000, seed=13)

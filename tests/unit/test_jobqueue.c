@@ -22,7 +22,7 @@
 #include "merge.h"
 #include "partial.h"
 #include "proto.h"
-#include "supervisor.h"
+#include "pool.h"
 #include "tap.h"
 
 #include <sys/stat.h>
@@ -48,7 +48,7 @@
 static int	kicks, kick_fails;
 
 void
-supervisor_kick(void)
+pool_kick(void)
 {
 	struct task	*t;
 
@@ -60,7 +60,7 @@ supervisor_kick(void)
 }
 
 void
-supervisor_cancel_job(int64_t job)
+pool_cancel_job(int64_t job)
 {
 	(void)job;
 }
@@ -691,7 +691,7 @@ test_expansion(const char *dir, struct config *cfg)
 	held = jobqueue_submit(req, 0, 0, submitted_held, &held, &err);
 	ok(held != NULL && kicks == 0 && sub.called == 0,
 	    "submit: the job is returned before any kick (%d)", kicks);
-	supervisor_kick();
+	pool_kick();
 	ok(held == NULL && sub.called == 1 && sub.id == -1 &&
 	    strcmp(sub.code, "internal") == 0 && strstr(sub.message,
 	    "could not be sent") != NULL,
