@@ -205,7 +205,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 			st->flags |= STATS_FAILED;
 			goto out;
 		}
-		(void)XXH3_64bits_update(hs, r.buf + r.start, r.end - r.start);
+		(void)XXH3_64bits_update(hs, r.o.buf + r.o.start,
+		    r.o.end - r.o.start);
 		r.hash = hs;
 	}
 	if (plan.hash_only) {
@@ -313,6 +314,7 @@ end:
 	}
 	ret = 0;
 out:
+	reader_join(&r);
 	if (ranged) {
 		/* The bytes of the lines it owns, not what was read ahead. */
 		first = r.align ? reader_tell(&r) : r.first;

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "filter.h"
 #include "logformat.h"
+#include "reader.h"
 
 #include <ctype.h>
 #include <grp.h>
@@ -76,6 +77,7 @@ config_defaults(struct config *c)
 	c->cache_max = (size_t)1 << 30;
 	c->split_size = (size_t)32 << 20;
 	c->worker_memory = (size_t)1 << 30;
+	c->inflate_ahead = READER_AHEAD_DEFAULT;
 	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
 	c->exit_idle = 0;
@@ -140,6 +142,7 @@ static const struct confkey confkeys[] = {
 	K(cache_max,		C_SIZE,	0, (long long)1 << 50),
 	K(split_size,		C_SIZE,	0, (long long)1 << 50),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(inflate_ahead,	C_SIZE,	0, (long long)1 << 50),
 	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),
 	K(exit_idle,		C_SECS,	0, 86400 * 366),

@@ -815,9 +815,10 @@ pool_nworkers(void)
 
 /*
  * Workers take only worker_memory, task_timeout, walk_max,
- * refuse_hardlinks, cache_dir and cache_max from the config when they
- * start (the rest comes with each task), so they are replaced only when
- * one of those changed: once idle, busy ones after their task.
+ * refuse_hardlinks, cache_dir, cache_max and inflate_ahead from the
+ * config when they start (the rest comes with each task), so they are
+ * replaced only when one of those changed: once idle, busy ones after
+ * their task.
  */
 int
 pool_set_config(const struct config *c)
@@ -829,6 +830,7 @@ pool_set_config(const struct config *c)
 	    c->walk_max != sv.cfg->walk_max ||
 	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks ||
 	    c->cache_max != sv.cfg->cache_max ||
+	    c->inflate_ahead != sv.cfg->inflate_ahead ||
 	    !sv_same(c->cache_dir, sv.cfg->cache_dir);
 	sv.cfg = c;
 	for (i = 0; replace && i < sv.nslots; i++) {

@@ -28,6 +28,7 @@
 #include "merge.h"
 #include "partial.h"
 #include "proto.h"
+#include "reader.h"
 
 #include <sys/resource.h>
 #ifdef HAVE_SYS_PRCTL_H
@@ -854,6 +855,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	w.fd = fd;
 	w.spool = spool;
 	w.timeout = cfg->task_timeout;
+	reader_ahead = cfg->inflate_ahead;
 	w.walk_max = cfg->walk_max;
 	w.no_hardlinks = cfg->refuse_hardlinks;
 	if (worker_setup(parent, cfg) == -1)

@@ -52,6 +52,7 @@ CASES = {
     "cache_max": (["0", "1G", "4096G"], ["-1", "lots"]),
     "split_size": (["0", "1", "32M", "4096G"], ["-1", "big"]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
+    "inflate_ahead": (["0", "16M", "1"], ["-1", "lots"]),
     "refuse_hardlinks": (["yes", "no"], ["1", "true", "Yes", ""]),
     "task_timeout": (["0", "30"], ["abc", "86401"]),
     "exit_idle": (["0", "10"], ["1e3", "-5"]),
