@@ -990,6 +990,12 @@ print_result(json_t *res, enum output out)
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
+	if (state != NULL && strcmp(state, "cancelled") == 0)
+		warnx_("job %lld was cancelled: partial, the counts of the %lld "
+		    "of %lld files done before", (long long)json_integer_value(
+		    json_object_get(res, "job")), (long long)json_integer_value(
+		    json_object_get(res, "files_done")), (long long)
+		    json_integer_value(json_object_get(res, "files_total")));
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
 	if (rc == EXIT_OK && malformed)

@@ -162,6 +162,8 @@ struct job {
 	size_t				 next;		/* first never-run task */
 	struct taskq			 retryq;
 	size_t				 running;
+	size_t				 mapping;	/* MAP tasks of running */
+	int				 cancelling;	/* merging what is done */
 	size_t				 done;
 	size_t				 failed;
 	uint64_t			 bytes_done;
@@ -213,6 +215,7 @@ static struct {
 	size_t			 kept_bytes;	/* heap of kept jobs */
 	uint64_t		 kept_disk;	/* their result files */
 	size_t			 nkept;
+	size_t			 ncancelling;	/* merging a cancelled job */
 	/* So that no op walks the jobs: an index by id, and counters. */
 	struct job		**byid;		/* byid[id - byid_base] */
 	size_t			 byid_len, byid_cap;
@@ -511,6 +514,19 @@ jq_merge_free(struct task *t)
 }
 
 /*
+ * A MAP task of a cancelled job that will not be read: no statistics, so
+ * that the final merge does not list it.
+ */
+static void
+jq_map_drop(struct task *t)
+{
+	t->state = TASK_DONE;
+	t->has_part = 0;
+	free(t->st);
+	t->st = NULL;
+}
+
+/*
  * The per-file tasks and the partials of a job that has its result (or
  * is being freed): nothing of them is needed any more once no worker
  * holds one of its tasks.
@@ -710,7 +726,7 @@ jq_ids_reserve(void)
 size_t
 jobqueue_kept(void)
 {
-	return jq.nkept;
+	return jq.nkept + jq.ncancelling;
 }
 
 void
@@ -1263,7 +1279,16 @@ jq_result_head(const struct job *j)
 
 	if ((r = jq_result_object(j, 1, NULL, NULL)) == NULL)
 		return NULL;
-	json_object_set_new(r, "state", json_string("done"));
+	json_object_set_new(r, "state", json_string(j->cancelling ?
+	    "cancelled" : "done"));
+	/* A cancelled job's counts are of the files done before it. */
+	if (j->cancelling) {
+		json_object_set_new(r, "partial", json_true());
+		json_object_set_new(r, "files_total", json_integer(
+		    (json_int_t)j->ntasks));
+		json_object_set_new(r, "files_done", json_integer(
+		    (json_int_t)j->done));
+	}
 	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
 	if (s != NULL && (n = strlen(s)) > 0 && s[n - 1] == '}')
@@ -1353,7 +1378,10 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	j->next = j->ntasks;
 	if (j->state != JOB_CANCELLED)
 		jq_set_state(j, JOB_DONE);
-	jq_active(j, 0);
+	if (!j->cancelling)
+		jq_active(j, 0);
+	else
+		jq.ncancelling--;
 	j->finished = time(NULL);
 	gettimeofday(&now, NULL);
 	timersub(&now, &j->start, &d);
@@ -1411,8 +1439,9 @@ jobqueue_result(int64_t id, uid_t uid, struct jq_result *res,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return -1;
 	if (!jq_has_result(j)) {
-		jq_seterr(err, "not_finished", "job %lld is %s", (long long)id,
-		    job_state_names[j->state]);
+		jq_seterr(err, "not_finished", "job %lld is %s%s", (long long)id,
+		    job_state_names[j->state], j->cancelling ? ": its files "
+		    "done are being merged" : "");
 		return -1;
 	}
 	jq_result_of(j, res);
@@ -1549,24 +1578,46 @@ json_t *
 jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 {
 	struct job	*j;
+	struct task	*t;
 
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
-	if (!jq_has_result(j)) {
-		log_info("job %lld: cancelled by uid %lu pid %ld", (long long)id,
-		    (unsigned long)uid, (long)pid);
-		/* Pending tasks are dropped; running ones are ignored on return. */
-		jq_set_state(j, JOB_CANCELLED);
-		id = j->id;
-		jobqueue_finish(j, NULL, NULL);
-		pool_cancel_job(id);
-		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
-		    (json_int_t)id, "state", "cancelled");
-	}
 	/* Too late: the result is what it is (and a script should know). */
-	jq_seterr(err, "finished", "job %lld is already %s", (long long)j->id,
-	    job_state_names[j->state]);
-	return NULL;
+	if (jq_has_result(j) || j->cancelling) {
+		jq_seterr(err, "finished", "job %lld is already %s",
+		    (long long)j->id, job_state_names[j->state]);
+		return NULL;
+	}
+	if (j->final_made) {
+		jq_seterr(err, "finished", "job %lld is already merging its "
+		    "result: every file is done", (long long)j->id);
+		return NULL;
+	}
+	log_info("job %lld: cancelled by uid %lu pid %ld after %zu of %zu "
+	    "file%s", (long long)id, (unsigned long)uid, (long)pid, j->done,
+	    j->ntasks, j->ntasks == 1 ? "" : "s");
+	/*
+	 * Files not started are dropped, files being read are stopped; the
+	 * files done are merged into the result, which says it is partial.
+	 * Merges under way go on: they hold files done.
+	 */
+	jq_set_state(j, JOB_CANCELLED);
+	j->cancelling = 1;
+	/* No longer a job of the limits: its merge is short and bounded. */
+	jq_active(j, 0);
+	jq.ncancelling++;
+	jq_runq_del(j);
+	while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
+		TAILQ_REMOVE(&j->retryq, t, retry);
+		jq_map_drop(t);
+		jq.pending--;
+	}
+	jq.pending -= j->ntasks - j->next;
+	j->next = j->ntasks;
+	pool_cancel_job(j->id);
+	jq_schedule(j);
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
+	    "state", "cancelled");
 }
 
 void
@@ -1728,7 +1779,8 @@ jq_merge_new(struct job *j, size_t n, int final)
 static void
 jq_schedule(struct job *j)
 {
-	int	all = j->done == j->ntasks;
+	/* (a cancelled job's files are all in once none is being read) */
+	int	all = j->done == j->ntasks || (j->cancelling && j->mapping == 0);
 
 	if (jq_has_result(j) || j->final_made)
 		return;
@@ -1778,6 +1830,7 @@ jobqueue_next_task(void)
 	jq.pending--;
 	t->state = TASK_RUNNING;
 	j->running++;
+	j->mapping++;
 	if (j->state == JOB_QUEUED)
 		jq_set_state(j, JOB_RUNNING);
 	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks)
@@ -1999,6 +2052,7 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	if (t->kind != TASK_MAP)
 		return -1;
 	j->running--;
+	j->mapping--;
 	jq.cache[STATS_CACHE(r->st.flags)]++;
 	jq.cache_stored += r->cache_stored;
 	jq.cache_evicted += r->cache_evicted;
@@ -2050,6 +2104,13 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 	j->bytes_done -= t->st->bytes;
 	j->lines -= t->st->lines;
 	j->counted -= t->st->counted;
+	if (j->cancelling) {
+		/* Not read again for a cancelled job: left out of its result. */
+		log_warnx("job %lld: %s: %s, left out (cancelled)",
+		    (long long)j->id, t->path, why);
+		jq_map_drop(t);
+		return;
+	}
 	if (t->redone++ >= JQ_RETRIES) {
 		/* Damaged twice: the file is failed, not counted. */
 		log_warnx("job %lld: %s: %s again, giving up", (long long)j->id,
@@ -2203,8 +2264,16 @@ jobqueue_task_lost(struct task *t, const char *why)
 	j->running--;
 	if (t->kind == TASK_MERGE)
 		j->merging--;
+	else
+		j->mapping--;
 	if (jq_task_orphan(t))
 		return;
+	if (j->cancelling && t->kind == TASK_MAP) {
+		/* Stopped by the cancel: not read, not in the result. */
+		jq_map_drop(t);
+		jq_schedule(j);
+		return;
+	}
 	if (jq.stopping) {
 		/* Stopped with the daemon, on purpose: not a crash to retry. */
 		log_info("job %lld: %s: stopping, left unfinished",

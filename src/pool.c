@@ -855,8 +855,10 @@ pool_cancel_job(int64_t job)
 
 	for (i = 0; i < sv.nslots; i++) {
 		s = sv.slots[i];
+		/* (a merge holds files done: it runs to its end) */
 		if (s->state != SLOT_BUSY || s->task == NULL ||
-		    jobqueue_task_job(s->task) != job)
+		    jobqueue_task_job(s->task) != job ||
+		    jobqueue_task_kind(s->task) == JQ_TASK_MERGE)
 			continue;
 		log_debug("%s (pid %ld): job %lld cancelled, stopping it",
 		    s->name, (long)s->pid, (long long)job);
