@@ -318,7 +318,8 @@ slot_check(struct slot *s, const struct proto_hdr *h)
 		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.x);
 		memcpy(&f.x, buf + sizeof *h, sizeof f.x);
 		sum = (uint64_t)sizeof f.x + (uint64_t)f.x.nunmatched * 4 +
-		    f.x.error_len + f.x.paths_len;
+		    f.x.error_len + f.x.paths_len +
+		    (uint64_t)f.x.npaths * sizeof(struct expand_id);
 		if (f.x.task != s->task_id || sum != h->len)
 			return "sent a garbled file list";
 		return NULL;

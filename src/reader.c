@@ -952,6 +952,7 @@ static ssize_t
 reader_fill(struct reader *r)
 {
 	ssize_t	 n;
+	size_t	 want;
 
 	if (r->error[0] != '\0')
 		return -1;
@@ -963,7 +964,14 @@ reader_fill(struct reader *r)
 		return reader_inflate(r);
 	if (r->in_eof)
 		return 0;
-	if ((n = reader_read(r->fd, r->o.buf + r->o.end, r->o.cap - r->o.end)) == -1) {
+	want = r->o.cap - r->o.end;
+	if (r->ranged && r->limit - r->bytes < want)
+		want = (size_t)(r->limit - r->bytes);
+	if (want == 0) {
+		r->in_eof = 1;
+		return 0;
+	}
+	if ((n = reader_read(r->fd, r->o.buf + r->o.end, want)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
 		return -1;
@@ -1153,6 +1161,30 @@ reader_seek(struct reader *r, uint64_t off)
 }
 
 int
+reader_range(struct reader *r, uint64_t a, uint64_t b, uint64_t z)
+{
+	if (r->gzip || a >= b || b > z || z > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* From a - 1: its newline, if it is one, says a starts a line. */
+	if (reader_seek(r, a > 0 ? a - 1 : 0) == -1)
+		return -1;
+	r->ranged = 1;
+	r->align = a > 0;
+	r->stop = b;
+	r->limit = z;
+	r->first = a;
+	return 0;
+}
+
+uint64_t
+reader_tell(const struct reader *r)
+{
+	return r->raw_bytes - (r->o.end - r->o.start);
+}
+
+int
 reader_next(struct reader *r, const char **line, size_t *len)
 {
 	struct reader_buf *b;
@@ -1163,6 +1195,38 @@ reader_next(struct reader *r, const char **line, size_t *len)
 		b = r->pipe != NULL ? &r->pipe->lines : &r->o;
 		p = b->buf + b->start;
 		n = b->end - b->start;
+		if (r->align) {
+			/* A range's first bytes, up to its first line start. */
+			if ((nl = memchr(p, '\n', n)) != NULL) {
+				b->start = (size_t)(nl + 1 - b->buf);
+				r->align = 0;
+				r->first = reader_tell(r);
+				continue;
+			}
+			b->start = b->end = 0;
+			/*
+			 * No newline before b - 1: no line starts in the
+			 * range (and a long line is not read to its end by
+			 * every range it crosses).
+			 */
+			if (r->raw_bytes >= r->stop) {
+				r->align = 0;
+				r->stopped = 1;
+				r->first = reader_tell(r);
+				continue;
+			}
+			if (r->out_eof || reader_fill(r) <= 0) {
+				r->out_eof = 1;
+				r->align = 0;
+				r->first = reader_tell(r);
+			}
+			continue;
+		}
+		if (r->ranged && !r->skipping && r->error[0] == '\0' &&
+		    (r->stopped || reader_tell(r) >= r->stop)) {
+			r->stopped = 1;
+			return READER_END;
+		}
 		if (r->skipping) {
 			if ((nl = memchr(p, '\n', n)) != NULL) {
 				b->start = (size_t)(nl + 1 - b->buf);

@@ -42,6 +42,12 @@ struct reader {
 	int		 out_eof;	/* no more decoded bytes will come */
 	int		 skipping;	/* inside an overlong line */
 	int		 ahead_tried;	/* reader_ahead was looked at */
+	int		 ranged;	/* reader_range: stop, limit apply */
+	int		 align;		/* skip to the first line start */
+	int		 stopped;	/* reached a line start >= stop */
+	uint64_t	 stop;		/* no line starting here or later */
+	uint64_t	 limit;		/* nothing read from here on */
+	uint64_t	 first;		/* offset of the first line handed out */
 	int		 isal;		/* this file goes through ISA-L */
 	struct inflate_state *is;	/* ISA-L's state, when isal */
 	int		 hstate;	/* ISA-L: where in the member header */
@@ -91,6 +97,21 @@ int	reader_next(struct reader *, const char **line, size_t *len);
  * -1 with errno.
  */
 int	reader_seek(struct reader *, uint64_t off);
+/*
+ * Read only the lines of a plain file (never gzip) whose first byte lies
+ * in [a, b), as if the file ended at byte z (b <= z): from the first line
+ * start at or after a (a itself when a is 0 or byte a - 1 is a newline),
+ * up to the end of the last line that starts before b, wherever it ends
+ * (at z at the latest). Every line of the file's first z bytes belongs to
+ * exactly one of a set of ranges that tile [0, z). -1 with errno.
+ */
+int	reader_range(struct reader *, uint64_t a, uint64_t b, uint64_t z);
+/*
+ * The offset in the decoded stream of the first byte not yet handed out:
+ * after READER_END of a range, the start of the first line it does not
+ * own (or where the reading ended).
+ */
+uint64_t reader_tell(const struct reader *);
 /*
  * Wait for the inflating thread, if there is one: after it, bytes,
  * raw_bytes, hash and error may be read. reader_next() does it at the

@@ -50,6 +50,7 @@ CASES = {
     "spool_dir": (["/var/tmp", "/srv/clfd spool"], ["var/tmp", ""]),
     "cache_dir": (["/var/cache/clfd", "/srv/clfd cache"], ["var/cache", ""]),
     "cache_max": (["0", "1G", "4096G"], ["-1", "lots"]),
+    "split_size": (["0", "1", "32M", "4096G"], ["-1", "big"]),
     "worker_memory": (["0", "512M"], ["-1", "lots"]),
     "inflate_ahead": (["0", "16M", "1"], ["-1", "lots"]),
     "refuse_hardlinks": (["yes", "no"], ["1", "true", "Yes", ""]),
