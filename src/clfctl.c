@@ -289,18 +289,21 @@ conn_line(struct conn *c, int timeout, size_t *lenp)
 	struct pollfd	 pfd;
 	struct timespec	 ts, *tsp = NULL;
 	char		*nl, *p, *line;
-	size_t		 ncap;
+	size_t		 ncap, seen = c->off;
 	ssize_t		 n;
 	int		 r;
 
 	for (;;) {
-		nl = c->len > c->off ? memchr(c->buf + c->off, '\n',
-		    c->len - c->off) : NULL;
+		/* (only the new bytes: a 60 MB line comes in 4000 reads) */
+		nl = c->len > seen ? memchr(c->buf + seen, '\n',
+		    c->len - seen) : NULL;
 		if (nl != NULL)
 			break;
+		seen = c->len;
 		if (c->off > 0) {
 			memmove(c->buf, c->buf + c->off, c->len - c->off);
 			c->len -= c->off;
+			seen -= c->off;
 			c->off = 0;
 		}
 		if (c->len == c->cap) {
@@ -990,6 +993,12 @@ print_result(json_t *res, enum output out)
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
+	if (state != NULL && strcmp(state, "cancelled") == 0)
+		warnx_("job %lld was cancelled: partial, the counts of the %lld "
+		    "of %lld files done before", (long long)json_integer_value(
+		    json_object_get(res, "job")), (long long)json_integer_value(
+		    json_object_get(res, "files_done")), (long long)
+		    json_integer_value(json_object_get(res, "files_total")));
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
 	if (rc == EXIT_OK && malformed)

@@ -47,7 +47,10 @@ void	 jobqueue_init(struct event_base *, const struct config *,
  * Without a call ids start from 1.
  */
 void	 jobqueue_ids(const char *path);
-/* Jobs whose results are kept (a client may still fetch them). */
+/*
+ * Jobs whose results are kept (a client may still fetch them), or being
+ * made of the files a cancelled job had done.
+ */
 size_t	 jobqueue_kept(void);
 /*
  * What the job queue tells the modules above it (each may be NULL); set

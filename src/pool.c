@@ -319,7 +319,8 @@ slot_check(struct slot *s, const struct proto_hdr *h)
 		evbuffer_copyout(s->in, buf, sizeof *h + sizeof f.x);
 		memcpy(&f.x, buf + sizeof *h, sizeof f.x);
 		sum = (uint64_t)sizeof f.x + (uint64_t)f.x.nunmatched * 4 +
-		    f.x.error_len + f.x.paths_len;
+		    f.x.error_len + f.x.paths_len +
+		    (uint64_t)f.x.npaths * sizeof(struct expand_id);
 		if (f.x.task != s->task_id || sum != h->len)
 			return "sent a garbled file list";
 		return NULL;
@@ -815,9 +816,10 @@ pool_nworkers(void)
 
 /*
  * Workers take only worker_memory, task_timeout, walk_max,
- * refuse_hardlinks, cache_dir and cache_max from the config when they
- * start (the rest comes with each task), so they are replaced only when
- * one of those changed: once idle, busy ones after their task.
+ * refuse_hardlinks, cache_dir, cache_max and inflate_ahead from the
+ * config when they start (the rest comes with each task), so they are
+ * replaced only when one of those changed: once idle, busy ones after
+ * their task.
  */
 int
 pool_set_config(const struct config *c)
@@ -829,6 +831,7 @@ pool_set_config(const struct config *c)
 	    c->walk_max != sv.cfg->walk_max ||
 	    c->refuse_hardlinks != sv.cfg->refuse_hardlinks ||
 	    c->cache_max != sv.cfg->cache_max ||
+	    c->inflate_ahead != sv.cfg->inflate_ahead ||
 	    !sv_same(c->cache_dir, sv.cfg->cache_dir);
 	sv.cfg = c;
 	for (i = 0; replace && i < sv.nslots; i++) {
@@ -853,8 +856,10 @@ pool_cancel_job(int64_t job)
 
 	for (i = 0; i < sv.nslots; i++) {
 		s = sv.slots[i];
+		/* (a merge holds files done: it runs to its end) */
 		if (s->state != SLOT_BUSY || s->task == NULL ||
-		    jobqueue_task_job(s->task) != job)
+		    jobqueue_task_job(s->task) != job ||
+		    jobqueue_task_kind(s->task) == JQ_TASK_MERGE)
 			continue;
 		log_debug("%s (pid %ld): job %lld cancelled, stopping it",
 		    s->name, (long)s->pid, (long long)job);

@@ -54,7 +54,10 @@ int	pool_nworkers(void);
 int	pool_set_config(const struct config *);
 /* Hand pending tasks to idle slots. */
 void	pool_kick(void);
-/* Stop the workers running tasks of a cancelled job (they are replaced). */
+/*
+ * Stop the workers reading files of a cancelled job (they are replaced);
+ * its merges run on.
+ */
 void	pool_cancel_job(int64_t job);
 /* SIGCHLD: reap every worker that is gone. */
 void	pool_reap(void);
