@@ -49,8 +49,9 @@ char		*counts_json_key(const char *s, size_t len, size_t *outlen);
 /*
  * The table's entries in key order, keys as counts_json writes them
  * (counts_json_key), keys that became equal once encoded summed: what a
- * partial holds. Keys point into the table, or into own for the few that
- * needed encoding; the table must outlive the list. -1 on ENOMEM.
+ * partial holds. counts_sorted_at gives entry i (i < n); its key points
+ * into the table, or into the list for the few keys that needed
+ * encoding: the table must outlive the list. -1 on ENOMEM.
  */
 struct counts_entry {
 	const char	*key;
@@ -59,13 +60,16 @@ struct counts_entry {
 };
 
 struct counts_sorted {
-	struct counts_entry	*e;
+	void			*e;		/* the entries, private */
 	size_t			 n;
-	char			**own;		/* encoded keys, malloc'd */
+	size_t			 cap;
+	void			**own;		/* encoded keys, malloc'd */
 	size_t			 nown;
 };
 
 int		 counts_sort(const struct counts *, struct counts_sorted *);
+void		 counts_sorted_at(const struct counts_sorted *, size_t i,
+		    struct counts_entry *);
 void		 counts_sorted_free(struct counts_sorted *);
 
 #endif

@@ -47,6 +47,7 @@ write_table(const struct counts *c, const char *name, const char *settings)
 	struct partial_source	 src;
 	struct partial_writer	*w;
 	struct counts_sorted	 cs;
+	struct counts_entry	 ce;
 	char			 path[PATH_MAX];
 	size_t			 i;
 	int			 fd;
@@ -69,8 +70,10 @@ write_table(const struct counts *c, const char *name, const char *settings)
 	    (w = partial_writer_new(fd, settings, strlen(settings), &src,
 	    1)) == NULL)
 		return NULL;
-	for (i = 0; i < cs.n; i++)
-		partial_put(w, cs.e[i].key, cs.e[i].len, cs.e[i].n);
+	for (i = 0; i < cs.n; i++) {
+		counts_sorted_at(&cs, i, &ce);
+		partial_put(w, ce.key, ce.len, ce.n);
+	}
 	counts_sorted_free(&cs);
 	if (partial_finish(w, NULL) == -1)
 		return NULL;
