@@ -9,6 +9,11 @@
  * the job's "done" event; requests sent meanwhile wait their turn. Bad input
  * from one client gets that client an error (and for an oversized or
  * stalled line, a close), never anything else.
+ *
+ * Depends on: jobqueue (jobs), pool (a kick after a submit, the workers'
+ * stats), proto, config, systemd, paths, log. Used by: supervisor, which
+ * it never calls: the start time comes with control_start, the stop
+ * with control_stop_accepting.
  */
 #include <config.h>
 
@@ -20,13 +25,13 @@
 #include "paths.h"
 #include "pool.h"
 #include "proto.h"
-#include "supervisor.h"
 #include "systemd.h"
 
 #include <sys/file.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -89,6 +94,8 @@ static struct {
 	size_t			 nclients;
 	size_t			 nlingering;	/* of them, answered and closing */
 	int			 reserve_fd;	/* given up to refuse when out of fds */
+	int			 stopping;	/* the daemon is stopping */
+	struct timeval		 started;	/* the daemon's start, for stats */
 } ctl = { .fd = -1, .lock_fd = -1, .reserve_fd = -1 };
 
 static void	client_process(struct client *);
@@ -335,6 +342,7 @@ control_stop_accepting(void)
 {
 	struct stat	st;
 
+	ctl.stopping = 1;
 	if (ctl.accept_ev != NULL) {
 		event_free(ctl.accept_ev);
 		ctl.accept_ev = NULL;
@@ -803,6 +811,17 @@ op_cancel(struct client *c, const json_t *req)
 		client_send_json(c, r);
 }
 
+/* Seconds since the daemon started. */
+static double
+control_uptime(void)
+{
+	struct timeval	now, d;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, &ctl.started, &d);
+	return (double)d.tv_sec + (double)d.tv_usec / 1e6;
+}
+
 static void
 op_stats(struct client *c, const json_t *req)
 {
@@ -811,7 +830,7 @@ op_stats(struct client *c, const json_t *req)
 	(void)req;
 	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
 	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
-	    supervisor_uptime(), "workers", pool_workers_json(c->uid));
+	    control_uptime(), "workers", pool_workers_json(c->uid));
 	if (r != NULL) {
 		jobqueue_stats(r);
 		json_object_set_new(r, "connections",
@@ -916,7 +935,7 @@ client_request(struct client *c, const char *line, size_t len)
 		goto out;
 	}
 	name = json_string_value(op);
-	if (supervisor_stopping()) {
+	if (ctl.stopping) {
 		client_error(c, "shutting_down", "clfd is stopping");
 		goto out;
 	}
@@ -1294,7 +1313,7 @@ control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 			}
 			return;
 		}
-		if (supervisor_stopping())
+		if (ctl.stopping)
 			control_refuse(fd, "shutting_down", "clfd is stopping");
 		else if (ctl.nclients - ctl.nlingering >=
 		    ctl.cfg->connections_max)
@@ -1306,9 +1325,10 @@ control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 }
 
 void
-control_start(struct event_base *base)
+control_start(struct event_base *base, const struct timeval *started)
 {
 	ctl.base = base;
+	ctl.started = *started;
 	/* Kept to be given up when out of descriptors (see above). */
 	if (ctl.reserve_fd == -1)
 		ctl.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -17,6 +17,10 @@
  * damaged has its files analysed again. A finished job's result file is
  * kept for result_ttl, bounded by result_disk, its bookkeeping by
  * result_memory.
+ *
+ * Depends on: analysis, cache, filter, proto, config, log. Used by: pool
+ * (pulls tasks, hands back answers), control (jobs), supervisor (setup).
+ * Calls none of them: a cancel reaches the pool through jobqueue_hooks.
  */
 #include "jobqueue.h"
 
@@ -25,9 +29,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
-#include "pool.h"
 #include "proto.h"
-#include "supervisor.h"
 
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -199,6 +201,7 @@ TAILQ_HEAD(jobq, job);
 static struct {
 	const struct config	*cfg;
 	const char		*spool;
+	struct jobqueue_hooks	 hooks;
 	struct event		*expire;
 	struct taskq		 mergeq;	/* merges waiting for a worker */
 	struct jobq		 jobs;		/* with an id */
@@ -727,6 +730,12 @@ size_t
 jobqueue_kept(void)
 {
 	return jq.nkept + jq.ncancelling;
+}
+
+void
+jobqueue_set_hooks(const struct jobqueue_hooks *hooks)
+{
+	jq.hooks = *hooks;
 }
 
 void
@@ -1614,7 +1623,8 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 	}
 	jq.pending -= j->ntasks - j->next;
 	j->next = j->ntasks;
-	pool_cancel_job(j->id);
+	if (jq.hooks.cancelled != NULL)
+		jq.hooks.cancelled(j->id);
 	jq_schedule(j);
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
 	    "state", "cancelled");

@@ -59,12 +59,6 @@ pool_kick(void)
 	}
 }
 
-void
-pool_cancel_job(int64_t job)
-{
-	(void)job;
-}
-
 /* The limits of an expansion: files_max, and the walk and memory caps. */
 static const struct expand_limits *
 xlim(size_t files_max)
