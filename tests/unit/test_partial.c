@@ -42,7 +42,7 @@ rnd(void)
 
 /* Write a table as a partial with one source; the file's path. */
 static char *
-write_table(const struct counts *c, const char *name, const char *settings)
+write_table(struct counts *c, const char *name, const char *settings)
 {
 	struct partial_source	 src;
 	struct partial_writer	*w;
