@@ -927,12 +927,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		return -1;
 	}
 	j->no_cache = json_is_false(v);
-	/*
-	 * Ranges are not cached: a big file is split only when the job does
-	 * not use the cache (else its entry answers it whole).
-	 */
-	j->split_size = j->no_cache || cfg->cache_max == 0 ?
-	    cfg->split_size : 0;
+	j->split_size = cfg->split_size;
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
