@@ -1037,6 +1037,7 @@ jq_submit_made(struct job *j)
 	void			*arg = j->submit_arg;
 	int64_t			 id;
 	size_t			 n = j->nfiles;
+	char			 ranges[48] = "";
 
 	jq_expand_end(j);
 	j->submit_cb = NULL;
@@ -1065,12 +1066,13 @@ jq_submit_made(struct job *j)
 	TAILQ_INSERT_TAIL(&j->user->jobs, j, uentry);
 	jq_active(j, 1);
 	jq.submitted++;
+	if (j->ntasks != j->nfiles)
+		snprintf(ranges, sizeof ranges, " (%zu tasks)", j->ntasks);
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
-	    "%zu file%s (%zu task%s), %zu unmatched%s", (long long)j->id,
+	    "%zu file%s%s, %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
-	    j->nfiles == 1 ? "" : "s", j->ntasks, j->ntasks == 1 ? "" : "s",
-	    json_array_size(j->unmatched),
+	    j->nfiles == 1 ? "" : "s", ranges, json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */
