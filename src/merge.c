@@ -251,27 +251,29 @@ order_by_count(struct oentry *e, size_t n)
 {
 	struct oentry	*tmp, *src = e, *dst;
 	size_t		*cnt, i, pass;
+	uint64_t	 any = 0, all = ~(uint64_t)0;
 	int		 rc = -1;
 
 	if (n < 2)
+		return 0;
+	/* The bits where counts differ: a digit with none needs no pass. */
+	for (i = 0; i < n; i++) {
+		any |= e[i].n;
+		all &= e[i].n;
+	}
+	if (any == all)
 		return 0;
 	if ((cnt = malloc(65537 * sizeof *cnt)) == NULL)
 		return -1;
 	tmp = dst = NULL;	/* made by the first pass that moves entries */
 	for (pass = 0; pass < 4; pass++) {
 		unsigned	shift = (unsigned)pass * 16;
-		uint64_t	first = (~src[0].n >> shift) & 0xffff;
-		int		same = 1;
 
-		memset(cnt, 0, 65537 * sizeof *cnt);
-		for (i = 0; i < n; i++) {
-			uint64_t d = (~src[i].n >> shift) & 0xffff;
-
-			cnt[d + 1]++;
-			same &= d == first;
-		}
-		if (same)
+		if ((((any ^ all) >> shift) & 0xffff) == 0)
 			continue;
+		memset(cnt, 0, 65537 * sizeof *cnt);
+		for (i = 0; i < n; i++)
+			cnt[((~src[i].n >> shift) & 0xffff) + 1]++;
 		if (tmp == NULL) {
 			if ((tmp = malloc(n * sizeof *tmp)) == NULL)
 				goto out;
