@@ -289,18 +289,21 @@ conn_line(struct conn *c, int timeout, size_t *lenp)
 	struct pollfd	 pfd;
 	struct timespec	 ts, *tsp = NULL;
 	char		*nl, *p, *line;
-	size_t		 ncap;
+	size_t		 ncap, seen = c->off;
 	ssize_t		 n;
 	int		 r;
 
 	for (;;) {
-		nl = c->len > c->off ? memchr(c->buf + c->off, '\n',
-		    c->len - c->off) : NULL;
+		/* (only the new bytes: a 60 MB line comes in 4000 reads) */
+		nl = c->len > seen ? memchr(c->buf + seen, '\n',
+		    c->len - seen) : NULL;
 		if (nl != NULL)
 			break;
+		seen = c->len;
 		if (c->off > 0) {
 			memmove(c->buf, c->buf + c->off, c->len - c->off);
 			c->len -= c->off;
+			seen -= c->off;
 			c->off = 0;
 		}
 		if (c->len == c->cap) {
