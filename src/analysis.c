@@ -127,16 +127,26 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	memset(&tc, 0, sizeof tc);
 	memset(&plan, 0, sizeof plan);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
+	/* (with opened(), nothing is read before it has had its say) */
 	if (reader_open(&r, path, o->roots, line_max,
-	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
+	    (o->no_hardlinks ? READER_NO_HARDLINKS : 0) |
+	    (o->opened != NULL ? READER_DEFER : 0)) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
 	}
-	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
-	    &plan)) == ANALYSIS_SERVED) {
-		reader_close(&r);
-		return ANALYSIS_SERVED;
+	if (o->opened != NULL) {
+		if ((rc = o->opened(o->arg, r.fd, &r.st, r.gzip, &plan)) ==
+		    ANALYSIS_SERVED) {
+			reader_close(&r);
+			return ANALYSIS_SERVED;
+		}
+		if (reader_start(&r) == -1) {
+			plan.off = 0;
+			snprintf(st->error, sizeof st->error, "%s", r.error);
+			st->flags |= STATS_FAILED;
+			goto out;
+		}
 	}
 	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
 		snprintf(st->error, sizeof st->error, "seek: %s",

@@ -379,12 +379,36 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		goto fail;
 	}
 	r->st = st;
+	free(resolved);
+	resolved = NULL;
+	if (flags & READER_DEFER) {
+		unsigned char	magic[2];
+
+		do
+			n = pread(r->fd, magic, 2, 0);
+		while (n == -1 && errno == EINTR);
+		r->gzip = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		return 0;
+	}
+	return reader_start(r);
+fail:
+	free(resolved);
+	return -1;
+}
+
+int
+reader_start(struct reader *r)
+{
+	size_t	line_max = r->line_max;
+	ssize_t	n;
+
+	r->gzip = 0;
 #ifdef POSIX_FADV_SEQUENTIAL
 	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
 	if (line_max > SIZE_MAX / 2 - READER_OUT_SIZE) {
 		snprintf(r->error, sizeof r->error, "line limit too large");
-		goto fail;
+		return -1;
 	}
 	r->in_cap = READER_IN_SIZE;
 	r->cap = line_max + READER_OUT_SIZE;
@@ -395,12 +419,12 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	if ((r->in = malloc(r->in_cap)) == NULL ||
 	    (r->buf = calloc(1, r->cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
-		goto fail;
+		return -1;
 	}
 	r->bytes = (uint64_t)n;
 	if (n >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
@@ -413,23 +437,22 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			if ((r->is = malloc(sizeof *r->is)) == NULL) {
 				snprintf(r->error, sizeof r->error, "%s",
 				    strerror(errno));
-				goto fail;
+				return -1;
 			}
 			isal_inflate_init(r->is);
 			r->isal = 1;
 			r->hstate = HDR_ID1;
-			free(resolved);
 			return 0;
 		}
 #endif
 		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
 			snprintf(r->error, sizeof r->error, "gzip: cannot "
 			    "initialise zlib");
-			goto fail;
+			return -1;
 		}
 		r->zinit = 1;
 		if (reader_member(r) == -1)
-			goto fail;
+			return -1;
 	} else {
 		memcpy(r->buf, r->in, (size_t)n);
 		r->end = (size_t)n;
@@ -437,11 +460,7 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		if (n == 0)
 			r->in_eof = 1;
 	}
-	free(resolved);
 	return 0;
-fail:
-	free(resolved);
-	return -1;
 }
 
 void
