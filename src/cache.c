@@ -187,6 +187,13 @@ cache_get(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 	return cache_open(c, path);
 }
 
+int
+cache_entry_path(const struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, char *buf, size_t len)
+{
+	return cache_name(c, buf, len, sdigest, dev, ino, "");
+}
+
 void
 cache_drop(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 {

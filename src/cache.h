@@ -31,6 +31,12 @@ void		 cache_free(struct cache *);
  */
 struct partial	*cache_get(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino);
+/*
+ * The name of the entry for a source into buf (for a merge to read it as
+ * it is, checked by partial_open); -1 when it does not fit.
+ */
+int		 cache_entry_path(const struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, char *buf, size_t len);
 /* Remove an entry that did not belong where it was found. */
 void		 cache_drop(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino);

@@ -491,6 +491,34 @@ merge_write_result(struct mw *w, const struct merge_opts *o,
 	mw_str(w, "}}");
 }
 
+/* The trailer's checksum of a partial read whole. */
+static uint64_t
+merge_sum(const struct partial *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | p->base[p->size - 8 + (size_t)i];
+	return v;
+}
+
+/*
+ * A cache entry as an input: the one the MAP task found (same checksum,
+ * one source), its source now named as the job names the file. -1 when
+ * it is not.
+ */
+static int
+merge_entry_use(struct partial *p, const struct merge_entry *e)
+{
+	if (p->nsources != 1 || merge_sum(p) != e->sum)
+		return -1;
+	p->sources[0].path = e->path;
+	p->sources[0].path_len = e->path_len;
+	p->sources[0].st = e->st;
+	return 0;
+}
+
 int
 merge_run(const struct merge_opts *o, struct merge_result *mr)
 {
@@ -521,6 +549,12 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 		if ((in[i] = partial_open(o->inputs[i], why, sizeof why)) == NULL) {
 			mr->bad = i;
 			merr(mr, "%s: %s", o->inputs[i], why);
+			goto out;
+		}
+		if (o->entries != NULL && o->entries[i].on &&
+		    merge_entry_use(in[i], &o->entries[i]) == -1) {
+			mr->bad = i;
+			merr(mr, "%s: the cache entry changed", o->inputs[i]);
 			goto out;
 		}
 		if (settings == NULL) {

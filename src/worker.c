@@ -552,7 +552,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	size_t				 mlen;
 	char				 err[256], *settings;
 	uint8_t				 sumb[8];
-	int				 rc = -1, a, pfd = -1, store;
+	int				 rc = -1, a = -1, pfd = -1, store;
 
 	memset(&r, 0, sizeof r);
 	memset(&opts, 0, sizeof opts);
@@ -611,9 +611,22 @@ worker_task(struct worker *w, const struct proto_task *t)
 	store = wc.status != STATS_CACHE_OFF && wc.status != STATS_CACHE_HIT &&
 	    (r.st.flags & (STATS_FAILED | STATS_PARTIAL)) == 0 &&
 	    r.id.off == 0 && r.id.end == r.id.size && r.id.ino != 0;
-	/* Every file gets a partial, a failed one too: it lists the file. */
-	if (worker_write_partial(w, t, settings, wc.entry, &r, store ? &pfd :
-	    NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
+	/*
+	 * A hit's partial is its entry, merged from where it is (checked
+	 * again there, and read again from the file should it have changed).
+	 * Every other file gets a partial, a failed one too: it lists the
+	 * file.
+	 */
+	if (a == ANALYSIS_SERVED && wc.status == STATS_CACHE_HIT &&
+	    (t->flags & PROTO_TASK_NO_REF) == 0) {
+		r.ref = 1;
+		r.ref_key = wc.sdigest;
+		r.ref_sum = worker_partial_sum(wc.entry->base +
+		    wc.entry->size);
+		r.size = wc.entry->size;
+		r.nkeys = wc.entry->nkeys;
+	} else if (worker_write_partial(w, t, settings, wc.entry, &r, store ?
+	    &pfd : NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
 	    r.id.dev, r.id.ino, pfd) == 0) {
 		if (r.id.digest != 0)
 			(void)cache_index_put(w->cache, wc.sdigest,
@@ -655,6 +668,8 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	struct merge_opts		 o;
 	struct merge_result		 mr;
 	struct partial_source		*extra = NULL;
+	struct merge_entry		*entries = NULL;
+	const struct proto_ref		*rf;
 	char				**inputs = NULL, path[PATH_MAX];
 	char				 tmp[PATH_MAX + 8];
 	uint8_t				*msg;
@@ -665,11 +680,38 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	memset(&mr, 0, sizeof mr);
 	mr.bad = SIZE_MAX;
 	if ((inputs = calloc((size_t)m->f.ninputs + 1, sizeof *inputs)) == NULL ||
-	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL) {
+	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL ||
+	    (m->f.nrefs > 0 && (entries = calloc((size_t)m->f.ninputs + 1,
+	    sizeof *entries)) == NULL)) {
 		snprintf(mr.error, sizeof mr.error, "out of memory");
 		goto reply;
 	}
+	/* Cache entries (hits) are read where they are, checked as found. */
+	for (i = 0; i < m->f.nrefs; i++) {
+		rf = &m->refs[i];
+		if (entries[rf->f.input].on)
+			continue;
+		entries[rf->f.input].on = 1;
+		entries[rf->f.input].sum = rf->f.sum;
+		entries[rf->f.input].path = rf->path;
+		entries[rf->f.input].path_len = rf->f.path_len;
+		entries[rf->f.input].st = rf->f.st;
+		if (w->cache == NULL || cache_entry_path(w->cache, rf->f.key,
+		    rf->f.dev, rf->f.ino, path, sizeof path) == -1) {
+			/* (refused as if damaged: its file is read again) */
+			snprintf(mr.error, sizeof mr.error, "input %u: no cache "
+			    "entry", rf->f.input);
+			mr.bad = rf->f.input;
+			goto reply;
+		}
+		if ((inputs[rf->f.input] = strdup(path)) == NULL) {
+			snprintf(mr.error, sizeof mr.error, "out of memory");
+			goto reply;
+		}
+	}
 	for (i = 0; i < m->f.ninputs; i++) {
+		if (inputs[i] != NULL)
+			continue;
 		if (proto_spool_path(path, sizeof path, w->spool,
 		    m->inputs[i], 0) == -1 ||
 		    (inputs[i] = strdup(path)) == NULL) {
@@ -696,6 +738,7 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	}
 	o.inputs = inputs;
 	o.ninputs = m->f.ninputs;
+	o.entries = entries;
 	o.extra = extra;
 	o.nextra = m->f.nextra;
 	o.fd = fd;
@@ -729,6 +772,7 @@ reply:
 		free(inputs[i]);
 	free(inputs);
 	free(extra);
+	free(entries);
 	memset(&mf, 0, sizeof mf);
 	mf.task = m->f.task;
 	mf.nkeys = mr.nkeys;

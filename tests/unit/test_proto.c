@@ -180,6 +180,7 @@ test_merges(void)
 	struct proto_merged_fixed	 mf;
 	struct proto_merged		 md;
 	struct proto_extra		 ex[2];
+	struct proto_ref		 rf[1];
 	struct proto_hdr		 h;
 	uint64_t			 in[3] = { 5, 9, 1ULL << 40 };
 	uint8_t				*msg, *bad;
@@ -200,7 +201,16 @@ test_merges(void)
 	snprintf(ex[0].st.error, sizeof ex[0].st.error, "worker killed");
 	ex[1].path = "/b";
 	ex[1].path_len = 2;
-	msg = proto_merge_encode(&f, in, ex, "{\"ok\":true", &len);
+	memset(rf, 0, sizeof rf);
+	f.nrefs = 1;
+	rf[0].f.input = 1;
+	rf[0].f.key = 77;
+	rf[0].f.ino = 78;
+	rf[0].f.sum = 79;
+	rf[0].f.st.lines = 80;
+	rf[0].path = "/var/log/c.log";
+	rf[0].f.path_len = (uint32_t)strlen(rf[0].path);
+	msg = proto_merge_encode(&f, in, ex, rf, "{\"ok\":true", &len);
 	if (ok(msg != NULL, "merge: encoded")) {
 		memcpy(&h, msg, sizeof h);
 		ok(h.type == PROTO_MERGE && proto_hdr_check(&h) == 0,
@@ -212,7 +222,12 @@ test_merges(void)
 		    m.extra[0].path_len == ex[0].path_len &&
 		    memcmp(m.extra[0].path, ex[0].path, ex[0].path_len) == 0 &&
 		    strcmp(m.extra[0].st.error, "worker killed") == 0 &&
-		    m.extra[1].path_len == 2 &&
+		    m.extra[1].path_len == 2 && m.f.nrefs == 1 &&
+		    m.refs[0].f.input == 1 && m.refs[0].f.key == 77 &&
+		    m.refs[0].f.ino == 78 && m.refs[0].f.sum == 79 &&
+		    m.refs[0].f.st.lines == 80 &&
+		    m.refs[0].f.path_len == rf[0].f.path_len &&
+		    memcmp(m.refs[0].path, rf[0].path, rf[0].f.path_len) == 0 &&
 		    strcmp(m.head, "{\"ok\":true") == 0, "merge: round trip");
 		proto_merge_clear(&m);
 		refused = 1;
@@ -232,6 +247,21 @@ test_merges(void)
 		memcpy(msg + sizeof h, &f, sizeof f);
 		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
 		    "merge: one extra source too many refused");
+		f.nextra = 2;
+		f.nrefs = 2;
+		memcpy(msg + sizeof h, &f, sizeof f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: one ref too many refused");
+		f.nrefs = 1;
+		memcpy(msg + sizeof h, &f, sizeof f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == 0,
+		    "merge: restored");
+		proto_merge_clear(&m);
+		rf[0].f.input = 3;	/* of inputs 0 to 2 */
+		memcpy(msg + sizeof h + sizeof f + 3 * 8 + f.extra_len, &rf[0].f,
+		    sizeof rf[0].f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: a ref to an input that is not there refused");
 		free(msg);
 	}
 
