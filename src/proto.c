@@ -147,7 +147,8 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
 	    vlen || f.nroots > f.roots_len ||
-	    (f.flags & ~(uint32_t)PROTO_TASK_NO_CACHE) != 0)
+	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE |
+	    PROTO_TASK_NO_REF)) != 0)
 		return -1;
 	if (memchr(v, '\0', vlen - f.roots_len) != NULL)
 		return -1;

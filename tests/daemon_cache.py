@@ -8,7 +8,9 @@ completed later), a same-size edit with its mtime put back is a miss,
 copytruncate and logrotate's compression of access.log.1 are content
 hits. Entries damaged byte by byte, truncated, swapped and replaced by a
 symlink are misses with exact counts; two jobs on cold files at once,
-eviction under cache_max, a restart, --no-cache and cache clear."""
+eviction under cache_max, a restart, --no-cache and cache clear. A hit's
+entry is merged from where it is: one damaged between the hit and the
+merge has its file read again (against a --no-cache run)."""
 import gzip
 import os
 import shutil
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
@@ -324,6 +327,67 @@ def main():
         t.ok(ev.get("counts") == clfdtest.seed_ref(kept) and 0 < len(kept) < len(many) and
              all(st[f] == "hit" for f in kept),
              "cache_max: what was kept hits, exact", st)
+        d.stop()
+        d.cleanup()
+
+        # -- an entry changed between its hit and the merge: with one
+        # worker, a's hit (its entry, left where it is) waits for the
+        # merge while b, touched, is read whole; a's entry is damaged
+        # meanwhile, so the merge refuses it and a is read again
+        d = clfdtest.Daemon(workers=1, tmp=top)
+        d.request({"op": "cache_clear"})
+        race = os.path.join(tmp, "race")
+        os.makedirs(race)
+        ra, rb = os.path.join(race, "a.log"), os.path.join(race, "b.log")
+        write(ra, 0, 500)
+        block = "".join(line(i) for i in range(2000))
+        with open(rb, "w") as f:
+            for _ in range(150):
+                f.write(block)
+        rpat = [os.path.join(race, "*")]
+        run(d, rpat)
+        seen = False
+        for attempt in range(3):
+            with open(rb, "w") as f:    # (other bytes: read whole)
+                f.write(line(5000 + attempt))
+                for _ in range(150):
+                    f.write(block)
+            c = d.client(timeout=300)
+            try:
+                r = c.request({"op": "submit", "patterns": rpat, "wait": True})
+                done = 0
+                deadline = time.time() + 60
+                while done < 1 and time.time() < deadline:
+                    s = d.request({"op": "status", "job": r["job"]})
+                    done = s.get("files_done", 0)
+                    if s.get("state") in ("done", "cancelled"):
+                        break
+                    time.sleep(0.002)
+                e = entry_of(d, ra)
+                if e is not None:
+                    with open(e, "r+b") as f:
+                        f.seek(-20, os.SEEK_END)
+                        b = f.read(1)
+                        f.seek(-20, os.SEEK_END)
+                        f.write(bytes([b[0] ^ 0x20]))
+                ev = c.recv()
+                while ev is not None and ev.get("event") != "done":
+                    ev = c.recv()
+            finally:
+                c.close()
+            st = {f["path"]: f.get("cache") for f in ev["files"]} if ev else {}
+            rwant = run(d, rpat, cache=False)[0].get("counts")
+            t.ok(ev is not None and ev.get("counts") == rwant and
+                 st.get(ra) in ("hit", "miss") and st.get(rb) == "miss",
+                 "entry damaged during the job (try %d): exact" % (attempt + 1), st)
+            if "its cache entry changed" in d.log_text():
+                seen = st.get(ra) == "miss"
+                break
+        t.ok(seen, "the merge refused the changed entry and its file was read "
+             "again: a miss")
+        ev, st = run(d, rpat)
+        t.ok(ev.get("counts") == rwant and st == {ra: "hit", rb: "hit"},
+             "then hits again, exact", st)
     except Exception as e:  # noqa: BLE001
         t.ok(False, "no exception", repr(e))
         raise

@@ -50,6 +50,7 @@ test_tasks(void)
 		t.filter = task_cases[i].filter;
 		t.roots = task_cases[i].roots[0] != NULL ?
 		    (char **)(uintptr_t)task_cases[i].roots : NULL;
+		t.flags = (uint32_t)i & (PROTO_TASK_NO_CACHE | PROTO_TASK_NO_REF);
 		msg = proto_task_encode(&t, &len);
 		if (!ok(msg != NULL, "task %zu: encoded", i))
 			continue;
@@ -59,7 +60,8 @@ test_tasks(void)
 		r = proto_task_decode(msg + sizeof h, h.len, &d);
 		ok(r == 0 && d.task == t.task && d.line_max == 4096 &&
 		    strcmp(d.path, t.path) == 0 && strcmp(d.format, t.format) == 0 &&
-		    strcmp(d.filter, t.filter) == 0, "task %zu: round trip", i);
+		    strcmp(d.filter, t.filter) == 0 && d.flags == t.flags,
+		    "task %zu: round trip", i);
 		for (n = 0; t.roots != NULL && t.roots[n] != NULL; n++)
 			if (d.roots == NULL || d.roots[n] == NULL ||
 			    strcmp(d.roots[n], t.roots[n]) != 0)
