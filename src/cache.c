@@ -5,6 +5,9 @@
  * partial carries its settings, its source's identity and a checksum,
  * and partial_open checks all of it. What this file owns is the
  * directory: names, atomic stores, use times and the bound in bytes.
+ * Names in v1/: <settings digest>-<dev>-<ino> for an entry (.r its gzip
+ * companion), i<settings digest>-<size> the content index, m<settings
+ * digest>-<set> a memo, *.tmp while being written.
  */
 #include <config.h>
 
@@ -524,6 +527,55 @@ cache_rawsum_get(struct cache *c, uint64_t sdigest, uint64_t dev,
 	if (n != (ssize_t)sizeof v || v[0] != entry_sum)
 		return -1;
 	*rawsum = v[1];
+	return 0;
+}
+
+int
+cache_memo_path(const struct cache *c, uint64_t sdigest, uint64_t set,
+    char *buf, size_t len)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s/m%016llx-%016llx", c->sub,
+	    (unsigned long long)sdigest, (unsigned long long)set);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+cache_memo_open_tmp(struct cache *c, uint64_t sdigest, uint64_t set,
+    char *tmp, size_t len)
+{
+	char	path[PATH_MAX];
+	int	fd, n;
+
+	if ((!c->ready && cache_prepare(c, 1) == -1) ||
+	    cache_memo_path(c, sdigest, set, path, sizeof path) == -1)
+		return -1;
+	n = snprintf(tmp, len, "%s.%ld.tmp", path, (long)getpid());
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1)
+		log_warn("cache: %s", tmp);
+	return fd;
+}
+
+int
+cache_memo_commit(struct cache *c, const char *tmp, uint64_t sdigest,
+    uint64_t set, uint64_t bytes)
+{
+	char	path[PATH_MAX];
+
+	if (cache_memo_path(c, sdigest, set, path, sizeof path) == -1 ||
+	    rename(tmp, path) == -1) {
+		(void)unlink(tmp);
+		return -1;
+	}
+	c->stored += bytes;
+	c->since_scan += bytes;
+	if (!c->scanned || c->since_scan > c->max / 16)
+		cache_scan(c);
 	return 0;
 }
 

@@ -71,6 +71,21 @@ int		 cache_rawsum_put(struct cache *, uint64_t sdigest,
 int		 cache_rawsum_get(struct cache *, uint64_t sdigest,
 		    uint64_t dev, uint64_t ino, uint64_t entry_sum,
 		    uint64_t *rawsum);
+/*
+ * Memos: the merged counts of a set of entries (named by the settings'
+ * digest and a digest of the entries' checksums), so that a query of the
+ * same unchanged files merges one partial, not every entry again. path:
+ * the memo's name into buf (-1 when it does not fit). open_tmp: a new
+ * temporary to write one to (-1, logged, when none can be made); commit
+ * renames it into place (accounted as stored, evicting when over the
+ * bound), abort removes it. Memos are evicted like entries.
+ */
+int		 cache_memo_path(const struct cache *, uint64_t sdigest,
+		    uint64_t set, char *buf, size_t len);
+int		 cache_memo_open_tmp(struct cache *, uint64_t sdigest,
+		    uint64_t set, char *tmp, size_t len);
+int		 cache_memo_commit(struct cache *, const char *tmp,
+		    uint64_t sdigest, uint64_t set, uint64_t bytes);
 /* Bytes stored and entries evicted since the last call. */
 void		 cache_take_counts(struct cache *, uint64_t *stored,
 		    uint64_t *evicted);

@@ -557,6 +557,19 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 			merr(mr, "%s: the cache entry changed", o->inputs[i]);
 			goto out;
 		}
+		if (o->entries != NULL && o->entries[i].memo) {
+			if (in[i]->nsources != 1 ||
+			    in[i]->sources[0].path_len != 0 ||
+			    in[i]->sources[0].id.digest != o->entries[i].sum) {
+				mr->bad = i;
+				merr(mr, "%s: not the memo of its entries",
+				    o->inputs[i]);
+				goto out;
+			}
+			in[i]->nsources = 0;
+		}
+		if (o->no_sources)
+			in[i]->nsources = 0;
 		if (settings == NULL) {
 			settings = in[i]->settings;
 			settings_len = in[i]->settings_len;

@@ -30,6 +30,7 @@
 #include "proto.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
@@ -656,6 +657,186 @@ out:
 	return rc;
 }
 
+/* For qsort: checksums in increasing order. */
+static int
+worker_u64_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * A merge's cache entries as one memo: their merged counts, kept in the
+ * cache under the settings' digest and a digest of the entries'
+ * checksums (so the same unchanged files are merged once, however often
+ * they are queried), made here when missing or unsound. The memo's one
+ * source is a marker holding that digest and the number of entries.
+ * What the merge then takes is mo: the other inputs, the memo last, and
+ * the entries' files as extra sources; map[k] is the merge's input of
+ * mo's input k (the memo: SIZE_MAX). 0 when mo is ready; -1 when the
+ * merge goes without a memo; -2 when an entry was refused while making
+ * it (mr says which, as the merge would).
+ */
+struct wmemo {
+	struct merge_opts	 mo;
+	char			**inputs;	/* borrowed but for the memo's */
+	struct merge_entry	*entries;
+	struct partial_source	*extra;
+	size_t			*map;
+	char			 path[PATH_MAX];
+};
+
+static void
+worker_memo_free(struct wmemo *wm)
+{
+	free(wm->inputs);
+	free(wm->entries);
+	free(wm->extra);
+	free(wm->map);
+	memset(wm, 0, sizeof *wm);
+}
+
+static int
+worker_memo(struct worker *w, const struct proto_merge *m,
+    const struct merge_opts *o, struct wmemo *wm, struct merge_result *mr)
+{
+	struct merge_opts	 b;
+	struct merge_result	 bmr;
+	struct merge_entry	*be = NULL;
+	struct partial_source	 marker;
+	struct partial		*p;
+	char			**bin = NULL, tmp[PATH_MAX + 32], why[200];
+	uint64_t		*sums = NULL, key, set;
+	size_t			 i, k, e, n = m->f.nrefs, *bmap = NULL;
+	int			 fd, rc = -1;
+	struct stat		 st;
+	off_t			 size;
+
+	memset(wm, 0, sizeof *wm);
+	if (w->cache == NULL || n < 2)
+		return -1;
+	key = m->refs[0].f.key;
+	if ((sums = calloc(n, sizeof *sums)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (m->refs[i].f.key != key)
+			goto out;
+		sums[i] = m->refs[i].f.sum;
+	}
+	qsort(sums, n, sizeof *sums, worker_u64_cmp);
+	for (i = 1; i < n; i++)
+		if (sums[i] == sums[i - 1])
+			goto out;	/* (one entry twice: not a set) */
+	set = XXH3_64bits_withSeed(sums, n * sizeof *sums, key) | 1;
+	if (cache_memo_path(w->cache, key, set, wm->path, sizeof wm->path) ==
+	    -1)
+		goto out;
+	p = partial_open(wm->path, why, sizeof why);
+	if (p != NULL && (p->nsources != 1 || p->sources[0].path_len != 0 ||
+	    p->sources[0].id.digest != set ||
+	    p->sources[0].id.fingerprint != n)) {
+		partial_close(p);
+		p = NULL;
+		snprintf(why, sizeof why, "not the memo of its entries");
+	}
+	if (p == NULL && lstat(wm->path, &st) == 0) {
+		log_warnx("cache: %s: %s: removed", wm->path, why);
+		(void)unlink(wm->path);
+	}
+	if (p != NULL) {
+		partial_close(p);
+		(void)utimensat(AT_FDCWD, wm->path, NULL, AT_SYMLINK_NOFOLLOW);
+	} else {
+		/* Made: the entries alone merged into a partial of no file. */
+		if ((bin = calloc(n + 1, sizeof *bin)) == NULL ||
+		    (be = calloc(n + 1, sizeof *be)) == NULL ||
+		    (bmap = calloc(n + 1, sizeof *bmap)) == NULL)
+			goto out;
+		for (i = 0, k = 0; i < o->ninputs; i++) {
+			if (!o->entries[i].on)
+				continue;
+			bin[k] = o->inputs[i];
+			be[k] = o->entries[i];
+			bmap[k++] = i;
+		}
+		memset(&marker, 0, sizeof marker);
+		marker.path = "";
+		marker.id.digest = set;
+		marker.id.fingerprint = n;
+		if ((fd = cache_memo_open_tmp(w->cache, key, set, tmp,
+		    sizeof tmp)) == -1)
+			goto out;
+		memset(&b, 0, sizeof b);
+		b.inputs = bin;
+		b.ninputs = k;
+		b.entries = be;
+		b.extra = &marker;
+		b.nextra = 1;
+		b.no_sources = 1;
+		b.fd = fd;
+		if (merge_run(&b, &bmr) == -1) {
+			close(fd);
+			(void)unlink(tmp);
+			if (bmr.bad < k) {
+				*mr = bmr;
+				mr->bad = bmap[bmr.bad];
+				rc = -2;
+			} else
+				log_warnx("cache: a memo: %s", bmr.error);
+			goto out;
+		}
+		size = lseek(fd, 0, SEEK_CUR);
+		if (close(fd) == -1 || size <= 0 || cache_memo_commit(w->cache,
+		    tmp, key, set, (uint64_t)size) == -1) {
+			log_warn("cache: %s", tmp);
+			(void)unlink(tmp);
+			goto out;
+		}
+	}
+	/* The merge's inputs but the entries, then the memo. */
+	k = o->ninputs - n + 1;
+	if ((wm->inputs = calloc(k + 1, sizeof *wm->inputs)) == NULL ||
+	    (wm->entries = calloc(k + 1, sizeof *wm->entries)) == NULL ||
+	    (wm->map = calloc(k + 1, sizeof *wm->map)) == NULL ||
+	    (wm->extra = calloc(o->nextra + n + 1, sizeof *wm->extra)) == NULL)
+		goto out;
+	for (i = 0, k = 0; i < o->ninputs; i++) {
+		if (o->entries[i].on)
+			continue;
+		wm->inputs[k] = o->inputs[i];
+		wm->map[k++] = i;
+	}
+	wm->inputs[k] = wm->path;
+	wm->entries[k].memo = 1;
+	wm->entries[k].sum = set;
+	wm->map[k++] = SIZE_MAX;
+	for (e = 0; e < o->nextra; e++)
+		wm->extra[e] = o->extra[e];
+	for (i = 0; i < o->ninputs; i++) {
+		if (!o->entries[i].on)
+			continue;
+		wm->extra[e].path = o->entries[i].path;
+		wm->extra[e].path_len = o->entries[i].path_len;
+		wm->extra[e++].st = o->entries[i].st;
+	}
+	wm->mo = *o;
+	wm->mo.inputs = wm->inputs;
+	wm->mo.ninputs = k;
+	wm->mo.entries = wm->entries;
+	wm->mo.extra = wm->extra;
+	wm->mo.nextra = e;
+	rc = 0;
+out:
+	if (rc != 0)
+		worker_memo_free(wm);
+	free(sums);
+	free(bin);
+	free(be);
+	free(bmap);
+	return rc;
+}
+
 /*
  * Run one MERGE task: its inputs are earlier tasks' partials, its output
  * this task's file, a partial or (final) the job's result, written to a
@@ -672,12 +853,14 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	const struct proto_ref		*rf;
 	char				**inputs = NULL, path[PATH_MAX];
 	char				 tmp[PATH_MAX + 8];
+	struct wmemo			 wm;
 	uint8_t				*msg;
 	size_t				 mlen, i;
-	int				 fd = -1, rc;
+	int				 fd = -1, rc, mrc;
 
 	memset(&o, 0, sizeof o);
 	memset(&mr, 0, sizeof mr);
+	memset(&wm, 0, sizeof wm);
 	mr.bad = SIZE_MAX;
 	if ((inputs = calloc((size_t)m->f.ninputs + 1, sizeof *inputs)) == NULL ||
 	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL ||
@@ -748,7 +931,27 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	o.start_usec = m->f.start_usec;
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
-	rc = merge_run(&o, &mr);
+	mrc = entries != NULL ? worker_memo(w, m, &o, &wm, &mr) : -1;
+	rc = -1;
+	if (mrc == 0) {
+		rc = merge_run(&wm.mo, &mr);
+		if (rc == -1 && mr.bad != SIZE_MAX &&
+		    wm.map[mr.bad] == SIZE_MAX) {
+			/* The memo went bad meanwhile: without it. */
+			log_warnx("cache: %s: %s: removed", wm.path, mr.error);
+			(void)unlink(wm.path);
+			mrc = -1;
+			if (lseek(fd, 0, SEEK_SET) == -1 ||
+			    ftruncate(fd, 0) == -1) {
+				mrc = -2;
+				mr.bad = SIZE_MAX;
+			}
+		} else if (rc == -1 && mr.bad != SIZE_MAX)
+			mr.bad = wm.map[mr.bad];
+	}
+	if (mrc == -1)
+		rc = merge_run(&o, &mr);
+	worker_memo_free(&wm);
 	alarm(0);
 	if (rc == 0) {
 		rc = close(fd);
