@@ -55,6 +55,17 @@
 #endif
 
 #define READER_IN_SIZE	(256 * 1024)
+
+/*
+ * The buffers of the last reader closed, kept for the next one (a
+ * process reads one file at a time): zeroing a fresh megabyte for every
+ * file, and faulting its pages in, cost more than a small file's lines.
+ */
+static struct {
+	unsigned char	*in;
+	char		*buf;
+	size_t		 cap;
+} reader_spare;
 #define READER_OUT_SIZE	(1024 * 1024)
 #define READER_HDR_OUT	64	/* output allowed while zlib reads a header */
 
@@ -414,9 +425,15 @@ reader_start(struct reader *r)
 	r->cap = line_max + READER_OUT_SIZE;
 	/*
 	 * The line buffer is zeroed: PCRE2's JIT may load a few bytes past
-	 * the end of a subject, which must not be uninitialised memory.
+	 * the end of a subject, which must not be uninitialised memory (a
+	 * spare one was zeroed when made, and written since).
 	 */
-	if ((r->in = malloc(r->in_cap)) == NULL ||
+	if (reader_spare.in != NULL && reader_spare.cap == r->cap) {
+		r->in = reader_spare.in;
+		r->buf = reader_spare.buf;
+		reader_spare.in = NULL;
+		reader_spare.buf = NULL;
+	} else if ((r->in = malloc(r->in_cap)) == NULL ||
 	    (r->buf = calloc(1, r->cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
 		return -1;
@@ -470,8 +487,14 @@ reader_close(struct reader *r)
 		inflateEnd(&r->zs);
 	if (r->fd != -1)
 		close(r->fd);
-	free(r->in);
-	free(r->buf);
+	if (r->in != NULL && r->buf != NULL && reader_spare.in == NULL) {
+		reader_spare.in = r->in;
+		reader_spare.buf = r->buf;
+		reader_spare.cap = r->cap;
+	} else {
+		free(r->in);
+		free(r->buf);
+	}
 	free(r->is);
 	r->in = NULL;
 	r->buf = NULL;
