@@ -207,41 +207,6 @@ cache_drop(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 		log_warn("cache: %s", path);
 }
 
-/* Copy all of in (from offset 0) to out; -1 with errno. */
-static int
-cache_copy(int in, int out, uint64_t *n)
-{
-	char	 buf[65536];
-	ssize_t	 r, w;
-	off_t	 off = 0;
-	size_t	 done;
-
-	*n = 0;
-	for (;;) {
-		r = pread(in, buf, sizeof buf, off);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return -1;
-		if (r == 0)
-			return 0;
-		for (done = 0; done < (size_t)r; done += (size_t)w) {
-			w = write(out, buf + done, (size_t)r - done);
-			if (w == -1 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w <= 0) {
-				if (w == 0)
-					errno = EIO;
-				return -1;
-			}
-		}
-		off += r;
-		*n += (uint64_t)r;
-	}
-}
-
 struct centry {
 	char		name[64];
 	uint64_t	size;
@@ -360,28 +325,26 @@ out:
 }
 
 int
-cache_put(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino,
-    int fd)
+cache_put_begin(struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, struct cache_put *cp)
 {
 	struct stat	 a, b;
-	char		 path[PATH_MAX], tmp[PATH_MAX];
-	uint64_t	 n = 0;
-	int		 out = -1, rc = -1;
 
-	if (cache_name(c, path, sizeof path, sdigest, dev, ino, "") == -1 ||
-	    cache_name(c, tmp, sizeof tmp, sdigest, dev, ino, ".tmp") == -1 ||
-	    (!c->ready && cache_prepare(c, 1) == -1))
+	cp->fd = -1;
+	if (cache_name(c, cp->path, sizeof cp->path, sdigest, dev, ino,
+	    "") == -1 || cache_name(c, cp->tmp, sizeof cp->tmp, sdigest, dev,
+	    ino, ".tmp") == -1 || (!c->ready && cache_prepare(c, 1) == -1))
 		return -1;
-	if ((out = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	if ((cp->fd = open(cp->tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) == -1 && errno == ENOENT) {
 		/* cleared meanwhile: v1/ again, and what was set aside goes */
 		c->scanned = 0;
 		if (cache_prepare(c, 1) == 0)
-			out = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC |
+			cp->fd = open(cp->tmp, O_RDWR | O_CREAT | O_CLOEXEC |
 			    O_NOFOLLOW, 0600);
 	}
-	if (out == -1) {
-		log_warn("cache: %s", tmp);
+	if (cp->fd == -1) {
+		log_warn("cache: %s", cp->tmp);
 		return -1;
 	}
 	/*
@@ -389,33 +352,46 @@ cache_put(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino,
 	 * the name must still be the file locked (not renamed into place
 	 * by the writer before).
 	 */
-	if (flock(out, LOCK_EX | LOCK_NB) == -1) {
-		close(out);
-		return 0;
-	}
-	if (fstat(out, &a) == -1 || lstat(tmp, &b) == -1 ||
+	if (flock(cp->fd, LOCK_EX | LOCK_NB) == -1 ||
+	    fstat(cp->fd, &a) == -1 || lstat(cp->tmp, &b) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		close(out);
-		return 0;
+		close(cp->fd);
+		cp->fd = -1;
+		return -1;
 	}
-	if (ftruncate(out, 0) == -1 || cache_copy(fd, out, &n) == -1) {
-		log_warn("cache: storing %s", path);
-		goto fail;
+	if (ftruncate(cp->fd, 0) == -1) {
+		log_warn("cache: %s", cp->tmp);
+		cache_put_abort(cp);
+		return -1;
 	}
-	if (rename(tmp, path) == -1) {
-		log_warn("cache: %s", path);
-		goto fail;
+	return 0;
+}
+
+int
+cache_put_commit(struct cache *c, struct cache_put *cp, uint64_t bytes)
+{
+	if (rename(cp->tmp, cp->path) == -1) {
+		log_warn("cache: %s", cp->path);
+		cache_put_abort(cp);
+		return -1;
 	}
-	close(out);
-	c->stored += n;
-	c->since_scan += n;
+	close(cp->fd);
+	cp->fd = -1;
+	c->stored += bytes;
+	c->since_scan += bytes;
 	if (!c->scanned || c->since_scan > c->max / 16)
 		cache_scan(c);
 	return 0;
-fail:
-	(void)unlink(tmp);
-	close(out);
-	return rc;
+}
+
+void
+cache_put_abort(struct cache_put *cp)
+{
+	if (cp->fd == -1)
+		return;
+	(void)unlink(cp->tmp);
+	close(cp->fd);
+	cp->fd = -1;
 }
 
 static int

@@ -41,13 +41,24 @@ int		 cache_entry_path(const struct cache *, uint64_t sdigest,
 void		 cache_drop(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino);
 /*
- * Store the finished partial in fd (read from offset 0) as the entry for
- * a source, atomically; skipped when another worker is storing the same
- * entry. -1 (logged) when it could not be stored: the file is then only
- * a miss. Evicts when the cache is over its bound.
+ * Store an entry for a source, atomically: begin gives a temporary of
+ * the entry's, locked, to write the partial into (cp->fd, read and
+ * write); commit renames it into place (evicting when the cache is over
+ * its bound); abort removes it. begin is -1 when another worker is
+ * storing the same entry, or (logged) when it cannot be stored: the file
+ * is then only a miss.
  */
-int		 cache_put(struct cache *, uint64_t sdigest, uint64_t dev,
-		    uint64_t ino, int fd);
+struct cache_put {
+	int		fd;
+	char		tmp[4096];
+	char		path[4096];
+};
+
+int		 cache_put_begin(struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, struct cache_put *);
+int		 cache_put_commit(struct cache *, struct cache_put *,
+		    uint64_t bytes);
+void		 cache_put_abort(struct cache_put *);
 /*
  * The content index: a second name for the entry of the last file stored
  * with the same low 32 bits of its decompressed size (a hard link: it

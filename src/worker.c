@@ -192,52 +192,33 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 
 /*
  * Write the task's counts, merged with base's keys when base is not NULL
- * (a cached partial: served, or resumed), as a partial, to a temporary
- * name renamed into place once complete: a partial under its task's name
- * is always whole. The descriptor of the written partial goes to *fdp
- * when fdp is not NULL (to be stored in the cache). -1 with st's error
- * set (the file is then failed: none of its counts reach the job).
+ * (a cached partial: resumed), as a whole partial to fd: r->nkeys and
+ * r->size on success; -1 with errno.
  */
 static int
-worker_write_partial(struct worker *w, const struct proto_task *t,
+worker_partial_to(struct worker *w, const struct proto_task *t,
     const char *settings, const struct partial *base, struct proto_result *r,
-    int *fdp)
+    int fd)
 {
 	struct partial_source	 src;
 	struct partial_writer	*pw;
 	struct partial_cursor	 pc;
 	struct counts_sorted	 cs;
-	char			 path[PATH_MAX], tmp[PATH_MAX + 8];
 	size_t			 i;
-	int			 fd = -1, rc = -1, e, more, c;
+	off_t			 size;
+	int			 rc = -1, more, c;
 
 	memset(&cs, 0, sizeof cs);
-	if (fdp != NULL)
-		*fdp = -1;
-	if (settings == NULL || counts_sort(w->counts, &cs) == -1) {
-		e = errno;
-		goto fail;
-	}
-	if (proto_spool_path(path, sizeof path, w->spool, t->task, 0) == -1) {
-		e = ENAMETOOLONG;
-		goto fail;
-	}
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((fd = open(tmp, (fdp != NULL ? O_RDWR : O_WRONLY) | O_CREAT |
-	    O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
-		e = errno;
-		goto fail;
-	}
+	if (settings == NULL || counts_sort(w->counts, &cs) == -1)
+		return -1;
 	memset(&src, 0, sizeof src);
 	src.path = t->path;
 	src.path_len = strlen(t->path);
 	src.id = r->id;
 	src.st = r->st;
 	if ((pw = partial_writer_new(fd, settings, strlen(settings), &src,
-	    1)) == NULL) {
-		e = errno;
-		goto fail;
-	}
+	    1)) == NULL)
+		goto out;
 	/* Both in key order: a two-way merge, equal keys summed. */
 	more = 0;
 	if (base != NULL) {
@@ -264,41 +245,67 @@ worker_write_partial(struct worker *w, const struct proto_task *t,
 			more = partial_cursor_next(&pc);
 		}
 	}
-	if (partial_finish(pw, &r->nkeys) == -1) {
+	if (partial_finish(pw, &r->nkeys) == -1 ||
+	    (size = lseek(fd, 0, SEEK_CUR)) == -1)
+		goto out;
+	r->size = (uint64_t)size;
+	rc = 0;
+out:
+	counts_sorted_free(&cs);
+	return rc;
+}
+
+/*
+ * The task's partial in the spool, under a temporary name renamed into
+ * place once complete: a partial under its task's name is always whole.
+ * -1 with st's error set (the file is then failed: none of its counts
+ * reach the job).
+ */
+static int
+worker_write_partial(struct worker *w, const struct proto_task *t,
+    const char *settings, const struct partial *base, struct proto_result *r)
+{
+	char	path[PATH_MAX], tmp[PATH_MAX + 8];
+	int	fd = -1, e;
+
+	tmp[0] = '\0';
+	if (proto_spool_path(path, sizeof path, w->spool, t->task, 0) == -1) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
 		e = errno;
 		goto fail;
 	}
-	r->size = (uint64_t)lseek(fd, 0, SEEK_CUR);
-	if (fdp == NULL) {
-		if (close(fd) == -1) {
-			fd = -1;
-			e = errno;
-			goto fail;
-		}
-		fd = -1;
+	if (worker_partial_to(w, t, settings, base, r, fd) == -1) {
+		e = errno;
+		goto fail;
 	}
+	if (close(fd) == -1) {
+		fd = -1;
+		e = errno;
+		goto fail;
+	}
+	fd = -1;
 	if (rename(tmp, path) == -1) {
 		e = errno;
 		goto fail;
 	}
-	if (fdp != NULL)
-		*fdp = fd;
-	rc = 0;
-	goto out;
+	return 0;
 fail:
-	if (fd != -1) {
+	if (fd != -1)
 		close(fd);
-		unlink(tmp);
-	}
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
 	r->st.flags = (r->st.flags | STATS_FAILED) & ~STATS_PARTIAL;
 	r->st.counted = 0;
 	r->nkeys = r->size = 0;
 	snprintf(r->st.error, sizeof r->st.error, "writing its partial "
 	    "(%zu path%s): %s", counts_size(w->counts),
 	    counts_size(w->counts) == 1 ? "" : "s", strerror(e));
-out:
-	counts_sorted_free(&cs);
-	return rc;
+	return -1;
 }
 
 /* The identity of an open file as fstat sees it (no range yet). */
@@ -537,6 +544,34 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 }
 
 /*
+ * Write the task's partial into the cache entry begun in cp and commit
+ * it, with its companions (content index, gzip bytes' sum): r->ref_sum
+ * is the entry's checksum. -1 when it could not be stored (cp aborted).
+ */
+static int
+worker_store(struct worker *w, const struct wcache *wc,
+    const struct proto_task *t, const char *settings, struct proto_result *r,
+    struct cache_put *cp)
+{
+	uint8_t	sumb[8];
+
+	if (worker_partial_to(w, t, settings, wc->entry, r, cp->fd) == -1 ||
+	    r->size < 8 || pread(cp->fd, sumb, 8, (off_t)r->size - 8) != 8 ||
+	    cache_put_commit(w->cache, cp, r->size) == -1) {
+		cache_put_abort(cp);
+		return -1;
+	}
+	r->ref_sum = worker_partial_sum(sumb + 8);
+	if (r->id.digest != 0)
+		(void)cache_index_put(w->cache, wc->sdigest,
+		    (uint32_t)r->st.raw_bytes, r->id.dev, r->id.ino);
+	if (wc->have_raw)
+		(void)cache_rawsum_put(w->cache, wc->sdigest, r->id.dev,
+		    r->id.ino, r->ref_sum, wc->rawsum);
+	return 0;
+}
+
+/*
  * Run one MAP task and send its result; -1 when the supervisor is gone.
  * With the cache: served from the entry (hit, content), from the entry
  * and the file's new bytes (resumed), or a miss analysed whole and
@@ -552,8 +587,9 @@ worker_task(struct worker *w, const struct proto_task *t)
 	uint8_t				*msg = NULL;
 	size_t				 mlen;
 	char				 err[256], *settings;
-	uint8_t				 sumb[8];
-	int				 rc = -1, a = -1, pfd = -1, store;
+	struct proto_result		 keep;
+	struct cache_put		 cp;
+	int				 rc = -1, a = -1, store;
 
 	memset(&r, 0, sizeof r);
 	memset(&opts, 0, sizeof opts);
@@ -615,7 +651,8 @@ worker_task(struct worker *w, const struct proto_task *t)
 	/*
 	 * A hit's partial is its entry, merged from where it is (checked
 	 * again there, and read again from the file should it have changed).
-	 * Every other file gets a partial, a failed one too: it lists the
+	 * So is a partial stored, written once, into the cache. Every other
+	 * file gets a partial in the spool, a failed one too: it lists the
 	 * file.
 	 */
 	if (a == ANALYSIS_SERVED && wc.status == STATS_CACHE_HIT &&
@@ -626,19 +663,27 @@ worker_task(struct worker *w, const struct proto_task *t)
 		    wc.entry->size);
 		r.size = wc.entry->size;
 		r.nkeys = wc.entry->nkeys;
-	} else if (worker_write_partial(w, t, settings, wc.entry, &r, store ?
-	    &pfd : NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
-	    r.id.dev, r.id.ino, pfd) == 0) {
-		if (r.id.digest != 0)
-			(void)cache_index_put(w->cache, wc.sdigest,
-			    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
-		if (wc.have_raw && r.size >= 8 && pread(pfd, sumb, 8,
-		    (off_t)r.size - 8) == 8)
-			(void)cache_rawsum_put(w->cache, wc.sdigest, r.id.dev,
-			    r.id.ino, worker_partial_sum(sumb + 8), wc.rawsum);
+	} else if (store && (t->flags & PROTO_TASK_NO_REF) == 0 &&
+	    cache_put_begin(w->cache, wc.sdigest, r.id.dev, r.id.ino,
+	    &cp) == 0) {
+		keep = r;
+		if (worker_store(w, &wc, t, settings, &r, &cp) == 0) {
+			r.ref = 1;
+			r.ref_key = wc.sdigest;
+		} else {
+			/* (not stored: a partial in the spool, as uncached) */
+			r = keep;
+			(void)worker_write_partial(w, t, settings, wc.entry,
+			    &r);
+		}
+	} else if (worker_write_partial(w, t, settings, wc.entry, &r) == 0 &&
+	    store && cache_put_begin(w->cache, wc.sdigest, r.id.dev, r.id.ino,
+	    &cp) == 0) {
+		/* (read again after a ref failed: in the spool, and stored) */
+		keep = r;
+		(void)worker_store(w, &wc, t, settings, &r, &cp);
+		r = keep;
 	}
-	if (pfd != -1)
-		close(pfd);
 	if (w->cache != NULL)
 		cache_take_counts(w->cache, &r.cache_stored, &r.cache_evicted);
 	if ((msg = proto_result_encode(&r, &mlen)) == NULL) {
@@ -714,7 +759,8 @@ worker_memo(struct worker *w, const struct proto_merge *m,
 	off_t			 size;
 
 	memset(wm, 0, sizeof *wm);
-	if (w->cache == NULL || n < 2)
+	/* (a final merge's set of files is the one asked for again) */
+	if (w->cache == NULL || n < 2 || !m->f.final)
 		return -1;
 	key = m->refs[0].f.key;
 	if ((sums = calloc(n, sizeof *sums)) == NULL)
