@@ -12,6 +12,8 @@
  * CLFD_INFLATE=zlib or isal in the environment picks the gzip inflater
  * (the default: ISA-L's when built with it); isal where the build has no
  * ISA-L is an error (exit 3), so that a test can skip.
+ * CLFD_AHEAD=N inflates gzip files of N bytes or more in a second thread
+ * (reader_ahead; 0 never, 1 always).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -121,6 +123,8 @@ main(int argc, char **argv)
 			return 3;
 		}
 	}
+	if ((inflate = getenv("CLFD_AHEAD")) != NULL && *inflate != '\0')
+		reader_ahead = strtoull(inflate, NULL, 10);
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--") == 0) {
 			i++;

@@ -77,10 +77,12 @@ analysis_three_words(const char *s, size_t len)
 
 /*
  * The identity of the file the reader has open: as fstat saw it at the
- * open, the range read, and a fingerprint of the last bytes of it.
+ * open, the range read [off, end), and a fingerprint of the bytes before
+ * fp (the end of what was read).
  */
 static void
-analysis_identity(const struct reader *r, uint64_t off, struct source_id *id)
+analysis_identity(const struct reader *r, uint64_t off, uint64_t end,
+    uint64_t fp, struct source_id *id)
 {
 	unsigned char	 buf[ANALYSIS_FPRINT];
 	uint64_t	 from;
@@ -94,13 +96,42 @@ analysis_identity(const struct reader *r, uint64_t off, struct source_id *id)
 	id->ctime_ns = (int64_t)r->st.st_ctim.tv_sec * 1000000000 +
 	    r->st.st_ctim.tv_nsec;
 	id->off = off;
-	id->end = r->bytes;
-	from = id->end > sizeof buf ? id->end - sizeof buf : 0;
+	id->end = end;
+	from = fp > sizeof buf ? fp - sizeof buf : 0;
 	do
-		n = pread(r->fd, buf, (size_t)(id->end - from), (off_t)from);
+		n = pread(r->fd, buf, (size_t)(fp - from), (off_t)from);
 	while (n == -1 && errno == EINTR);
-	id->fingerprint = n == (ssize_t)(id->end - from) ?
+	id->fingerprint = n == (ssize_t)(fp - from) ?
 	    XXH3_64bits(buf, (size_t)n) : 0;
+}
+
+/*
+ * Whether the open file is still the one a range was listed as; -1 with
+ * the error in st (the range is then partial: nothing of it read).
+ */
+static int
+analysis_range_check(const struct reader *r, const struct analysis_range *rg,
+    struct file_stats *st)
+{
+	int64_t	mtime = (int64_t)r->st.st_mtim.tv_sec * 1000000000 +
+	    r->st.st_mtim.tv_nsec;
+
+	if ((uint64_t)r->st.st_dev != rg->dev ||
+	    (uint64_t)r->st.st_ino != rg->ino)
+		snprintf(st->error, sizeof st->error, "replaced since the job "
+		    "listed it (another inode)");
+	else if ((uint64_t)r->st.st_size < rg->size)
+		snprintf(st->error, sizeof st->error, "shrank since the job "
+		    "listed it (%llu of %llu bytes)",
+		    (unsigned long long)r->st.st_size,
+		    (unsigned long long)rg->size);
+	else if ((uint64_t)r->st.st_size == rg->size && mtime != rg->mtime_ns)
+		snprintf(st->error, sizeof st->error, "modified since the job "
+		    "listed it");
+	else
+		return 0;
+	st->flags |= STATS_PARTIAL;
+	return -1;
 }
 
 int
@@ -115,11 +146,14 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	struct filter		*own = NULL;
 	const struct filter	*flt = o->flt;
 	XXH3_state_t		*hs = NULL;
+	const struct analysis_range *rg = o->range;
 	const char		*line;
 	char			*scratch = NULL, err[128];
 	size_t			 len, line_max;
+	uint64_t		 first = 0;
 	int64_t			 t;
-	int			 rc, status, need_status, ret = -1;
+	int			 rc, status, need_status, ret = -1, ranged = 0;
+	int			 defer = o->opened != NULL && rg == NULL;
 
 	memset(st, 0, sizeof *st);
 	if (id != NULL)
@@ -130,23 +164,40 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	/* (with opened(), nothing is read before it has had its say) */
 	if (reader_open(&r, path, o->roots, line_max,
 	    (o->no_hardlinks ? READER_NO_HARDLINKS : 0) |
-	    (o->opened != NULL ? READER_DEFER : 0)) == -1) {
+	    (defer ? READER_DEFER : 0)) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
 	}
-	if (o->opened != NULL) {
-		if ((rc = o->opened(o->arg, r.fd, &r.st, r.gzip, &plan)) ==
-		    ANALYSIS_SERVED) {
-			reader_close(&r);
-			return ANALYSIS_SERVED;
-		}
-		if (reader_start(&r) == -1) {
-			plan.off = 0;
-			snprintf(st->error, sizeof st->error, "%s", r.error);
-			st->flags |= STATS_FAILED;
+	if (rg != NULL) {
+		if (analysis_range_check(&r, rg, st) == -1)
+			goto out;
+		if (r.gzip && rg->off > 0) {
+			/* Read whole by its range at 0. */
+			st->flags |= STATS_GZIP;
+			ret = 0;
 			goto out;
 		}
+		if (!r.gzip) {
+			if (reader_range(&r, rg->off, rg->end, rg->size) == -1) {
+				snprintf(st->error, sizeof st->error, "seek: %s",
+				    strerror(errno));
+				st->flags |= STATS_FAILED;
+				goto out;
+			}
+			ranged = 1;
+		}
+	}
+	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
+	    &plan)) == ANALYSIS_SERVED) {
+		reader_close(&r);
+		return ANALYSIS_SERVED;
+	}
+	if (defer && reader_start(&r) == -1) {
+		plan.off = 0;
+		snprintf(st->error, sizeof st->error, "%s", r.error);
+		st->flags |= STATS_FAILED;
+		goto out;
 	}
 	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
 		snprintf(st->error, sizeof st->error, "seek: %s",
@@ -155,14 +206,16 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		goto out;
 	}
 	/* The digest of the decompressed content: what open read, then on. */
-	if ((o->digest || plan.digest || plan.hash_only) && plan.off == 0) {
+	if ((o->digest || plan.digest || plan.hash_only) && plan.off == 0 &&
+	    !ranged) {
 		if ((hs = XXH3_createState()) == NULL ||
 		    XXH3_64bits_reset(hs) == XXH_ERROR) {
 			snprintf(st->error, sizeof st->error, "out of memory");
 			st->flags |= STATS_FAILED;
 			goto out;
 		}
-		(void)XXH3_64bits_update(hs, r.buf + r.start, r.end - r.start);
+		(void)XXH3_64bits_update(hs, r.o.buf + r.o.start,
+		    r.o.end - r.o.start);
 		r.hash = hs;
 	}
 	if (plan.hash_only) {
@@ -250,8 +303,18 @@ end:
 		st->flags |= STATS_PARTIAL;
 		goto out;
 	}
-	/* A plain file ending before its size at the open was truncated. */
-	if (!r.gzip && r.bytes < (uint64_t)r.st.st_size) {
+	/*
+	 * A plain file ending before its size at the open was truncated (a
+	 * range: before its end, or before the size it was listed with).
+	 */
+	if (ranged && !r.stopped && r.bytes < rg->size) {
+		snprintf(st->error, sizeof st->error, "file shrank while being "
+		    "read (%llu of %llu bytes)", (unsigned long long)r.bytes,
+		    (unsigned long long)rg->size);
+		st->flags |= STATS_PARTIAL;
+		goto out;
+	}
+	if (!ranged && !r.gzip && r.bytes < (uint64_t)r.st.st_size) {
 		snprintf(st->error, sizeof st->error, "file shrank while being "
 		    "read (%llu of %llu bytes)", (unsigned long long)r.bytes,
 		    (unsigned long long)r.st.st_size);
@@ -260,10 +323,24 @@ end:
 	}
 	ret = 0;
 out:
-	st->bytes = r.bytes - plan.off;
-	st->raw_bytes = r.raw_bytes - plan.off;
+	reader_join(&r);
+	if (ranged) {
+		/* The bytes of the lines it owns, not what was read ahead. */
+		first = r.align ? reader_tell(&r) : r.first;
+		st->bytes = st->raw_bytes = reader_tell(&r) > first ?
+		    reader_tell(&r) - first : 0;
+	} else if (rg != NULL && !(r.gzip && rg->off == 0)) {
+		st->bytes = st->raw_bytes = 0;
+	} else {
+		st->bytes = r.bytes - plan.off;
+		st->raw_bytes = r.raw_bytes - plan.off;
+	}
 	if (id != NULL && r.st.st_mode != 0) {
-		analysis_identity(&r, plan.off, id);
+		if (rg != NULL)
+			analysis_identity(&r, rg->off, rg->end, ranged ?
+			    reader_tell(&r) : r.bytes, id);
+		else
+			analysis_identity(&r, plan.off, r.bytes, r.bytes, id);
 		if (hs != NULL && ret == 0)
 			id->digest = XXH3_64bits_digest(hs) | 1;
 	}

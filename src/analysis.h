@@ -34,6 +34,24 @@ struct analysis_plan {
 
 #define ANALYSIS_SERVED	1	/* opened() answered the file: nothing read */
 
+/*
+ * One byte range of a big plain file: the lines whose first byte lies in
+ * [off, end) of the file's first size bytes (reader_range), the file as
+ * the job listed it (device, inode, size, mtime). The file must still be
+ * that one: the same device and inode, at least size bytes, and the same
+ * mtime if it has exactly size bytes (grown is fine: the bytes past size
+ * are not read); else the range fails. A gzip file is not split: its
+ * range at offset 0 reads it whole and the others read nothing.
+ */
+struct analysis_range {
+	uint64_t	off;
+	uint64_t	end;
+	uint64_t	size;
+	uint64_t	dev;
+	uint64_t	ino;
+	int64_t		mtime_ns;
+};
+
 struct analysis_opts {
 	struct logformat	*fmt;
 	const struct filter	*flt;
@@ -41,6 +59,7 @@ struct analysis_opts {
 	const char *const	*roots;		/* NULL-terminated; NULL: any path */
 	int			 no_hardlinks;	/* refuse files with st_nlink > 1 */
 	int			 digest;	/* fill the identity's digest */
+	const struct analysis_range *range;	/* NULL: the whole file */
 	/*
 	 * Called, when not NULL, once the file is open and checked (roots,
 	 * type) and before any line is read, with the open descriptor and
@@ -117,7 +136,10 @@ struct source_id {
 };
 
 /*
- * Run the pipeline on path, adding to out. Returns 0 when the whole file
+ * Run the pipeline on path, adding to out. With a range, id's off and end
+ * are the range's (clipped to the file as listed), its fingerprint that
+ * of the bytes before the end of the last line read, and st's bytes the
+ * bytes of the lines the range owns: a file's ranges add up to it. Returns 0 when the whole file
  * was read, -1 when it failed or stopped early (st->error says why,
  * STATS_FAILED or STATS_PARTIAL says how much counts), ANALYSIS_SERVED
  * when opts' opened() said so (st and id then zero). id, when not NULL,

@@ -15,6 +15,7 @@
 #include "cluster.h"
 #include "paths.h"
 #include "suggest.h"
+#include "timearg.h"
 
 #include <jansson.h>
 
@@ -103,13 +104,16 @@ usage_text(FILE *f)
 "         [--count-root] [--literal]\n"
 "         [--format F] [--top N] [--no-wait] [--progress|--no-progress]\n"
 "         [--no-cache] [-o json|compact|tsv|table] PATTERN...\n"
+"         T: '2024-03-01 [10:20[:30]]' local time, ...Z or ...+02:00,\n"
+"            @EPOCH, -1h, -30min, +2d, now, today, yesterday, tomorrow\n"
 "  map [submit's --under ... --format options] [-j N] [--files-from LIST]\n"
 "         -O PARTIAL [FILE...]    (no daemon: the files into one partial)\n"
 "  merge [--top N] [-o json|compact|tsv|table] PARTIAL... (partials: a result)\n"
 "  wait [--progress|--no-progress] [-o json|compact|tsv|table] ID\n"
 "  result [-o json|compact|tsv|table] ID\n"
 "  (a result is a table on a terminal, JSON elsewhere)\n"
-"  status [-o json|compact|tsv] [ID]    list [-o json|compact|tsv]\n"
+"  status [-o json|compact|tsv|table] [ID]\n"
+"  list [-o json|compact|tsv|table]    (on a terminal: a table)\n"
 "  cancel ID    stats [-o json|compact]    ping [-o json|compact]\n"
 "  cache clear\n"
 "  -s SOCKET  clfd's socket (default: $CLFD_SOCKET, else the system\n"
@@ -285,18 +289,21 @@ conn_line(struct conn *c, int timeout, size_t *lenp)
 	struct pollfd	 pfd;
 	struct timespec	 ts, *tsp = NULL;
 	char		*nl, *p, *line;
-	size_t		 ncap;
+	size_t		 ncap, seen = c->off;
 	ssize_t		 n;
 	int		 r;
 
 	for (;;) {
-		nl = c->len > c->off ? memchr(c->buf + c->off, '\n',
-		    c->len - c->off) : NULL;
+		/* (only the new bytes: a 60 MB line comes in 4000 reads) */
+		nl = c->len > seen ? memchr(c->buf + seen, '\n',
+		    c->len - seen) : NULL;
 		if (nl != NULL)
 			break;
+		seen = c->len;
 		if (c->off > 0) {
 			memmove(c->buf, c->buf + c->off, c->len - c->off);
 			c->len -= c->off;
+			seen -= c->off;
 			c->off = 0;
 		}
 		if (c->len == c->cap) {
@@ -444,11 +451,23 @@ reply_error(json_t *msg)
 	return EXIT_REJECT;
 }
 
+/* The log of the autostarted clfd on path: clfd.log beside its socket. */
+static void
+autostart_log(const char *path, char *logf, size_t len)
+{
+	char	*slash;
+
+	snprintf(logf, len, "%s", path);
+	if ((slash = strrchr(logf, '/')) != NULL &&
+	    (size_t)(slash - logf) + sizeof "/clfd.log" <= len)
+		memcpy(slash + 1, "clfd.log", sizeof "clfd.log");
+}
+
 /* Start clfd on path, detached in its own session; its pid or -1. */
 static pid_t
-autostart_spawn(const char *path)
+autostart_spawn(const char *path, const char *logf)
 {
-	char	 exe[PATH_MAX], logf[PATH_MAX + 16], *slash;
+	char	 exe[PATH_MAX], *slash;
 	ssize_t	 n;
 	pid_t	 pid;
 	int	 fd;
@@ -462,10 +481,6 @@ autostart_spawn(const char *path)
 		if (access(exe, X_OK) == -1)
 			exe[0] = '\0';
 	}
-	/* A log of the autostarted daemon beside its socket, for trouble. */
-	snprintf(logf, sizeof logf, "%s", path);
-	if ((slash = strrchr(logf, '/')) != NULL)
-		memcpy(slash + 1, "clfd.log", sizeof "clfd.log");
 	fflush(NULL);
 	if ((pid = fork()) == -1) {
 		warnx_("fork: %s", strerror(errno));
@@ -508,14 +523,16 @@ now_ms(void)
 
 /*
  * Connect to a clfd that answers ping on path, trying until the deadline
- * (ms, monotonic). 0 with c connected, or -1.
+ * (ms, monotonic). The pid that answered (ours, or one that won a start
+ * race) with c connected, or -1.
  */
-static int
+static pid_t
 autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 {
 	struct timespec	 ts;
 	json_t		*req, *rep;
 	long		 delay = 10;
+	pid_t		 answered = -1;
 	int		 st, exited = 0, ok = 0;
 
 	req = json_pack("{s:s}", "op", "ping");
@@ -524,6 +541,9 @@ autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 			rep = conn_call(c, req, START_TIMEOUT);
 			ok = rep != NULL && json_is_true(json_object_get(rep,
 			    "ok"));
+			if (ok)
+				answered = (pid_t)json_integer_value(
+				    json_object_get(rep, "pid"));
 			json_decref(rep);
 			if (ok)
 				break;
@@ -541,7 +561,7 @@ autostart_wait(struct conn *c, const char *path, pid_t pid, long deadline)
 			delay *= 2;
 	}
 	json_decref(req);
-	return ok ? 0 : -1;
+	return ok ? answered : -1;
 }
 
 /*
@@ -582,9 +602,9 @@ static int
 connect_daemon(struct conn *c, const char *opt_socket)
 {
 	static char	 defpath[PATH_MAX];
-	char		 err[PATH_MAX + 128];
+	char		 err[PATH_MAX + 128], logf[PATH_MAX + 16];
 	const char	*env = getenv("CLFD_SOCKET");
-	pid_t		 pid;
+	pid_t		 pid, up;
 	int		 saved, rc;
 
 	c->fd = -1;
@@ -615,13 +635,20 @@ connect_daemon(struct conn *c, const char *opt_socket)
 		warnx_("cannot start clfd: %s", err);
 		return EXIT_DOWN;
 	}
-	if ((pid = autostart_spawn(defpath)) == -1)
+	autostart_log(defpath, logf, sizeof logf);
+	if ((pid = autostart_spawn(defpath, logf)) == -1)
 		return EXIT_DOWN;
-	if (autostart_wait(c, defpath, pid, now_ms() + START_TIMEOUT) == -1) {
-		warnx_("started clfd (pid %ld) but it does not answer on %s "
-		    "(see clfd.log beside it)", (long)pid, defpath);
+	if ((up = autostart_wait(c, defpath, pid, now_ms() +
+	    START_TIMEOUT)) == -1) {
+		warnx_("started clfd pid %ld but it does not answer on %s "
+		    "(see %s)", (long)pid, defpath, logf);
 		return EXIT_DOWN;
 	}
+	/* (another clfctl's clfd may have won the race: it says nothing) */
+	if (up == pid)
+		warnx_("started clfd pid %ld on %s, log %s; it exits after "
+		    "%s s idle with no result kept", (long)pid, defpath, logf,
+		    IDLE_EXIT);
 	return 0;
 }
 
@@ -790,6 +817,119 @@ print_table(json_t *res)
 	    "distinct")));
 }
 
+/* A time from the daemon (UTC seconds) as local ISO 8601, else "-". */
+static const char *
+fmt_time(char *buf, size_t len, const json_t *v)
+{
+	struct tm	 tm;
+	time_t		 t;
+	char		 z[8];
+	size_t		 n;
+
+	if (!json_is_integer(v))
+		return "-";
+	t = (time_t)json_integer_value(v);
+	if (localtime_r(&t, &tm) == NULL || (n = strftime(buf, len,
+	    "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
+	    strftime(z, sizeof z, "%z", &tm) != 5)
+		return "-";
+	/* "+0100" as RFC 3339 has it, "+01:00" (as --since takes it too) */
+	snprintf(buf + n, len - n, "%.3s:%.2s", z, z + 3);
+	return buf;
+}
+
+/* A job's patterns, space-separated, control bytes as \xHH. */
+static void
+put_patterns(const json_t *job)
+{
+	json_t	*v;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(job, "patterns"), i, v) {
+		if (i > 0)
+			putchar(' ');
+		tsv_put(json_string_value(v) != NULL ? json_string_value(v) :
+		    "?");
+	}
+}
+
+/* The jobs of a list reply for a person: one line each, times local. */
+static void
+print_jobs_table(const json_t *jobs)
+{
+	json_t	*v;
+	char	 a[64], b[40];
+	size_t	 i;
+	int	 wid = 3, wfiles = 5, n;
+
+	if (json_array_size(jobs) == 0) {
+		printf("no jobs\n");
+		return;
+	}
+	json_array_foreach(jobs, i, v) {
+		n = snprintf(a, sizeof a, "%lld", (long long)
+		    json_integer_value(json_object_get(v, "job")));
+		wid = n > wid ? n : wid;
+		n = snprintf(a, sizeof a, "%lld/%lld", (long long)
+		    json_integer_value(json_object_get(v, "files_done")),
+		    (long long)json_integer_value(json_object_get(v,
+		    "files_total")));
+		wfiles = n > wfiles ? n : wfiles;
+	}
+	printf("%*s  %-9s  %*s  %-25s  PATTERNS\n", wid, "JOB", "STATE",
+	    wfiles, "FILES", "SUBMITTED");
+	json_array_foreach(jobs, i, v) {
+		snprintf(a, sizeof a, "%lld/%lld", (long long)
+		    json_integer_value(json_object_get(v, "files_done")),
+		    (long long)json_integer_value(json_object_get(v,
+		    "files_total")));
+		printf("%*lld  %-9s  %*s  %-25s  ", wid, (long long)
+		    json_integer_value(json_object_get(v, "job")),
+		    json_string_value(json_object_get(v, "state")), wfiles, a,
+		    fmt_time(b, sizeof b, json_object_get(v, "submitted")));
+		put_patterns(v);
+		putchar('\n');
+	}
+}
+
+/* One job's status for a person: a field a line, times local. */
+static void
+print_status_table(const json_t *st)
+{
+	char	a[40];
+
+	printf("job        %lld\n", (long long)json_integer_value(
+	    json_object_get(st, "job")));
+	printf("state      %s\n", json_string_value(json_object_get(st,
+	    "state")));
+	printf("files      %lld of %lld done, %lld failed\n",
+	    (long long)json_integer_value(json_object_get(st, "files_done")),
+	    (long long)json_integer_value(json_object_get(st, "files_total")),
+	    (long long)json_integer_value(json_object_get(st,
+	    "files_failed")));
+	printf("bytes      %s\n", fmt_count(a, sizeof a, json_integer_value(
+	    json_object_get(st, "bytes_done"))));
+	printf("submitted  %s\n", fmt_time(a, sizeof a, json_object_get(st,
+	    "submitted")));
+	printf("finished   %s\n", fmt_time(a, sizeof a, json_object_get(st,
+	    "finished")));
+	printf("patterns   ");
+	put_patterns(st);
+	putchar('\n');
+}
+
+/* A job of a list or status reply as a TSV line. */
+static void
+print_job_tsv(const json_t *v)
+{
+	printf("%lld\t%s\t%lld\t%lld\t%lld\n",
+	    (long long)json_integer_value(json_object_get(v, "job")),
+	    json_string_value(json_object_get(v, "state")),
+	    (long long)json_integer_value(json_object_get(v, "files_done")),
+	    (long long)json_integer_value(json_object_get(v, "files_total")),
+	    (long long)json_integer_value(json_object_get(v, "submitted")));
+}
+
 /* Print a JSON document in the chosen style. */
 static void
 print_json(json_t *doc, enum output out)
@@ -853,6 +993,12 @@ print_result(json_t *res, enum output out)
 	if (json_integer_value(json_object_get(json_object_get(res, "totals"),
 	    "failed")) > 0)
 		rc = EXIT_FILES;
+	if (state != NULL && strcmp(state, "cancelled") == 0)
+		warnx_("job %lld was cancelled: partial, the counts of the %lld "
+		    "of %lld files done before", (long long)json_integer_value(
+		    json_object_get(res, "job")), (long long)json_integer_value(
+		    json_object_get(res, "files_done")), (long long)
+		    json_integer_value(json_object_get(res, "files_total")));
 	if (state != NULL && strcmp(state, "done") != 0)
 		rc = EXIT_FILES;
 	if (rc == EXIT_OK && malformed)
@@ -1191,7 +1337,7 @@ add_items(json_t *arr, const char *s, int num)
 	return rc;
 }
 
-/* A --since/--until value as UTC seconds; -1 when it is not one clfctl reads. */
+/* A --since/--until value as sent (seconds or "...Z") as UTC seconds, or -1. */
 static int
 time_value(const json_t *v, long long *t)
 {
@@ -1210,6 +1356,31 @@ time_value(const json_t *v, long long *t)
 		return -1;
 	*t = (long long)timegm(&tm);
 	return 0;
+}
+
+/*
+ * A --since/--until argument as the daemon takes it: digits as they are
+ * (UTC seconds), any other form timearg_parse() reads as a UTC timestamp
+ * (or seconds, before 1970 or after 9999). NULL when it reads none.
+ */
+static json_t *
+time_json(const char *s, time_t now)
+{
+	struct tm	 tm;
+	time_t		 tt;
+	int64_t		 t;
+	char		 buf[32];
+
+	if (timearg_parse(s, now, &t) == -1)
+		return NULL;
+	if (strspn(s, "0123456789") == strlen(s))
+		return json_integer((json_int_t)t);
+	tt = (time_t)t;
+	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year < 70 ||
+	    tm.tm_year > 9999 - 1900 || strftime(buf, sizeof buf,
+	    "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return json_integer((json_int_t)t);
+	return json_string(buf);
 }
 
 /* --since later than --until: a usage error (-1), as it counts nothing. */
@@ -1285,10 +1456,11 @@ static int
 parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
     json_t *req, json_t *filter)
 {
-	json_t		*names = NULL, *exts = NULL, *arr;
+	json_t		*names = NULL, *exts = NULL, *arr, *v;
 	const char	*key;
 	char		*end;
 	long long	 top;
+	time_t		 now = time(NULL);
 	int		 ch, i, ok, noxdef = 0, countroot = 0, rc = EXIT_USAGE;
 
 	optind = 0;
@@ -1336,12 +1508,21 @@ parse_cmd_opts(int argc, char **argv, const int *allowed, struct opts *o,
 			}
 			break;
 		case OPT_UNDER:
+			json_object_set_new(filter, "under",
+			    json_string(optarg));
+			break;
 		case OPT_SINCE:
 		case OPT_UNTIL:
-			key = ch == OPT_UNDER ? "under" : ch == OPT_SINCE ?
-			    "since" : "until";
-			json_object_set_new(filter, key, ch == OPT_UNDER ?
-			    json_string(optarg) : int_or_string(optarg));
+			key = ch == OPT_SINCE ? "since" : "until";
+			if ((v = time_json(optarg, now)) == NULL) {
+				usage_error("--%s: not a time: \"%s\" (try "
+				    "2024-03-01, '2024-03-01 10:00', "
+				    "'...Z' or '...+02:00' for UTC or an "
+				    "offset, @EPOCH, -1h, now, today, "
+				    "yesterday; see clfctl(1))", key, optarg);
+				goto out;
+			}
+			json_object_set_new(filter, key, v);
 			break;
 		case OPT_STATUS:
 		case OPT_METHOD:
@@ -1721,8 +1902,9 @@ cmd_wait(int argc, char **argv, struct opts *o)
 
 /*
  * The simple one-request commands: result, status, list, cancel, stats,
- * ping. result prints the RESULT like submit; list (and status without an
- * ID) can print TSV: job, state, files done, files total, submitted.
+ * ping. result prints the RESULT like submit; status and list print a
+ * table on a terminal (times local, the jobs' patterns), JSON elsewhere,
+ * or TSV: job, state, files done, files total, submitted.
  */
 static int
 cmd_simple(int argc, char **argv, struct opts *o)
@@ -1733,7 +1915,7 @@ cmd_simple(int argc, char **argv, struct opts *o)
 	const char	*cmd = argv[0];
 	json_int_t	 id = 0;
 	size_t		 i;
-	int		 rc, takes_id, list;
+	int		 rc, takes_id, list, jobs;
 
 	if ((rc = parse_cmd_opts(argc, argv, allowed, o, NULL, NULL)) != 0)
 		return rc;
@@ -1746,14 +1928,17 @@ cmd_simple(int argc, char **argv, struct opts *o)
 		return usage_error("%s: no arguments expected", cmd);
 	list = strcmp(cmd, "list") == 0 || (strcmp(cmd, "status") == 0 &&
 	    id == 0);
-	if (o->output == OUT_TSV && !list && strcmp(cmd, "result") != 0)
-		return usage_error("%s: -o tsv is for submit, wait, result "
-		    "and list", cmd);
-	if (o->output == OUT_TABLE && strcmp(cmd, "result") != 0)
-		return usage_error("%s: -o table is for submit, wait and "
-		    "result", cmd);
-	o->output = strcmp(cmd, "result") == 0 ? result_output(o->output) :
-	    o->output == OUT_AUTO ? OUT_JSON : o->output;
+	jobs = list || strcmp(cmd, "status") == 0;
+	if (o->output == OUT_TSV && !jobs && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o tsv is for submit, wait, result, "
+		    "status and list", cmd);
+	if (o->output == OUT_TABLE && !jobs && strcmp(cmd, "result") != 0)
+		return usage_error("%s: -o table is for submit, wait, result, "
+		    "status and list", cmd);
+	/* what a person reads: a table on a terminal, else JSON */
+	o->output = strcmp(cmd, "result") == 0 || jobs ?
+	    result_output(o->output) : o->output == OUT_AUTO ? OUT_JSON :
+	    o->output;
 	req = json_pack("{s:s}", "op", cmd);
 	if (id > 0)
 		json_object_set_new(req, "job", json_integer(id));
@@ -1788,15 +1973,14 @@ cmd_simple(int argc, char **argv, struct opts *o)
 		rc = print_result(rep, o->output);
 	else if (list && o->output == OUT_TSV) {
 		json_array_foreach(json_object_get(rep, "jobs"), i, v)
-			printf("%lld\t%s\t%lld\t%lld\t%lld\n",
-			    (long long)json_integer_value(json_object_get(v,
-			    "job")), json_string_value(json_object_get(v,
-			    "state")), (long long)json_integer_value(
-			    json_object_get(v, "files_done")), (long long)
-			    json_integer_value(json_object_get(v,
-			    "files_total")), (long long)json_integer_value(
-			    json_object_get(v, "submitted")));
-	} else
+			print_job_tsv(v);
+	} else if (list && o->output == OUT_TABLE)
+		print_jobs_table(json_object_get(rep, "jobs"));
+	else if (jobs && o->output == OUT_TSV)
+		print_job_tsv(rep);
+	else if (jobs && o->output == OUT_TABLE)
+		print_status_table(rep);
+	else
 		print_json(rep, o->output);
 out:
 	json_decref(rep);

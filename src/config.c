@@ -5,6 +5,7 @@
 #include "config.h"
 #include "filter.h"
 #include "logformat.h"
+#include "reader.h"
 
 #include <ctype.h>
 #include <grp.h>
@@ -74,7 +75,9 @@ config_defaults(struct config *c)
 	c->result_memory = (size_t)64 << 20;
 	c->result_disk = (size_t)1 << 30;
 	c->cache_max = (size_t)1 << 30;
+	c->split_size = (size_t)32 << 20;
 	c->worker_memory = (size_t)1 << 30;
+	c->inflate_ahead = READER_AHEAD_DEFAULT;
 	c->refuse_hardlinks = 0;
 	c->task_timeout = 3600;
 	c->exit_idle = 0;
@@ -137,7 +140,9 @@ static const struct confkey confkeys[] = {
 	K(spool_dir,		C_PATH,	0, 0),
 	K(cache_dir,		C_PATH,	0, 0),
 	K(cache_max,		C_SIZE,	0, (long long)1 << 50),
+	K(split_size,		C_SIZE,	0, (long long)1 << 50),
 	K(worker_memory,	C_SIZE,	0, (long long)1 << 40),
+	K(inflate_ahead,	C_SIZE,	0, (long long)1 << 50),
 	K(refuse_hardlinks,	C_BOOL,	0, 1),
 	K(task_timeout,		C_SECS,	0, 86400),
 	K(exit_idle,		C_SECS,	0, 86400 * 366),

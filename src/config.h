@@ -33,7 +33,9 @@ struct config {
 	char	 *spool_dir;		/* NULL: $TMPDIR, else /tmp */
 	char	 *cache_dir;		/* NULL: $XDG_CACHE_HOME/clfd, ~/.cache/clfd */
 	size_t	  cache_max;		/* bytes of cached partials, 0: no cache */
+	size_t	  split_size;		/* a bigger plain file goes in ranges */
 	size_t	  worker_memory;	/* address space per worker, 0: no limit */
+	size_t	  inflate_ahead;	/* gzip this big: inflated in a thread */
 	int	  refuse_hardlinks;	/* refuse files with more than one link */
 	int	  task_timeout;		/* seconds per file task, 0: none */
 	int	  exit_idle;		/* exit after so many idle seconds, 0: never */

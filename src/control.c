@@ -18,6 +18,7 @@
 #include "jobqueue.h"
 #include "log.h"
 #include "paths.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 #include "systemd.h"
@@ -729,7 +730,7 @@ op_submit(struct client *c, const json_t *req)
 		return;
 	}
 	/* Only now: a failed hand-over calls client_submitted at once. */
-	supervisor_kick();
+	pool_kick();
 }
 
 static void
@@ -810,7 +811,7 @@ op_stats(struct client *c, const json_t *req)
 	(void)req;
 	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
 	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
-	    supervisor_uptime(), "workers", supervisor_workers_json(c->uid));
+	    supervisor_uptime(), "workers", pool_workers_json(c->uid));
 	if (r != NULL) {
 		jobqueue_stats(r);
 		json_object_set_new(r, "connections",
@@ -832,20 +833,62 @@ op_cache_clear(struct client *c, const json_t *req)
 		client_send_json(c, r);
 }
 
+/*
+ * The ops and the fields each takes besides "op": a field not listed is
+ * refused (a misspelt "fromat" would otherwise be ignored in silence).
+ */
 static const struct {
 	const char	*name;
 	void		(*fn)(struct client *, const json_t *);
+	const char	*fields[9];
 } control_ops[] = {
-	{ "ping",	op_ping },
-	{ "submit",	op_submit },
-	{ "wait",	op_wait },
-	{ "result",	op_result },
-	{ "status",	op_status },
-	{ "list",	op_list },
-	{ "cancel",	op_cancel },
-	{ "stats",	op_stats },
-	{ "cache_clear", op_cache_clear },
+	{ "ping",	op_ping,	{ NULL } },
+	{ "submit",	op_submit,	{ "patterns", "filter", "format", "top",
+	    "cache", "wait", "progress", NULL } },
+	{ "wait",	op_wait,	{ "job", "progress", NULL } },
+	{ "result",	op_result,	{ "job", NULL } },
+	{ "status",	op_status,	{ "job", NULL } },
+	{ "list",	op_list,	{ NULL } },
+	{ "cancel",	op_cancel,	{ "job", NULL } },
+	{ "stats",	op_stats,	{ NULL } },
+	{ "cache_clear", op_cache_clear, { NULL } },
 };
+
+/*
+ * A field of req that op i does not take: the error sent (naming the
+ * fields it does take), and -1.
+ */
+static int
+client_check_fields(struct client *c, const json_t *req, size_t i)
+{
+	const char *const	*f = control_ops[i].fields;
+	const char		*key;
+	json_t			*v;
+	char			 list[128];
+	size_t			 k, n = 0;
+
+	json_object_foreach((json_t *)(uintptr_t)req, key, v) {
+		if (strcmp(key, "op") == 0)
+			continue;
+		for (k = 0; f[k] != NULL && strcmp(key, f[k]) != 0; k++)
+			;
+		if (f[k] != NULL)
+			continue;
+		list[0] = '\0';
+		/* (the lists above are short: list holds the longest) */
+		for (k = 0; f[k] != NULL && n < sizeof list; k++)
+			n += (size_t)snprintf(list + n, sizeof list - n,
+			    "%s%s", k > 0 ? ", " : "", f[k]);
+		if (f[0] == NULL)
+			client_error(c, "bad_field", "%.64s: unknown field "
+			    "(%s takes none but op)", key, control_ops[i].name);
+		else
+			client_error(c, "bad_field", "%.64s: unknown field "
+			    "(%s takes %s)", key, control_ops[i].name, list);
+		return -1;
+	}
+	return 0;
+}
 
 /* Parse one request line and answer it. */
 static void
@@ -879,7 +922,8 @@ client_request(struct client *c, const char *line, size_t len)
 	}
 	for (i = 0; i < sizeof control_ops / sizeof control_ops[0]; i++) {
 		if (strcmp(name, control_ops[i].name) == 0) {
-			control_ops[i].fn(c, req);
+			if (client_check_fields(c, req, i) == 0)
+				control_ops[i].fn(c, req);
 			goto out;
 		}
 	}

@@ -1,44 +1,75 @@
 /*
  * counts.c: the path -> count table.
  *
- * Open addressing with linear probing over a power-of-two slot array; each
- * slot holds the key's hash, its offset and length in a byte arena, and its
- * count. Keys never move inside the arena (offsets, not pointers, so the
- * arena may be reallocated), and adding an existing key touches no memory
- * outside its slot. counts_sort hands the entries out in key order, keys
- * encoded as a result writes them, for a partial (partial.c).
+ * Each key lives in a record in a byte arena: its count, its length, the
+ * low half of its hash, then its bytes, padded to eight. Records are
+ * appended and never move inside the arena (offsets, not pointers, so
+ * the arena may be reallocated), and are walked in the order they were
+ * added. The index over them is open addressing with linear probing on a
+ * power-of-two array of 8-byte slots: the high half of the key's hash
+ * (a tag) beside the record's offset in 8-byte units. A slot's position
+ * is taken from the top bits of the hash, the bits the tag holds, so the
+ * table doubles by one pass over the old slots with no key or record
+ * read. Adding a key that is present reads its slot and its record;
+ * adding a new one writes a slot and appends a record. counts_sort hands
+ * the entries out in key order, keys encoded as a result writes them, for
+ * a partial (partial.c).
  */
+#include <config.h>
+
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "counts.h"
 
-#define COUNTS_MIN_SLOTS	1024
+#define COUNTS_MIN_BITS		10
+#define COUNTS_MAX_BITS		32		/* a tag holds the position */
 #define COUNTS_KEY_MAX		0xffffffffu
+#define COUNTS_REF_MAX		0xffffffffu	/* arena offsets / 8, + 1 */
 #define COUNTS_KEEP_SLOTS	65536		/* kept by counts_clear */
-#define COUNTS_KEEP_ARENA	(4 << 20)
+#define COUNTS_KEEP_ARENA	(1 << 20)
+#define COUNTS_BIG		((size_t)2 << 20)	/* mapped from here up */
 
-struct slot {
-	uint64_t	hash;		/* 0: empty slot */
+/* A record's head in the arena; the key's bytes follow. */
+struct rec {
 	uint64_t	n;
-	size_t		off;
 	uint32_t	len;
+	uint32_t	hlo;		/* low half of the hash */
 };
 
 struct counts {
-	struct slot	*slots;
-	size_t		 mask;		/* slots - 1 */
+	uint64_t	*slots;		/* tag << 32 | ref; 0: empty */
+	unsigned	 bits;		/* log2 of the number of slots */
 	size_t		 used;
 	uint64_t	 total;
-	char		*arena;
+	char		*arena;		/* records, 8-aligned */
 	size_t		 arena_len;
 	size_t		 arena_cap;
 };
 
+#define REC_SIZE(len)	(sizeof(struct rec) + (((size_t)(len) + 7) & ~(size_t)7))
+#define SLOT_REF(s)	((uint32_t)(s))
+#define SLOT_TAG(s)	((uint32_t)((s) >> 32))
+
+static inline struct rec *
+counts_rec(const struct counts *c, uint32_t ref)
+{
+	return (struct rec *)(void *)(c->arena + ((size_t)ref - 1) * 8);
+}
+
+static inline const char *
+rec_key(const struct rec *r)
+{
+	return (const char *)(r + 1);
+}
+
 /*
  * A fast 64-bit hash: eight bytes at a time, multiply and fold, then a
- * final avalanche. Never returns 0, which marks an empty slot.
+ * final avalanche (every bit of the result depends on every input bit:
+ * the table uses the top bits for the position, the bottom ones to check).
  */
 static uint64_t
 counts_hash(const char *key, size_t len)
@@ -62,7 +93,69 @@ counts_hash(const char *key, size_t len)
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 32;
-	return h == 0 ? 1 : h;
+	return h;
+}
+
+/*
+ * Memory for the slots, the arena and the sort: zeroed. From COUNTS_BIG
+ * up it is mapped on its own and asked for huge pages: a table of
+ * millions of keys is touched at random, and with small pages nearly
+ * every probe is a TLB miss and every fourth kilobyte a page fault. A
+ * mapping grows in place or is moved by the kernel (mremap), not copied.
+ * Whether a block is mapped follows from its size alone.
+ */
+static void *
+counts_map(size_t size)
+{
+	void	*p;
+
+	if (size < COUNTS_BIG)
+		return calloc(1, size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, size, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void
+counts_unmap(void *p, size_t size)
+{
+	if (p == NULL)
+		return;
+	if (size < COUNTS_BIG)
+		free(p);
+	else
+		munmap(p, size);
+}
+
+/* p (size old, may be NULL) grown to size new; NULL leaves p as it was. */
+static void *
+counts_remap(void *p, size_t old, size_t new)
+{
+	void	*q;
+
+	if (new < COUNTS_BIG)
+		return realloc(p, new);
+#ifdef MREMAP_MAYMOVE
+	if (p != NULL && old >= COUNTS_BIG) {
+		if ((q = mremap(p, old, new, MREMAP_MAYMOVE)) == MAP_FAILED)
+			return NULL;
+#ifdef MADV_HUGEPAGE
+		(void)madvise(q, new, MADV_HUGEPAGE);
+#endif
+		return q;
+	}
+#endif
+	if ((q = counts_map(new)) == NULL)
+		return NULL;
+	if (old > 0)
+		memcpy(q, p, old);
+	counts_unmap(p, old);
+	return q;
 }
 
 struct counts *
@@ -72,11 +165,12 @@ counts_new(void)
 
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return NULL;
-	if ((c->slots = calloc(COUNTS_MIN_SLOTS, sizeof *c->slots)) == NULL) {
+	if ((c->slots = calloc((size_t)1 << COUNTS_MIN_BITS,
+	    sizeof *c->slots)) == NULL) {
 		free(c);
 		return NULL;
 	}
-	c->mask = COUNTS_MIN_SLOTS - 1;
+	c->bits = COUNTS_MIN_BITS;
 	return c;
 }
 
@@ -85,8 +179,8 @@ counts_free(struct counts *c)
 {
 	if (c == NULL)
 		return;
-	free(c->slots);
-	free(c->arena);
+	counts_unmap(c->slots, ((size_t)1 << c->bits) * sizeof *c->slots);
+	counts_unmap(c->arena, c->arena_cap);
 	free(c);
 }
 
@@ -97,95 +191,122 @@ counts_free(struct counts *c)
 void
 counts_clear(struct counts *c)
 {
-	struct slot	*ns;
+	uint64_t	*ns;
 
-	if (c->mask + 1 > COUNTS_KEEP_SLOTS &&
-	    (ns = calloc(COUNTS_MIN_SLOTS, sizeof *ns)) != NULL) {
-		free(c->slots);
+	if (((size_t)1 << c->bits) > COUNTS_KEEP_SLOTS &&
+	    (ns = calloc((size_t)1 << COUNTS_MIN_BITS, sizeof *ns)) != NULL) {
+		counts_unmap(c->slots, ((size_t)1 << c->bits) * sizeof *ns);
 		c->slots = ns;
-		c->mask = COUNTS_MIN_SLOTS - 1;
+		c->bits = COUNTS_MIN_BITS;
 	}
 	if (c->arena_cap > COUNTS_KEEP_ARENA) {
-		free(c->arena);
+		counts_unmap(c->arena, c->arena_cap);
 		c->arena = NULL;
 		c->arena_cap = 0;
 	}
-	memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
+	memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
 	c->used = 0;
 	c->total = 0;
 	c->arena_len = 0;
 }
 
-/* Double the slot array and re-insert every entry by its stored hash. */
+/*
+ * Double the slot array. A slot's home is the top bits of its tag, so
+ * the old slots, read in order, land in order in the new array: one
+ * sequential pass, no record read.
+ */
 static int
 counts_grow(struct counts *c)
 {
-	size_t		 nslots = (c->mask + 1) * 2, i, j;
-	struct slot	*ns;
+	unsigned	 nbits = c->bits + 1;
+	size_t		 nslots = (size_t)1 << nbits, i, j;
+	size_t		 mask = nslots - 1;
+	uint64_t	*ns, s;
 
-	if (nslots > SIZE_MAX / sizeof *ns) {
+	if (nbits > COUNTS_MAX_BITS || nslots > SIZE_MAX / sizeof *ns) {
 		errno = ENOMEM;
 		return -1;
 	}
-	if ((ns = calloc(nslots, sizeof *ns)) == NULL)
+	if ((ns = counts_map(nslots * sizeof *ns)) == NULL)
 		return -1;
-	for (i = 0; i <= c->mask; i++) {
-		if (c->slots[i].hash == 0)
+	for (i = 0; i < ((size_t)1 << c->bits); i++) {
+		if ((s = c->slots[i]) == 0)
 			continue;
-		for (j = c->slots[i].hash & (nslots - 1); ns[j].hash != 0;
-		    j = (j + 1) & (nslots - 1))
+		for (j = SLOT_TAG(s) >> (32 - nbits); ns[j] != 0;
+		    j = (j + 1) & mask)
 			;
-		ns[j] = c->slots[i];
+		ns[j] = s;
 	}
-	free(c->slots);
+	counts_unmap(c->slots, ((size_t)1 << c->bits) * sizeof *ns);
 	c->slots = ns;
-	c->mask = nslots - 1;
+	c->bits = nbits;
 	return 0;
 }
 
-/* Copy a key into the arena; its offset in *off. */
+/* Append a record for key; its reference in *ref. */
 static int
-counts_store(struct counts *c, const char *key, size_t len, size_t *off)
+counts_store(struct counts *c, const char *key, size_t len, uint64_t h,
+    uint64_t n, uint32_t *ref)
 {
-	size_t	 ncap;
-	char	*na;
+	size_t		 need = REC_SIZE(len), ncap;
+	struct rec	*r;
+	char		*na;
 
-	/* Allocated even for an empty key: arena + off must be a pointer. */
-	if (c->arena == NULL || len > c->arena_cap - c->arena_len) {
+	if (c->arena_len / 8 + 1 > COUNTS_REF_MAX) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (need > c->arena_cap - c->arena_len) {
 		ncap = c->arena_cap ? c->arena_cap : 65536;
-		while (len > ncap - c->arena_len) {
+		while (need > ncap - c->arena_len) {
 			if (ncap > SIZE_MAX / 2) {
 				errno = ENOMEM;
 				return -1;
 			}
 			ncap *= 2;
 		}
-		if ((na = realloc(c->arena, ncap)) == NULL)
+		if ((na = counts_remap(c->arena, c->arena_cap, ncap)) == NULL)
 			return -1;
 		c->arena = na;
 		c->arena_cap = ncap;
 	}
+	r = (struct rec *)(void *)(c->arena + c->arena_len);
+	r->n = n;
+	r->len = (uint32_t)len;
+	r->hlo = (uint32_t)h;
 	if (len > 0)
-		memcpy(c->arena + c->arena_len, key, len);
-	*off = c->arena_len;
-	c->arena_len += len;
+		memcpy(r + 1, key, len);
+	*ref = (uint32_t)(c->arena_len / 8 + 1);
+	c->arena_len += need;
 	return 0;
 }
 
-/* The slot holding key, or the empty slot where it belongs. */
-static struct slot *
-counts_find(const struct counts *c, const char *key, size_t len, uint64_t h)
+/*
+ * The position of the slot holding key, with its record in *rp; or of
+ * the empty slot where it belongs, with *rp NULL.
+ */
+static size_t
+counts_find(const struct counts *c, const char *key, size_t len, uint64_t h,
+    struct rec **rp)
 {
-	size_t		 i;
-	struct slot	*s;
+	size_t		 mask = ((size_t)1 << c->bits) - 1, i;
+	uint32_t	 tag = (uint32_t)(h >> 32);
+	uint64_t	 s;
+	struct rec	*r;
 
-	for (i = h & c->mask;; i = (i + 1) & c->mask) {
-		s = &c->slots[i];
-		if (s->hash == 0)
-			return s;
-		if (s->hash == h && s->len == len &&
-		    memcmp(c->arena + s->off, key, len) == 0)
-			return s;
+	for (i = tag >> (32 - c->bits);; i = (i + 1) & mask) {
+		if ((s = c->slots[i]) == 0) {
+			*rp = NULL;
+			return i;
+		}
+		if (SLOT_TAG(s) != tag)
+			continue;
+		r = counts_rec(c, SLOT_REF(s));
+		if (r->len == len && r->hlo == (uint32_t)h &&
+		    (len == 0 || memcmp(r + 1, key, len) == 0)) {
+			*rp = r;
+			return i;
+		}
 	}
 }
 
@@ -193,48 +314,55 @@ int
 counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 {
 	uint64_t	 h;
-	struct slot	*s;
-	size_t		 off;
+	struct rec	*r;
+	size_t		 i;
+	uint32_t	 ref;
 
 	if (len > COUNTS_KEY_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
 	h = counts_hash(key, len);
-	s = counts_find(c, key, len, h);
-	if (s->hash != 0) {
-		s->n += n;
+	i = counts_find(c, key, len, h, &r);
+	if (r != NULL) {
+		r->n += n;
 		c->total += n;
 		return 0;
 	}
 	/* Keep the load under 1/2 so probes stay short. */
-	if ((c->used + 1) * 2 > c->mask + 1) {
+	if ((c->used + 1) * 2 > ((size_t)1 << c->bits)) {
 		if (counts_grow(c) == -1)
 			return -1;
-		s = counts_find(c, key, len, h);
+		i = counts_find(c, key, len, h, &r);
 	}
-	if (counts_store(c, key, len, &off) == -1)
+	if (counts_store(c, key, len, h, n, &ref) == -1)
 		return -1;
-	s->hash = h;
-	s->off = off;
-	s->len = (uint32_t)len;
-	s->n = n;
+	c->slots[i] = (h >> 32) << 32 | ref;
 	c->used++;
 	c->total += n;
 	return 0;
 }
 
+/* The record at arena offset off, and the offset of the next. */
+static inline const struct rec *
+counts_at(const struct counts *c, size_t off, size_t *next)
+{
+	const struct rec	*r = (const struct rec *)(const void *)
+	    (c->arena + off);
+
+	*next = off + REC_SIZE(r->len);
+	return r;
+}
+
 int
 counts_merge(struct counts *dst, const struct counts *src)
 {
-	size_t	 i;
+	const struct rec	*r;
+	size_t			 off, next;
 
-	for (i = 0; i <= src->mask; i++) {
-		const struct slot *s = &src->slots[i];
-
-		if (s->hash == 0)
-			continue;
-		if (counts_add(dst, src->arena + s->off, s->len, s->n) == -1)
+	for (off = 0; off < src->arena_len; off = next) {
+		r = counts_at(src, off, &next);
+		if (counts_add(dst, rec_key(r), r->len, r->n) == -1)
 			return -1;
 	}
 	return 0;
@@ -255,32 +383,31 @@ counts_total(const struct counts *c)
 uint64_t
 counts_get(const struct counts *c, const char *key, size_t len)
 {
-	const struct slot	*s;
+	struct rec	*r;
 
 	if (len > COUNTS_KEY_MAX)
 		return 0;
-	s = counts_find(c, key, len, counts_hash(key, len));
-	return s->hash != 0 ? s->n : 0;
+	(void)counts_find(c, key, len, counts_hash(key, len), &r);
+	return r != NULL ? r->n : 0;
 }
 
 size_t
 counts_memory(const struct counts *c)
 {
-	return sizeof *c + (c->mask + 1) * sizeof *c->slots + c->arena_cap;
+	return sizeof *c + ((size_t)1 << c->bits) * sizeof *c->slots +
+	    c->arena_cap;
 }
 
 int
 counts_foreach(const struct counts *c, counts_fn fn, void *arg)
 {
-	size_t	 i;
-	int	 rc;
+	const struct rec	*r;
+	size_t			 off, next;
+	int			 rc;
 
-	for (i = 0; i <= c->mask; i++) {
-		const struct slot *s = &c->slots[i];
-
-		if (s->hash == 0)
-			continue;
-		if ((rc = fn(c->arena + s->off, s->len, s->n, arg)) != 0)
+	for (off = 0; off < c->arena_len; off = next) {
+		r = counts_at(c, off, &next);
+		if ((rc = fn(rec_key(r), r->len, r->n, arg)) != 0)
 			return rc;
 	}
 	return 0;
@@ -402,73 +529,160 @@ counts_key_plain(const unsigned char *p, size_t len)
 	return 1;
 }
 
-static int
-counts_cmp_entry(const void *a, const void *b)
-{
-	const struct counts_entry	*x = a, *y = b;
-	size_t				 l = x->len < y->len ? x->len : y->len;
-	int				 r;
+/*
+ * Sorting by key bytes (memcmp order, a prefix first). Each entry carries
+ * eight bytes of its key from the current depth, big-endian and padded
+ * with zeros, so an MSD radix sort reads the entries, not the keys, and
+ * the keys are read again only once per eight bytes of depth, by the
+ * entries still tied there. Paths share long prefixes ("/item/1234..."),
+ * where a comparison sort would spend its time in memcmp, and the keys
+ * are scattered over the arena, where every read of one is a cache miss.
+ */
+struct sent {
+	uint64_t	 pfx;		/* key bytes [depth, depth + 8) */
+	const char	*key;
+	size_t		 len;
+	uint64_t	 n;
+};
 
-	if (l > 0 && (r = memcmp(x->key, y->key, l)) != 0)
+#define CS_SMALL	24	/* sorted by insertion below this */
+
+static inline uint64_t
+key_pfx(const char *key, size_t len, size_t depth)
+{
+	unsigned char	b[8] = { 0 };
+
+	if (depth < len)
+		memcpy(b, key + depth, len - depth < 8 ? len - depth : 8);
+	return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 |
+	    (uint64_t)b[2] << 40 | (uint64_t)b[3] << 32 |
+	    (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
+	    (uint64_t)b[6] << 8 | (uint64_t)b[7];
+}
+
+/* Key order of two entries equal before depth. */
+static inline int
+sent_cmp(const struct sent *a, const struct sent *b, size_t depth)
+{
+	size_t	l;
+	int	r;
+
+	if (a->pfx != b->pfx)
+		return a->pfx < b->pfx ? -1 : 1;
+	l = a->len < b->len ? a->len : b->len;
+	if (l > depth + 8 && (r = memcmp(a->key + depth + 8,
+	    b->key + depth + 8, l - depth - 8)) != 0)
 		return r;
-	return (x->len > y->len) - (x->len < y->len);
+	return (a->len > b->len) - (a->len < b->len);
+}
+
+static void
+sent_insertion(struct sent *e, size_t n, size_t depth)
+{
+	struct sent	t;
+	size_t		i, j;
+
+	for (i = 1; i < n; i++) {
+		t = e[i];
+		for (j = i; j > 0 && sent_cmp(&t, &e[j - 1], depth) < 0; j--)
+			e[j] = e[j - 1];
+		e[j] = t;
+	}
+}
+
+static int
+sent_cmp_len(const void *x, const void *y)
+{
+	const struct sent	*a = x, *b = y;
+
+	return (a->len > b->len) - (a->len < b->len);
 }
 
 /*
- * Sort entries by key bytes: an MSD radix sort on the byte at depth
- * (keys that end there first), buckets finished with qsort when small or
- * deep. Paths share long prefixes ("/item/1234..."), where comparison
- * sorts spend their time in memcmp; this reads each key's byte once a
- * level. tmp has room for n entries.
+ * Sort e (n entries equal before depth, and in the first byte bytes of
+ * their pfx) by key. tmp has room for n entries. Buckets smaller than the
+ * largest are sorted by recursion, the largest by the loop, so the stack
+ * holds at most log2(n) frames whatever the keys.
  */
-#define CS_SMALL	64	/* buckets this small go to qsort */
-#define CS_DEPTH	32	/* and any bucket this deep */
-
 static void
-counts_radix(struct counts_entry *e, struct counts_entry *tmp, size_t n,
-    size_t depth)
+sent_radix(struct sent *e, struct sent *tmp, size_t n, size_t depth,
+    unsigned byte)
 {
-	size_t	cnt[257], pos[257], i, b;
+	size_t		cnt[256], pos[256], i, k, big;
+	unsigned	sh, b;
 
-	if (n < CS_SMALL || depth >= CS_DEPTH) {
-		qsort(e, n, sizeof *e, counts_cmp_entry);
-		return;
+	for (;;) {
+		if (n < CS_SMALL) {
+			sent_insertion(e, n, depth);
+			return;
+		}
+		if (byte == 8) {
+			/*
+			 * All tied on these eight bytes: the keys that end
+			 * within them are prefixes of the others, so they come
+			 * first, shorter first; the others go on at depth + 8.
+			 */
+			for (i = 0, k = 0; i < n; i++)
+				if (e[i].len <= depth + 8)
+					tmp[k++] = e[i];
+			if (k > 0) {
+				for (i = 0, big = k; i < n; i++)
+					if (e[i].len > depth + 8)
+						tmp[big++] = e[i];
+				memcpy(e, tmp, n * sizeof *e);
+				qsort(e, k, sizeof *e, sent_cmp_len);
+				e += k;
+				n -= k;
+			}
+			depth += 8;
+			for (i = 0; i < n; i++)
+				e[i].pfx = key_pfx(e[i].key, e[i].len, depth);
+			byte = 0;
+			continue;
+		}
+		sh = 56 - 8 * byte;
+		memset(cnt, 0, sizeof cnt);
+		for (i = 0; i < n; i++)
+			cnt[(e[i].pfx >> sh) & 0xff]++;
+		byte++;
+		if (cnt[(e[0].pfx >> sh) & 0xff] == n)
+			continue;	/* one bucket: the next byte */
+		for (i = 0, b = 0, big = 0; b < 256; b++) {
+			pos[b] = i;
+			i += cnt[b];
+			if (cnt[b] > cnt[big])
+				big = b;
+		}
+		for (i = 0; i < n; i++)
+			tmp[pos[(e[i].pfx >> sh) & 0xff]++] = e[i];
+		memcpy(e, tmp, n * sizeof *e);
+		/* pos[b] is now the end of bucket b. */
+		for (b = 0; b < 256; b++)
+			if (b != big && cnt[b] > 1)
+				sent_radix(e + pos[b] - cnt[b], tmp, cnt[b],
+				    depth, byte);
+		e += pos[big] - cnt[big];
+		n = cnt[big];
 	}
-	memset(cnt, 0, sizeof cnt);
-	for (i = 0; i < n; i++)
-		cnt[e[i].len > depth ? (unsigned char)e[i].key[depth] + 1 : 0]++;
-	for (i = 0, b = 0; b < 257; b++) {
-		pos[b] = i;
-		i += cnt[b];
-	}
-	for (i = 0; i < n; i++)
-		tmp[pos[e[i].len > depth ?
-		    (unsigned char)e[i].key[depth] + 1 : 0]++] = e[i];
-	memcpy(e, tmp, n * sizeof *e);
-	/* Bucket 0: keys that end here, all equal; the others go deeper. */
-	for (i = cnt[0], b = 1; b < 257; i += cnt[b++])
-		if (cnt[b] > 1)
-			counts_radix(e + i, tmp, cnt[b], depth + 1);
 }
 
 int
 counts_sort(const struct counts *c, struct counts_sorted *out)
 {
-	struct counts_entry	*e, *tmp;
-	size_t			 i, k = 0, w, cap = 0;
+	struct sent		*e, *tmp;
+	const struct rec	*r;
+	size_t			 i, k = 0, w, cap = 0, off, next;
 	char			*enc;
 
 	memset(out, 0, sizeof *out);
-	if ((out->e = e = calloc(c->used + 1, sizeof *e)) == NULL)
+	if ((e = counts_map((c->used + 1) * sizeof *e)) == NULL)
 		return -1;
-	for (i = 0; i <= c->mask; i++) {
-		const struct slot *s = &c->slots[i];
-
-		if (s->hash == 0)
-			continue;
-		e[k].key = c->arena + s->off;
-		e[k].len = s->len;
-		e[k].n = s->n;
+	/* The records in the order they were added: one pass, in order. */
+	for (off = 0; off < c->arena_len; off = next) {
+		r = counts_at(c, off, &next);
+		e[k].key = rec_key(r);
+		e[k].len = r->len;
+		e[k].n = r->n;
 		if (!counts_key_plain((const unsigned char *)e[k].key,
 		    e[k].len)) {
 			if (out->nown == cap) {
@@ -486,22 +700,38 @@ counts_sort(const struct counts *c, struct counts_sorted *out)
 			out->own[out->nown++] = enc;
 			e[k].key = enc;
 		}
+		e[k].pfx = key_pfx(e[k].key, e[k].len, 0);
 		k++;
 	}
-	if (k >= CS_SMALL && (tmp = malloc(k * sizeof *tmp)) != NULL) {
-		counts_radix(e, tmp, k, 0);
-		free(tmp);
+	if (k >= CS_SMALL) {
+		if ((tmp = counts_map(k * sizeof *tmp)) == NULL)
+			goto fail;
+		sent_radix(e, tmp, k, 0, 0);
+		counts_unmap(tmp, k * sizeof *tmp);
 	} else
-		qsort(e, k, sizeof *e, counts_cmp_entry);
+		sent_insertion(e, k, 0);
+	if ((out->e = calloc(k + 1, sizeof *out->e)) == NULL)
+		goto fail;
+	/*
+	 * Keys that became equal once encoded are summed (with none
+	 * encoded, the table's keys are distinct).
+	 */
 	for (i = 0, w = 0; i < k; i++) {
-		if (w > 0 && counts_cmp_entry(&e[w - 1], &e[i]) == 0)
-			e[w - 1].n += e[i].n;
-		else
-			e[w++] = e[i];
+		if (w > 0 && out->nown > 0 && out->e[w - 1].len == e[i].len &&
+		    (e[i].len == 0 || memcmp(out->e[w - 1].key, e[i].key,
+		    e[i].len) == 0))
+			out->e[w - 1].n += e[i].n;
+		else {
+			out->e[w].key = e[i].key;
+			out->e[w].len = e[i].len;
+			out->e[w++].n = e[i].n;
+		}
 	}
 	out->n = w;
+	counts_unmap(e, (c->used + 1) * sizeof *e);
 	return 0;
 fail:
+	counts_unmap(e, (c->used + 1) * sizeof *e);
 	counts_sorted_free(out);
 	errno = ENOMEM;
 	return -1;
@@ -524,20 +754,17 @@ counts_json(const struct counts *c, size_t top)
 {
 	struct jentry	*e;
 	json_t		*obj = NULL;
-	size_t		 i, k = 0, w;
+	size_t		 i, k = 0, w, off, next;
 
 	if ((e = calloc(c->used + 1, sizeof *e)) == NULL)
 		return NULL;
-	for (i = 0; i <= c->mask; i++) {
-		const struct slot *s = &c->slots[i];
+	for (off = 0; off < c->arena_len; off = next) {
+		const struct rec *r = counts_at(c, off, &next);
 
-		if (s->hash == 0)
-			continue;
-		e[k].key = counts_json_key(c->arena + s->off, s->len,
-		    &e[k].len);
+		e[k].key = counts_json_key(rec_key(r), r->len, &e[k].len);
 		if (e[k].key == NULL)
 			goto out;
-		e[k++].n = s->n;
+		e[k++].n = r->n;
 	}
 	/* Keys that became equal once encoded are summed. */
 	qsort(e, k, sizeof *e, counts_cmp_key);

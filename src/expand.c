@@ -90,6 +90,8 @@ struct xcache {
 struct xfile {
 	dev_t	 dev;
 	ino_t	 ino;
+	off_t	 size;
+	int64_t	 mtime_ns;
 	char	*path;		/* its first spelling (xp_spell_cmp) */
 };
 
@@ -285,6 +287,9 @@ xp_file(struct xp *x, const struct stat *st)
 	}
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
+	f->size = st->st_size;
+	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
+	    st->st_mtim.tv_nsec;
 	if (tsearch(f, &x->files, xf_cmp) == NULL) {
 		free(f->path);
 		free(f);
@@ -966,6 +971,7 @@ expand_result_clear(struct expand_result *r)
 	for (i = 0; i < r->npaths; i++)
 		free(r->paths[i]);
 	free(r->paths);
+	free(r->ids);
 	free(r->unmatched);
 	memset(r, 0, sizeof *r);
 }
@@ -1008,8 +1014,11 @@ expand_patterns(char *const *patterns, size_t n, char *const *roots,
 	/* Sorted by name; two files never share one (renamed meanwhile). */
 	if (x->nfiles > 1)
 		qsort(x->vfiles, x->nfiles, sizeof *x->vfiles, xf_path_cmp);
-	if (x->nfiles > 0 && (r->paths = calloc(x->nfiles,
-	    sizeof *r->paths)) == NULL) {
+	if (x->nfiles > 0 && ((r->paths = calloc(x->nfiles,
+	    sizeof *r->paths)) == NULL || (r->ids = calloc(x->nfiles,
+	    sizeof *r->ids)) == NULL)) {
+		free(r->paths);
+		r->paths = NULL;
 		for (i = 0; i < x->nfiles; i++)
 			free(x->vfiles[i]->path);
 		free(r->unmatched);
@@ -1022,8 +1031,13 @@ expand_patterns(char *const *patterns, size_t n, char *const *roots,
 	for (i = m = 0; i < x->nfiles; i++) {
 		if (m > 0 && strcmp(r->paths[m - 1], x->vfiles[i]->path) == 0)
 			free(x->vfiles[i]->path);
-		else
+		else {
+			r->ids[m].dev = (uint64_t)x->vfiles[i]->dev;
+			r->ids[m].ino = (uint64_t)x->vfiles[i]->ino;
+			r->ids[m].size = (uint64_t)x->vfiles[i]->size;
+			r->ids[m].mtime_ns = x->vfiles[i]->mtime_ns;
 			r->paths[m++] = x->vfiles[i]->path;
+		}
 	}
 	r->npaths = m;
 	rc = 0;

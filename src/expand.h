@@ -19,8 +19,17 @@ struct expand_limits {
 	size_t		 memory_max;	/* bytes held */
 };
 
+/* A listed file as stat(2) saw it (a big file's ranges are cut by it). */
+struct expand_id {
+	uint64_t	 dev;
+	uint64_t	 ino;
+	uint64_t	 size;
+	int64_t		 mtime_ns;
+};
+
 struct expand_result {
 	char		**paths;	/* sorted, each once */
+	struct expand_id *ids;		/* paths[i]'s file */
 	size_t		  npaths;	/* at most files_max + 1 */
 	uint32_t	 *unmatched;	/* indexes of patterns matching nothing */
 	size_t		  nunmatched;

@@ -25,13 +25,16 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
+#include "pool.h"
 #include "proto.h"
 #include "supervisor.h"
 
 #include <sys/queue.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +50,8 @@
 #define JQ_BRACE_DEPTH		32	/* braces nested deeper are refused */
 #define JQ_FANIN		8	/* partials a merge waits for, files going */
 #define JQ_FANIN_MAX		64	/* partials one merge takes at most */
+#define JQ_RANGES_MAX		1024	/* tasks one big file is split into */
+#define JQ_ID_BLOCK		100	/* job ids reserved in the id file at once */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED,
     JOB_EXPANDING };
@@ -85,6 +90,18 @@ struct task {
 	uint64_t		 run;		/* id of its last hand-over */
 	int			 has_part;	/* MAP: its partial is in a part */
 	int			 no_ref;	/* MAP: its entry changed: copy */
+	/*
+	 * MAP: a byte range of a big plain file (ranged), one of the
+	 * file's nranges consecutive tasks from tasks[file]; that first
+	 * task counts its file's ranges still to finish (left) and whether
+	 * the finished file is failed (every range failed).
+	 */
+	int			 ranged;
+	struct analysis_range	 range;
+	size_t			 file;
+	size_t			 nranges;
+	size_t			 left;
+	int			 file_failed;
 	struct file_stats	*st;		/* MAP: once done */
 	/* MERGE: the partials it takes; final: into the result. */
 	struct part		*in;
@@ -137,17 +154,24 @@ struct job {
 	size_t				 top;
 	size_t				 files_max;
 	int				 no_cache;	/* "cache": false */
+	uint64_t			 split_size;	/* 0: files go whole */
 
 	/* While expanding: the task, and whom to tell. */
 	struct task			 xtask;
 	jobqueue_submit_cb		 submit_cb;
 	void				*submit_arg;
 
-	struct task			*tasks;		/* sorted by path */
+	struct task			*tasks;		/* sorted by path, then
+							   range */
 	size_t				 ntasks;
+	size_t				 nfiles;	/* (a file may be many
+							   tasks: its ranges) */
+	size_t				 files_done;
 	size_t				 next;		/* first never-run task */
 	struct taskq			 retryq;
 	size_t				 running;
+	size_t				 mapping;	/* MAP tasks of running */
+	int				 cancelling;	/* merging what is done */
 	size_t				 done;
 	size_t				 failed;
 	uint64_t			 bytes_done;
@@ -192,11 +216,15 @@ static struct {
 	TAILQ_HEAD(, jq_user)	 urunq;		/* users with pending tasks */
 	struct jobq		 kept;
 	int64_t			 next_id;
+	int64_t			 id_reserved;	/* the id file's number */
+	char			*id_path;	/* the id file, or NULL */
+	int			 id_warned;
 	size_t			 active;	/* expanding, queued or running */
 	int			 stopping;
 	size_t			 kept_bytes;	/* heap of kept jobs */
 	uint64_t		 kept_disk;	/* their result files */
 	size_t			 nkept;
+	size_t			 ncancelling;	/* merging a cancelled job */
 	/* So that no op walks the jobs: an index by id, and counters. */
 	struct job		**byid;		/* byid[id - byid_base] */
 	size_t			 byid_len, byid_cap;
@@ -503,6 +531,19 @@ jq_merge_free(struct task *t)
 }
 
 /*
+ * A MAP task of a cancelled job that will not be read: no statistics, so
+ * that the final merge does not list it.
+ */
+static void
+jq_map_drop(struct task *t)
+{
+	t->state = TASK_DONE;
+	t->has_part = 0;
+	free(t->st);
+	t->st = NULL;
+}
+
+/*
  * The per-file tasks and the partials of a job that has its result (or
  * is being freed): nothing of them is needed any more once no worker
  * holds one of its tasks.
@@ -630,6 +671,82 @@ jobqueue_init(struct event_base *base, const struct config *cfg,
 }
 
 void
+jobqueue_ids(const char *path)
+{
+	struct stat	 st;
+	char		 buf[32], *end;
+	long long	 v;
+	ssize_t		 n;
+	int		 fd;
+
+	free(jq.id_path);
+	if ((jq.id_path = strdup(path)) == NULL)
+		fatalx("out of memory");
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("job ids: %s", path);
+		return;
+	}
+	n = -1;
+	/* Only a file of ours: another user's could make us repeat ids. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid())
+		n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		errno = 0;
+		v = strtoll(buf, &end, 10);
+		if (errno == 0 && v > 0 && v < INT64_MAX / 2 &&
+		    (*end == '\n' || *end == '\0')) {
+			jq.next_id = jq.id_reserved = v;
+			log_debug("job ids: from %lld (%s)", v, path);
+			return;
+		}
+	}
+	log_warnx("job ids: %s: not a job id file of ours; ids start from 1",
+	    path);
+}
+
+/*
+ * Write to the id file that ids up to next_id + JQ_ID_BLOCK may be in
+ * use, atomically (a new file renamed over it). A failure is logged once:
+ * ids then go on, but a later daemon may give them out again.
+ */
+static void
+jq_ids_reserve(void)
+{
+	char		 tmp[PATH_MAX], buf[32];
+	int64_t		 v = jq.next_id + JQ_ID_BLOCK;
+	int		 fd, n, ok = 0;
+
+	jq.id_reserved = v;
+	if (jq.id_path == NULL)
+		return;
+	n = snprintf(buf, sizeof buf, "%lld\n", (long long)v);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", jq.id_path) <
+	    sizeof tmp && (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) != -1) {
+		ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok;
+		ok = ok && rename(tmp, jq.id_path) == 0;
+		if (!ok)
+			(void)unlink(tmp);
+	}
+	if (!ok && !jq.id_warned) {
+		log_warn("job ids: cannot write %s: a later clfd on this "
+		    "socket may give out ids this one did", jq.id_path);
+		jq.id_warned = 1;
+	}
+}
+
+size_t
+jobqueue_kept(void)
+{
+	return jq.nkept + jq.ncancelling;
+}
+
+void
 jobqueue_set_config(const struct config *cfg)
 {
 	jq.cfg = cfg;
@@ -646,6 +763,8 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&j->user->jobs, j, uentry);
 		jq_job_free(j);
 	}
+	free(jq.id_path);
+	jq.id_path = NULL;
 	free(jq.byid);
 	jq.byid = NULL;
 	jq.byid_len = jq.byid_cap = 0;
@@ -825,6 +944,12 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		return -1;
 	}
 	j->no_cache = json_is_false(v);
+	/*
+	 * Ranges are not cached: a big file is split only when the job does
+	 * not use the cache (else its entry answers it whole).
+	 */
+	j->split_size = j->no_cache || cfg->cache_max == 0 ?
+	    cfg->split_size : 0;
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
@@ -933,11 +1058,13 @@ jq_submit_made(struct job *j)
 	jobqueue_submit_cb	 cb = j->submit_cb;
 	void			*arg = j->submit_arg;
 	int64_t			 id;
-	size_t			 n = j->ntasks;
+	size_t			 n = j->nfiles;
 
 	jq_expand_end(j);
 	j->submit_cb = NULL;
 	j->submit_arg = NULL;
+	if (jq.next_id >= jq.id_reserved)
+		jq_ids_reserve();
 	j->id = id = jq.next_id++;
 	if (jq_index_add(j) == -1) {
 		struct jq_error	e;
@@ -961,10 +1088,11 @@ jq_submit_made(struct job *j)
 	jq_active(j, 1);
 	jq.submitted++;
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
-	    "%zu file%s, %zu unmatched%s", (long long)j->id,
+	    "%zu file%s (%zu task%s), %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
-	    json_array_size(j->patterns) == 1 ? "" : "s", j->ntasks,
-	    j->ntasks == 1 ? "" : "s", json_array_size(j->unmatched),
+	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
+	    j->nfiles == 1 ? "" : "s", j->ntasks, j->ntasks == 1 ? "" : "s",
+	    json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */
@@ -973,6 +1101,30 @@ jq_submit_made(struct job *j)
 	/* (j may be finished, but is kept: jq_expire spares it) */
 	if (cb != NULL)
 		cb(id, n, NULL, arg);
+}
+
+/*
+ * The MAP tasks of a listed file: one, or for a plain file bigger than
+ * the job's split_size as the expansion saw it, one per split_size bytes
+ * (at most JQ_RANGES_MAX, the ranges made bigger past that), *step
+ * bytes each but the last. Whether it is gzip is the worker's to find:
+ * a gzip file's ranges but the first read nothing.
+ */
+static size_t
+jq_ranges(const struct job *j, const struct expand_id *id, uint64_t *step)
+{
+	uint64_t	n;
+
+	*step = 0;
+	if (j->split_size == 0 || id->size <= j->split_size)
+		return 1;
+	*step = j->split_size;
+	n = (id->size + *step - 1) / *step;
+	if (n > JQ_RANGES_MAX) {
+		*step = (id->size + JQ_RANGES_MAX - 1) / JQ_RANGES_MAX;
+		n = (id->size + *step - 1) / *step;
+	}
+	return (size_t)n;
 }
 
 /*
@@ -1010,8 +1162,10 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 {
 	struct job	*j = t->job;
 	struct jq_error	 err;
+	struct expand_id id;
 	const char	*p;
-	size_t		 i, n;
+	size_t		 i, n, r, nr, total;
+	uint64_t	 step;
 	uint32_t	 k;
 
 	/* The worker's list is checked whole before any of it is used. */
@@ -1055,15 +1209,38 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		json_array_append(j->unmatched, json_array_get(j->patterns, k));
 	}
 	n = x->f.npaths;
-	if (n > 0 && (j->tasks = calloc(n, sizeof *j->tasks)) == NULL)
+	for (i = 0, total = 0; i < n; i++) {
+		memcpy(&id, x->ids + i * sizeof id, sizeof id);
+		total += jq_ranges(j, &id, &step);
+	}
+	if (total > 0 && (j->tasks = calloc(total, sizeof *j->tasks)) == NULL)
 		goto nomem;
 	for (i = 0, p = x->paths; i < n; i++, p += strlen(p) + 1) {
-		j->tasks[i].job = j;
-		j->tasks[i].kind = TASK_MAP;
-		j->tasks[i].state = TASK_PENDING;
-		if ((j->tasks[i].path = strdup(p)) == NULL)
-			goto nomem;
-		j->ntasks++;
+		memcpy(&id, x->ids + i * sizeof id, sizeof id);
+		nr = jq_ranges(j, &id, &step);
+		for (r = 0; r < nr; r++) {
+			struct task	*mt = &j->tasks[j->ntasks];
+
+			mt->job = j;
+			mt->kind = TASK_MAP;
+			mt->state = TASK_PENDING;
+			mt->file = j->ntasks - r;
+			mt->nranges = mt->left = nr;
+			if (nr > 1) {
+				mt->ranged = 1;
+				mt->range.off = r * step;
+				mt->range.end = r + 1 < nr ? (r + 1) * step :
+				    id.size;
+				mt->range.size = id.size;
+				mt->range.dev = id.dev;
+				mt->range.ino = id.ino;
+				mt->range.mtime_ns = id.mtime_ns;
+			}
+			if ((mt->path = strdup(p)) == NULL)
+				goto nomem;
+			j->ntasks++;
+		}
+		j->nfiles++;
 	}
 	jq_submit_made(j);
 	return 0;
@@ -1119,7 +1296,16 @@ jq_result_head(const struct job *j)
 
 	if ((r = jq_result_object(j, 1, NULL, NULL)) == NULL)
 		return NULL;
-	json_object_set_new(r, "state", json_string("done"));
+	json_object_set_new(r, "state", json_string(j->cancelling ?
+	    "cancelled" : "done"));
+	/* A cancelled job's counts are of the files done before it. */
+	if (j->cancelling) {
+		json_object_set_new(r, "partial", json_true());
+		json_object_set_new(r, "files_total", json_integer(
+		    (json_int_t)j->ntasks));
+		json_object_set_new(r, "files_done", json_integer(
+		    (json_int_t)j->done));
+	}
 	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
 	if (s != NULL && (n = strlen(s)) > 0 && s[n - 1] == '}')
@@ -1141,8 +1327,9 @@ jq_text_result(struct job *j, const char *code, const char *msg)
 	json_object_set_new(r, "finished", json_integer(j->finished));
 	json_object_set_new(r, "elapsed", json_real(j->elapsed));
 	json_object_set_new(r, "files_total", json_integer(
-	    (json_int_t)j->ntasks));
-	json_object_set_new(r, "files_done", json_integer((json_int_t)j->done));
+	    (json_int_t)j->nfiles));
+	json_object_set_new(r, "files_done", json_integer(
+	    (json_int_t)j->files_done));
 	j->result_text = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
 	if (j->result_text == NULL)
@@ -1208,7 +1395,10 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	j->next = j->ntasks;
 	if (j->state != JOB_CANCELLED)
 		jq_set_state(j, JOB_DONE);
-	jq_active(j, 0);
+	if (!j->cancelling)
+		jq_active(j, 0);
+	else
+		jq.ncancelling--;
 	j->finished = time(NULL);
 	gettimeofday(&now, NULL);
 	timersub(&now, &j->start, &d);
@@ -1221,14 +1411,14 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	if (j->state == JOB_DONE && code == NULL)
 		log_info("job %lld: done: %zu file%s (%zu failed), %llu line%s, "
 		    "%llu counted, %.3fs, result %llu bytes", (long long)j->id,
-		    j->ntasks, j->ntasks == 1 ? "" : "s", j->failed,
+		    j->nfiles, j->nfiles == 1 ? "" : "s", j->failed,
 		    (unsigned long long)j->lines, j->lines == 1 ? "" : "s",
 		    (unsigned long long)j->counted, j->elapsed,
 		    (unsigned long long)j->result_size);
 	else if (j->state == JOB_CANCELLED)
 		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
-		    (long long)j->id, j->done, j->ntasks,
-		    j->ntasks == 1 ? "" : "s", j->elapsed);
+		    (long long)j->id, j->files_done, j->nfiles,
+		    j->nfiles == 1 ? "" : "s", j->elapsed);
 	else if (code != NULL)
 		log_warnx("job %lld: failed: %s", (long long)j->id, msg);
 	if (j->result_path == NULL && (j->state == JOB_CANCELLED ||
@@ -1266,8 +1456,9 @@ jobqueue_result(int64_t id, uid_t uid, struct jq_result *res,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return -1;
 	if (!jq_has_result(j)) {
-		jq_seterr(err, "not_finished", "job %lld is %s", (long long)id,
-		    job_state_names[j->state]);
+		jq_seterr(err, "not_finished", "job %lld is %s%s", (long long)id,
+		    job_state_names[j->state], j->cancelling ? ": its files "
+		    "done are being merged" : "");
 		return -1;
 	}
 	jq_result_of(j, res);
@@ -1325,7 +1516,7 @@ jq_progress(struct job *j)
 	j->last_progress = now;
 	n = snprintf(line, sizeof line, "{\"event\":\"progress\",\"job\":%lld,"
 	    "\"files_done\":%zu,\"files_total\":%zu,\"bytes_done\":%llu}\n",
-	    (long long)j->id, j->done, j->ntasks,
+	    (long long)j->id, j->files_done, j->nfiles,
 	    (unsigned long long)j->bytes_done);
 	for (w = TAILQ_FIRST(&j->waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
@@ -1341,8 +1532,8 @@ jq_status_json(const struct job *j, int full)
 
 	o = json_pack("{s:I,s:s,s:I,s:I}", "job", (json_int_t)j->id,
 	    "state", job_state_names[j->state],
-	    "files_total", (json_int_t)j->ntasks,
-	    "files_done", (json_int_t)j->done);
+	    "files_total", (json_int_t)j->nfiles,
+	    "files_done", (json_int_t)j->files_done);
 	if (o == NULL)
 		return NULL;
 	if (full) {
@@ -1352,9 +1543,9 @@ jq_status_json(const struct job *j, int full)
 		    json_integer((json_int_t)j->bytes_done));
 	}
 	json_object_set_new(o, "submitted", json_integer(j->submitted));
-	if (full)
-		json_object_set_new(o, "finished", jq_has_result(j) ?
-		    json_integer(j->finished) : json_null());
+	json_object_set_new(o, "finished", jq_has_result(j) ?
+	    json_integer(j->finished) : json_null());
+	json_object_set(o, "patterns", j->patterns);
 	return o;
 }
 
@@ -1404,22 +1595,46 @@ json_t *
 jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 {
 	struct job	*j;
+	struct task	*t;
 
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
-	if (!jq_has_result(j)) {
-		log_info("job %lld: cancelled by uid %lu pid %ld", (long long)id,
-		    (unsigned long)uid, (long)pid);
-		/* Pending tasks are dropped; running ones are ignored on return. */
-		jq_set_state(j, JOB_CANCELLED);
-		id = j->id;
-		jobqueue_finish(j, NULL, NULL);
-		supervisor_cancel_job(id);
-		return json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
-		    (json_int_t)id, "state", "cancelled");
+	/* Too late: the result is what it is (and a script should know). */
+	if (jq_has_result(j) || j->cancelling) {
+		jq_seterr(err, "finished", "job %lld is already %s",
+		    (long long)j->id, job_state_names[j->state]);
+		return NULL;
 	}
-	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)j->id,
-	    "state", job_state_names[j->state]);
+	if (j->final_made) {
+		jq_seterr(err, "finished", "job %lld is already merging its "
+		    "result: every file is done", (long long)j->id);
+		return NULL;
+	}
+	log_info("job %lld: cancelled by uid %lu pid %ld after %zu of %zu "
+	    "file%s", (long long)id, (unsigned long)uid, (long)pid, j->done,
+	    j->ntasks, j->ntasks == 1 ? "" : "s");
+	/*
+	 * Files not started are dropped, files being read are stopped; the
+	 * files done are merged into the result, which says it is partial.
+	 * Merges under way go on: they hold files done.
+	 */
+	jq_set_state(j, JOB_CANCELLED);
+	j->cancelling = 1;
+	/* No longer a job of the limits: its merge is short and bounded. */
+	jq_active(j, 0);
+	jq.ncancelling++;
+	jq_runq_del(j);
+	while ((t = TAILQ_FIRST(&j->retryq)) != NULL) {
+		TAILQ_REMOVE(&j->retryq, t, retry);
+		jq_map_drop(t);
+		jq.pending--;
+	}
+	jq.pending -= j->ntasks - j->next;
+	j->next = j->ntasks;
+	pool_cancel_job(j->id);
+	jq_schedule(j);
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
+	    "state", "cancelled");
 }
 
 void
@@ -1588,7 +1803,8 @@ jq_merge_new(struct job *j, size_t n, int final)
 static void
 jq_schedule(struct job *j)
 {
-	int	all = j->done == j->ntasks;
+	/* (a cancelled job's files are all in once none is being read) */
+	int	all = j->done == j->ntasks || (j->cancelling && j->mapping == 0);
 
 	if (jq_has_result(j) || j->final_made)
 		return;
@@ -1639,6 +1855,7 @@ jobqueue_next_task(void)
 	jq.pending--;
 	t->state = TASK_RUNNING;
 	j->running++;
+	j->mapping++;
 	if (j->state == JOB_QUEUED)
 		jq_set_state(j, JOB_RUNNING);
 	if (!TAILQ_EMPTY(&j->retryq) || j->next < j->ntasks)
@@ -1692,6 +1909,8 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 				continue;
 			extra[n].path = j->tasks[i].path;
 			extra[n].path_len = strlen(j->tasks[i].path);
+			extra[n].off = j->tasks[i].range.off;
+			extra[n].end = j->tasks[i].range.end;
 			extra[n++].st = *j->tasks[i].st;
 		}
 		f.nextra = (uint32_t)n;
@@ -1745,6 +1964,10 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	    (uint32_t)t->job->line_max;
 	pt.flags = (t->job->no_cache ? PROTO_TASK_NO_CACHE : 0) |
 	    (t->no_ref ? PROTO_TASK_NO_REF : 0);
+	if (t->ranged) {
+		pt.flags |= PROTO_TASK_RANGE;
+		pt.range = t->range;
+	}
 	pt.path = t->path;
 	pt.format = t->job->format;
 	pt.filter = t->job->filter_text;
@@ -1806,7 +2029,40 @@ jq_task_orphan(struct task *t)
 	return 1;
 }
 
-/* One more file of the job is finished (counted or failed). */
+/*
+ * One more range of a file is finished (delta 1) or to be read again
+ * (-1): the file is done when all its ranges are, and failed when every
+ * one of them failed (a range that failed beside others that counted
+ * makes it partial, as the merge says).
+ */
+static void
+jq_file_range(struct task *t, int delta)
+{
+	struct job	*j = t->job;
+	struct task	*f = &j->tasks[t->file];
+	size_t		 i;
+
+	if (delta < 0) {
+		if (f->left++ == 0) {
+			j->files_done--;
+			if (f->file_failed)
+				j->failed--;
+		}
+		return;
+	}
+	if (--f->left > 0)
+		return;
+	j->files_done++;
+	f->file_failed = 1;
+	for (i = 0; i < f->nranges; i++)
+		if (!jq_task_failed(&j->tasks[t->file + i]))
+			f->file_failed = 0;
+	if (f->file_failed)
+		j->failed++;
+	jq.files++;
+}
+
+/* One more task of a file is finished (counted or failed). */
 static void
 jq_task_finished(struct task *t)
 {
@@ -1817,9 +2073,7 @@ jq_task_finished(struct task *t)
 	j->bytes_done += t->st->bytes;
 	j->lines += t->st->lines;
 	j->counted += t->st->counted;
-	if (jq_task_failed(t))
-		j->failed++;
-	jq.files++;
+	jq_file_range(t, 1);
 	jq.lines += t->st->lines;
 	jq.bytes += t->st->bytes;
 	jq_schedule(j);
@@ -1842,6 +2096,7 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	if (t->kind != TASK_MAP)
 		return -1;
 	j->running--;
+	j->mapping--;
 	jq.cache[STATS_CACHE(r->st.flags)]++;
 	jq.cache_stored += r->cache_stored;
 	jq.cache_evicted += r->cache_evicted;
@@ -1900,11 +2155,17 @@ jq_redo_map(struct job *j, size_t idx, const char *why, int entry)
 
 	t->has_part = 0;
 	j->done--;
-	if (jq_task_failed(t))
-		j->failed--;
+	jq_file_range(t, -1);
 	j->bytes_done -= t->st->bytes;
 	j->lines -= t->st->lines;
 	j->counted -= t->st->counted;
+	if (j->cancelling) {
+		/* Not read again for a cancelled job: left out of its result. */
+		log_warnx("job %lld: %s: %s, left out (cancelled)",
+		    (long long)j->id, t->path, why);
+		jq_map_drop(t);
+		return;
+	}
 	if (entry && !t->no_ref) {
 		t->no_ref = 1;
 		log_info("job %lld: %s: its cache entry changed, reading it "
@@ -1919,7 +2180,7 @@ jq_redo_map(struct job *j, size_t idx, const char *why, int entry)
 		t->st->counted = 0;
 		snprintf(t->st->error, sizeof t->st->error, "%s (twice)", why);
 		j->done++;
-		j->failed++;
+		jq_file_range(t, 1);
 		j->bytes_done += t->st->bytes;
 		j->lines += t->st->lines;
 		return;
@@ -2066,8 +2327,16 @@ jobqueue_task_lost(struct task *t, const char *why)
 	j->running--;
 	if (t->kind == TASK_MERGE)
 		j->merging--;
+	else
+		j->mapping--;
 	if (jq_task_orphan(t))
 		return;
+	if (j->cancelling && t->kind == TASK_MAP) {
+		/* Stopped by the cancel: not read, not in the result. */
+		jq_map_drop(t);
+		jq_schedule(j);
+		return;
+	}
 	if (jq.stopping) {
 		/* Stopped with the daemon, on purpose: not a crash to retry. */
 		log_info("job %lld: %s: stopping, left unfinished",

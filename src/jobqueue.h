@@ -34,6 +34,19 @@ struct jq_error {
 /* spool: the directory of the workers' partials and results. */
 void	 jobqueue_init(struct event_base *, const struct config *,
 	    const char *spool);
+/*
+ * Job ids from the file path on: its number is the first id this daemon
+ * may give out, and before giving out ids beyond what it last wrote the
+ * daemon writes a higher one, so that a daemon started later on the same
+ * socket never gives out an id a client of this one may still hold.
+ * Without a call ids start from 1.
+ */
+void	 jobqueue_ids(const char *path);
+/*
+ * Jobs whose results are kept (a client may still fetch them), or being
+ * made of the files a cancelled job had done.
+ */
+size_t	 jobqueue_kept(void);
 /* Settings for jobs submitted from now on (after a reload). */
 void	 jobqueue_set_config(const struct config *);
 void	 jobqueue_free(void);
@@ -47,7 +60,7 @@ void	 jobqueue_free(void);
  * error (limit: too many files; internal: the expansion failed;
  * shutting_down). The job has no id, and is in no list, until then.
  * It does not start the expansion: the caller stores the job, then calls
- * supervisor_kick(), whose failing to hand the expansion to a worker may
+ * pool_kick(), whose failing to hand the expansion to a worker may
  * already call cb (and free the job).
  */
 typedef void	(*jobqueue_submit_cb)(int64_t id, size_t files_total,

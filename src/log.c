@@ -3,8 +3,8 @@
  *
  * When the journal reads our stderr (JOURNAL_STREAM names stderr's
  * device and inode) each line starts with a "<N>" syslog priority, which
- * journald turns into the entry's priority; otherwise lines carry a
- * "clfd[pid]: " or "clfd worker N: " prefix.
+ * journald turns into the entry's priority; otherwise lines carry the
+ * time and a "clfd[pid]: " or "clfd worker N: " prefix.
  */
 #include "log.h"
 
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 static char	log_name[64] = "clfd";
@@ -54,6 +55,29 @@ log_procname(const char *procname)
 }
 
 /*
+ * "2024-03-01T10:20:30.123+01:00 " (local time, RFC 3339) into buf: a log
+ * file of its own needs the time the journal would have added. Its length.
+ */
+static size_t
+log_stamp(char *buf, size_t len)
+{
+	struct timespec	ts;
+	struct tm	tm;
+	char		z[8];
+	size_t		n;
+	int		r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (localtime_r(&ts.tv_sec, &tm) == NULL ||
+	    (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
+	    strftime(z, sizeof z, "%z", &tm) != 5)
+		return 0;
+	r = snprintf(buf + n, len - n, ".%03ld%.3s:%.2s ",
+	    (long)(ts.tv_nsec / 1000000), z, z + 3);
+	return r > 0 && (size_t)r < len - n ? n + (size_t)r : 0;
+}
+
+/*
  * Format one line and write it to stderr in a single write. errno is
  * left as it was: callers log a failure, then look at why it failed.
  */
@@ -64,13 +88,19 @@ log_vlog(int pri, const char *err, const char *fmt, va_list ap)
 	size_t	n;
 	int	r, saved = errno;
 
+	n = 0;
 	if (log_journal)
 		r = snprintf(line, sizeof line, "<%d>", pri);
-	else if (strcmp(log_name, "clfd") == 0)
-		r = snprintf(line, sizeof line, "clfd[%ld]: ", (long)getpid());
-	else
-		r = snprintf(line, sizeof line, "clfd %s: ", log_name);
-	n = r > 0 ? (size_t)r : 0;
+	else {
+		n = log_stamp(line, sizeof line);
+		if (strcmp(log_name, "clfd") == 0)
+			r = snprintf(line + n, sizeof line - n, "clfd[%ld]: ",
+			    (long)getpid());
+		else
+			r = snprintf(line + n, sizeof line - n, "clfd %s: ",
+			    log_name);
+	}
+	n += r > 0 ? (size_t)r : 0;
 	if (log_journal && strcmp(log_name, "clfd") != 0) {
 		r = snprintf(line + n, sizeof line - n, "%s: ", log_name);
 		n += r > 0 ? (size_t)r : 0;

@@ -396,7 +396,12 @@ stats_add(struct file_stats *a, const struct file_stats *b)
 	analysis_stats_add(a, b);
 	ca = STATS_CACHE(a->flags);
 	cb = STATS_CACHE(b->flags);
-	a->flags |= b->flags;
+	/* Failed beside a range that counted: the file is partial. */
+	if ((a->flags & STATS_FAILED) != (b->flags & STATS_FAILED))
+		a->flags = (a->flags & ~STATS_FAILED) | STATS_PARTIAL;
+	else
+		a->flags |= b->flags & STATS_FAILED;
+	a->flags |= b->flags & ~STATS_FAILED;
 	/* The cache status is a value: the least cached of the ranges. */
 	a->flags = STATS_CACHE_SET(a->flags, ca == 0 || (cb != 0 && cb < ca) ?
 	    cb : ca);

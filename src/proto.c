@@ -95,6 +95,8 @@ proto_task_encode(const struct proto_task *t, size_t *lenp)
 	f.task = t->task;
 	f.line_max = t->line_max;
 	f.flags = t->flags;
+	if (t->flags & PROTO_TASK_RANGE)
+		f.range = t->range;
 	f.nroots = (uint32_t)i;
 	n = strlen(t->path);
 	plen = sizeof f + n + strlen(t->format) + strlen(t->filter) + rlen;
@@ -147,8 +149,11 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
 	    vlen || f.nroots > f.roots_len ||
-	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE |
+	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE |
 	    PROTO_TASK_NO_REF)) != 0)
+		return -1;
+	if ((f.flags & PROTO_TASK_RANGE) && (f.range.off >= f.range.end ||
+	    f.range.end > f.range.size))
 		return -1;
 	if (memchr(v, '\0', vlen - f.roots_len) != NULL)
 		return -1;
@@ -170,6 +175,8 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	t->task = f.task;
 	t->line_max = f.line_max;
 	t->flags = f.flags;
+	if (f.flags & PROTO_TASK_RANGE)
+		t->range = f.range;
 	t->path = s;
 	memcpy(s, v, f.path_len);
 	s += f.path_len;
@@ -248,7 +255,7 @@ proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
 
 	hlen = head != NULL ? strlen(head) : 0;
 	for (i = 0; i < f.nextra; i++)
-		elen += 4 + (uint64_t)extra[i].path_len + sizeof extra[i].st;
+		elen += (uint64_t)extra[i].path_len + PROTO_EXTRA_FIXED;
 	for (i = 0; i < f.nrefs; i++)
 		rlen += sizeof rf + (uint64_t)refs[i].f.path_len;
 	plen = sizeof f + (uint64_t)f.ninputs * 8 + elen + rlen + hlen;
@@ -273,7 +280,9 @@ proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
 		memcpy(p, &n, 4);
 		memcpy(p + 4, extra[i].path, n);
 		memcpy(p + 4 + n, &extra[i].st, sizeof extra[i].st);
-		p += 4 + n + sizeof extra[i].st;
+		memcpy(p + 4 + n + sizeof extra[i].st, &extra[i].off, 8);
+		memcpy(p + 12 + n + sizeof extra[i].st, &extra[i].end, 8);
+		p += n + PROTO_EXTRA_FIXED;
 	}
 	for (i = 0; i < f.nrefs; i++) {
 		rf = refs[i].f;
@@ -301,8 +310,7 @@ proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if (sizeof m->f + (uint64_t)m->f.ninputs * 8 + m->f.extra_len +
 	    m->f.refs_len + m->f.head_len != len ||
-	    (uint64_t)m->f.nextra * (4 + sizeof(struct file_stats)) >
-	    m->f.extra_len ||
+	    (uint64_t)m->f.nextra * PROTO_EXTRA_FIXED > m->f.extra_len ||
 	    (uint64_t)m->f.nrefs * sizeof(struct proto_ref_fixed) >
 	    m->f.refs_len)
 		return -1;
@@ -321,16 +329,18 @@ proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
 		if ((size_t)(end - p) < 4)
 			goto bad;
 		memcpy(&n, p, 4);
-		if ((size_t)(end - p) - 4 < (uint64_t)n +
-		    sizeof(struct file_stats))
+		if ((size_t)(end - p) - 4 < (uint64_t)n + PROTO_EXTRA_FIXED - 4)
 			goto bad;
 		m->extra[i].path = (const char *)p + 4;
 		m->extra[i].path_len = n;
 		memcpy(&m->extra[i].st, p + 4 + n, sizeof m->extra[i].st);
+		memcpy(&m->extra[i].off, p + 4 + n + sizeof m->extra[i].st, 8);
+		memcpy(&m->extra[i].end, p + 12 + n + sizeof m->extra[i].st, 8);
 		if (memchr(m->extra[i].st.error, '\0',
-		    sizeof m->extra[i].st.error) == NULL)
+		    sizeof m->extra[i].st.error) == NULL ||
+		    m->extra[i].off > m->extra[i].end)
 			goto bad;
-		p += 4 + n + sizeof(struct file_stats);
+		p += n + PROTO_EXTRA_FIXED;
 	}
 	if (p != end)
 		goto bad;
@@ -537,7 +547,7 @@ proto_expanded_format_error(uint64_t task, const char *error, size_t *lenp)
 	uint8_t				*buf;
 	struct proto_expanded_fixed	 f;
 
-	if ((buf = proto_expanded_encode(task, NULL, 0, NULL, 0, 0, error,
+	if ((buf = proto_expanded_encode(task, NULL, NULL, 0, NULL, 0, 0, error,
 	    lenp)) == NULL)
 		return NULL;
 	memcpy(&f, buf + sizeof(struct proto_hdr), sizeof f);
@@ -547,8 +557,8 @@ proto_expanded_format_error(uint64_t task, const char *error, size_t *lenp)
 }
 
 uint8_t *
-proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
-    const uint32_t *unmatched, size_t nunmatched, int limit,
+proto_expanded_encode(uint64_t task, char *const *paths,
+    const struct expand_id *ids, size_t npaths, const uint32_t *unmatched, size_t nunmatched, int limit,
     const char *error, size_t *lenp)
 {
 	struct proto_expanded_fixed	 f;
@@ -566,7 +576,8 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 		if (plen > PROTO_MSG_MAX)
 			goto toobig;
 	}
-	if (sizeof f + nunmatched * 4 + elen + plen > PROTO_MSG_MAX)
+	if (npaths > PROTO_MSG_MAX / sizeof *ids || sizeof f + nunmatched * 4 +
+	    elen + plen + npaths * sizeof *ids > PROTO_MSG_MAX)
 		goto toobig;
 	f.task = task;
 	f.npaths = (uint32_t)npaths;
@@ -575,7 +586,7 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 	f.error_len = (uint32_t)elen;
 	f.limit = limit != 0;
 	if ((buf = proto_alloc(PROTO_EXPANDED, sizeof f + nunmatched * 4 +
-	    elen + plen, lenp)) == NULL)
+	    elen + plen + npaths * sizeof *ids, lenp)) == NULL)
 		return NULL;
 	p = buf + sizeof(struct proto_hdr);
 	memcpy(p, &f, sizeof f);
@@ -591,6 +602,8 @@ proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
 		memcpy(p, paths[i], n);
 		p += n;
 	}
+	if (npaths > 0)
+		memcpy(p, ids, npaths * sizeof *ids);
 	return buf;
 toobig:
 	errno = EMSGSIZE;
@@ -606,8 +619,8 @@ proto_expanded_decode(const uint8_t *buf, size_t len, struct proto_expanded *x)
 	if (len < sizeof x->f)
 		return -1;
 	memcpy(&x->f, buf, sizeof x->f);
-	if ((uint64_t)x->f.nunmatched * 4 + x->f.error_len + x->f.paths_len !=
-	    len - sizeof x->f)
+	if ((uint64_t)x->f.nunmatched * 4 + x->f.error_len + x->f.paths_len +
+	    (uint64_t)x->f.npaths * sizeof(struct expand_id) != len - sizeof x->f)
 		return -1;
 	p = buf + sizeof x->f;
 	x->unmatched = p;
@@ -619,6 +632,7 @@ proto_expanded_decode(const uint8_t *buf, size_t len, struct proto_expanded *x)
 	x->paths = (const char *)p;
 	if (proto_strings(p, x->f.paths_len, x->f.npaths) == -1)
 		return -1;
+	x->ids = p + x->f.paths_len;
 	return 0;
 }
 

@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "analysis.h"
+#include "expand.h"
 
-#define PROTO_VERSION		7	/* supervisor <-> worker messages */
+#define PROTO_VERSION		8	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -50,7 +51,8 @@ struct proto_ready {
  * followed by a NUL byte).
  */
 #define PROTO_TASK_NO_CACHE	0x1	/* neither read nor write the cache */
-#define PROTO_TASK_NO_REF	0x2	/* a hit too writes its partial */
+#define PROTO_TASK_RANGE	0x2	/* a byte range of the file: range */
+#define PROTO_TASK_NO_REF	0x4	/* a hit too writes its partial */
 
 struct proto_task_fixed {
 	uint64_t	task;		/* id, echoed in the result */
@@ -62,12 +64,15 @@ struct proto_task_fixed {
 	uint32_t	nroots;
 	uint32_t	flags;		/* PROTO_TASK_* */
 	uint32_t	pad;
+	struct analysis_range range;	/* with PROTO_TASK_RANGE */
 };
 
 struct proto_task {
 	uint64_t	 task;
 	uint32_t	 line_max;
 	uint32_t	 flags;
+	struct analysis_range range;	/* with PROTO_TASK_RANGE: off < end
+					   <= size */
 	const char	*path;		/* NUL-terminated copies when decoded */
 	const char	*format;
 	const char	*filter;	/* JSON object text */
@@ -107,11 +112,12 @@ struct proto_result {
  * ids: proto_spool_path) into this task's own file: a partial, or with
  * final the job's result JSON, whose opening members are head (see
  * merge.h). Sources whose file has no partial (its worker died twice)
- * come as extra: each a u32 path length, the path and a file_stats.
- * An input may be a cache entry instead (a MAP task's ref): its file's
- * path and statistics now replace the entry's. Variable part: ninputs
- * u64 task ids, the extras, the refs (each a struct proto_ref then its
- * path), the head.
+ * come as extra: each a u32 path length, the path, a file_stats and the
+ * byte range's u64 off and end (0, 0 for a whole file). An input may be
+ * a cache entry instead (a MAP task's ref): its file's path and
+ * statistics now replace the entry's. Variable part: ninputs u64 task
+ * ids, the extras, the refs (each a struct proto_ref then its path), the
+ * head.
  */
 struct proto_merge_fixed {
 	uint64_t	task;
@@ -146,7 +152,10 @@ struct proto_extra {
 	const char		*path;	/* points into the message: keep it */
 	size_t			 path_len;
 	struct file_stats	 st;
+	uint64_t		 off, end;
 };
+
+#define PROTO_EXTRA_FIXED	(4 + sizeof(struct file_stats) + 16)
 
 struct proto_merge {
 	struct proto_merge_fixed	 f;
@@ -209,7 +218,8 @@ struct proto_expand {
  * the indexes of the patterns that matched nothing; an error text when
  * the expansion failed, with limit set when it stopped at a limit
  * (walk_max, memory) rather than failed. Variable part: nunmatched uint32_t indexes, the
- * error text, then npaths NUL-terminated paths.
+ * error text, then npaths NUL-terminated paths, then npaths struct
+ * expand_id (each file as stat(2) saw it).
  */
 struct proto_expanded_fixed {
 	uint64_t	task;
@@ -229,6 +239,7 @@ struct proto_expanded {
 	const uint8_t			*unmatched;	/* unaligned: memcpy */
 	const char			*error;		/* points into the message */
 	const char			*paths;		/* npaths strings */
+	const uint8_t			*ids;		/* unaligned: memcpy */
 };
 
 /*
@@ -252,7 +263,8 @@ uint8_t	*proto_merge_encode(const struct proto_merge_fixed *,
 uint8_t	*proto_merged_encode(const struct proto_merged_fixed *,
 	    const char *error, size_t *lenp);
 uint8_t	*proto_expand_encode(const struct proto_expand *, size_t *lenp);
-uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths, size_t npaths,
+uint8_t	*proto_expanded_encode(uint64_t task, char *const *paths,
+	    const struct expand_id *ids, size_t npaths,
 	    const uint32_t *unmatched, size_t nunmatched, int limit,
 	    const char *error, size_t *lenp);
 /* The answer of an expansion whose format does not compile: why. */

@@ -36,6 +36,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,34 @@ int	 reader_inflater = READER_INFLATE_ISAL;
 #else
 int	 reader_inflater = READER_INFLATE_ZLIB;
 #endif
+
+uint64_t	 reader_ahead = READER_AHEAD_DEFAULT;
+
+/*
+ * The inflating thread hands decoded bytes over in NSLOT chunks of
+ * CHUNK bytes: while the parser works through one, it fills the others.
+ */
+#define READER_NSLOT	4
+#define READER_CHUNK	(1024 * 1024)
+
+struct reader_slot {
+	char		*buf;
+	size_t		 len;
+	int		 last;		/* nothing comes after it */
+};
+
+struct reader_pipe {
+	pthread_t	 thread;
+	int		 running;	/* thread is to be joined */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 full;		/* a slot was filled */
+	pthread_cond_t	 empty;		/* a slot was given back, or stop */
+	struct reader_slot slot[READER_NSLOT];
+	size_t		 head, nfull;	/* the filled slots, in order */
+	int		 stop;		/* the reader is being closed */
+	size_t		 off;		/* consumed of slot[head] */
+	struct reader_buf lines;	/* the parser's side */
+};
 
 const char *
 reader_inflater_name(int which)
@@ -422,19 +452,19 @@ reader_start(struct reader *r)
 		return -1;
 	}
 	r->in_cap = READER_IN_SIZE;
-	r->cap = line_max + READER_OUT_SIZE;
+	r->o.cap = line_max + READER_OUT_SIZE;
 	/*
 	 * The line buffer is zeroed: PCRE2's JIT may load a few bytes past
 	 * the end of a subject, which must not be uninitialised memory (a
 	 * spare one was zeroed when made, and written since).
 	 */
-	if (reader_spare.in != NULL && reader_spare.cap == r->cap) {
+	if (reader_spare.in != NULL && reader_spare.cap == r->o.cap) {
 		r->in = reader_spare.in;
-		r->buf = reader_spare.buf;
+		r->o.buf = reader_spare.buf;
 		reader_spare.in = NULL;
 		reader_spare.buf = NULL;
 	} else if ((r->in = malloc(r->in_cap)) == NULL ||
-	    (r->buf = calloc(1, r->cap)) == NULL) {
+	    (r->o.buf = calloc(1, r->o.cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
 		return -1;
 	}
@@ -471,8 +501,8 @@ reader_start(struct reader *r)
 		if (reader_member(r) == -1)
 			return -1;
 	} else {
-		memcpy(r->buf, r->in, (size_t)n);
-		r->end = (size_t)n;
+		memcpy(r->o.buf, r->in, (size_t)n);
+		r->o.end = (size_t)n;
 		r->raw_bytes = (uint64_t)n;
 		if (n == 0)
 			r->in_eof = 1;
@@ -483,21 +513,40 @@ reader_start(struct reader *r)
 void
 reader_close(struct reader *r)
 {
+	struct reader_pipe	*p = r->pipe;
+	size_t			 i;
+
+	if (p != NULL) {
+		pthread_mutex_lock(&p->mu);
+		p->stop = 1;
+		pthread_cond_signal(&p->empty);
+		pthread_mutex_unlock(&p->mu);
+		reader_join(r);
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->full);
+		pthread_cond_destroy(&p->empty);
+		for (i = 0; i < READER_NSLOT; i++)
+			free(p->slot[i].buf);
+		/* The parser's buffer is the one open made. */
+		r->o = p->lines;
+		free(p);
+		r->pipe = NULL;
+	}
 	if (r->zinit)
 		inflateEnd(&r->zs);
 	if (r->fd != -1)
 		close(r->fd);
-	if (r->in != NULL && r->buf != NULL && reader_spare.in == NULL) {
+	if (r->in != NULL && r->o.buf != NULL && reader_spare.in == NULL) {
 		reader_spare.in = r->in;
-		reader_spare.buf = r->buf;
-		reader_spare.cap = r->cap;
+		reader_spare.buf = r->o.buf;
+		reader_spare.cap = r->o.cap;
 	} else {
 		free(r->in);
-		free(r->buf);
+		free(r->o.buf);
 	}
 	free(r->is);
 	r->in = NULL;
-	r->buf = NULL;
+	r->o.buf = NULL;
 	r->is = NULL;
 	r->fd = -1;
 	r->zinit = 0;
@@ -616,8 +665,8 @@ reader_inflate(struct reader *r)
 			    (unsigned long long)r->bytes);
 			return -1;
 		}
-		room = r->cap - r->end;
-		r->zs.next_out = (unsigned char *)r->buf + r->end;
+		room = r->o.cap - r->o.end;
+		r->zs.next_out = (unsigned char *)r->o.buf + r->o.end;
 		/* Until the header is read, little output: zlib checks it. */
 		give = room > UINT_MAX ? UINT_MAX : room;
 		if (!r->hdr_ok && give > READER_HDR_OUT)
@@ -630,13 +679,13 @@ reader_inflate(struct reader *r)
 			(void)inflateValidate(&r->zs, 0);
 			r->hdr_ok = 1;
 		}
-		r->crc = reader_crc32(r->crc, r->buf + r->end, made);
+		r->crc = reader_crc32(r->crc, r->o.buf + r->o.end, made);
 		r->isize += (uint32_t)made;
 		if (r->skip > 0) {
 			/* Decoded again after igzip: handed out already. */
 			size_t d = r->skip < made ? (size_t)r->skip : made;
 
-			memmove(r->buf + r->end, r->buf + r->end + d, made - d);
+			memmove(r->o.buf + r->o.end, r->o.buf + r->o.end + d, made - d);
 			made -= d;
 			r->skip -= d;
 		}
@@ -645,10 +694,10 @@ reader_inflate(struct reader *r)
 			size_t h = r->nohash < made ? (size_t)r->nohash : made;
 
 			r->nohash -= h;
-			(void)XXH3_64bits_update(r->hash, r->buf + r->end + h,
+			(void)XXH3_64bits_update(r->hash, r->o.buf + r->o.end + h,
 			    made - h);
 		}
-		r->end += made;
+		r->o.end += made;
 		r->raw_bytes += made;
 		if (rc == Z_STREAM_END) {
 			r->zend = 1;
@@ -793,10 +842,10 @@ reader_isal_fallback(struct reader *r)
 	 * decodes it again (igzip may have decoded a few bytes more than
 	 * zlib does before an error).
 	 */
-	w = r->end - r->start;
+	w = r->o.end - r->o.start;
 	if (w > r->isize)
 		w = r->isize;
-	r->end -= w;
+	r->o.end -= w;
 	r->raw_bytes -= w;
 	r->skip = r->isize - w;
 	r->nohash = w;
@@ -903,11 +952,11 @@ reader_inflate_isal(struct reader *r)
 				continue;
 			}
 		} else if (r->zs.avail_in > 0 || !r->in_eof) {
-			room = r->cap - r->end;
+			room = r->o.cap - r->o.end;
 			give = room > UINT32_MAX ? UINT32_MAX : room;
 			s->next_in = r->zs.next_in;
 			s->avail_in = r->zs.avail_in;
-			s->next_out = (uint8_t *)r->buf + r->end;
+			s->next_out = (uint8_t *)r->o.buf + r->o.end;
 			s->avail_out = (uint32_t)give;
 			rc = isal_inflate(s);
 			made = give - s->avail_out;
@@ -916,8 +965,8 @@ reader_inflate_isal(struct reader *r)
 			r->isize += (uint32_t)made;
 			if (r->hash != NULL)
 				(void)XXH3_64bits_update(r->hash,
-				    r->buf + r->end, made);
-			r->end += made;
+				    r->o.buf + r->o.end, made);
+			r->o.end += made;
 			r->raw_bytes += made;
 			if (rc < 0)
 				break;
@@ -945,6 +994,7 @@ static ssize_t
 reader_fill(struct reader *r)
 {
 	ssize_t	 n;
+	size_t	 want;
 
 	if (r->error[0] != '\0')
 		return -1;
@@ -956,7 +1006,14 @@ reader_fill(struct reader *r)
 		return reader_inflate(r);
 	if (r->in_eof)
 		return 0;
-	if ((n = reader_read(r->fd, r->buf + r->end, r->cap - r->end)) == -1) {
+	want = r->o.cap - r->o.end;
+	if (r->ranged && r->limit - r->bytes < want)
+		want = (size_t)(r->limit - r->bytes);
+	if (want == 0) {
+		r->in_eof = 1;
+		return 0;
+	}
+	if ((n = reader_read(r->fd, r->o.buf + r->o.end, want)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
 		return -1;
@@ -966,9 +1023,167 @@ reader_fill(struct reader *r)
 	r->bytes += (uint64_t)n;
 	r->raw_bytes += (uint64_t)n;
 	if (r->hash != NULL)
-		(void)XXH3_64bits_update(r->hash, r->buf + r->end, (size_t)n);
-	r->end += (size_t)n;
+		(void)XXH3_64bits_update(r->hash, r->o.buf + r->o.end, (size_t)n);
+	r->o.end += (size_t)n;
 	return n;
+}
+
+/*
+ * The inflating thread: fills free slots through reader_fill(), its
+ * output buffer pointed at each in turn, until the end of the data, an
+ * error or stop. Only it touches the decoding state while it runs.
+ */
+static void *
+reader_ahead_main(void *arg)
+{
+	struct reader		*r = arg;
+	struct reader_pipe	*p = r->pipe;
+	struct reader_slot	*sl;
+	ssize_t			 n;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->nfull == READER_NSLOT && !p->stop)
+			pthread_cond_wait(&p->empty, &p->mu);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		sl = &p->slot[(p->head + p->nfull) % READER_NSLOT];
+		pthread_mutex_unlock(&p->mu);
+
+		r->o.buf = sl->buf;
+		r->o.cap = READER_CHUNK;
+		r->o.start = r->o.end = 0;
+		n = 1;
+		while (r->o.end < READER_CHUNK / 2 && (n = reader_fill(r)) > 0)
+			;
+		sl->len = r->o.end;
+		sl->last = n <= 0;
+
+		pthread_mutex_lock(&p->mu);
+		p->nfull++;
+		pthread_cond_signal(&p->full);
+		pthread_mutex_unlock(&p->mu);
+		if (sl->last)
+			return NULL;
+	}
+}
+
+/*
+ * Start the inflating thread; what open decoded stays with the parser.
+ * -1 when it cannot start (the reader goes on without it).
+ */
+static int
+reader_ahead_start(struct reader *r)
+{
+	static int		 arenas;
+	struct reader_pipe	*p;
+	pthread_attr_t		 attr;
+	size_t			 i;
+	int			 rc;
+
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return -1;
+	for (i = 0; i < READER_NSLOT; i++)
+		if ((p->slot[i].buf = malloc(READER_CHUNK)) == NULL)
+			goto fail;
+	/*
+	 * One malloc arena for the process: a thread's own would reserve
+	 * 64 MB of address space, which worker_memory (RLIMIT_AS) counts.
+	 */
+	if (!arenas) {
+		(void)mallopt(M_ARENA_MAX, 1);
+		arenas = 1;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->full, NULL);
+	pthread_cond_init(&p->empty, NULL);
+	p->lines = r->o;
+	r->o.buf = NULL;
+	r->o.cap = r->o.start = r->o.end = 0;
+	r->pipe = p;
+	pthread_attr_init(&attr);
+	(void)pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = pthread_create(&p->thread, &attr, reader_ahead_main, r);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		r->o = p->lines;
+		r->pipe = NULL;
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->full);
+		pthread_cond_destroy(&p->empty);
+		goto fail;
+	}
+	p->running = 1;
+	return 0;
+fail:
+	for (i = 0; i < READER_NSLOT; i++)
+		free(p->slot[i].buf);
+	free(p);
+	return -1;
+}
+
+void
+reader_join(struct reader *r)
+{
+	if (r->pipe != NULL && r->pipe->running) {
+		pthread_join(r->pipe->thread, NULL);
+		r->pipe->running = 0;
+	}
+}
+
+/*
+ * reader_fill() for the parser when a thread inflates: the next bytes of
+ * its slots into lines. 0 at the end of the data, -1 after an error (the
+ * thread is joined then, and its error in r->error).
+ */
+static ssize_t
+reader_take(struct reader *r)
+{
+	struct reader_pipe	*p = r->pipe;
+	struct reader_buf	*b = &p->lines;
+	struct reader_slot	*sl;
+	size_t			 n;
+
+	pthread_mutex_lock(&p->mu);
+	while (p->nfull == 0)
+		pthread_cond_wait(&p->full, &p->mu);
+	sl = &p->slot[p->head];
+	pthread_mutex_unlock(&p->mu);
+	if (p->off == sl->len && sl->last) {
+		reader_join(r);
+		return r->error[0] != '\0' ? -1 : 0;
+	}
+	n = sl->len - p->off;
+	if (n > b->cap - b->end)
+		n = b->cap - b->end;
+	memcpy(b->buf + b->end, sl->buf + p->off, n);
+	b->end += n;
+	p->off += n;
+	if (p->off == sl->len && !sl->last) {
+		pthread_mutex_lock(&p->mu);
+		p->head = (p->head + 1) % READER_NSLOT;
+		p->nfull--;
+		p->off = 0;
+		pthread_cond_signal(&p->empty);
+		pthread_mutex_unlock(&p->mu);
+	}
+	return (ssize_t)n;
+}
+
+/* More bytes at the end of the parser's buffer: from the thread or here. */
+static ssize_t
+reader_more(struct reader *r)
+{
+	if (r->pipe == NULL && r->gzip && reader_ahead > 0 &&
+	    (uint64_t)r->st.st_size >= reader_ahead && !r->ahead_tried) {
+		r->ahead_tried = 1;
+		(void)reader_ahead_start(r);
+	}
+	if (r->pipe != NULL)
+		return reader_take(r);
+	return reader_fill(r);
 }
 
 int
@@ -980,7 +1195,7 @@ reader_seek(struct reader *r, uint64_t off)
 	}
 	if (lseek(r->fd, (off_t)off, SEEK_SET) == -1)
 		return -1;
-	r->start = r->end = 0;
+	r->o.start = r->o.end = 0;
 	r->in_eof = 0;
 	r->skipping = 0;
 	r->bytes = r->raw_bytes = off;
@@ -988,22 +1203,80 @@ reader_seek(struct reader *r, uint64_t off)
 }
 
 int
+reader_range(struct reader *r, uint64_t a, uint64_t b, uint64_t z)
+{
+	if (r->gzip || a >= b || b > z || z > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* From a - 1: its newline, if it is one, says a starts a line. */
+	if (reader_seek(r, a > 0 ? a - 1 : 0) == -1)
+		return -1;
+	r->ranged = 1;
+	r->align = a > 0;
+	r->stop = b;
+	r->limit = z;
+	r->first = a;
+	return 0;
+}
+
+uint64_t
+reader_tell(const struct reader *r)
+{
+	return r->raw_bytes - (r->o.end - r->o.start);
+}
+
+int
 reader_next(struct reader *r, const char **line, size_t *len)
 {
-	char	*p, *nl;
-	size_t	 n;
+	struct reader_buf *b;
+	char		*p, *nl;
+	size_t		 n;
 
 	for (;;) {
-		p = r->buf + r->start;
-		n = r->end - r->start;
+		b = r->pipe != NULL ? &r->pipe->lines : &r->o;
+		p = b->buf + b->start;
+		n = b->end - b->start;
+		if (r->align) {
+			/* A range's first bytes, up to its first line start. */
+			if ((nl = memchr(p, '\n', n)) != NULL) {
+				b->start = (size_t)(nl + 1 - b->buf);
+				r->align = 0;
+				r->first = reader_tell(r);
+				continue;
+			}
+			b->start = b->end = 0;
+			/*
+			 * No newline before b - 1: no line starts in the
+			 * range (and a long line is not read to its end by
+			 * every range it crosses).
+			 */
+			if (r->raw_bytes >= r->stop) {
+				r->align = 0;
+				r->stopped = 1;
+				r->first = reader_tell(r);
+				continue;
+			}
+			if (r->out_eof || reader_fill(r) <= 0) {
+				r->out_eof = 1;
+				r->align = 0;
+				r->first = reader_tell(r);
+			}
+			continue;
+		}
+		if (r->ranged && !r->skipping && r->error[0] == '\0' &&
+		    (r->stopped || reader_tell(r) >= r->stop)) {
+			r->stopped = 1;
+			return READER_END;
+		}
 		if (r->skipping) {
 			if ((nl = memchr(p, '\n', n)) != NULL) {
-				r->start = (size_t)(nl + 1 - r->buf);
+				b->start = (size_t)(nl + 1 - b->buf);
 				r->skipping = 0;
 				return READER_OVERLONG;
 			}
-			r->start = r->end = 0;
-			if (r->out_eof || reader_fill(r) <= 0) {
+			b->start = b->end = 0;
+			if (r->out_eof || reader_more(r) <= 0) {
 				r->out_eof = 1;
 				r->skipping = 0;
 				return READER_OVERLONG;
@@ -1012,7 +1285,7 @@ reader_next(struct reader *r, const char **line, size_t *len)
 		}
 		if ((nl = memchr(p, '\n', n)) != NULL) {
 			n = (size_t)(nl - p);
-			r->start += n + 1;
+			b->start += n + 1;
 			if (n > 0 && p[n - 1] == '\r')
 				n--;
 			if (n > r->line_max)
@@ -1030,7 +1303,7 @@ reader_next(struct reader *r, const char **line, size_t *len)
 			if (n == 0)
 				return r->error[0] != '\0' ? READER_ERROR :
 				    READER_END;
-			r->start = r->end;
+			b->start = b->end;
 			if (p[n - 1] == '\r')
 				n--;
 			if (n > r->line_max)
@@ -1040,12 +1313,12 @@ reader_next(struct reader *r, const char **line, size_t *len)
 			return READER_LINE;
 		}
 		/* Move the incomplete line to the front and read more. */
-		if (r->start > 0) {
-			memmove(r->buf, p, n);
-			r->start = 0;
-			r->end = n;
+		if (b->start > 0) {
+			memmove(b->buf, p, n);
+			b->start = 0;
+			b->end = n;
 		}
-		if (reader_fill(r) <= 0)
+		if (reader_more(r) <= 0)
 			r->out_eof = 1;
 	}
 }

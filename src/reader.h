@@ -24,6 +24,13 @@
 #define READER_ERROR	(-1)	/* stopped early: see error */
 
 struct inflate_state;
+struct reader_pipe;
+
+/* Decoded bytes [start, end) of buf, which holds cap. */
+struct reader_buf {
+	char		*buf;
+	size_t		 cap, start, end;
+};
 
 struct reader {
 	int		 fd;
@@ -34,6 +41,13 @@ struct reader {
 	int		 in_eof;	/* read() returned 0 */
 	int		 out_eof;	/* no more decoded bytes will come */
 	int		 skipping;	/* inside an overlong line */
+	int		 ahead_tried;	/* reader_ahead was looked at */
+	int		 ranged;	/* reader_range: stop, limit apply */
+	int		 align;		/* skip to the first line start */
+	int		 stopped;	/* reached a line start >= stop */
+	uint64_t	 stop;		/* no line starting here or later */
+	uint64_t	 limit;		/* nothing read from here on */
+	uint64_t	 first;		/* offset of the first line handed out */
 	int		 isal;		/* this file goes through ISA-L */
 	struct inflate_state *is;	/* ISA-L's state, when isal */
 	int		 hstate;	/* ISA-L: where in the member header */
@@ -55,8 +69,8 @@ struct reader {
 	unsigned char	*in;
 	size_t		 in_cap;
 	size_t		 in_len;	/* bytes in in[] from the last read */
-	char		*buf;		/* decoded bytes [start, end) */
-	size_t		 cap, start, end;
+	struct reader_buf o;		/* what the inflater made */
+	struct reader_pipe *pipe;	/* the inflating thread, or NULL */
 	size_t		 line_max;
 	uint64_t	 bytes;		/* read from the file */
 	uint64_t	 raw_bytes;	/* after inflating */
@@ -90,6 +104,27 @@ int	reader_next(struct reader *, const char **line, size_t *len);
  * -1 with errno.
  */
 int	reader_seek(struct reader *, uint64_t off);
+/*
+ * Read only the lines of a plain file (never gzip) whose first byte lies
+ * in [a, b), as if the file ended at byte z (b <= z): from the first line
+ * start at or after a (a itself when a is 0 or byte a - 1 is a newline),
+ * up to the end of the last line that starts before b, wherever it ends
+ * (at z at the latest). Every line of the file's first z bytes belongs to
+ * exactly one of a set of ranges that tile [0, z). -1 with errno.
+ */
+int	reader_range(struct reader *, uint64_t a, uint64_t b, uint64_t z);
+/*
+ * The offset in the decoded stream of the first byte not yet handed out:
+ * after READER_END of a range, the start of the first line it does not
+ * own (or where the reading ended).
+ */
+uint64_t reader_tell(const struct reader *);
+/*
+ * Wait for the inflating thread, if there is one: after it, bytes,
+ * raw_bytes, hash and error may be read. reader_next() does it at the
+ * end of the lines, reader_close() always.
+ */
+void	reader_join(struct reader *);
 void	reader_close(struct reader *);
 /* 1 when the resolved path is one of roots or below one. */
 int	reader_in_roots(const char *resolved, const char *const *roots);
@@ -105,6 +140,13 @@ const char *reader_pseudo_fs(int fd);
 #define READER_INFLATE_ISAL	1
 
 extern int	 reader_inflater;
+/*
+ * A gzip file of at least reader_ahead compressed bytes is inflated by a
+ * second thread, ahead of the lines being parsed, so that one big file
+ * keeps two cores busy; 0 never does. reader_open() reads it.
+ */
+#define READER_AHEAD_DEFAULT	(16 * 1024 * 1024)
+extern uint64_t	 reader_ahead;
 const char	*reader_inflater_name(int);
 /* 1 when this build has ISA-L. */
 int		 reader_have_isal(void);

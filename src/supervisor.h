@@ -1,14 +1,9 @@
 /*
- * supervisor.h: clfd's main process: the event loop, the worker slots
- * (spawn, reap, respawn with back-off), signals, reload and shutdown.
+ * supervisor.h: clfd's main process: the event loop, signals, reload
+ * and shutdown (the worker slots are in pool.h).
  */
 #ifndef CLFD_SUPERVISOR_H
 #define CLFD_SUPERVISOR_H
-
-#include <sys/types.h>
-
-#include <stdint.h>
-#include <jansson.h>
 
 struct config;
 
@@ -22,15 +17,6 @@ struct supervisor_opts {
 /* Run the daemon until it stops; returns the exit code. Takes cfg. */
 int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
 
-/* Hand pending tasks to idle workers. */
-void	supervisor_kick(void);
-/* Stop the workers running tasks of a cancelled job (they are replaced). */
-void	supervisor_cancel_job(int64_t job);
-/*
- * The "workers" object of a stats reply for uid: which job and file a
- * worker is on only when the job is uid's (any, for root).
- */
-json_t	*supervisor_workers_json(uid_t);
 /* Seconds since start. */
 double	supervisor_uptime(void);
 /* Begin a graceful stop (as SIGTERM). */

@@ -28,6 +28,7 @@
 #include "merge.h"
 #include "partial.h"
 #include "proto.h"
+#include "reader.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -602,8 +603,11 @@ worker_task(struct worker *w, const struct proto_task *t)
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
 	opts.no_hardlinks = w->no_hardlinks;
+	if (t->flags & PROTO_TASK_RANGE)
+		opts.range = &t->range;
+	/* (a range is not cached: its file's entry is whole files only) */
 	if (settings != NULL && w->cache != NULL &&
-	    (t->flags & PROTO_TASK_NO_CACHE) == 0) {
+	    (t->flags & (PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE)) == 0) {
 		wc.w = w;
 		wc.settings = settings;
 		wc.sdigest = partial_digest(settings, strlen(settings));
@@ -952,6 +956,8 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 		extra[i].path = m->extra[i].path;
 		extra[i].path_len = m->extra[i].path_len;
 		extra[i].st = m->extra[i].st;
+		extra[i].id.off = m->extra[i].off;
+		extra[i].id.end = m->extra[i].end;
 	}
 	if (proto_spool_path(path, sizeof path, w->spool, m->f.task,
 	    m->f.final) == -1) {
@@ -1095,7 +1101,7 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	lim.memory_max = EXPAND_MEMORY_MAX;
 	(void)expand_patterns(x->patterns, x->npatterns, x->roots, &lim, &r);
 	alarm(0);
-	msg = proto_expanded_encode(x->task, r.paths, r.npaths, r.unmatched,
+	msg = proto_expanded_encode(x->task, r.paths, r.ids, r.npaths, r.unmatched,
 	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL,
 	    &mlen);
 	if (msg == NULL) {
@@ -1105,7 +1111,7 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 		    EMSGSIZE ? "file list too long for one message" :
 		    "out of memory sending the file list", r.npaths,
 		    r.npaths == 1 ? "" : "s");
-		if ((msg = proto_expanded_encode(x->task, NULL, 0, NULL, 0, 0,
+		if ((msg = proto_expanded_encode(x->task, NULL, NULL, 0, NULL, 0, 0,
 		    r.error, &mlen)) == NULL) {
 			expand_result_clear(&r);
 			return -1;
@@ -1142,6 +1148,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	w.fd = fd;
 	w.spool = spool;
 	w.timeout = cfg->task_timeout;
+	reader_ahead = cfg->inflate_ahead;
 	w.walk_max = cfg->walk_max;
 	w.no_hardlinks = cfg->refuse_hardlinks;
 	if (worker_setup(parent, cfg) == -1)

@@ -6,6 +6,7 @@ reuse it; a stale socket file is no obstacle; a missing clfd is exit 3. Every
 autostarted clfd is stopped by the pid its ping reports."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,11 +69,21 @@ def main():
         t.ok(os.path.exists(sock), "autostart: socket at $XDG_RUNTIME_DIR/clfd.sock")
         t.ok(pid is not None and session_id(pid) == pid, "autostart: clfd leads its own session")
         t.ok(os.path.exists(os.path.join(run, "clfd.log")), "autostart: clfd.log beside the socket")
+        t.eq(r.stderr, "clfctl: started clfd pid %s on %s, log %s; it exits after 300 s idle "
+             "with no result kept\n" % (pid, sock, os.path.join(run, "clfd.log")),
+             "autostart: says so on stderr, with the pid and the log")
+        # its log has times (no journal here), RFC 3339
+        with open(os.path.join(run, "clfd.log")) as f:
+            logl = [l for l in f.read().splitlines() if l]
+        t.ok(logl and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+                                   r"clfd(\[\d+\]| \S+):", l) for l in logl),
+             "autostart: each line of clfd.log starts with the time", logl[:3])
 
-        # later calls reuse it
+        # later calls reuse it, and say nothing about it
         r = clfctl(["ping"], env=env)
         t.eq(json.loads(r.stdout).get("pid") if r.returncode == 0 else None, pid,
              "second call: the same daemon")
+        t.eq(r.stderr, "", "second call: nothing on stderr")
         data = os.path.join(tmp, "data")
         files = gen_logs(data, 2, 800, seed=5)
         r = clfctl(["submit", "-o", "compact", "*.gz"], env=env, cwd=data)
@@ -100,6 +111,11 @@ def main():
             started.append(pid2)
         t.ok(r.returncode == 0 and pid2 not in (None, pid), "stale default socket: autostart",
              r.stderr)
+        r = clfctl(["submit", "-o", "compact", "*.gz"], env=env, cwd=data)
+        job2 = json.loads(r.stdout).get("job") if r.returncode == 0 else None
+        t.ok(isinstance(job2, int) and isinstance(res.get("job"), int) and job2 > res["job"],
+             "the new daemon's job ids are above the last one's (%s after %s)"
+             % (job2, res.get("job")), r.stderr)
         if pid2:
             os.kill(pid2, signal.SIGTERM)
             t.ok(pid_gone(pid2), "second autostarted clfd stopped by pid")
@@ -119,6 +135,9 @@ def main():
         started += [p for p in pids if isinstance(p, int)]
         t.ok(all(p.returncode == 0 for p in procs) and len(pids) == 1 and None not in pids,
              "6 clfctls at once: one daemon for all", [o[1] for o in outs])
+        said = [e for _, e in outs if b"started clfd pid" in e]
+        t.ok(len(said) == 1 and (b"pid %d " % next(iter(pids))) in said[0],
+             "6 clfctls at once: the one whose clfd won says it started it", said)
         if len(pids) == 1 and None not in pids:
             pid3 = pids.pop()
             # a clfd that lost the race exits by itself ("already running")

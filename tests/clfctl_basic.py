@@ -174,8 +174,12 @@ def main():
         t.ok(len(row) == 1 and row[0][1] == "done" and row[0][2] == row[0][3] == str(len(files)),
              "list -o tsv: job state done total", r.stdout)
         r = clfctl(["cancel", str(job1)], s)
-        t.ok(r.returncode == 0 and json.loads(r.stdout).get("state") == "done",
-             "cancel of a finished job: ok, state unchanged", r.stdout + r.stderr)
+        t.ok(r.returncode == 4 and r.stdout == "" and
+             "finished: job %d is already done" % job1 in r.stderr,
+             "cancel of a finished job: the error finished, exit 4", r.stdout + r.stderr)
+        r = clfctl(["status", str(job1)], s)
+        t.eq(json.loads(r.stdout).get("state") if r.returncode == 0 else None, "done",
+             "and its state is unchanged")
         r = clfctl(["stats"], s)
         st = json.loads(r.stdout) if r.returncode == 0 else {}
         t.ok(st.get("workers", {}).get("configured") == 2 and
@@ -214,8 +218,9 @@ def main():
              "result of no such job: exit 4 not_found", r.stderr)
         r = clfctl(["wait", "987654"], s)
         t.ok(r.returncode == 4 and "not_found" in r.stderr, "wait no such job: exit 4")
-        r = clfctl(["submit", "--since", "yesterday", "/x"], s)
-        t.ok(r.returncode == 4 and "bad_field" in r.stderr, "bad --since: exit 4", r.stderr)
+        r = clfctl(["submit", "--since", "last tuesday", "/x"], s)
+        t.ok(r.returncode == 2 and '--since: not a time: "last tuesday"' in r.stderr,
+             "bad --since: clfctl's usage error, exit 2", r.stderr)
 
         # exit 1: file errors (a directory and a corrupt gzip), the rest counted
         bad = os.path.join(tmp, "bad")

@@ -3,11 +3,13 @@
 pattern unmatched is an error (exit 5), a file mostly malformed is warned
 about with an example line (exit 6), the homepage rule, refused filters.
 """
+import calendar
 import json
 import os
 import pty
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,12 +34,12 @@ def load(r):
         return {}
 
 
-def on_pty(args, sock):
+def on_pty(args, sock, env=None):
     """clfctl with its stdout on a pseudo-terminal: (exit status, output)."""
     master, slave = pty.openpty()
     try:
         p = subprocess.Popen([CLFCTL, "-s", sock] + args, stdin=subprocess.DEVNULL,
-                             stdout=slave, stderr=subprocess.PIPE, env=clean_env())
+                             stdout=slave, stderr=subprocess.PIPE, env=env or clean_env())
     finally:
         os.close(slave)
     out = b""
@@ -68,6 +70,7 @@ def main():
                      "".join(COMBINED % (i, i % 60, i % 7) for i in range(50)))
         d = start_daemon(tmp)
         s = d.sock
+        est = clean_env(TZ="EST+5")     # local time: 5 h behind UTC, no DST
 
         # item 5: nothing matched is not success
         typo = os.path.join(data, "ngnix", "*.log")
@@ -204,6 +207,24 @@ def main():
              "exclude_names[0]" in rep["error"].get("message", ""),
              "the daemon refuses it too: bad_field", rep)
 
+        # the README's --no-wait example, run as printed (its job id and file
+        # count are this run's)
+        readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                   "README.md")).read()
+        ex = readme.split("$ clfctl submit --no-wait 'big/*.gz'\n", 1)[-1].split("$ ", 1)
+        big = gen_logs(os.path.join(data, "big"), 2, 300, seed=4)
+        r = clfctl(["submit", "--no-wait", "big/*.gz"], s, cwd=data)
+        job = load(r).get("job")
+        t.ok(len(ex) == 2 and r.returncode == 0 and job is not None and
+             r.stdout == ex[0].replace('"job": 3', '"job": %d' % job).replace(
+                 '"files_total": 2000', '"files_total": %d' % len(big)),
+             "README: submit --no-wait prints what it shows", (ex[0], r.stdout))
+        r = clfctl(ex[1].split("\n")[0].replace(" 3 >", " %d >" % job).split()[1:3], s,
+                   cwd=data) if len(ex) == 2 else None
+        t.ok(r is not None and r.returncode == 0 and load(r).get("job") == job and
+             load(r).get("counts") == seed_ref(big, any_=True),
+             "README: then clfctl wait ID has the result", r and r.stderr)
+
         # item 8: a table on a terminal, JSON elsewhere or with -o json
         rc, out = on_pty(["submit", good], s)
         lines = out.splitlines()
@@ -220,9 +241,53 @@ def main():
         r = clfctl(["submit", good], s)
         t.ok(r.returncode == 0 and json.loads(r.stdout).get("totals", {}).get("counted") == 50,
              "stdout not a terminal: JSON")
-        r = clfctl(["list", "-o", "table"], s)
-        t.ok(r.returncode == 2 and "-o table is for" in r.stderr, "list -o table: usage error",
+        r = clfctl(["ping", "-o", "table"], s)
+        t.ok(r.returncode == 2 and "-o table is for" in r.stderr, "ping -o table: usage error",
              r.stderr)
+        # list and status: a table on a terminal, with local ISO times and the
+        # job's patterns (here TZ=EST+5); JSON elsewhere, TSV for one job too
+        r = clfctl(["submit", "--no-wait", "-o", "compact", good], s)
+        job = load(r).get("job")
+        r = clfctl(["wait", "-o", "compact", str(job)], s)
+        st = json.loads(clfctl(["status", str(job)], s).stdout)
+        t.ok(st.get("patterns") == [good] and isinstance(st.get("finished"), int) and
+             st["finished"] >= st.get("submitted", 1 << 62), "status JSON: its patterns, "
+             "submitted and finished as UTC seconds", st)
+        lst = json.loads(clfctl(["list"], s).stdout).get("jobs", [])
+        mine = [j for j in lst if j.get("job") == job]
+        t.ok(len(mine) == 1 and mine[0].get("patterns") == [good] and
+             mine[0].get("finished") == st["finished"], "list JSON: the same", mine)
+
+        def local(secs):
+            z = time.strftime("%z", time.localtime(secs))
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(secs)) + z[:3] + ":" + z[3:]
+        os.environ["TZ"] = "EST+5"
+        time.tzset()
+        try:
+            sub, fin = local(st["submitted"]), local(st["finished"])
+        finally:
+            del os.environ["TZ"]
+            time.tzset()
+        rc, out = on_pty(["list"], s, env=est)
+        rows = out.splitlines()
+        want = "%*d  %-9s  %*s  %s  %s" % (max(3, len(str(lst[-1]["job"]))), job, "done",
+                                           max(5, max(len("%d/%d" % (j["files_done"],
+                                                                     j["files_total"]))
+                                                      for j in lst)), "1/1", sub, good)
+        t.ok(rc == 0 and rows[0].split() == ["JOB", "STATE", "FILES", "SUBMITTED", "PATTERNS"]
+             and want in rows and sub.endswith("-05:00") and len(rows) == len(lst) + 1,
+             "list on a terminal: a table, the time local ISO 8601, the patterns", (out, want))
+        rc, out = on_pty(["status", str(job)], s, env=est)
+        t.ok(rc == 0 and ("state      done\nfiles      1 of 1 done, 0 failed\n"
+                          "bytes      %s\nsubmitted  %s\nfinished   %s\npatterns   %s\n"
+                          % ("{:,}".format(st["bytes_done"]), sub, fin, good)) in out,
+             "status on a terminal: one field a line, local times, the patterns", out)
+        r = clfctl(["status", "-o", "tsv", str(job)], s)
+        t.ok(r.returncode == 0 and r.stdout == "%d\tdone\t1\t1\t%d\n" % (job, st["submitted"]),
+             "status -o tsv ID: the list's line for that job", (r.returncode, r.stdout, r.stderr))
+        r = clfctl(["status", "-o", "tsv"], s)
+        t.ok(r.returncode == 0 and len(r.stdout.splitlines()) == len(lst),
+             "status -o tsv without an ID: the list", r.stderr)
 
         # item 6: --literal names files, glob characters and all
         lit = os.path.join(data, "lit")
@@ -253,6 +318,56 @@ def main():
                    s)
         t.ok(r.returncode == 2 and "--since is later than --until" in r.stderr,
              "--since later than --until: a usage error, exit 2", (r.returncode, r.stderr))
+        r = clfctl(["submit", "--since", "tomorrow", "--until", "today", good], s)
+        t.ok(r.returncode == 2 and "--since is later than --until" in r.stderr,
+             "--since tomorrow --until today: a usage error, exit 2", (r.returncode, r.stderr))
+        # --since/--until take what journalctl takes; a time without a zone is
+        # local time (here TZ=EST+5, no DST); clfctl sends UTC to the daemon
+
+        def since(arg):
+            r = clfctl(["submit", "-o", "compact", "--since", arg, good], s, env=est)
+            return r.returncode, load(r).get("filter", {}).get("since"), r.stderr
+        for arg, want in (("2024-03-01", "2024-03-01T05:00:00Z"),
+                          ("2024-03-01 10:20", "2024-03-01T15:20:00Z"),
+                          ("2024-03-01T10:20:30", "2024-03-01T15:20:30Z"),
+                          ("2024-03-01T10:20:30Z", "2024-03-01T10:20:30Z"),
+                          ("2024-03-01 10:20:30 UTC", "2024-03-01T10:20:30Z"),
+                          ("2024-03-01T10:20:30+02:00", "2024-03-01T08:20:30Z"),
+                          ("2024-03-01 10:20:30 -0130", "2024-03-01T11:50:30Z"),
+                          ("2024-03-01 10:20:30.250Z", "2024-03-01T10:20:30Z"),
+                          ("@1709251200", "2024-03-01T00:00:00Z"),
+                          ("1709251200", 1709251200)):
+            rc, got, err = since(arg)
+            t.ok(rc == 0 and got == want, "--since %r: %r" % (arg, want), (rc, got, err))
+        for arg, delta in (("now", 0), ("-1h", -3600), ("-30min", -1800), ("+2d", 2 * 86400),
+                           ("-1h30min", -5400), ("1 week ago", -7 * 86400)):
+            t0 = int(time.time())
+            rc, got, err = since(arg)
+            t1 = int(time.time())
+            try:
+                v = calendar.timegm(time.strptime(got, "%Y-%m-%dT%H:%M:%SZ"))
+            except (TypeError, ValueError):
+                v = None
+            t.ok(rc == 0 and v is not None and t0 + delta <= v <= t1 + delta,
+                 "--since %r: now %+d s" % (arg, delta), (rc, got, err))
+        day = (int(time.time()) - 5 * 3600) // 86400 * 86400 + 5 * 3600   # EST midnight
+        for arg, k in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+            rc, got, err = since(arg)
+            want = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day + k * 86400))
+            t.ok(rc == 0 and got == want, "--since %s: local midnight" % arg, (rc, got, want,
+                                                                               err))
+        # the filter applies in local time: good.log's lines are 13:55:00..49 UTC
+        r = clfctl(["submit", "-o", "compact", "--since", "2024-10-10 08:55:40", "--until",
+                    "2024-10-10 08:55:45", good], s, env=est)
+        t.ok(r.returncode == 0 and load(r).get("totals", {}).get("counted") == 5,
+             "--since/--until in local time: the 5 lines of [13:55:40, 13:55:45) UTC",
+             (r.returncode, r.stderr, load(r).get("totals")))
+        for bad in ("bogus", "2024-02-30", "24:00", "-1x", "@-5", "2024-03-01T"):
+            r = clfctl(["submit", "--until", bad, good], s)
+            t.ok(r.returncode == 2 and r.stdout == "" and
+                 ('--until: not a time: "%s"' % bad) in r.stderr,
+                 "--until %r: a usage error in clfctl's words, exit 2" % bad,
+                 (r.returncode, r.stderr))
         r = clfctl(["submit", "-o", "compact", "--status", "2xx, 3xx", good], s)
         t.ok(r.returncode == 0 and load(r).get("filter", {}).get("status") == ["2xx", "3xx"] and
              load(r)["totals"]["counted"] == 50, "--status '2xx, 3xx': spaces accepted",

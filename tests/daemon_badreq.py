@@ -91,6 +91,31 @@ def main():
             t.ok(code(r) == "bad_field" and m.startswith(prefix) and
                  not re.match(r"(\w+)\W.*?\b\1\b[.\[: ]", m[:len(prefix) + 20]),
                  "%s: message %r starts %r, the field named once" % (extra, m, prefix), r)
+        # an unknown top-level field is refused, for every op, naming it and
+        # what the op takes (the op is not run: the misspelt "fromat" does
+        # not count files under the default format)
+        unknown = [
+            ({"op": "submit", "patterns": ["/x"], "fromat": "combined"},
+             "fromat: unknown field (submit takes patterns, filter, format, top, cache, "
+             "wait, progress)"),
+            ({"op": "ping", "verbose": True}, "verbose: unknown field (ping takes none but op)"),
+            ({"op": "stats", "job": 1}, "job: unknown field (stats takes none but op)"),
+            ({"op": "list", "all": True}, "all: unknown field (list takes none but op)"),
+            ({"op": "cache_clear", "x": 1}, "x: unknown field (cache_clear takes none but op)"),
+            ({"op": "wait", "job": 1, "progres": True},
+             "progres: unknown field (wait takes job, progress)"),
+            ({"op": "result", "job": 1, "id": 1}, "id: unknown field (result takes job)"),
+            ({"op": "status", "jobs": 1}, "jobs: unknown field (status takes job)"),
+            ({"op": "cancel", "job": 1, "force": True},
+             "force: unknown field (cancel takes job)"),
+        ]
+        before = d.request({"op": "stats"}).get("jobs", {}).get("submitted")
+        for req, msg in unknown:
+            r = c.request(req)
+            t.ok(code(r) == "bad_field" and r["error"].get("message") == msg,
+                 "%s with an unknown field: bad_field, %r" % (req["op"], msg), r)
+        t.eq(d.request({"op": "stats"}).get("jobs", {}).get("submitted"), before,
+             "the submit with \"fromat\" made no job")
         r = c.request({"op": "submit", "patterns": ["/x/{a,b}"],
                        "filter": {"under": "/book"}, "wait": False})
         t.ok(r["ok"], "the same connection still works after every error", r)

@@ -17,6 +17,67 @@ import clfdtest  # noqa: E402
 CANCELS = 8
 
 
+def partial_result(t, d, tmp, slow):
+    """A cancelled job's result: the counts of the files done before the
+    cancel (merged as the job would have; several merges, 20 files), marked
+    partial, to its waiting client and to result; the file being read is
+    stopped and left out; a job cancelled before any file: empty counts."""
+    small = clfdtest.gen_logs(os.path.join(tmp, "small"), 20, 300, seed=82)
+    # sorted after the small ones: the last file handed out, and never done
+    never = os.path.join(tmp, "small", "zz-never.log")
+    with open(never, "wb") as f:
+        f.truncate(1 << 40)
+    w = d.client()
+    r = w.request({"op": "submit", "patterns": [os.path.join(tmp, "small", "*")], "wait": True})
+    job = r.get("job")
+    t.eq(r.get("files_total"), 21, "partial: 21 files, the last never ending")
+    clfdtest.wait_until(lambda: d.request({"op": "status", "job": job})["files_done"] == 20,
+                        60, "the 20 small files done")
+    r = d.request({"op": "cancel", "job": job})
+    t.eq(r.get("state"), "cancelled", "partial: cancelled with 20 of 21 files done")
+    ev = w.recv()
+    w.close()
+    files = [f["path"] for f in ev.get("files", [])]
+    t.ok(ev.get("event") == "done" and ev.get("ok") is True and
+         ev.get("state") == "cancelled" and ev.get("partial") is True and
+         ev.get("files_done") == 20 and ev.get("files_total") == 21,
+         "partial: the waiting client gets the result: ok, cancelled, partial, 20 of 21",
+         {k: ev.get(k) for k in ("ok", "state", "partial", "files_done", "files_total", "error")})
+    t.ok(files == small and never not in files and ev.get("totals", {}).get("files") == 20,
+         "partial: its files are the 20 done, the one being read left out", files[-3:])
+    want = clfdtest.seed_ref(small)
+    t.ok(ev.get("counts") == want, "partial: the counts of those 20 files, exact "
+         "(%d paths)" % len(want))
+    r = d.request({"op": "result", "job": job})
+    t.ok(r.get("ok") is True and r.get("state") == "cancelled" and r.get("partial") is True and
+         r.get("counts") == want, "partial: result gives the same", r.get("error"))
+    r = d.request({"op": "cancel", "job": job})
+    t.eq((r.get("error") or {}).get("code"), "finished", "partial: a second cancel: finished")
+    t.ok("job %d: cancelled after 20 of 21 files" % job in d.log_text(),
+         "partial: logged with how far it got")
+
+    # cancelled before any file is read (queued behind a job on the only
+    # worker): an empty result, still partial
+    hold = d.request({"op": "submit", "patterns": [slow]})
+    clfdtest.wait_until(
+        lambda: d.request({"op": "stats"})["workers"]["slots"][0].get("path") == slow,
+        30, "the worker on the never-ending file")
+    r = d.request({"op": "submit", "patterns": small[:3]})
+    q = r.get("job")
+    r = d.request({"op": "cancel", "job": q})
+    t.eq(r.get("state"), "cancelled", "partial: a queued job cancelled")
+    # (its merge, of nothing, waits for a worker like any task)
+    d.request({"op": "cancel", "job": hold.get("job")})
+    res = clfdtest.wait_until(
+        lambda: (lambda x: x if x.get("ok") is not False or
+                 x["error"]["code"] != "not_finished" else None)(
+            d.request({"op": "result", "job": q})), 30, "the queued job's result")
+    t.ok(res.get("ok") is True and res.get("state") == "cancelled" and
+         res.get("partial") is True and res.get("files") == [] and res.get("counts") == {} and
+         res.get("files_done") == 0 and res.get("files_total") == 3,
+         "partial: a job cancelled while queued: no file, empty counts, partial", res)
+
+
 def main():
     t = clfdtest.Tap()
     tmp = tempfile.mkdtemp(prefix="clfdtest-cancel-")
@@ -52,6 +113,7 @@ def main():
         t.ok(secs < 5, "and served at once, not after a back-off (%.2f s)" % secs)
         t.ok("killed by signal 9" not in d.log_text(), "no crash warning was logged")
         c.close()
+        partial_result(t, d, tmp, slow)
         t.eq(d.stop(), 0, "clfd exits 0")
     except Exception as e:
         t.ok(False, "unexpected exception", repr(e) + "\n" + (d.log_text()[-3000:] if d else ""))

@@ -243,6 +243,48 @@ def main():
         c.close()
         t.eq(d4.proc.wait(30), 0, "-i: exits after the client leaves")
 
+        # a result kept keeps it alive too, until result_ttl drops it: a
+        # client may come back for it
+        d6 = clfdtest.Daemon(workers=1, args=["-i", "1"], config={"result_ttl": 4})
+        ds.append(d6)
+        r, ev = d6.submit([logs[0]])
+        job6 = r.get("job")
+        t0 = time.monotonic()
+        time.sleep(2.5)  # more than the idle time, on purpose
+        t.ok(d6.proc.poll() is None, "-i: a result kept keeps it running")
+        res = d6.request({"op": "result", "job": job6})
+        t.ok(res.get("ok") and res.get("counts") == ev.get("counts"),
+             "-i: and the result is there to fetch", res.get("error"))
+        rc = d6.proc.wait(30)
+        el = time.monotonic() - t0
+        t.ok(rc == 0 and el >= 4 - 1, "-i: exits once the result is dropped (%.1f s after "
+             "the job, result_ttl 4)" % el, d6.log_text()[-2000:])
+        t.ok("stopping: idle" in d6.log_text(), "-i: the idle stop is logged",
+             d6.log_text()[-2000:])
+
+        # job ids go on across restarts on the same socket: the next daemon
+        # never gives out an id a client of the last one may still hold
+        d7 = clfdtest.Daemon(workers=1, tmp=d6.dir, sock=d6.sock)
+        ds.append(d7)
+        res = d7.request({"op": "result", "job": job6})
+        t.eq(res.get("error", {}).get("code"), "not_found",
+             "restarted: the old job id is not found")
+        ids = [d7.submit([logs[0]])[0].get("job") for _ in range(3)]
+        t.ok(all(isinstance(i, int) and i > job6 for i in ids) and ids == sorted(set(ids)),
+             "restarted: new ids are above the last daemon's (%s after %s)" % (ids, job6))
+        with open(d6.sock + ".jobid") as f:
+            reserved = int(f.read())
+        t.ok(reserved > ids[-1], "the id file %s.jobid reserves past the ids given out (%d)"
+             % (os.path.basename(d6.sock), reserved))
+        d7.signal(signal.SIGKILL)    # no orderly stop: the file was written before
+        d7.proc.wait(30)
+        d8 = clfdtest.Daemon(workers=1, tmp=d6.dir, sock=d6.sock)
+        ds.append(d8)
+        i8 = d8.submit([logs[0]])[0].get("job")
+        t.ok(isinstance(i8, int) and i8 > ids[-1],
+             "after a kill -9 too: id %s above %s" % (i8, ids[-1]))
+        t.eq(d8.stop(), 0, "exit 0")
+
         # SIGHUP reload: new jobs use the new config, a bad one is refused
         conf = os.path.join(tmp, "reload.conf")
         with open(conf, "w") as f:

@@ -102,7 +102,11 @@ def main():
         r = c.request({"op": "wait", "job": 999999})
         t.eq(r["error"]["code"], "not_found", "wait: unknown job -> not_found")
         r = c.request({"op": "cancel", "job": job1})
-        t.ok(r["ok"] and r["state"] == "done", "cancel: finished job keeps its state", r)
+        t.ok(r["ok"] is False and r["error"]["code"] == "finished" and
+             r["error"]["message"] == "job %d is already done" % job1,
+             "cancel: a finished job -> finished, its own code", r)
+        r = c.request({"op": "status", "job": job1})
+        t.eq(r.get("state"), "done", "cancel: the finished job keeps its state")
 
         # submit without wait, then wait on another connection, with progress
         many = clfdtest.gen_logs(os.path.join(tmp, "many"), 12, 20000, seed=13)
@@ -149,11 +153,17 @@ def main():
         r = c.request({"op": "cancel", "job": job})
         t.ok(r["ok"] and r["job"] == job and r["state"] == "cancelled", "cancel: running job", r)
         ev = c3.recv()
-        t.ok(ev["event"] == "done" and ev["ok"] is False and ev["state"] == "cancelled" and
-             ev["error"]["code"] == "cancelled", "cancel: the waiting client gets done, cancelled",
-             ev)
-        r = c.request({"op": "result", "job": job})
-        t.ok(r["ok"] is False and r["error"]["code"] == "cancelled", "result of a cancelled job", r)
+        done = [f["path"] for f in ev.get("files", [])]
+        t.ok(ev["event"] == "done" and ev["ok"] is True and ev["state"] == "cancelled" and
+             ev.get("partial") is True and ev.get("files_total") == 40 and
+             ev.get("files_done") == len(done) < 40,
+             "cancel: the waiting client gets done, cancelled, partial (%d of 40 files)"
+             % len(done), {k: v for k, v in ev.items() if k not in ("files", "counts")})
+        t.ok(ev.get("counts") == (clfdtest.seed_ref(done) if done else {}),
+             "cancel: the counts are those of the files done, exact")
+        r = clfdtest.wait_until(lambda: c.request({"op": "result", "job": job}), 10, "result")
+        t.ok(r["ok"] is True and r["state"] == "cancelled" and r.get("counts") == ev.get("counts"),
+             "result of a cancelled job: the same partial result", r.get("error"))
         r = c.request({"op": "status", "job": job})
         t.eq(r["state"], "cancelled", "status of a cancelled job")
         c3.close()

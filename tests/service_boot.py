@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,15 @@ systemd-tmpfiles-clean.timer""".split()
 # test's directory ($T) is mounted before /tmp is covered by a tmpfs.
 INNER = r"""
 set -eu
-T=$1 PREFIX=$2
+T=$1 PREFIX=$2 COVER=${3-}
+umask 022
 mount --make-rprivate /
+# a parent of the prefix the service's dynamic user could not search (a
+# build tree in a 0700 directory): covered here by a searchable tmpfs
+if [ -n "$COVER" ]; then
+	mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$COVER"
+	mkdir -p "$PREFIX"
+fi
 mount --bind "$T/stage$PREFIX" "$PREFIX"
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /var/log
 mkdir -m 2755 /var/log/journal
@@ -219,6 +227,18 @@ def gen_web_logs(d):
     return dict(counted)
 
 
+def unsearchable(prefix):
+    """The topmost parent of prefix that others may not search, or ""."""
+    d = "/"
+    for part in os.path.dirname(prefix).strip("/").split("/"):
+        if not part:
+            break
+        d = os.path.join(d, part)
+        if not os.stat(d).st_mode & stat.S_IXOTH:
+            return d
+    return ""
+
+
 class Boot:
     """A systemd as PID 1 of new namespaces; commands run inside by nsenter."""
 
@@ -249,7 +269,7 @@ class Boot:
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--mount", "--uts", "--ipc", "--net", "--cgroup",
              "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-             "sh", script, tmp, prefix],
+             "sh", script, tmp, prefix, unsearchable(prefix)],
             stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.out, env=env,
             start_new_session=True, preexec_fn=enter_cgroup)
 
@@ -370,6 +390,10 @@ def stage(tmp, t):
         if (dirs["prefix"] + "/").startswith(d + "/"):
             skip_all("the prefix %s is under %s, which the namespace covers "
                      "with its own" % (dirs["prefix"], d))
+    cover = unsearchable(dirs["prefix"])
+    if cover and (tmp + "/").startswith(cover + "/"):
+        skip_all("the test's directory %s is under %s, which others may not "
+                 "search and the namespace covers" % (tmp, cover))
     p = subprocess.run(["make", "-C", BUILDDIR, "install",
                         "DESTDIR=" + os.path.join(tmp, "stage")],
                        capture_output=True, text=True, timeout=300, env=make_env())
@@ -471,6 +495,13 @@ def main_pid(boot):
     return clfdtest.wait_until(up, 90, "clfd.service active")
 
 
+def unit_diag(t, boot):
+    """What systemd knows of clfd's units, for a failed activation."""
+    t.diag(boot.systemctl("status", "--no-pager", "-l", "clfd.socket",
+                          "clfd.service").stdout[-4000:])
+    t.diag(boot.run(["journalctl", "--no-pager", "-b", "-n", "80"]).stdout[-6000:])
+
+
 def owner_mode(boot, path):
     return boot.run(["stat", "-c", "%U:%G %a %F", path]).stdout.strip()
 
@@ -507,7 +538,12 @@ def checks(t, boot, dirs, want, web, conf, good_conf, priv):
     p, r = clfctl(boot, dirs, ["ping"], uid=ADM_UID)
     t.ok(r is not None and r.get("ok"), "a uid in group adm pings: socket activation "
          "starts clfd.service", p.stderr)
-    pid = main_pid(boot)
+    try:
+        pid = main_pid(boot)
+    except TimeoutError:
+        pid = 0
+    if r is None or not pid:
+        unit_diag(t, boot)
     t.ok(r is not None and r.get("pid") == pid, "the ping was answered by MainPID %d" % pid, r)
     t.eq(owner_mode(boot, sock), SOCK_OK, "after the first start: still root:adm 0660")
     t.eq(owner_mode(boot, os.path.dirname(sock)), "root:root 755 directory",

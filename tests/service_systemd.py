@@ -370,9 +370,11 @@ def test_journal_logging(t, tmp):
     finally:
         stop(proc)
     lines = [l for l in read(tmp.join("plain2.err")).splitlines() if l]
-    t.ok(lines and all(l.startswith("clfd[%d]: " % pid) or l.startswith("clfd worker")
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+    t.ok(lines and all(re.match(stamp + r"(clfd\[%d\]: |clfd worker )" % pid, l)
                        for l in lines),
-         "without the journal lines start with clfd[pid]:", lines[:5])
+         "without the journal lines start with the time (RFC 3339), then clfd[pid]:",
+         lines[:5])
 
 
 def main():

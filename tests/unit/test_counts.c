@@ -62,6 +62,60 @@ static const struct {
 	{ "/%41", 4, "{\"/%41\":1}" },
 };
 
+/* memcmp order, a prefix first: what counts_sort must give. */
+static int
+cmp_bytes(const void *x, const void *y)
+{
+	const struct counts_entry	*a = x, *b = y;
+	size_t				 l = a->len < b->len ? a->len : b->len;
+	int				 r;
+
+	if (l > 0 && (r = memcmp(a->key, b->key, l)) != 0)
+		return r;
+	return (a->len > b->len) - (a->len < b->len);
+}
+
+/*
+ * Sort c and check the result against qsort of the same keys: the same
+ * keys in the same order with the same counts. Every key of c must be
+ * written as it is (valid UTF-8, no NUL).
+ */
+static int
+sort_matches_qsort(const struct counts *c, const char *name)
+{
+	struct counts_sorted	 cs;
+	struct counts_entry	*want;
+	size_t			 i, bad = 0;
+
+	if (counts_sort(c, &cs) == -1)
+		return ok(0, "%s: sort failed", name);
+	if ((want = calloc(cs.n + 1, sizeof *want)) == NULL)
+		return 0;
+	memcpy(want, cs.e, cs.n * sizeof *want);
+	qsort(want, cs.n, sizeof *want, cmp_bytes);
+	for (i = 0; i < cs.n; i++)
+		if (want[i].key != cs.e[i].key || want[i].n != cs.e[i].n ||
+		    counts_get(c, cs.e[i].key, cs.e[i].len) != cs.e[i].n)
+			bad++;
+	i = cs.n;
+	free(want);
+	counts_sorted_free(&cs);
+	if (!ok(bad == 0 && i == counts_size(c), "%s", name))
+		diag("%zu of %zu out of place", bad, i);
+	return bad == 0;
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
 /* Sum the counts into *arg; stop (return 1) once it passes 100. */
 static int
 visit(const char *key, size_t len, uint64_t n, void *arg)
@@ -215,6 +269,151 @@ main(void)
 		sum = 100;
 		ok(counts_foreach(d, visit, &sum) == 1, "foreach stops");
 	}
+	/*
+	 * Growth past the size where the slots and the arena are mapped
+	 * (and the arena grows by remapping), then cleared and filled
+	 * again. With a million slots, neighbouring keys often share a
+	 * slot's 32-bit tag: the records are told apart by their bytes.
+	 */
+	{
+		struct counts	*g = counts_new();
+		size_t		 n = 400000, bad = 0, round;
+
+		if (g == NULL)
+			return 1;
+		for (round = 0; round < 2; round++) {
+			for (i = 0; i < n; i++) {
+				len = (size_t)snprintf(key, sizeof key,
+				    "/item/%zu/%016llx.html", i * 7919 % n,
+				    (unsigned long long)(i * 0x9e3779b97f4a7c15ULL));
+				if (counts_add(g, key, len, 1) == -1 ||
+				    counts_add(g, key, len, i) == -1)
+					bad++;
+			}
+			for (i = 0; i < n; i++) {
+				len = (size_t)snprintf(key, sizeof key,
+				    "/item/%zu/%016llx.html", i * 7919 % n,
+				    (unsigned long long)(i * 0x9e3779b97f4a7c15ULL));
+				if (counts_get(g, key, len) != i + 1)
+					bad++;
+				key[len - 1] = 'm';	/* a near miss */
+				if (counts_get(g, key, len) != 0)
+					bad++;
+			}
+			ok(bad == 0 && counts_size(g) == n &&
+			    counts_total(g) == n + (uint64_t)n * (n - 1) / 2 &&
+			    counts_memory(g) > n * 16,
+			    "round %zu: %zu keys through growth, all found", round,
+			    n);
+			if (round == 0)
+				sort_matches_qsort(g, "sort: 400000 keys as qsort "
+				    "orders them");
+			counts_clear(g);
+			ok(counts_size(g) == 0 && counts_get(g, "/item/1", 7) == 0,
+			    "round %zu: cleared", round);
+		}
+		counts_free(g);
+	}
+
+	/*
+	 * NUL bytes: keys that differ only by NULs, or by a trailing NUL,
+	 * are distinct in the table (and summed once encoded only where
+	 * the encodings meet).
+	 */
+	{
+		static const struct { const char *k; size_t len; } nul[] = {
+			{ "", 0 }, { "\0", 1 }, { "\0\0", 2 }, { "a", 1 },
+			{ "a\0", 2 }, { "a\0\0", 3 }, { "\0a", 2 },
+			{ "a\0b", 3 }, { "a\0\0\0\0\0\0\0\0", 9 },
+			{ "a\0\0\0\0\0\0\0\0b", 10 },
+		};
+		struct counts	*z = counts_new();
+		size_t		 bad = 0, nk = sizeof nul / sizeof nul[0];
+
+		if (z == NULL)
+			return 1;
+		for (i = 0; i < nk; i++)
+			if (counts_add(z, nul[i].k, nul[i].len, i + 1) == -1)
+				bad++;
+		for (i = 0; i < nk; i++)
+			if (counts_get(z, nul[i].k, nul[i].len) != i + 1)
+				bad++;
+		ok(bad == 0 && counts_size(z) == nk,
+		    "keys with NUL bytes are all distinct");
+		check_json(z, 3, "{\"a%00%00%00%00%00%00%00%00b\":10,"
+		    "\"a%00%00%00%00%00%00%00%00\":9,\"a%00b\":8}",
+		    "keys with NUL bytes in the result");
+		counts_free(z);
+	}
+
+	/*
+	 * The radix sort against qsort: keys from a small alphabet (long
+	 * shared prefixes, keys that are prefixes of others, lengths on
+	 * both sides of every 8-byte step), then keys sharing 1000 bytes.
+	 */
+	{
+		struct counts	*r = counts_new();
+		char		 big[1100];
+		size_t		 k, l;
+
+		if (r == NULL)
+			return 1;
+		for (i = 0; i < 30000; i++) {
+			l = rng() % 41;
+			for (k = 0; k < l; k++)
+				key[k] = "\001ab/"[rng() % 4];
+			counts_add(r, key, l, 1 + rng() % 3);
+		}
+		sort_matches_qsort(r, "sort: short keys as qsort orders them");
+		counts_clear(r);
+		memset(big, 'x', sizeof big);
+		for (i = 0; i < 500; i++) {
+			l = 1000 + rng() % 100;
+			for (k = 1000; k < l; k++)
+				big[k] = "xy"[rng() % 2];
+			counts_add(r, big, l, 1);
+		}
+		counts_add(r, big, 999, 1);
+		counts_add(r, big, 1000, 1);
+		sort_matches_qsort(r, "sort: keys sharing 1000 bytes as qsort "
+		    "orders them");
+		counts_free(r);
+	}
+
+	/*
+	 * Huge keys: several megabytes each (an arena grown past its
+	 * doubling by one record), equal but for their last byte or their
+	 * length; found, told apart and sorted.
+	 */
+	{
+		struct counts	*h = counts_new();
+		size_t		 hl = (size_t)3 << 20, bad = 0;
+		char		*hk = malloc(hl + 1);
+
+		if (h == NULL || hk == NULL)
+			return 1;
+		memset(hk, 'h', hl + 1);
+		if (counts_add(h, hk, hl, 1) == -1 ||
+		    counts_add(h, hk, hl + 1, 2) == -1 ||
+		    counts_add(h, hk, hl - 1, 3) == -1)
+			bad++;
+		hk[hl - 1] = 'g';
+		if (counts_add(h, hk, hl, 4) == -1 ||
+		    counts_add(h, "/small", 6, 5) == -1)
+			bad++;
+		if (counts_get(h, hk, hl) != 4)
+			bad++;
+		hk[hl - 1] = 'h';
+		if (counts_get(h, hk, hl) != 1 || counts_get(h, hk, hl + 1) != 2 ||
+		    counts_get(h, hk, hl - 1) != 3 || counts_size(h) != 5 ||
+		    counts_memory(h) < 4 * hl)
+			bad++;
+		ok(bad == 0, "huge keys added, found and told apart");
+		sort_matches_qsort(h, "sort: huge keys as qsort orders them");
+		free(hk);
+		counts_free(h);
+	}
+
 	counts_free(a);
 	counts_free(b);
 	counts_free(d);

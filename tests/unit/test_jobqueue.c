@@ -22,7 +22,7 @@
 #include "merge.h"
 #include "partial.h"
 #include "proto.h"
-#include "supervisor.h"
+#include "pool.h"
 #include "tap.h"
 
 #include <sys/stat.h>
@@ -48,7 +48,7 @@
 static int	kicks, kick_fails;
 
 void
-supervisor_kick(void)
+pool_kick(void)
 {
 	struct task	*t;
 
@@ -60,7 +60,7 @@ supervisor_kick(void)
 }
 
 void
-supervisor_cancel_job(int64_t job)
+pool_cancel_job(int64_t job)
 {
 	(void)job;
 }
@@ -360,7 +360,7 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 	free(msg);
 	(void)expand_patterns(pe.patterns, pe.npatterns, pe.roots,
 	    xlim((size_t)pe.files_max), &r);
-	out = proto_expanded_encode(pe.task, r.paths, r.npaths, r.unmatched,
+	out = proto_expanded_encode(pe.task, r.paths, r.ids, r.npaths, r.unmatched,
 	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL, &olen);
 	expand_result_clear(&r);
 	proto_expand_clear(&pe);
@@ -594,6 +594,7 @@ badlist_msg(const char *dir, const struct badlist *b, uint64_t id,
 	struct proto_hdr	 h;
 	char			 paths[6][128];
 	char			*pv[6];
+	struct expand_id	 ids[6];
 	uint8_t			*out;
 	size_t			 n, len;
 
@@ -605,7 +606,8 @@ badlist_msg(const char *dir, const struct badlist *b, uint64_t id,
 			    b->paths[n]);
 		pv[n] = paths[n];
 	}
-	if ((out = proto_expanded_encode(id, pv, n, b->unmatched,
+	memset(ids, 0, sizeof ids);
+	if ((out = proto_expanded_encode(id, pv, ids, n, b->unmatched,
 	    b->nunmatched, 0, NULL, &len)) == NULL)
 		return NULL;
 	memcpy(&h, out, sizeof h);
@@ -689,7 +691,7 @@ test_expansion(const char *dir, struct config *cfg)
 	held = jobqueue_submit(req, 0, 0, submitted_held, &held, &err);
 	ok(held != NULL && kicks == 0 && sub.called == 0,
 	    "submit: the job is returned before any kick (%d)", kicks);
-	supervisor_kick();
+	pool_kick();
 	ok(held == NULL && sub.called == 1 && sub.id == -1 &&
 	    strcmp(sub.code, "internal") == 0 && strstr(sub.message,
 	    "could not be sent") != NULL,
@@ -710,7 +712,7 @@ test_expansion(const char *dir, struct config *cfg)
 	memset(&sub, 0, sizeof sub);
 	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
-	buf = proto_expanded_encode(3, NULL, 0, NULL, 0, 0, "out of memory "
+	buf = proto_expanded_encode(3, NULL, NULL, 0, NULL, 0, 0, "out of memory "
 	    "expanding patterns", &files);
 	if (buf != NULL)
 		(void)proto_expanded_decode(buf + sizeof(struct proto_hdr),

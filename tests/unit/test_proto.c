@@ -50,7 +50,18 @@ test_tasks(void)
 		t.filter = task_cases[i].filter;
 		t.roots = task_cases[i].roots[0] != NULL ?
 		    (char **)(uintptr_t)task_cases[i].roots : NULL;
-		t.flags = (uint32_t)i & (PROTO_TASK_NO_CACHE | PROTO_TASK_NO_REF);
+		t.flags = (uint32_t)(i / 2) & (PROTO_TASK_NO_CACHE |
+		    PROTO_TASK_NO_REF);
+		if (i % 2 == 1) {
+			/* A byte range of the file, with its listed identity. */
+			t.flags |= PROTO_TASK_RANGE;
+			t.range.off = 1000 * i;
+			t.range.end = 1000 * i + 777;
+			t.range.size = 1ULL << 33;
+			t.range.dev = 2049;
+			t.range.ino = 1ULL << 40;
+			t.range.mtime_ns = -5;
+		}
 		msg = proto_task_encode(&t, &len);
 		if (!ok(msg != NULL, "task %zu: encoded", i))
 			continue;
@@ -60,7 +71,8 @@ test_tasks(void)
 		r = proto_task_decode(msg + sizeof h, h.len, &d);
 		ok(r == 0 && d.task == t.task && d.line_max == 4096 &&
 		    strcmp(d.path, t.path) == 0 && strcmp(d.format, t.format) == 0 &&
-		    strcmp(d.filter, t.filter) == 0 && d.flags == t.flags,
+		    strcmp(d.filter, t.filter) == 0 && d.flags == t.flags &&
+		    memcmp(&d.range, &t.range, sizeof d.range) == 0,
 		    "task %zu: round trip", i);
 		for (n = 0; t.roots != NULL && t.roots[n] != NULL; n++)
 			if (d.roots == NULL || d.roots[n] == NULL ||
@@ -203,6 +215,8 @@ test_merges(void)
 	snprintf(ex[0].st.error, sizeof ex[0].st.error, "worker killed");
 	ex[1].path = "/b";
 	ex[1].path_len = 2;
+	ex[1].off = 1ULL << 35;
+	ex[1].end = (1ULL << 35) + 3;
 	memset(rf, 0, sizeof rf);
 	f.nrefs = 1;
 	rf[0].f.input = 1;
@@ -224,7 +238,9 @@ test_merges(void)
 		    m.extra[0].path_len == ex[0].path_len &&
 		    memcmp(m.extra[0].path, ex[0].path, ex[0].path_len) == 0 &&
 		    strcmp(m.extra[0].st.error, "worker killed") == 0 &&
-		    m.extra[1].path_len == 2 && m.f.nrefs == 1 &&
+		    m.extra[1].path_len == 2 && m.extra[0].off == 0 &&
+		    m.extra[1].off == ex[1].off && m.extra[1].end == ex[1].end &&
+		    m.f.nrefs == 1 &&
 		    m.refs[0].f.input == 1 && m.refs[0].f.key == 77 &&
 		    m.refs[0].f.ino == 78 && m.refs[0].f.sum == 79 &&
 		    m.refs[0].f.st.lines == 80 &&
@@ -317,6 +333,7 @@ test_expand(void)
 	struct proto_expand	 x, dx;
 	struct proto_expanded	 e;
 	struct proto_hdr	 h;
+	struct expand_id	 ids[8], gid;
 	uint8_t			*msg, *bad;
 	const char		*p;
 	size_t			 len, i, k, n, cut;
@@ -367,8 +384,15 @@ test_expand(void)
 		free(msg);
 
 		n = vlen(expand_cases[i].paths);
+		memset(ids, 0, sizeof ids);
+		for (k = 0; k < n && k < 8; k++) {
+			ids[k].dev = k;
+			ids[k].ino = 1000 + k;
+			ids[k].size = (1ULL << 40) + k;
+			ids[k].mtime_ns = -(int64_t)k;
+		}
 		msg = proto_expanded_encode(x.task,
-		    (char **)(uintptr_t)expand_cases[i].paths, n,
+		    (char **)(uintptr_t)expand_cases[i].paths, ids, n,
 		    expand_cases[i].unmatched, expand_cases[i].nunmatched, 0,
 		    expand_cases[i].error, &len);
 		if (!ok(msg != NULL, "expanded %zu: encoded", i))
@@ -388,6 +412,10 @@ test_expand(void)
 		for (k = 0; same && k < e.f.nunmatched; k++) {
 			memcpy(&u, e.unmatched + k * sizeof u, sizeof u);
 			same = u == expand_cases[i].unmatched[k];
+		}
+		for (k = 0; same && k < n; k++) {
+			memcpy(&gid, e.ids + k * sizeof gid, sizeof gid);
+			same = memcmp(&gid, &ids[k], sizeof gid) == 0;
 		}
 		ok(same, "expanded %zu: round trip", i);
 		refused = 1;

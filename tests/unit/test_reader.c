@@ -5,13 +5,17 @@
  * ISA-L, its inflater against zlib's on gzip streams whole, cut at every
  * offset of their headers and trailers and at many in their data, with
  * bytes flipped, with header fields and several members: the same lines,
- * the same end, the same error word for word.
+ * the same end, the same error word for word. Each of them is also read
+ * with the inflater in its own thread (reader_ahead), which must make no
+ * difference either, down to the content digest; and so must a stream
+ * of many chunks, with lines and an overlong line across them.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zlib.h>
 
 #include "reader.h"
@@ -19,34 +23,41 @@
 
 static char	 tmpl[] = "/tmp/test_reader.XXXXXX";
 static char	 path[64];
+static size_t	 threads;	/* reads that had their inflating thread */
 
 /* What the reader makes of a file: its lines joined, its end. */
 struct outcome {
 	char		*text;
 	size_t		 len;
 	int		 rc;
-	uint64_t	 bytes, raw;
+	uint64_t	 bytes, raw, digest;
 	char		 error[256];
 };
 
 static void
-read_all(int which, struct outcome *o)
+read_all(int which, int ahead, struct outcome *o)
 {
 	struct reader	 r;
+	XXH3_state_t	*hs;
 	const char	*line;
 	size_t		 len, cap = 1 << 16;
 	int		 rc;
 
 	memset(o, 0, sizeof *o);
-	if ((o->text = malloc(cap)) == NULL)
+	if ((o->text = malloc(cap)) == NULL || (hs = XXH3_createState()) ==
+	    NULL || XXH3_64bits_reset(hs) == XXH_ERROR)
 		abort();
 	reader_inflater = which;
+	reader_ahead = ahead ? 1 : 0;
 	if (reader_open(&r, path, NULL, 1 << 20, 0) == -1) {
 		o->rc = -2;
 		snprintf(o->error, sizeof o->error, "%s", r.error);
 		reader_close(&r);
+		XXH3_freeState(hs);
 		return;
 	}
+	(void)XXH3_64bits_update(hs, r.o.buf + r.o.start, r.o.end - r.o.start);
+	r.hash = hs;
 	while ((rc = reader_next(&r, &line, &len)) > 0) {
 		while (o->len + len + 2 > cap)
 			if ((o->text = realloc(o->text, cap *= 2)) == NULL)
@@ -58,33 +69,56 @@ read_all(int which, struct outcome *o)
 	o->rc = rc;
 	o->bytes = r.bytes;
 	o->raw = r.raw_bytes;
+	o->digest = XXH3_64bits_digest(hs);
+	threads += r.pipe != NULL;
 	snprintf(o->error, sizeof o->error, "%s", r.error);
 	reader_close(&r);
+	XXH3_freeState(hs);
+}
+
+/* 1 when a and b are the same outcome (what says which, if not). */
+static int
+outcome_eq(const struct outcome *a, const struct outcome *b, const char *what,
+    const char *an, const char *bn)
+{
+	int	 eq;
+
+	eq = a->rc == b->rc && a->len == b->len && a->bytes == b->bytes &&
+	    a->raw == b->raw &&
+	    /* the digest is used only of a stream read to its end */
+	    (a->rc != READER_END || a->digest == b->digest) &&
+	    memcmp(a->text, b->text, a->len) == 0 &&
+	    strcmp(a->error, b->error) == 0;
+	if (!eq)
+		diag("%s: %s rc %d len %zu raw %llu \"%s\"; %s rc %d "
+		    "len %zu raw %llu \"%s\"", what, an, a->rc, a->len,
+		    (unsigned long long)a->raw, a->error, bn, b->rc, b->len,
+		    (unsigned long long)b->raw, b->error);
+	return eq;
 }
 
 /* data as a file, read with both inflaters: 1 when they agree exactly. */
 static int
 same(const unsigned char *data, size_t len, const char *what)
 {
-	struct outcome	 z, i;
+	struct outcome	 z, i, za, ia;
 	FILE		*f;
 	int		 eq;
 
 	if ((f = fopen(path, "wb")) == NULL ||
 	    fwrite(data, 1, len, f) != len || fclose(f) != 0)
 		abort();
-	read_all(READER_INFLATE_ZLIB, &z);
-	read_all(READER_INFLATE_ISAL, &i);
-	eq = z.rc == i.rc && z.len == i.len && z.bytes == i.bytes &&
-	    z.raw == i.raw && memcmp(z.text, i.text, z.len) == 0 &&
-	    strcmp(z.error, i.error) == 0;
-	if (!eq)
-		diag("%s: zlib rc %d len %zu raw %llu \"%s\"; isal rc %d "
-		    "len %zu raw %llu \"%s\"", what, z.rc, z.len,
-		    (unsigned long long)z.raw, z.error, i.rc, i.len,
-		    (unsigned long long)i.raw, i.error);
+	read_all(READER_INFLATE_ZLIB, 0, &z);
+	read_all(READER_INFLATE_ISAL, 0, &i);
+	read_all(READER_INFLATE_ZLIB, 1, &za);
+	read_all(READER_INFLATE_ISAL, 1, &ia);
+	eq = outcome_eq(&z, &i, what, "zlib", "isal") &&
+	    outcome_eq(&z, &za, what, "zlib", "zlib ahead") &&
+	    outcome_eq(&i, &ia, what, "isal", "isal ahead");
 	free(z.text);
 	free(i.text);
+	free(za.text);
+	free(ia.text);
 	return eq;
 }
 
@@ -209,6 +243,46 @@ test_inflaters(void)
 	    "%zu places: the same", cases);
 }
 
+/*
+ * Many chunks of the inflating thread: members of the log text and one
+ * of a line longer than line_max, then a cut; the same with and without
+ * the thread.
+ */
+static void
+test_ahead(void)
+{
+	static unsigned char	 text[600000];
+	unsigned char		*gz, *big;
+	size_t			 i, n = 0, len, cap = 16 << 20, bigl = 3 << 20;
+	size_t			 t0 = threads;
+	unsigned int		 seed = 11;
+
+	for (i = 0, len = 0; len + 80 < sizeof text; i++) {
+		seed = seed * 1103515245u + 12345u;
+		len += (size_t)snprintf((char *)text + len, sizeof text - len,
+		    "line %zu /x/%08x%s\n", i, seed, i % 7 == 0 ? "\r" : "");
+	}
+	if ((gz = malloc(cap)) == NULL || (big = malloc(bigl)) == NULL)
+		abort();
+	memset(big, 'y', bigl);
+	big[bigl - 1] = '\n';
+	for (i = 0; i < 12; i++) {
+		n += member(gz + n, cap - n, text, len, 1);
+		if (i == 5)
+			n += member(gz + n, cap - n, big, bigl, 1);
+	}
+	ok(same(gz, n, "many chunks"), "%zu bytes of gzip in %d members, an "
+	    "overlong line among them: the same in a thread", n, 13);
+	ok(same(gz, n - 3, "many chunks, cut"), "the same cut short: the same "
+	    "lines, the same error");
+	gz[n / 2] ^= 0x55;
+	ok(same(gz, n, "many chunks, damaged"), "the same damaged half-way");
+	ok(threads - t0 == 6, "each of the 6 reads ahead had its thread (%zu)",
+	    threads - t0);
+	free(gz);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -255,6 +329,7 @@ main(void)
 		abort();
 	snprintf(path, sizeof path, "%s/f.gz", tmpl);
 	test_inflaters();
+	test_ahead();
 	unlink(path);
 	rmdir(tmpl);
 	return tap_done();
