@@ -171,6 +171,7 @@ cluster_map_some(char *const *files, const size_t *idx, size_t n,
 	struct partial_writer	*pw = NULL;
 	struct counts		*counts = NULL;
 	struct counts_sorted	 cs;
+	struct counts_entry	 ce;
 	char			 tmp[PATH_MAX + 32];
 	uint64_t		 nkeys;
 	size_t			 i;
@@ -212,9 +213,11 @@ cluster_map_some(char *const *files, const size_t *idx, size_t n,
 	if ((pw = partial_writer_new(fd, settings, strlen(settings), src,
 	    n)) == NULL)
 		goto nomem;
-	for (i = 0; i < cs.n; i++)
-		if (partial_put(pw, cs.e[i].key, cs.e[i].len, cs.e[i].n) == -1)
+	for (i = 0; i < cs.n; i++) {
+		counts_sorted_at(&cs, i, &ce);
+		if (partial_put(pw, ce.key, ce.len, ce.n) == -1)
 			break;
+	}
 	done = partial_finish(pw, &nkeys);
 	pw = NULL;
 	if (done == -1) {

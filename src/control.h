@@ -9,6 +9,7 @@
 
 struct config;
 struct event_base;
+struct timeval;
 
 /*
  * Open the listening socket: systemd's if it passed one, else bind path
@@ -22,11 +23,14 @@ int	control_open(const char *path, const struct config *, int *live,
  * systemd)" when it came from there.
  */
 const char *control_where(char *buf, size_t len);
-/* Start accepting clients on the loop. */
-void	control_start(struct event_base *);
+/* Start accepting clients on the loop; stats count uptime from started. */
+void	control_start(struct event_base *, const struct timeval *started);
 /* New settings (reload): limits, and our own socket's mode and group. */
 void	control_set_config(const struct config *);
-/* Stop accepting and remove our socket file (if still ours). */
+/*
+ * Stop accepting and remove our socket file (if still ours); requests
+ * from then on are answered shutting_down.
+ */
 void	control_stop_accepting(void);
 /* Close every client (after pending output, up to the loop's end). */
 void	control_free(void);

@@ -48,6 +48,7 @@ struct counts {
 	char		*arena;		/* records, 8-aligned */
 	size_t		 arena_len;
 	size_t		 arena_cap;
+	int		 stale;		/* slots lent to counts_sort */
 };
 
 #define REC_SIZE(len)	(sizeof(struct rec) + (((size_t)(len) + 7) & ~(size_t)7))
@@ -205,6 +206,7 @@ counts_clear(struct counts *c)
 		c->arena_cap = 0;
 	}
 	memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
+	c->stale = 0;
 	c->used = 0;
 	c->total = 0;
 	c->arena_len = 0;
@@ -310,6 +312,33 @@ counts_find(const struct counts *c, const char *key, size_t len, uint64_t h,
 	}
 }
 
+/* The record of each key, all distinct, in the order they were added. */
+static inline const struct rec *counts_at(const struct counts *, size_t,
+    size_t *);
+
+/*
+ * Index the records again: counts_sort used the slots as scratch space
+ * (a table is seldom added to once sorted, so this is rare).
+ */
+static void
+counts_reindex(struct counts *c)
+{
+	size_t			 mask = ((size_t)1 << c->bits) - 1, i, off, next;
+	const struct rec	*r;
+	uint64_t		 h;
+
+	memset(c->slots, 0, (mask + 1) * sizeof *c->slots);
+	for (off = 0; off < c->arena_len; off = next) {
+		r = counts_at(c, off, &next);
+		h = counts_hash(rec_key(r), r->len);
+		for (i = (uint32_t)(h >> 32) >> (32 - c->bits); c->slots[i] != 0;
+		    i = (i + 1) & mask)
+			;
+		c->slots[i] = (h >> 32) << 32 | (off / 8 + 1);
+	}
+	c->stale = 0;
+}
+
 int
 counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 {
@@ -322,6 +351,8 @@ counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 		errno = EINVAL;
 		return -1;
 	}
+	if (c->stale)
+		counts_reindex(c);
 	h = counts_hash(key, len);
 	i = counts_find(c, key, len, h, &r);
 	if (r != NULL) {
@@ -383,12 +414,24 @@ counts_total(const struct counts *c)
 uint64_t
 counts_get(const struct counts *c, const char *key, size_t len)
 {
-	struct rec	*r;
+	const struct rec	*r;
+	struct rec		*f;
+	size_t			 off, next;
 
 	if (len > COUNTS_KEY_MAX)
 		return 0;
-	(void)counts_find(c, key, len, counts_hash(key, len), &r);
-	return r != NULL ? r->n : 0;
+	if (c->stale) {
+		/* No index until the next add: a walk of the records. */
+		for (off = 0; off < c->arena_len; off = next) {
+			r = counts_at(c, off, &next);
+			if (r->len == len && (len == 0 ||
+			    memcmp(rec_key(r), key, len) == 0))
+				return r->n;
+		}
+		return 0;
+	}
+	(void)counts_find(c, key, len, counts_hash(key, len), &f);
+	return f != NULL ? f->n : 0;
 }
 
 size_t
@@ -530,30 +573,31 @@ counts_key_plain(const unsigned char *p, size_t len)
 }
 
 /*
- * Sorting by key bytes (memcmp order, a prefix first). Each entry carries
- * eight bytes of its key from the current depth, big-endian and padded
- * with zeros, so an MSD radix sort reads the entries, not the keys, and
- * the keys are read again only once per eight bytes of depth, by the
- * entries still tied there. Paths share long prefixes ("/item/1234..."),
- * where a comparison sort would spend its time in memcmp, and the keys
- * are scattered over the arena, where every read of one is a cache miss.
+ * Sorting by key bytes (memcmp order, a prefix first). An entry is a
+ * record and eight bytes of its key from the current depth, big-endian
+ * and padded with zeros, so an MSD radix sort reads the entries, not the
+ * keys, and the records are read again only once per eight bytes of
+ * depth, by the entries still tied there. Paths share long prefixes
+ * ("/item/1234..."), where a comparison sort would spend its time in
+ * memcmp, and the records are scattered over the arena, where every read
+ * of one is a cache miss. Keys that need encoding get records of their
+ * own (counts_sorted.own) holding the encoded key.
  */
 struct sent {
 	uint64_t	 pfx;		/* key bytes [depth, depth + 8) */
-	const char	*key;
-	size_t		 len;
-	uint64_t	 n;
+	struct rec	*r;
 };
 
 #define CS_SMALL	24	/* sorted by insertion below this */
 
 static inline uint64_t
-key_pfx(const char *key, size_t len, size_t depth)
+key_pfx(const struct rec *r, size_t depth)
 {
-	unsigned char	b[8] = { 0 };
+	unsigned char	 b[8] = { 0 };
+	const char	*key = rec_key(r);
 
-	if (depth < len)
-		memcpy(b, key + depth, len - depth < 8 ? len - depth : 8);
+	if (depth < r->len)
+		memcpy(b, key + depth, r->len - depth < 8 ? r->len - depth : 8);
 	return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 |
 	    (uint64_t)b[2] << 40 | (uint64_t)b[3] << 32 |
 	    (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
@@ -569,11 +613,11 @@ sent_cmp(const struct sent *a, const struct sent *b, size_t depth)
 
 	if (a->pfx != b->pfx)
 		return a->pfx < b->pfx ? -1 : 1;
-	l = a->len < b->len ? a->len : b->len;
-	if (l > depth + 8 && (r = memcmp(a->key + depth + 8,
-	    b->key + depth + 8, l - depth - 8)) != 0)
+	l = a->r->len < b->r->len ? a->r->len : b->r->len;
+	if (l > depth + 8 && (r = memcmp(rec_key(a->r) + depth + 8,
+	    rec_key(b->r) + depth + 8, l - depth - 8)) != 0)
 		return r;
-	return (a->len > b->len) - (a->len < b->len);
+	return (a->r->len > b->r->len) - (a->r->len < b->r->len);
 }
 
 static void
@@ -595,7 +639,7 @@ sent_cmp_len(const void *x, const void *y)
 {
 	const struct sent	*a = x, *b = y;
 
-	return (a->len > b->len) - (a->len < b->len);
+	return (a->r->len > b->r->len) - (a->r->len < b->r->len);
 }
 
 /*
@@ -623,11 +667,11 @@ sent_radix(struct sent *e, struct sent *tmp, size_t n, size_t depth,
 			 * first, shorter first; the others go on at depth + 8.
 			 */
 			for (i = 0, k = 0; i < n; i++)
-				if (e[i].len <= depth + 8)
+				if (e[i].r->len <= depth + 8)
 					tmp[k++] = e[i];
 			if (k > 0) {
 				for (i = 0, big = k; i < n; i++)
-					if (e[i].len > depth + 8)
+					if (e[i].r->len > depth + 8)
 						tmp[big++] = e[i];
 				memcpy(e, tmp, n * sizeof *e);
 				qsort(e, k, sizeof *e, sent_cmp_len);
@@ -636,7 +680,7 @@ sent_radix(struct sent *e, struct sent *tmp, size_t n, size_t depth,
 			}
 			depth += 8;
 			for (i = 0; i < n; i++)
-				e[i].pfx = key_pfx(e[i].key, e[i].len, depth);
+				e[i].pfx = key_pfx(e[i].r, depth);
 			byte = 0;
 			continue;
 		}
@@ -666,27 +710,56 @@ sent_radix(struct sent *e, struct sent *tmp, size_t n, size_t depth,
 	}
 }
 
+/* Whether r is one of the table's records (not an encoded copy). */
+static int
+counts_owns(const struct counts *c, const struct rec *r)
+{
+	uintptr_t	p = (uintptr_t)r, a = (uintptr_t)c->arena;
+
+	return c->arena != NULL && p >= a && p < a + c->arena_len;
+}
+
+/* A record of its own for r's key, encoded; NULL on ENOMEM. */
+static struct rec *
+counts_rec_encoded(const struct rec *r)
+{
+	struct rec	*o;
+	char		*enc;
+	size_t		 len;
+
+	if ((enc = counts_json_key(rec_key(r), r->len, &len)) == NULL)
+		return NULL;
+	if (len > COUNTS_KEY_MAX ||
+	    (o = malloc(sizeof *o + len + 1)) == NULL) {
+		free(enc);
+		return NULL;
+	}
+	o->n = r->n;
+	o->len = (uint32_t)len;
+	o->hlo = 0;
+	memcpy(o + 1, enc, len + 1);
+	free(enc);
+	return o;
+}
+
 int
-counts_sort(const struct counts *c, struct counts_sorted *out)
+counts_sort(struct counts *c, struct counts_sorted *out)
 {
 	struct sent		*e, *tmp;
-	const struct rec	*r;
-	size_t			 i, k = 0, w, cap = 0, off, next;
-	char			*enc;
+	struct rec		*r;
+	size_t			 i, k = 0, w, cap = 0, off, next, run;
 
 	memset(out, 0, sizeof *out);
-	if ((e = counts_map((c->used + 1) * sizeof *e)) == NULL)
+	out->cap = c->used + 1;
+	if ((out->e = e = counts_map(out->cap * sizeof *e)) == NULL)
 		return -1;
 	/* The records in the order they were added: one pass, in order. */
 	for (off = 0; off < c->arena_len; off = next) {
-		r = counts_at(c, off, &next);
-		e[k].key = rec_key(r);
-		e[k].len = r->len;
-		e[k].n = r->n;
-		if (!counts_key_plain((const unsigned char *)e[k].key,
-		    e[k].len)) {
+		r = (struct rec *)(uintptr_t)counts_at(c, off, &next);
+		if (!counts_key_plain((const unsigned char *)rec_key(r),
+		    r->len)) {
 			if (out->nown == cap) {
-				char **o = reallocarray(out->own, cap * 2 + 16,
+				void **o = reallocarray(out->own, cap * 2 + 16,
 				    sizeof *o);
 
 				if (o == NULL)
@@ -694,47 +767,66 @@ counts_sort(const struct counts *c, struct counts_sorted *out)
 				out->own = o;
 				cap = cap * 2 + 16;
 			}
-			if ((enc = counts_json_key(e[k].key, e[k].len,
-			    &e[k].len)) == NULL)
+			if ((r = counts_rec_encoded(r)) == NULL)
 				goto fail;
-			out->own[out->nown++] = enc;
-			e[k].key = enc;
+			out->own[out->nown++] = r;
 		}
-		e[k].pfx = key_pfx(e[k].key, e[k].len, 0);
+		e[k].r = r;
+		e[k].pfx = key_pfx(r, 0);
 		k++;
 	}
-	if (k >= CS_SMALL) {
+	if (k >= CS_SMALL && ((size_t)1 << c->bits) * sizeof *c->slots >=
+	    k * sizeof *tmp) {
+		/*
+		 * The slots, at most half full, have room for k entries:
+		 * the sort's scratch space, rather than as much fresh
+		 * memory. The index is made again if the table is used.
+		 */
+		c->stale = 1;
+		sent_radix(e, (struct sent *)(void *)c->slots, k, 0, 0);
+	} else if (k >= CS_SMALL) {
 		if ((tmp = counts_map(k * sizeof *tmp)) == NULL)
 			goto fail;
 		sent_radix(e, tmp, k, 0, 0);
 		counts_unmap(tmp, k * sizeof *tmp);
 	} else
 		sent_insertion(e, k, 0);
-	if ((out->e = calloc(k + 1, sizeof *out->e)) == NULL)
-		goto fail;
 	/*
-	 * Keys that became equal once encoded are summed (with none
-	 * encoded, the table's keys are distinct).
+	 * Keys that became equal once encoded are summed. The table's keys
+	 * are distinct, so a run of equal keys holds at most one that is
+	 * the table's: the sum goes to an encoded one, which is ours.
 	 */
-	for (i = 0, w = 0; i < k; i++) {
-		if (w > 0 && out->nown > 0 && out->e[w - 1].len == e[i].len &&
-		    (e[i].len == 0 || memcmp(out->e[w - 1].key, e[i].key,
-		    e[i].len) == 0))
-			out->e[w - 1].n += e[i].n;
-		else {
-			out->e[w].key = e[i].key;
-			out->e[w].len = e[i].len;
-			out->e[w++].n = e[i].n;
-		}
+	for (i = 0, w = 0; out->nown > 0 && i < k; i = run) {
+		struct rec	*keep = e[i].r;
+		size_t		 j;
+
+		for (run = i + 1; run < k && e[run].r->len == e[i].r->len &&
+		    memcmp(rec_key(e[run].r), rec_key(e[i].r),
+		    e[i].r->len) == 0; run++)
+			if (counts_owns(c, keep))
+				keep = e[run].r;
+		for (j = i; j < run; j++)
+			if (e[j].r != keep)
+				keep->n += e[j].r->n;
+		e[w++].r = keep;
 	}
-	out->n = w;
-	counts_unmap(e, (c->used + 1) * sizeof *e);
+	out->n = out->nown > 0 ? w : k;
 	return 0;
 fail:
-	counts_unmap(e, (c->used + 1) * sizeof *e);
 	counts_sorted_free(out);
 	errno = ENOMEM;
 	return -1;
+}
+
+void
+counts_sorted_at(const struct counts_sorted *s, size_t i,
+    struct counts_entry *ce)
+{
+	const struct rec	*r = ((const struct sent *)s->e)[i].r;
+
+	ce->key = rec_key(r);
+	ce->len = r->len;
+	ce->n = r->n;
 }
 
 void
@@ -745,7 +837,7 @@ counts_sorted_free(struct counts_sorted *s)
 	for (i = 0; i < s->nown; i++)
 		free(s->own[i]);
 	free(s->own);
-	free(s->e);
+	counts_unmap(s->e, s->cap * sizeof(struct sent));
 	memset(s, 0, sizeof *s);
 }
 

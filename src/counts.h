@@ -49,8 +49,12 @@ char		*counts_json_key(const char *s, size_t len, size_t *outlen);
 /*
  * The table's entries in key order, keys as counts_json writes them
  * (counts_json_key), keys that became equal once encoded summed: what a
- * partial holds. Keys point into the table, or into own for the few that
- * needed encoding; the table must outlive the list. -1 on ENOMEM.
+ * partial holds. counts_sorted_at gives entry i (i < n); its key points
+ * into the table, or into the list for the few keys that needed
+ * encoding: the table must outlive the list, and not be added to while
+ * the list is in use. The sort borrows the table's index as scratch
+ * space; the table stays whole (counts_get walks it, the next
+ * counts_add indexes it again). -1 on ENOMEM.
  */
 struct counts_entry {
 	const char	*key;
@@ -59,13 +63,16 @@ struct counts_entry {
 };
 
 struct counts_sorted {
-	struct counts_entry	*e;
+	void			*e;		/* the entries, private */
 	size_t			 n;
-	char			**own;		/* encoded keys, malloc'd */
+	size_t			 cap;
+	void			**own;		/* encoded keys, malloc'd */
 	size_t			 nown;
 };
 
-int		 counts_sort(const struct counts *, struct counts_sorted *);
+int		 counts_sort(struct counts *, struct counts_sorted *);
+void		 counts_sorted_at(const struct counts_sorted *, size_t i,
+		    struct counts_entry *);
 void		 counts_sorted_free(struct counts_sorted *);
 
 #endif

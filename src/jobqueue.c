@@ -17,6 +17,10 @@
  * damaged has its files analysed again. A finished job's result file is
  * kept for result_ttl, bounded by result_disk, its bookkeeping by
  * result_memory.
+ *
+ * Depends on: analysis, cache, filter, proto, config, log. Used by: pool
+ * (pulls tasks, hands back answers), control (jobs), supervisor (setup).
+ * Calls none of them: a cancel reaches the pool through jobqueue_hooks.
  */
 #include "jobqueue.h"
 
@@ -25,9 +29,7 @@
 #include "config.h"
 #include "filter.h"
 #include "log.h"
-#include "pool.h"
 #include "proto.h"
-#include "supervisor.h"
 
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -208,6 +210,7 @@ TAILQ_HEAD(jobq, job);
 static struct {
 	const struct config	*cfg;
 	const char		*spool;
+	struct jobqueue_hooks	 hooks;
 	struct event		*expire;
 	struct taskq		 mergeq;	/* merges waiting for a worker */
 	struct jobq		 jobs;		/* with an id */
@@ -239,15 +242,15 @@ static struct {
 	uint64_t		 cache_stored, cache_evicted;
 } jq;
 
-static void	jobqueue_finish(struct job *, const char *, const char *);
+static void	jobqueue_finish(struct job *, enum errcode, const char *);
 static void	jq_schedule(struct job *);
 
 static void
-jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+jq_seterr(struct jq_error *err, enum errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+jq_seterr(struct jq_error *err, enum errcode code, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -269,9 +272,9 @@ jq_field_err(struct jq_error *err, const char *field, const char *msg)
 
 	if (strncmp(msg, field, n) == 0 && strchr(":.[ ", msg[n]) != NULL &&
 	    msg[n] != '\0')
-		jq_seterr(err, "bad_field", "%s", msg);
+		jq_seterr(err, ERRC_BAD_FIELD, "%s", msg);
 	else
-		jq_seterr(err, "bad_field", "%s: %s", field, msg);
+		jq_seterr(err, ERRC_BAD_FIELD, "%s: %s", field, msg);
 }
 
 static char **
@@ -475,7 +478,7 @@ jq_find_for(int64_t id, uid_t uid, struct jq_error *err)
 	struct job	*j = jq_find(id);
 
 	if (j == NULL || (uid != 0 && j->uid != uid)) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		jq_seterr(err, ERRC_NOT_FOUND, "no job %lld", (long long)id);
 		return NULL;
 	}
 	return j;
@@ -747,6 +750,12 @@ jobqueue_kept(void)
 }
 
 void
+jobqueue_set_hooks(const struct jobqueue_hooks *hooks)
+{
+	jq.hooks = *hooks;
+}
+
+void
 jobqueue_set_config(const struct config *cfg)
 {
 	jq.cfg = cfg;
@@ -847,12 +856,12 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "patterns");
 	if (!json_is_array(v) || json_array_size(v) == 0) {
-		jq_seterr(err, "bad_field", "patterns: a non-empty array of "
+		jq_seterr(err, ERRC_BAD_FIELD, "patterns: a non-empty array of "
 		    "strings is required");
 		return -1;
 	}
 	if (json_array_size(v) > cfg->patterns_max) {
-		jq_seterr(err, "limit", "patterns: more than %zu "
+		jq_seterr(err, ERRC_LIMIT, "patterns: more than %zu "
 		    "(patterns_max)", cfg->patterns_max);
 		return -1;
 	}
@@ -861,7 +870,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 		if (s == NULL || s[0] != '/' ||
 		    strlen(s) != json_string_length(json_array_get(v, i))) {
-			jq_seterr(err, "bad_field", "patterns[%zu]: an absolute "
+			jq_seterr(err, ERRC_BAD_FIELD, "patterns[%zu]: an absolute "
 			    "path pattern is required", i);
 			return -1;
 		}
@@ -874,14 +883,14 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	for (i = 0; i < json_array_size(v); i++) {
 		n = jq_brace_count(json_string_value(json_array_get(v, i)), max);
 		if (n == -1) {
-			jq_seterr(err, "limit", "patterns[%zu]: braces nested "
+			jq_seterr(err, ERRC_LIMIT, "patterns[%zu]: braces nested "
 			    "more than %d deep", i, JQ_BRACE_DEPTH);
 			return -1;
 		}
 		total = jq_sat_add(total, (size_t)n, max);
 	}
 	if (total > cfg->patterns_max) {
-		jq_seterr(err, "limit", "patterns: brace expansion makes more "
+		jq_seterr(err, ERRC_LIMIT, "patterns: brace expansion makes more "
 		    "than %zu pattern%s (patterns_max)", cfg->patterns_max,
 		    cfg->patterns_max == 1 ? "" : "s");
 		return -1;
@@ -890,7 +899,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "filter");
 	if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
-		jq_seterr(err, "bad_field", "filter: an object is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "filter: an object is required");
 		return -1;
 	}
 	f = json_is_object(v) ? json_deep_copy(v) : json_object();
@@ -922,7 +931,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "format");
 	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
-		jq_seterr(err, "bad_field", "format: a string is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "format: a string is required");
 		return -1;
 	}
 	/* (compiled by the expansion, in a worker: see PROTO_EXPAND) */
@@ -933,14 +942,14 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	v = json_object_get(req, "top");
 	if (v != NULL && !json_is_null(v) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 0)) {
-		jq_seterr(err, "bad_field", "top: an integer >= 0 is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "top: an integer >= 0 is required");
 		return -1;
 	}
 	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
 
 	v = json_object_get(req, "cache");
 	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
-		jq_seterr(err, "bad_field", "cache: true or false is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "cache: true or false is required");
 		return -1;
 	}
 	j->no_cache = json_is_false(v);
@@ -955,7 +964,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		goto nomem;
 	return 0;
 nomem:
-	jq_seterr(err, "internal", "out of memory");
+	jq_seterr(err, ERRC_INTERNAL, "out of memory");
 	return -1;
 }
 
@@ -967,17 +976,17 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	struct jq_user	*u;
 
 	if (jq.stopping) {
-		jq_seterr(err, "shutting_down", "clfd is stopping");
+		jq_seterr(err, ERRC_SHUTTING_DOWN, "clfd is stopping");
 		return NULL;
 	}
 	if (jq.active >= jq.cfg->jobs_max) {
-		jq_seterr(err, "limit", "%zu job%s queued or running "
+		jq_seterr(err, ERRC_LIMIT, "%zu job%s queued or running "
 		    "(jobs_max)", jq.active, jq.active == 1 ? "" : "s");
 		return NULL;
 	}
 	if ((u = jq_user_find(uid, 0)) != NULL &&
 	    u->active >= jq.cfg->jobs_per_user) {
-		jq_seterr(err, "limit", "%zu job%s of uid %lu queued or running "
+		jq_seterr(err, ERRC_LIMIT, "%zu job%s of uid %lu queued or running "
 		    "(jobs_per_user)", u->active, u->active == 1 ? "" : "s",
 		    (unsigned long)uid);
 		return NULL;
@@ -985,7 +994,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	if ((j = calloc(1, sizeof *j)) == NULL ||
 	    (u = jq_user_find(uid, 1)) == NULL) {
 		free(j);
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	TAILQ_INIT(&j->retryq);
@@ -997,7 +1006,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	if (jq_parse(j, req, err) == -1)
 		goto fail;
 	if ((j->unmatched = json_array()) == NULL) {
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		goto fail;
 	}
 	j->state = JOB_EXPANDING;
@@ -1044,7 +1053,8 @@ static void
 jq_submit_fail(struct job *j, const struct jq_error *err)
 {
 	log_info("submit by uid %lu pid %ld refused: %s: %s",
-	    (unsigned long)j->uid, (long)j->pid, err->code, err->message);
+	    (unsigned long)j->uid, (long)j->pid, errcode_name(err->code),
+	    err->message);
 	jq_expand_end(j);
 	if (j->submit_cb != NULL)
 		j->submit_cb(-1, 0, err, j->submit_arg);
@@ -1071,7 +1081,7 @@ jq_submit_made(struct job *j)
 
 		j->id = 0;
 		jq.next_id--;
-		jq_seterr(&e, "internal", "out of memory");
+		jq_seterr(&e, ERRC_INTERNAL, "out of memory");
 		jq_active(j, 1);	/* (jq_submit_fail takes it back) */
 		TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
 		jq.nexpanding++;
@@ -1190,16 +1200,16 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	}
 	if (x->f.error_len > 0) {
 		if (x->f.limit)
-			jq_seterr(&err, "limit", "%.*s", (int)x->f.error_len,
+			jq_seterr(&err, ERRC_LIMIT, "%.*s", (int)x->f.error_len,
 			    x->error);
 		else
-			jq_seterr(&err, "internal", "expanding patterns: %.*s",
+			jq_seterr(&err, ERRC_INTERNAL, "expanding patterns: %.*s",
 			    (int)x->f.error_len, x->error);
 		jq_submit_fail(j, &err);
 		return 0;
 	}
 	if (x->f.npaths > j->files_max) {
-		jq_seterr(&err, "limit", "more than %zu file%s (files_max)",
+		jq_seterr(&err, ERRC_LIMIT, "more than %zu file%s (files_max)",
 		    j->files_max, j->files_max == 1 ? "" : "s");
 		jq_submit_fail(j, &err);
 		return 0;
@@ -1245,7 +1255,7 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	jq_submit_made(j);
 	return 0;
 nomem:
-	jq_seterr(&err, "internal", "out of memory");
+	jq_seterr(&err, ERRC_INTERNAL, "out of memory");
 	jq_submit_fail(j, &err);
 	return 0;
 }
@@ -1262,7 +1272,7 @@ jq_task_failed(const struct task *t)
 
 /* The members every result opens with, up to "submitted". */
 static json_t *
-jq_result_object(const struct job *j, int ok, const char *code,
+jq_result_object(const struct job *j, int ok, enum errcode code,
     const char *msg)
 {
 	json_t	*r;
@@ -1272,7 +1282,7 @@ jq_result_object(const struct job *j, int ok, const char *code,
 	json_object_set_new(r, "ok", json_boolean(ok));
 	if (!ok)
 		json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
-		    code, "message", msg));
+		    errcode_name(code), "message", msg));
 	json_object_set_new(r, "job", json_integer(j->id));
 	json_object_set_new(r, "state", json_string(job_state_names[j->state]));
 	json_object_set(r, "patterns", j->patterns);
@@ -1294,7 +1304,7 @@ jq_result_head(const struct job *j)
 	char	*s;
 	size_t	 n;
 
-	if ((r = jq_result_object(j, 1, NULL, NULL)) == NULL)
+	if ((r = jq_result_object(j, 1, ERRC_NONE, NULL)) == NULL)
 		return NULL;
 	json_object_set_new(r, "state", json_string(j->cancelling ?
 	    "cancelled" : "done"));
@@ -1318,7 +1328,7 @@ jq_result_head(const struct job *j)
  * or one whose merging failed. 0, or -1 on ENOMEM.
  */
 static int
-jq_text_result(struct job *j, const char *code, const char *msg)
+jq_text_result(struct job *j, enum errcode code, const char *msg)
 {
 	json_t	*r;
 
@@ -1369,7 +1379,7 @@ jq_notify_done(struct job *j)
  * waiters, keep the result, free what only the running job needed.
  */
 static void
-jobqueue_finish(struct job *j, const char *code, const char *msg)
+jobqueue_finish(struct job *j, enum errcode code, const char *msg)
 {
 	static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
 	    "\"internal\",\"message\":\"out of memory\"}}";
@@ -1408,7 +1418,7 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	else
 		jq.ncancelled++;
 
-	if (j->state == JOB_DONE && code == NULL)
+	if (j->state == JOB_DONE && code == ERRC_NONE)
 		log_info("job %lld: done: %zu file%s (%zu failed), %llu line%s, "
 		    "%llu counted, %.3fs, result %llu bytes", (long long)j->id,
 		    j->nfiles, j->nfiles == 1 ? "" : "s", j->failed,
@@ -1419,11 +1429,11 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
 		    (long long)j->id, j->files_done, j->nfiles,
 		    j->nfiles == 1 ? "" : "s", j->elapsed);
-	else if (code != NULL)
+	else if (code != ERRC_NONE)
 		log_warnx("job %lld: failed: %s", (long long)j->id, msg);
 	if (j->result_path == NULL && (j->state == JOB_CANCELLED ||
-	    code != NULL) && jq_text_result(j, j->state == JOB_CANCELLED ?
-	    "cancelled" : code, j->state == JOB_CANCELLED ?
+	    code != ERRC_NONE) && jq_text_result(j, j->state == JOB_CANCELLED ?
+	    ERRC_CANCELLED : code, j->state == JOB_CANCELLED ?
 	    "job was cancelled" : msg) == -1) {
 		log_warnx("job %lld: out of memory building the result",
 		    (long long)j->id);
@@ -1456,7 +1466,7 @@ jobqueue_result(int64_t id, uid_t uid, struct jq_result *res,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return -1;
 	if (!jq_has_result(j)) {
-		jq_seterr(err, "not_finished", "job %lld is %s%s", (long long)id,
+		jq_seterr(err, ERRC_NOT_FINISHED, "job %lld is %s%s", (long long)id,
 		    job_state_names[j->state], j->cancelling ? ": its files "
 		    "done are being merged" : "");
 		return -1;
@@ -1475,12 +1485,12 @@ jobqueue_wait(int64_t id, uid_t uid, int progress, jobqueue_cb cb,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
 	if (jq_has_result(j)) {
-		jq_seterr(err, "internal", "job %lld already finished",
+		jq_seterr(err, ERRC_INTERNAL, "job %lld already finished",
 		    (long long)id);
 		return NULL;
 	}
 	if ((w = calloc(1, sizeof *w)) == NULL) {
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	w->job = j;
@@ -1560,7 +1570,7 @@ jobqueue_status(int64_t id, uid_t uid, struct jq_error *err)
 	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
 	    (o = jq_status_json(j, 1)) == NULL) {
 		json_decref(r);
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	json_object_update(r, o);
@@ -1601,12 +1611,12 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 		return NULL;
 	/* Too late: the result is what it is (and a script should know). */
 	if (jq_has_result(j) || j->cancelling) {
-		jq_seterr(err, "finished", "job %lld is already %s",
+		jq_seterr(err, ERRC_FINISHED, "job %lld is already %s",
 		    (long long)j->id, job_state_names[j->state]);
 		return NULL;
 	}
 	if (j->final_made) {
-		jq_seterr(err, "finished", "job %lld is already merging its "
+		jq_seterr(err, ERRC_FINISHED, "job %lld is already merging its "
 		    "result: every file is done", (long long)j->id);
 		return NULL;
 	}
@@ -1631,7 +1641,8 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 	}
 	jq.pending -= j->ntasks - j->next;
 	j->next = j->ntasks;
-	pool_cancel_job(j->id);
+	if (jq.hooks.cancelled != NULL)
+		jq.hooks.cancelled(j->id);
 	jq_schedule(j);
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
 	    "state", "cancelled");
@@ -1668,7 +1679,7 @@ jobqueue_cache_clear(struct jq_error *err)
 {
 	/* A rename: the workers remove what was set aside. */
 	if (cache_clear(jq.cfg->cache_dir) == -1) {
-		jq_seterr(err, "internal", "clearing the cache: %s",
+		jq_seterr(err, ERRC_INTERNAL, "clearing the cache: %s",
 		    strerror(errno));
 		return NULL;
 	}
@@ -1694,7 +1705,7 @@ jobqueue_shutdown(void)
 	 * is on a worker is freed when that worker stops.
 	 */
 	jq.stopping = 1;
-	jq_seterr(&err, "shutting_down", "clfd is stopping");
+	jq_seterr(&err, ERRC_SHUTTING_DOWN, "clfd is stopping");
 	for (j = TAILQ_FIRST(&jq.expanding); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
 		if (j->submit_cb != NULL)
@@ -1817,7 +1828,7 @@ jq_schedule(struct job *j)
 		goto nomem;
 	return;
 nomem:
-	jobqueue_finish(j, "internal", "out of memory scheduling a merge");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory scheduling a merge");
 }
 
 struct task *
@@ -2139,7 +2150,7 @@ nomem:
 	if (r->size > 0 && !r->ref)
 		jq_unlink(r->task, 0);
 	t->state = TASK_DONE;
-	jobqueue_finish(j, "internal", "out of memory keeping a file's result");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory keeping a file's result");
 	return 0;
 }
 
@@ -2264,7 +2275,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 			TAILQ_INSERT_HEAD(&jq.mergeq, t, retry);
 			return 0;
 		}
-		jobqueue_finish(j, "internal", why);
+		jobqueue_finish(j, ERRC_INTERNAL, why);
 		jq_merge_free(t);
 		return 0;
 	}
@@ -2274,7 +2285,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 			goto nomem;
 		j->result_size = m->f.size;
 		jq_merge_free(t);
-		jobqueue_finish(j, NULL, NULL);
+		jobqueue_finish(j, ERRC_NONE, NULL);
 		return 0;
 	}
 	/* The output holds all the inputs' files. */
@@ -2298,7 +2309,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 nomem:
 	jq_unlink(m->f.task, t->final);
 	jq_merge_free(t);
-	jobqueue_finish(j, "internal", "out of memory merging");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory merging");
 	return 0;
 }
 
@@ -2318,7 +2329,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 			    "the patterns, retrying", (unsigned long)j->uid,
 			    (long)j->pid, why);
 		else {
-			jq_seterr(&err, "internal", "expanding patterns: worker "
+			jq_seterr(&err, ERRC_INTERNAL, "expanding patterns: worker "
 			    "%s (twice)", why);
 			jq_submit_fail(j, &err);
 		}
@@ -2358,7 +2369,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 		}
 		snprintf(err.message, sizeof err.message, "merging: worker %s "
 		    "(twice)", why);
-		jobqueue_finish(j, "internal", err.message);
+		jobqueue_finish(j, ERRC_INTERNAL, err.message);
 		jq_merge_free(t);
 		return;
 	}
@@ -2376,7 +2387,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 	    t->path, why);
 	if (t->st == NULL && (t->st = calloc(1, sizeof *t->st)) == NULL) {
 		t->state = TASK_DONE;
-		jobqueue_finish(j, "internal", "out of memory");
+		jobqueue_finish(j, ERRC_INTERNAL, "out of memory");
 		return;
 	}
 	memset(t->st, 0, sizeof *t->st);

@@ -6,6 +6,11 @@
  * worker, as an expansion task); each file is one task. The supervisor asks for the next task whenever a worker is
  * idle and hands back the worker's result (or the news that the worker
  * died). Clients wait on jobs through callbacks.
+ *
+ * Below the pool and control in the daemon's modules: the pool pulls
+ * tasks from it, control submits and asks for jobs; it calls neither,
+ * nor the supervisor above them, only what they register (struct
+ * jobqueue_hooks, and the callbacks of submit and wait).
  */
 #ifndef CLFD_JOBQUEUE_H
 #define CLFD_JOBQUEUE_H
@@ -15,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "errcode.h"
 
 struct config;
 struct event_base;
@@ -27,7 +34,7 @@ struct jobqueue_waiter;
 
 /* An error for the client: a protocol error code and a message. */
 struct jq_error {
-	const char	*code;
+	enum errcode	 code;
 	char		 message[256];
 };
 
@@ -47,6 +54,15 @@ void	 jobqueue_ids(const char *path);
  * made of the files a cancelled job had done.
  */
 size_t	 jobqueue_kept(void);
+/*
+ * What the job queue tells the modules above it (each may be NULL); set
+ * after jobqueue_init.
+ */
+struct jobqueue_hooks {
+	/* A job was cancelled: its running tasks need not run on. */
+	void	(*cancelled)(int64_t job);
+};
+void	 jobqueue_set_hooks(const struct jobqueue_hooks *);
 /* Settings for jobs submitted from now on (after a reload). */
 void	 jobqueue_set_config(const struct config *);
 void	 jobqueue_free(void);

@@ -209,6 +209,13 @@ mheap_next(struct mheap *h, const char **key, size_t *len, uint64_t *n)
 	top = h->h[0];
 	*key = top->c.key;
 	*len = top->c.len;
+	if (h->n == 1) {
+		/* One input: its keys are strictly increasing (checked). */
+		*n = top->c.n;
+		if (!partial_cursor_next(&top->c))
+			h->n = 0;
+		return 1;
+	}
 	sum = 0;
 	for (;;) {
 		top = h->h[0];
@@ -244,30 +251,34 @@ order_by_count(struct oentry *e, size_t n)
 {
 	struct oentry	*tmp, *src = e, *dst;
 	size_t		*cnt, i, pass;
+	uint64_t	 any = 0, all = ~(uint64_t)0;
 	int		 rc = -1;
 
 	if (n < 2)
 		return 0;
-	if ((tmp = malloc(n * sizeof *tmp)) == NULL ||
-	    (cnt = malloc(65537 * sizeof *cnt)) == NULL) {
-		free(tmp);
-		return -1;
+	/* The bits where counts differ: a digit with none needs no pass. */
+	for (i = 0; i < n; i++) {
+		any |= e[i].n;
+		all &= e[i].n;
 	}
-	dst = tmp;
+	if (any == all)
+		return 0;
+	if ((cnt = malloc(65537 * sizeof *cnt)) == NULL)
+		return -1;
+	tmp = dst = NULL;	/* made by the first pass that moves entries */
 	for (pass = 0; pass < 4; pass++) {
 		unsigned	shift = (unsigned)pass * 16;
-		uint64_t	first = (~src[0].n >> shift) & 0xffff;
-		int		same = 1;
 
-		memset(cnt, 0, 65537 * sizeof *cnt);
-		for (i = 0; i < n; i++) {
-			uint64_t d = (~src[i].n >> shift) & 0xffff;
-
-			cnt[d + 1]++;
-			same &= d == first;
-		}
-		if (same)
+		if ((((any ^ all) >> shift) & 0xffff) == 0)
 			continue;
+		memset(cnt, 0, 65537 * sizeof *cnt);
+		for (i = 0; i < n; i++)
+			cnt[((~src[i].n >> shift) & 0xffff) + 1]++;
+		if (tmp == NULL) {
+			if ((tmp = malloc(n * sizeof *tmp)) == NULL)
+				goto out;
+			dst = tmp;
+		}
 		for (i = 1; i <= 65536; i++)
 			cnt[i] += cnt[i - 1];
 		for (i = 0; i < n; i++)
@@ -279,6 +290,7 @@ order_by_count(struct oentry *e, size_t n)
 	if (src != e)
 		memcpy(e, src, n * sizeof *e);
 	rc = 0;
+out:
 	free(tmp);
 	free(cnt);
 	return rc;
@@ -663,6 +675,14 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 
 	if ((w.buf = malloc(MW_BUF)) == NULL)
 		goto nomem;
+	if (o->top == 0) {
+		/* Room for every key at once: at most the inputs' sum. */
+		for (i = 0, cap = 0; i < o->ninputs; i++)
+			cap += in[i]->nkeys < SIZE_MAX - cap ? in[i]->nkeys :
+			    SIZE_MAX - cap;
+		if (cap > 0 && (e = reallocarray(NULL, cap, sizeof *e)) == NULL)
+			cap = 0;	/* grown as it goes instead */
+	}
 	while (mheap_next(&heap, &key, &len, &n)) {
 		distinct++;
 		t.key = key;

@@ -10,7 +10,8 @@
  * before its payload is read.
  *
  * Depends on: jobqueue (tasks, pulled), worker (the child's code),
- * proto, config, log. Used by: supervisor (the top), control (kick,
+ * proto, config, log. Used by: supervisor (the top; it also registers
+ * pool_cancel_job as the job queue's cancel hook), control (kick,
  * stats). Calls nothing above it: the top registers struct pool_hooks.
  */
 #include <config.h>

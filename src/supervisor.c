@@ -9,9 +9,17 @@
  * slots are the pool's (pool.c), the client socket control's
  * (control.c), the jobs the job queue's (jobqueue.c).
  *
- * Depends on: pool, control, jobqueue, config, systemd, paths, log.
- * Nothing depends on it but main(): the modules below tell it of
- * changes through the hooks it registers (struct pool_hooks).
+ * Depends on: control, pool, jobqueue, config, systemd, paths, log.
+ * Nothing depends on it but main(); it wires the modules below together
+ * with the hooks it registers (pool_hooks: the pool's news;
+ * jobqueue_hooks: a cancel stops the pool's workers on that job). Each
+ * module calls only those below it:
+ *
+ *	clfd.c		main() -> supervisor
+ *	supervisor.c	-> control, pool, jobqueue
+ *	control.c	-> pool, jobqueue
+ *	pool.c		-> jobqueue, worker (in the child)
+ *	jobqueue.c	-> the engine's modules only
  */
 #include <config.h>
 
@@ -72,22 +80,6 @@ sv_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
-}
-
-double
-supervisor_uptime(void)
-{
-	struct timeval	now, d;
-
-	gettimeofday(&now, NULL);
-	timersub(&now, &sv.started, &d);
-	return (double)d.tv_sec + (double)d.tv_usec / 1e6;
-}
-
-int
-supervisor_stopping(void)
-{
-	return sv.stopping;
 }
 
 /*
@@ -462,7 +454,8 @@ int
 supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
-	static const struct pool_hooks hooks = { sv_pool_changed, sv_no_workers };
+	static const struct pool_hooks	 ph = { sv_pool_changed, sv_no_workers };
+	static const struct jobqueue_hooks jh = { pool_cancel_job };
 	sigset_t		 block;
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];
@@ -507,10 +500,11 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 		goto out;
 	jobqueue_init(sv.base, cfg, sv.spool);
 	sv_ids(path);
-	if (pool_init(sv.base, cfg, sv.spool, &hooks) == -1 ||
+	jobqueue_set_hooks(&jh);
+	if (pool_init(sv.base, cfg, sv.spool, &ph) == -1 ||
 	    pool_resize(sv_nworkers()) == -1)
 		fatalx("out of memory");
-	control_start(sv.base);
+	control_start(sv.base, &sv.started);
 	systemd_watchdog_start(sv.base);
 	log_info("listening on %s, %d worker%s", control_where(where,
 	    sizeof where), pool_nworkers(), pool_nworkers() == 1 ? "" : "s");

@@ -17,11 +17,7 @@ struct supervisor_opts {
 /* Run the daemon until it stops; returns the exit code. Takes cfg. */
 int	supervisor_main(struct config *cfg, const struct supervisor_opts *);
 
-/* Seconds since start. */
-double	supervisor_uptime(void);
 /* Begin a graceful stop (as SIGTERM). */
 void	supervisor_stop(const char *why);
-/* 1 once stopping. */
-int	supervisor_stopping(void);
 
 #endif

@@ -205,6 +205,7 @@ worker_partial_to(struct worker *w, const struct proto_task *t,
 	struct partial_writer	*pw;
 	struct partial_cursor	 pc;
 	struct counts_sorted	 cs;
+	struct counts_entry	 ce;
 	size_t			 i;
 	off_t			 size;
 	int			 rc = -1, more, c;
@@ -227,11 +228,12 @@ worker_partial_to(struct worker *w, const struct proto_task *t,
 		more = partial_cursor_next(&pc);
 	}
 	for (i = 0; i < cs.n || more;) {
-		c = !more ? -1 : i == cs.n ? 1 : partial_keycmp(cs.e[i].key,
-		    cs.e[i].len, pc.key, pc.len);
+		if (i < cs.n)
+			counts_sorted_at(&cs, i, &ce);
+		c = !more ? -1 : i == cs.n ? 1 : partial_keycmp(ce.key,
+		    ce.len, pc.key, pc.len);
 		if (c < 0) {
-			if (partial_put(pw, cs.e[i].key, cs.e[i].len,
-			    cs.e[i].n) == -1)
+			if (partial_put(pw, ce.key, ce.len, ce.n) == -1)
 				break;
 			i++;
 		} else if (c > 0) {
@@ -239,8 +241,7 @@ worker_partial_to(struct worker *w, const struct proto_task *t,
 				break;
 			more = partial_cursor_next(&pc);
 		} else {
-			if (partial_put(pw, pc.key, pc.len, pc.n +
-			    cs.e[i].n) == -1)
+			if (partial_put(pw, pc.key, pc.len, pc.n + ce.n) == -1)
 				break;
 			i++;
 			more = partial_cursor_next(&pc);

@@ -81,22 +81,26 @@ cmp_bytes(const void *x, const void *y)
  * written as it is (valid UTF-8, no NUL).
  */
 static int
-sort_matches_qsort(const struct counts *c, const char *name)
+sort_matches_qsort(struct counts *c, const char *name)
 {
 	struct counts_sorted	 cs;
-	struct counts_entry	*want;
+	struct counts_entry	*want, got;
 	size_t			 i, bad = 0;
 
 	if (counts_sort(c, &cs) == -1)
 		return ok(0, "%s: sort failed", name);
 	if ((want = calloc(cs.n + 1, sizeof *want)) == NULL)
 		return 0;
-	memcpy(want, cs.e, cs.n * sizeof *want);
-	qsort(want, cs.n, sizeof *want, cmp_bytes);
 	for (i = 0; i < cs.n; i++)
-		if (want[i].key != cs.e[i].key || want[i].n != cs.e[i].n ||
-		    counts_get(c, cs.e[i].key, cs.e[i].len) != cs.e[i].n)
+		counts_sorted_at(&cs, i, &want[i]);
+	qsort(want, cs.n, sizeof *want, cmp_bytes);
+	for (i = 0; i < cs.n; i++) {
+		counts_sorted_at(&cs, i, &got);
+		/* (a sample of gets: each walks the table while sorted) */
+		if (want[i].key != got.key || want[i].n != got.n ||
+		    (i % 997 == 0 && counts_get(c, got.key, got.len) != got.n))
 			bad++;
+	}
 	i = cs.n;
 	free(want);
 	counts_sorted_free(&cs);
@@ -194,11 +198,14 @@ main(void)
 		ok(counts_sort(a, &cs) == 0 && cs.n == counts_size(a),
 		    "sort: every key once");
 		for (k = 1; k < cs.n; k++) {
-			size_t l = cs.e[k - 1].len < cs.e[k].len ?
-			    cs.e[k - 1].len : cs.e[k].len;
-			int r = memcmp(cs.e[k - 1].key, cs.e[k].key, l);
+			struct counts_entry x, y;
 
-			if (r > 0 || (r == 0 && cs.e[k - 1].len >= cs.e[k].len))
+			counts_sorted_at(&cs, k - 1, &x);
+			counts_sorted_at(&cs, k, &y);
+			size_t l = x.len < y.len ? x.len : y.len;
+			int r = memcmp(x.key, y.key, l);
+
+			if (r > 0 || (r == 0 && x.len >= y.len))
 				inorder = 0;
 		}
 		ok(inorder, "sort: by key bytes, a prefix first");
@@ -245,6 +252,37 @@ main(void)
 	counts_add(d, "/z", 2, 4);
 	check_json(d, 0, "{\"/%FF\":5,\"/z\":4}", "colliding keys summed");
 	check_json(d, 1, "{\"/%FF\":5}", "top after summing");
+
+	/*
+	 * The same in the sorted list of a partial: one entry each, summed,
+	 * in order, the table's own counts untouched.
+	 */
+	{
+		struct counts		*q = counts_new();
+		struct counts_sorted	 cs;
+		struct counts_entry	 x[3];
+
+		if (q == NULL)
+			return 1;
+		counts_add(q, "/z", 2, 1);
+		counts_add(q, "/a%00", 5, 6);
+		counts_add(q, "/%FF", 4, 3);
+		counts_add(q, "/\xff", 2, 4);
+		counts_add(q, "/a\0", 3, 5);
+		ok(counts_sort(q, &cs) == 0 && cs.n == 3, "sort: 5 keys, "
+		    "3 once encoded");
+		for (i = 0; i < 3 && i < cs.n; i++)
+			counts_sorted_at(&cs, i, &x[i]);
+		ok(cs.n == 3 && x[0].len == 4 && memcmp(x[0].key, "/%FF", 4) == 0 &&
+		    x[0].n == 7 && x[1].len == 5 &&
+		    memcmp(x[1].key, "/a%00", 5) == 0 && x[1].n == 11 &&
+		    x[2].len == 2 && memcmp(x[2].key, "/z", 2) == 0 &&
+		    x[2].n == 1, "sort: keys equal once encoded summed");
+		ok(counts_get(q, "/%FF", 4) == 3 && counts_get(q, "/a%00", 5) == 6,
+		    "sort: the table's counts unchanged");
+		counts_sorted_free(&cs);
+		counts_free(q);
+	}
 
 	/* The empty key, first in a fresh table, added twice and merged. */
 	{
@@ -305,9 +343,36 @@ main(void)
 			    counts_memory(g) > n * 16,
 			    "round %zu: %zu keys through growth, all found", round,
 			    n);
-			if (round == 0)
+			if (round == 0) {
 				sort_matches_qsort(g, "sort: 400000 keys as qsort "
 				    "orders them");
+				/*
+				 * The sort borrowed the index: the table is
+				 * indexed again by the next add.
+				 */
+				len = (size_t)snprintf(key, sizeof key,
+				    "/item/%zu/%016llx.html", (size_t)0,
+				    (unsigned long long)0);
+				ok(counts_get(g, key, len) == 1 &&
+				    counts_add(g, key, len, 5) == 0 &&
+				    counts_add(g, "/new", 4, 2) == 0 &&
+				    counts_get(g, key, len) == 6 &&
+				    counts_get(g, "/new", 4) == 2 &&
+				    counts_size(g) == n + 1,
+				    "sorted table: found, added to, indexed again");
+				for (i = 0; i < n; i++) {
+					len = (size_t)snprintf(key, sizeof key,
+					    "/item/%zu/%016llx.html", i * 7919 % n,
+					    (unsigned long long)(i *
+					    0x9e3779b97f4a7c15ULL));
+					if (counts_get(g, key, len) != i + 1 +
+					    (i == 0 ? 5 : 0))
+						bad++;
+				}
+				ok(bad == 0, "sorted table: every key found after "
+				    "indexing again");
+				sort_matches_qsort(g, "sort: sorted again after adds");
+			}
 			counts_clear(g);
 			ok(counts_size(g) == 0 && counts_get(g, "/item/1", 7) == 0,
 			    "round %zu: cleared", round);
