@@ -153,6 +153,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	uint64_t		 first = 0;
 	int64_t			 t;
 	int			 rc, status, need_status, ret = -1, ranged = 0;
+	int			 defer = o->opened != NULL && rg == NULL;
 
 	memset(st, 0, sizeof *st);
 	if (id != NULL)
@@ -160,8 +161,10 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	memset(&tc, 0, sizeof tc);
 	memset(&plan, 0, sizeof plan);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
+	/* (with opened(), nothing is read before it has had its say) */
 	if (reader_open(&r, path, o->roots, line_max,
-	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
+	    (o->no_hardlinks ? READER_NO_HARDLINKS : 0) |
+	    (defer ? READER_DEFER : 0)) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
@@ -189,6 +192,12 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	    &plan)) == ANALYSIS_SERVED) {
 		reader_close(&r);
 		return ANALYSIS_SERVED;
+	}
+	if (defer && reader_start(&r) == -1) {
+		plan.off = 0;
+		snprintf(st->error, sizeof st->error, "%s", r.error);
+		st->flags |= STATS_FAILED;
+		goto out;
 	}
 	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
 		snprintf(st->error, sizeof st->error, "seek: %s",

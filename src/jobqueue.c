@@ -73,6 +73,13 @@ struct part {
 	uint64_t	 id;
 	size_t		*maps;		/* indexes into the job's tasks */
 	size_t		 nmaps;
+	/*
+	 * ref: no file in the spool but a cache entry (a hit, one MAP
+	 * task): key (the settings' digest), dev and ino name it, and its
+	 * checksum was sum.
+	 */
+	int		 ref;
+	uint64_t	 key, dev, ino, sum;
 };
 
 struct task {
@@ -84,6 +91,7 @@ struct task {
 	int			 redone;	/* times its partial was damaged */
 	uint64_t		 run;		/* id of its last hand-over */
 	int			 has_part;	/* MAP: its partial is in a part */
+	int			 no_ref;	/* MAP: its entry changed: copy */
 	/*
 	 * MAP: a byte range of a big plain file (ranged), one of the
 	 * file's nranges consecutive tasks from tasks[file]; that first
@@ -174,6 +182,7 @@ struct job {
 	/* Partials not yet merged, and merges not yet answered. */
 	struct part			*ready;
 	size_t				 nready, ready_cap;
+	size_t				 nready_refs;	/* of them, refs */
 	size_t				 merging;
 	int				 final_made;
 
@@ -502,6 +511,14 @@ jq_unlink(uint64_t run, int result)
 		log_warn("%s", path);
 }
 
+/* Remove a partial's file from the spool (a cache entry stays). */
+static void
+jq_part_unlink(const struct part *p)
+{
+	if (!p->ref)
+		jq_unlink(p->id, 0);
+}
+
 /* Free a merge task, and remove the partials it still holds. */
 static void
 jq_merge_free(struct task *t)
@@ -509,7 +526,7 @@ jq_merge_free(struct task *t)
 	size_t	i;
 
 	for (i = 0; i < t->nin; i++) {
-		jq_unlink(t->in[i].id, 0);
+		jq_part_unlink(&t->in[i]);
 		jq_part_free(&t->in[i]);
 	}
 	free(t->in);
@@ -540,12 +557,12 @@ jq_tasks_free(struct job *j)
 	size_t	i;
 
 	for (i = 0; i < j->nready; i++) {
-		jq_unlink(j->ready[i].id, 0);
+		jq_part_unlink(&j->ready[i]);
 		jq_part_free(&j->ready[i]);
 	}
 	free(j->ready);
 	j->ready = NULL;
-	j->nready = j->ready_cap = 0;
+	j->nready = j->ready_cap = j->nready_refs = 0;
 	for (i = 0; j->tasks != NULL && i < j->ntasks; i++) {
 		free(j->tasks[i].path);
 		free(j->tasks[i].st);
@@ -1744,6 +1761,8 @@ jq_ready_add(struct job *j, struct part *p)
 		j->ready = r;
 		j->ready_cap = cap;
 	}
+	if (p->ref)
+		j->nready_refs++;
 	j->ready[j->nready++] = *p;
 	memset(p, 0, sizeof *p);
 	return 0;
@@ -1757,6 +1776,7 @@ static int
 jq_merge_new(struct job *j, size_t n, int final)
 {
 	struct task	*t;
+	size_t		 i;
 
 	if ((t = calloc(1, sizeof *t)) == NULL ||
 	    (n > 0 && (t->in = calloc(n, sizeof *t->in)) == NULL)) {
@@ -1770,6 +1790,9 @@ jq_merge_new(struct job *j, size_t n, int final)
 	t->nin = n;
 	if (n > 0)
 		memcpy(t->in, j->ready, n * sizeof *t->in);
+	for (i = 0; i < n; i++)
+		if (t->in[i].ref)
+			j->nready_refs--;
 	if (j->nready > n)
 		memmove(j->ready, j->ready + n, (j->nready - n) *
 		    sizeof *j->ready);
@@ -1783,9 +1806,10 @@ jq_merge_new(struct job *j, size_t n, int final)
 
 /*
  * Make the merges the job's partials call for: while files are still
- * being read, one for every JQ_FANIN partials; once every file is done
- * and no merge is out, the final one (after intermediate ones while more
- * than JQ_FANIN_MAX partials are left).
+ * being read, one for every JQ_FANIN partials in the spool (cache
+ * entries take no room there: they wait for the final merge); once every
+ * file is done and no merge is out, the final one (after intermediate
+ * ones while more than JQ_FANIN_MAX partials are left).
  */
 static void
 jq_schedule(struct job *j)
@@ -1795,7 +1819,8 @@ jq_schedule(struct job *j)
 
 	if (jq_has_result(j) || j->final_made)
 		return;
-	while (j->nready >= (all ? JQ_FANIN_MAX + 1 : JQ_FANIN))
+	while (all ? j->nready >= JQ_FANIN_MAX + 1 :
+	    j->nready - j->nready_refs >= JQ_FANIN)
 		if (jq_merge_new(j, j->nready < JQ_FANIN_MAX ? j->nready :
 		    JQ_FANIN_MAX, 0) == -1)
 			goto nomem;
@@ -1856,6 +1881,8 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 	struct job			*j = t->job;
 	struct proto_merge_fixed	 f;
 	struct proto_extra		*extra = NULL;
+	struct proto_ref		*refs = NULL;
+	const struct task		*m;
 	uint64_t			*inputs = NULL;
 	uint8_t				*msg = NULL;
 	char				*head = NULL;
@@ -1865,10 +1892,25 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 	f.task = id;
 	f.final = (uint32_t)t->final;
 	f.ninputs = (uint32_t)t->nin;
-	if ((inputs = calloc(t->nin + 1, sizeof *inputs)) == NULL)
+	if ((inputs = calloc(t->nin + 1, sizeof *inputs)) == NULL ||
+	    (refs = calloc(t->nin + 1, sizeof *refs)) == NULL)
 		goto out;
-	for (i = 0; i < t->nin; i++)
+	for (i = 0; i < t->nin; i++) {
 		inputs[i] = t->in[i].id;
+		if (!t->in[i].ref)
+			continue;
+		/* A cache entry, named for its file as the job sees it. */
+		m = &j->tasks[t->in[i].maps[0]];
+		refs[f.nrefs].f.input = (uint32_t)i;
+		refs[f.nrefs].f.path_len = (uint32_t)strlen(m->path);
+		refs[f.nrefs].f.key = t->in[i].key;
+		refs[f.nrefs].f.dev = t->in[i].dev;
+		refs[f.nrefs].f.ino = t->in[i].ino;
+		refs[f.nrefs].f.sum = t->in[i].sum;
+		refs[f.nrefs].f.st = *m->st;
+		refs[f.nrefs].path = m->path;
+		f.nrefs++;
+	}
 	if (t->final) {
 		/* Files with no partial (lost twice) are listed from here. */
 		if ((extra = calloc(j->ntasks + 1, sizeof *extra)) == NULL)
@@ -1889,10 +1931,11 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 		if ((head = jq_result_head(j)) == NULL)
 			goto out;
 	}
-	msg = proto_merge_encode(&f, inputs, extra, head, lenp);
+	msg = proto_merge_encode(&f, inputs, extra, refs, head, lenp);
 out:
 	free(inputs);
 	free(extra);
+	free(refs);
 	free(head);
 	return msg;
 }
@@ -1930,7 +1973,8 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
-	pt.flags = t->job->no_cache ? PROTO_TASK_NO_CACHE : 0;
+	pt.flags = (t->job->no_cache ? PROTO_TASK_NO_CACHE : 0) |
+	    (t->no_ref ? PROTO_TASK_NO_REF : 0);
 	if (t->ranged) {
 		pt.flags |= PROTO_TASK_RANGE;
 		pt.range = t->range;
@@ -2068,7 +2112,7 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	jq.cache_stored += r->cache_stored;
 	jq.cache_evicted += r->cache_evicted;
 	if (jq_task_orphan(t)) {
-		if (r->size > 0)
+		if (r->size > 0 && !r->ref)
 			jq_unlink(r->task, 0);
 		return 0;
 	}
@@ -2086,6 +2130,13 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 			goto nomem;
 		p.maps[0] = idx;
 		p.nmaps = 1;
+		if (r->ref) {
+			p.ref = 1;
+			p.key = r->ref_key;
+			p.dev = r->id.dev;
+			p.ino = r->id.ino;
+			p.sum = r->ref_sum;
+		}
 		if (jq_ready_add(j, &p) == -1) {
 			jq_part_free(&p);
 			goto nomem;
@@ -2096,16 +2147,20 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	return 0;
 nomem:
 	/* Not counted and not listed as it should be: fail the job. */
-	if (r->size > 0)
+	if (r->size > 0 && !r->ref)
 		jq_unlink(r->task, 0);
 	t->state = TASK_DONE;
 	jobqueue_finish(j, ERRC_INTERNAL, "out of memory keeping a file's result");
 	return 0;
 }
 
-/* Queue the job's MAP task idx again (its partial was lost). */
+/*
+ * Queue the job's MAP task idx again (its partial was lost). A cache
+ * entry that changed since its hit is no damage: the file is read again
+ * (its partial written to the spool this time), and that is no retry.
+ */
 static void
-jq_redo_map(struct job *j, size_t idx, const char *why)
+jq_redo_map(struct job *j, size_t idx, const char *why, int entry)
 {
 	struct task	*t = &j->tasks[idx];
 
@@ -2122,6 +2177,12 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 		jq_map_drop(t);
 		return;
 	}
+	if (entry && !t->no_ref) {
+		t->no_ref = 1;
+		log_info("job %lld: %s: its cache entry changed, reading it "
+		    "again", (long long)j->id, t->path);
+		goto again;
+	}
 	if (t->redone++ >= JQ_RETRIES) {
 		/* Damaged twice: the file is failed, not counted. */
 		log_warnx("job %lld: %s: %s again, giving up", (long long)j->id,
@@ -2137,6 +2198,7 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 	}
 	log_warnx("job %lld: %s: %s, reading it again", (long long)j->id,
 	    t->path, why);
+again:
 	t->state = TASK_PENDING;
 	TAILQ_INSERT_TAIL(&j->retryq, t, retry);
 	jq.pending++;
@@ -2156,9 +2218,10 @@ jq_merge_bad_input(struct task *t, size_t bad, const char *why)
 
 	for (i = 0; i < t->nin; i++) {
 		if (i == bad) {
-			jq_unlink(t->in[i].id, 0);
+			jq_part_unlink(&t->in[i]);
 			for (k = 0; k < t->in[i].nmaps; k++)
-				jq_redo_map(j, t->in[i].maps[k], why);
+				jq_redo_map(j, t->in[i].maps[k], why,
+				    t->in[i].ref);
 			jq_part_free(&t->in[i]);
 		} else if (jq_ready_add(j, &t->in[i]) == -1)
 			return -1;

@@ -57,6 +57,17 @@
 #endif
 
 #define READER_IN_SIZE	(256 * 1024)
+
+/*
+ * The buffers of the last reader closed, kept for the next one (a
+ * process reads one file at a time): zeroing a fresh megabyte for every
+ * file, and faulting its pages in, cost more than a small file's lines.
+ */
+static struct {
+	unsigned char	*in;
+	char		*buf;
+	size_t		 cap;
+} reader_spare;
 #define READER_OUT_SIZE	(1024 * 1024)
 #define READER_HDR_OUT	64	/* output allowed while zlib reads a header */
 
@@ -411,28 +422,58 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		goto fail;
 	}
 	r->st = st;
+	free(resolved);
+	resolved = NULL;
+	if (flags & READER_DEFER) {
+		unsigned char	magic[2];
+
+		do
+			n = pread(r->fd, magic, 2, 0);
+		while (n == -1 && errno == EINTR);
+		r->gzip = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		return 0;
+	}
+	return reader_start(r);
+fail:
+	free(resolved);
+	return -1;
+}
+
+int
+reader_start(struct reader *r)
+{
+	size_t	line_max = r->line_max;
+	ssize_t	n;
+
+	r->gzip = 0;
 #ifdef POSIX_FADV_SEQUENTIAL
 	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
 	if (line_max > SIZE_MAX / 2 - READER_OUT_SIZE) {
 		snprintf(r->error, sizeof r->error, "line limit too large");
-		goto fail;
+		return -1;
 	}
 	r->in_cap = READER_IN_SIZE;
 	r->o.cap = line_max + READER_OUT_SIZE;
 	/*
 	 * The line buffer is zeroed: PCRE2's JIT may load a few bytes past
-	 * the end of a subject, which must not be uninitialised memory.
+	 * the end of a subject, which must not be uninitialised memory (a
+	 * spare one was zeroed when made, and written since).
 	 */
-	if ((r->in = malloc(r->in_cap)) == NULL ||
+	if (reader_spare.in != NULL && reader_spare.cap == r->o.cap) {
+		r->in = reader_spare.in;
+		r->o.buf = reader_spare.buf;
+		reader_spare.in = NULL;
+		reader_spare.buf = NULL;
+	} else if ((r->in = malloc(r->in_cap)) == NULL ||
 	    (r->o.buf = calloc(1, r->o.cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
-		goto fail;
+		return -1;
 	}
 	r->bytes = (uint64_t)n;
 	if (n >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
@@ -445,23 +486,22 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			if ((r->is = malloc(sizeof *r->is)) == NULL) {
 				snprintf(r->error, sizeof r->error, "%s",
 				    strerror(errno));
-				goto fail;
+				return -1;
 			}
 			isal_inflate_init(r->is);
 			r->isal = 1;
 			r->hstate = HDR_ID1;
-			free(resolved);
 			return 0;
 		}
 #endif
 		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
 			snprintf(r->error, sizeof r->error, "gzip: cannot "
 			    "initialise zlib");
-			goto fail;
+			return -1;
 		}
 		r->zinit = 1;
 		if (reader_member(r) == -1)
-			goto fail;
+			return -1;
 	} else {
 		memcpy(r->o.buf, r->in, (size_t)n);
 		r->o.end = (size_t)n;
@@ -469,11 +509,7 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		if (n == 0)
 			r->in_eof = 1;
 	}
-	free(resolved);
 	return 0;
-fail:
-	free(resolved);
-	return -1;
 }
 
 void
@@ -502,8 +538,14 @@ reader_close(struct reader *r)
 		inflateEnd(&r->zs);
 	if (r->fd != -1)
 		close(r->fd);
-	free(r->in);
-	free(r->o.buf);
+	if (r->in != NULL && r->o.buf != NULL && reader_spare.in == NULL) {
+		reader_spare.in = r->in;
+		reader_spare.buf = r->o.buf;
+		reader_spare.cap = r->o.cap;
+	} else {
+		free(r->in);
+		free(r->o.buf);
+	}
 	free(r->is);
 	r->in = NULL;
 	r->o.buf = NULL;
