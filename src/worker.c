@@ -1135,7 +1135,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	struct proto_expand	 x;
 	struct proto_merge	 m;
 	uint8_t			*payload, *msg;
-	char			 name[32], title[48];
+	char			 name[32], title[48], err[256];
 	int			 r, code = 0;
 
 	if (slot < 0)
@@ -1162,6 +1162,17 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 		log_warnx("out of memory");
 		_exit(WORKER_EXIT_SETUP);
 	}
+	/*
+	 * Ready before the first job, not during it: the default format
+	 * compiled (the expander checks every job's), the reader's buffers
+	 * made.
+	 */
+	if (cfg->format != NULL)
+		(void)logformat_cache_get(w.formats, cfg->format, err,
+		    sizeof err);
+	if (slot >= 0)
+		reader_warm(cfg->line_max != 0 ? cfg->line_max :
+		    ANALYSIS_LINE_MAX);
 
 	memset(&h, 0, sizeof h);
 	h.type = PROTO_READY;
