@@ -92,8 +92,10 @@ uint64_t	 reader_ahead = READER_AHEAD_DEFAULT;
 /*
  * The inflating thread hands decoded bytes over in NSLOT chunks of
  * CHUNK bytes: while the parser works through one, it fills the others.
+ * Once they are all full it sleeps until half of them are free again,
+ * so that it is woken once per NSLOT/2 chunks, not for every one.
  */
-#define READER_NSLOT	4
+#define READER_NSLOT	6
 #define READER_CHUNK	(1024 * 1024)
 
 struct reader_slot {
@@ -1064,8 +1066,9 @@ reader_ahead_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (p->nfull == READER_NSLOT && !p->stop)
-			pthread_cond_wait(&p->empty, &p->mu);
+		if (p->nfull == READER_NSLOT)
+			while (p->nfull > READER_NSLOT / 2 && !p->stop)
+				pthread_cond_wait(&p->empty, &p->mu);
 		if (p->stop) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
@@ -1187,7 +1190,8 @@ reader_take(struct reader *r)
 		p->head = (p->head + 1) % READER_NSLOT;
 		p->nfull--;
 		p->off = 0;
-		pthread_cond_signal(&p->empty);
+		if (p->nfull == READER_NSLOT / 2)
+			pthread_cond_signal(&p->empty);
 		pthread_mutex_unlock(&p->mu);
 	}
 	return (ssize_t)n;
