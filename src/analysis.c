@@ -150,7 +150,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	const char		*line;
 	char			*scratch = NULL, err[128];
 	size_t			 len, line_max;
-	uint64_t		 first = 0;
+	uint64_t		 first = 0, done = UINT64_MAX;
 	int64_t			 t;
 	int			 rc, status, need_status, ret = -1, ranged = 0;
 	int			 defer = o->opened != NULL && rg == NULL;
@@ -173,20 +173,19 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		if (analysis_range_check(&r, rg, st) == -1)
 			goto out;
 		if (r.gzip && rg->off > 0) {
-			/* Read whole by its range at 0. */
-			st->flags |= STATS_GZIP;
-			ret = 0;
+			/* Read whole by its range at 0: nothing of it here. */
+			reader_close(&r);
+			return ANALYSIS_NOTHING;
+		}
+		if (r.gzip)
+			rg = NULL;	/* its range at 0 is the whole file */
+		else if (reader_range(&r, rg->off, rg->end, rg->size) == -1) {
+			snprintf(st->error, sizeof st->error, "seek: %s",
+			    strerror(errno));
+			st->flags |= STATS_FAILED;
 			goto out;
-		}
-		if (!r.gzip) {
-			if (reader_range(&r, rg->off, rg->end, rg->size) == -1) {
-				snprintf(st->error, sizeof st->error, "seek: %s",
-				    strerror(errno));
-				st->flags |= STATS_FAILED;
-				goto out;
-			}
+		} else
 			ranged = 1;
-		}
 	}
 	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
 	    &plan)) == ANALYSIS_SERVED) {
@@ -199,7 +198,17 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		st->flags |= STATS_FAILED;
 		goto out;
 	}
-	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
+	/*
+	 * Resumed: a range from plan.off (a line start, where the cached
+	 * lines end), or a grown file from its old end.
+	 */
+	if (ranged && plan.off >= rg->end) {
+		done = plan.off;	/* the cached lines are all it owns */
+		ret = 0;
+		goto out;
+	}
+	if (plan.off > 0 && (ranged ? reader_range(&r, plan.off, rg->end,
+	    rg->size) : reader_seek(&r, plan.off)) == -1) {
 		snprintf(st->error, sizeof st->error, "seek: %s",
 		    strerror(errno));
 		st->flags |= STATS_FAILED;
@@ -326,20 +335,24 @@ out:
 	reader_join(&r);
 	if (ranged) {
 		/* The bytes of the lines it owns, not what was read ahead. */
-		first = r.align ? reader_tell(&r) : r.first;
-		st->bytes = st->raw_bytes = reader_tell(&r) > first ?
-		    reader_tell(&r) - first : 0;
-	} else if (rg != NULL && !(r.gzip && rg->off == 0)) {
+		if (done == UINT64_MAX) {
+			done = reader_tell(&r);
+			first = r.align ? done : r.first;
+		} else
+			first = done;
+		st->bytes = st->raw_bytes = done > first ? done - first : 0;
+	} else if (rg != NULL) {
 		st->bytes = st->raw_bytes = 0;
 	} else {
 		st->bytes = r.bytes - plan.off;
 		st->raw_bytes = r.raw_bytes - plan.off;
 	}
 	if (id != NULL && r.st.st_mode != 0) {
-		if (rg != NULL)
-			analysis_identity(&r, rg->off, rg->end, ranged ?
-			    reader_tell(&r) : r.bytes, id);
-		else
+		if (rg != NULL) {
+			analysis_identity(&r, rg->off, rg->end, ranged ? done :
+			    r.bytes, id);
+			id->digest = ranged ? done : 0;
+		} else
 			analysis_identity(&r, plan.off, r.bytes, r.bytes, id);
 		if (hs != NULL && ret == 0)
 			id->digest = XXH3_64bits_digest(hs) | 1;

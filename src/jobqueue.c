@@ -953,12 +953,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 		return -1;
 	}
 	j->no_cache = json_is_false(v);
-	/*
-	 * Ranges are not cached: a big file is split only when the job does
-	 * not use the cache (else its entry answers it whole).
-	 */
-	j->split_size = j->no_cache || cfg->cache_max == 0 ?
-	    cfg->split_size : 0;
+	j->split_size = cfg->split_size;
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
@@ -1069,6 +1064,7 @@ jq_submit_made(struct job *j)
 	void			*arg = j->submit_arg;
 	int64_t			 id;
 	size_t			 n = j->nfiles;
+	char			 ranges[48] = "";
 
 	jq_expand_end(j);
 	j->submit_cb = NULL;
@@ -1097,12 +1093,13 @@ jq_submit_made(struct job *j)
 	TAILQ_INSERT_TAIL(&j->user->jobs, j, uentry);
 	jq_active(j, 1);
 	jq.submitted++;
+	if (j->ntasks != j->nfiles)
+		snprintf(ranges, sizeof ranges, " (%zu tasks)", j->ntasks);
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
-	    "%zu file%s (%zu task%s), %zu unmatched%s", (long long)j->id,
+	    "%zu file%s%s, %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
-	    j->nfiles == 1 ? "" : "s", j->ntasks, j->ntasks == 1 ? "" : "s",
-	    json_array_size(j->unmatched),
+	    j->nfiles == 1 ? "" : "s", ranges, json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */

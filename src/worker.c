@@ -71,6 +71,10 @@ struct wcache {
 	struct worker		*w;
 	const char		*settings;
 	uint64_t		 sdigest;
+	uint64_t		 key;		/* its entry's digest: sdigest, or
+						   a range's (worker_range_key) */
+	const struct analysis_range *range;	/* a range task's, or NULL */
+	int			 ranged;	/* the range's own entry is used */
 	struct partial		*entry;		/* the cached partial, or NULL */
 	int			 status;
 	int			 gzip;		/* the file as opened is gzip */
@@ -199,7 +203,7 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 static int
 worker_partial_to(struct worker *w, const struct proto_task *t,
     const char *settings, const struct partial *base, struct proto_result *r,
-    int fd)
+    size_t nsrc, int fd)
 {
 	struct partial_source	 src;
 	struct partial_writer	*pw;
@@ -219,7 +223,7 @@ worker_partial_to(struct worker *w, const struct proto_task *t,
 	src.id = r->id;
 	src.st = r->st;
 	if ((pw = partial_writer_new(fd, settings, strlen(settings), &src,
-	    1)) == NULL)
+	    nsrc)) == NULL)
 		goto out;
 	/* Both in key order: a two-way merge, equal keys summed. */
 	more = 0;
@@ -265,7 +269,8 @@ out:
  */
 static int
 worker_write_partial(struct worker *w, const struct proto_task *t,
-    const char *settings, const struct partial *base, struct proto_result *r)
+    const char *settings, const struct partial *base, struct proto_result *r,
+    size_t nsrc)
 {
 	char	path[PATH_MAX], tmp[PATH_MAX + 8];
 	int	fd = -1, e;
@@ -281,7 +286,7 @@ worker_write_partial(struct worker *w, const struct proto_task *t,
 		e = errno;
 		goto fail;
 	}
-	if (worker_partial_to(w, t, settings, base, r, fd) == -1) {
+	if (worker_partial_to(w, t, settings, base, r, nsrc, fd) == -1) {
 		e = errno;
 		goto fail;
 	}
@@ -331,18 +336,81 @@ worker_stat_id(const struct stat *st, struct source_id *id)
  * never resumed from).
  */
 static int
-worker_same_prefix(int fd, const struct source_id *e)
+worker_same_prefix(int fd, uint64_t end, uint64_t fingerprint)
 {
 	unsigned char	buf[ANALYSIS_FPRINT];
 	uint64_t	from;
 	ssize_t		n;
 
-	from = e->end > sizeof buf ? e->end - sizeof buf : 0;
+	from = end > sizeof buf ? end - sizeof buf : 0;
 	do
-		n = pread(fd, buf, (size_t)(e->end - from), (off_t)from);
+		n = pread(fd, buf, (size_t)(end - from), (off_t)from);
 	while (n == -1 && errno == EINTR);
-	return n > 0 && n == (ssize_t)(e->end - from) && buf[n - 1] == '\n' &&
-	    XXH3_64bits(buf, (size_t)n) == e->fingerprint;
+	return n > 0 && n == (ssize_t)(end - from) && buf[n - 1] == '\n' &&
+	    XXH3_64bits(buf, (size_t)n) == fingerprint;
+}
+
+/*
+ * The key of a range's entry: the settings' digest mixed with where the
+ * range starts, so that each range of a file has an entry of its own
+ * (and none is taken for the whole file's).
+ */
+static uint64_t
+worker_range_key(uint64_t sdigest, uint64_t off)
+{
+	return XXH3_64bits_withSeed(&off, sizeof off, sdigest ^
+	    0x72616e6765ULL);
+}
+
+/*
+ * A range of a plain file, its own entry: the lines that start in
+ * [off, end) where that entry's range was [off, e->end) and its last line
+ * ended at e->digest (T). The file unchanged and the same range: a hit.
+ * Unchanged up to T (the same inode, grown, the bytes before T the same
+ * by fingerprint and ending a line) and a range that ends no earlier:
+ * the entry plus the lines from T on (none when T is past the end).
+ * Anything else (a range cut otherwise) is a miss, its entry replaced.
+ */
+static int
+worker_cache_range(struct wcache *wc, int fd, struct analysis_plan *plan)
+{
+	const struct analysis_range	*rg = wc->range;
+	const struct partial_source	*s;
+	const struct source_id		*e;
+	int				 same;
+
+	wc->key = worker_range_key(wc->sdigest, rg->off);
+	wc->ranged = 1;
+	if ((wc->entry = cache_get(wc->w->cache, wc->key, wc->now.dev,
+	    wc->now.ino)) == NULL)
+		return 0;
+	s = &wc->entry->sources[0];
+	e = &s->id;
+	if (wc->entry->nsources != 1 ||
+	    wc->entry->settings_len != strlen(wc->settings) ||
+	    memcmp(wc->entry->settings, wc->settings,
+	    wc->entry->settings_len) != 0 ||
+	    e->dev != wc->now.dev || e->ino != wc->now.ino ||
+	    e->off != rg->off || e->end > rg->end || e->digest < e->off ||
+	    e->digest > rg->size ||
+	    (s->st.flags & (STATS_FAILED | STATS_PARTIAL | STATS_GZIP)) != 0)
+		goto miss;
+	same = e->size == wc->now.size && e->mtime_ns == wc->now.mtime_ns &&
+	    e->ctime_ns == wc->now.ctime_ns && e->size == rg->size;
+	if (same && e->end == rg->end) {
+		wc->status = STATS_CACHE_HIT;
+		return ANALYSIS_SERVED;
+	}
+	if ((same || wc->now.size > e->size) && e->digest > e->off &&
+	    worker_same_prefix(fd, e->digest, e->fingerprint)) {
+		wc->status = STATS_CACHE_RESUMED;
+		plan->off = e->digest;
+		return 0;
+	}
+miss:
+	partial_close(wc->entry);
+	wc->entry = NULL;
+	return 0;
 }
 
 /* XXH3 of all the bytes of fd (no inflate); -1 when unreadable. */
@@ -453,6 +521,12 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 		wc->entry = NULL;
 		return 0;
 	}
+	/* (a gzip file's range at 0 is the whole file, its usual entry) */
+	wc->key = wc->sdigest;
+	if (wc->range != NULL && !gzip) {
+		plan->digest = 0;
+		return worker_cache_range(wc, fd, plan);
+	}
 	if ((wc->entry = cache_get(wc->w->cache, wc->sdigest, wc->now.dev,
 	    wc->now.ino)) == NULL)
 		goto content;
@@ -494,7 +568,8 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 			return 0;
 		}
 	} else if (!gzip && (s->st.flags & STATS_GZIP) == 0 &&
-	    wc->now.size > e->size && worker_same_prefix(fd, e)) {
+	    wc->now.size > e->size && worker_same_prefix(fd, e->end,
+	    e->fingerprint)) {
 		wc->status = STATS_CACHE_RESUMED;
 		plan->off = e->end;
 		return 0;
@@ -530,6 +605,21 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 	r->st = s->st;
 	/* What a read of the file now would say: its size, gzip or not. */
 	r->st.flags = wc->gzip ? STATS_GZIP : 0;
+	if (wc->ranged) {
+		/* A range: its entry's lines, and those read after them. */
+		r->st.error[0] = '\0';
+		r->id = wc->now;
+		r->id.off = wc->range->off;
+		r->id.end = wc->range->end;
+		r->id.fingerprint = s->id.fingerprint;
+		r->id.digest = s->id.digest;
+		if (wc->status == STATS_CACHE_RESUMED) {
+			analysis_stats_add(&r->st, &more);
+			r->id.fingerprint = id.fingerprint;
+			r->id.digest = id.digest;
+		}
+		return;
+	}
 	if (wc->status != STATS_CACHE_RESUMED)
 		r->st.bytes = wc->now.size;
 	r->st.error[0] = '\0';
@@ -557,14 +647,14 @@ worker_store(struct worker *w, const struct wcache *wc,
 {
 	uint8_t	sumb[8];
 
-	if (worker_partial_to(w, t, settings, wc->entry, r, cp->fd) == -1 ||
+	if (worker_partial_to(w, t, settings, wc->entry, r, 1, cp->fd) == -1 ||
 	    r->size < 8 || pread(cp->fd, sumb, 8, (off_t)r->size - 8) != 8 ||
 	    cache_put_commit(w->cache, cp, r->size) == -1) {
 		cache_put_abort(cp);
 		return -1;
 	}
 	r->ref_sum = worker_partial_sum(sumb + 8);
-	if (r->id.digest != 0)
+	if (r->id.digest != 0 && !wc->ranged)
 		(void)cache_index_put(w->cache, wc->sdigest,
 		    (uint32_t)r->st.raw_bytes, r->id.dev, r->id.ino);
 	if (wc->have_raw)
@@ -606,12 +696,12 @@ worker_task(struct worker *w, const struct proto_task *t)
 	opts.no_hardlinks = w->no_hardlinks;
 	if (t->flags & PROTO_TASK_RANGE)
 		opts.range = &t->range;
-	/* (a range is not cached: its file's entry is whole files only) */
 	if (settings != NULL && w->cache != NULL &&
-	    (t->flags & (PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE)) == 0) {
+	    (t->flags & PROTO_TASK_NO_CACHE) == 0) {
 		wc.w = w;
 		wc.settings = settings;
-		wc.sdigest = partial_digest(settings, strlen(settings));
+		wc.sdigest = wc.key = partial_digest(settings, strlen(settings));
+		wc.range = opts.range;
 		opts.opened = worker_cache_opened;
 		opts.arg = &wc;
 	}
@@ -652,7 +742,8 @@ worker_task(struct worker *w, const struct proto_task *t)
 	 */
 	store = wc.status != STATS_CACHE_OFF && wc.status != STATS_CACHE_HIT &&
 	    (r.st.flags & (STATS_FAILED | STATS_PARTIAL)) == 0 &&
-	    r.id.off == 0 && r.id.end == r.id.size && r.id.ino != 0;
+	    r.id.ino != 0 && (wc.ranged ? r.id.size == wc.range->size :
+	    r.id.off == 0 && r.id.end == r.id.size);
 	/*
 	 * A hit's partial is its entry, merged from where it is (checked
 	 * again there, and read again from the file should it have changed).
@@ -663,26 +754,27 @@ worker_task(struct worker *w, const struct proto_task *t)
 	if (a == ANALYSIS_SERVED && wc.status == STATS_CACHE_HIT &&
 	    (t->flags & PROTO_TASK_NO_REF) == 0) {
 		r.ref = 1;
-		r.ref_key = wc.sdigest;
+		r.ref_key = wc.key;
 		r.ref_sum = worker_partial_sum(wc.entry->base +
 		    wc.entry->size);
 		r.size = wc.entry->size;
 		r.nkeys = wc.entry->nkeys;
 	} else if (store && (t->flags & PROTO_TASK_NO_REF) == 0 &&
-	    cache_put_begin(w->cache, wc.sdigest, r.id.dev, r.id.ino,
+	    cache_put_begin(w->cache, wc.key, r.id.dev, r.id.ino,
 	    &cp) == 0) {
 		keep = r;
 		if (worker_store(w, &wc, t, settings, &r, &cp) == 0) {
 			r.ref = 1;
-			r.ref_key = wc.sdigest;
+			r.ref_key = wc.key;
 		} else {
 			/* (not stored: a partial in the spool, as uncached) */
 			r = keep;
 			(void)worker_write_partial(w, t, settings, wc.entry,
-			    &r);
+			    &r, 1);
 		}
-	} else if (worker_write_partial(w, t, settings, wc.entry, &r) == 0 &&
-	    store && cache_put_begin(w->cache, wc.sdigest, r.id.dev, r.id.ino,
+	} else if (worker_write_partial(w, t, settings, wc.entry, &r,
+	    a == ANALYSIS_NOTHING ? 0 : 1) == 0 &&
+	    store && cache_put_begin(w->cache, wc.key, r.id.dev, r.id.ino,
 	    &cp) == 0) {
 		/* (read again after a ref failed: in the spool, and stored) */
 		keep = r;
