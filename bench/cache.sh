@@ -56,6 +56,7 @@ cold_run() { "$clfctl" -s "$sock" cache clear >/dev/null && submit "${files[@]}"
 ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
 row() { printf '%-52s %8s %8s  %s\n' "$1" "$2" "$3" "${4:-}"; }
 
+load0=$(uptime | sed 's/.*load/load/')
 submit --no-cache "${files[@]}" >/dev/null	# warm the page cache
 t_off=$(out="$tmp/off.json" best_of "$runs" submit --no-cache "${files[@]}")
 t_cold=$(out="$tmp/cold.json" best_of "$runs" cold_run)
@@ -67,7 +68,7 @@ clfd_start "$tmp"
 t_restart=$(out="$tmp/restart.json" best_of 1 submit "${files[@]}")
 same "$tmp/off.json" "$tmp/restart.json"
 
-echo "== bench set: ${#files[@]} gzip files, $(nproc) CPUs, clfd -w 2"
+echo "== bench set: ${#files[@]} gzip files, $(nproc) CPUs, clfd -w 2 ($load0)"
 row "what" "wall s" "ratio" "cache"
 row "submit --no-cache" "$t_off" "1.000"
 row "cold (cache emptied), vs --no-cache" "$t_cold" "$(ratio "$t_cold" "$t_off")" "$(statuses <"$tmp/cold.json")"
@@ -114,3 +115,4 @@ same "$tmp/rot-off.json" "$tmp/rot.json"
 row "logrotate day, 7 files, --no-cache" "$t_rot_off" "1.000"
 row "logrotate day, re-query, vs --no-cache" "$t_rot" "$(ratio "$t_rot" "$t_rot_off")" "$(statuses <"$tmp/rot.json")"
 echo "counts: every cached result equals its --no-cache one"
+echo "$(uptime | sed 's/.*load/load/') at the end"

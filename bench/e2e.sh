@@ -15,7 +15,9 @@
 # then one big file, made once in the cache dir from the same lines:
 #   multi   the 24 files as one 24-member gzip file (52 MB)
 #   single  the 444 MB re-gzipped whole (gzip -6): one member
-#   plain   the 444 MB plain, clfd -w 2 against clfd -w 1
+#   plain   the 444 MB plain, clfd -w 2 against clfd -w 1: read as
+#           split_size (32M) byte ranges, one task each (its counts are
+#           checked against the bench set's)
 # each gzip file against the 1-process zlib and ISA-L floors of that file.
 # Each time is the best of $RUNS runs (seed_ref: $SEED_RUNS), with its ratio
 # to the floor; the script checks that clfd's counts equal seed_ref's.
@@ -137,7 +139,15 @@ for f in multi single; do
 	fi
 	row "$f.gz: clfctl submit, clfd -w 2" "$tc" "$(ratio "$tc" "$z1")"
 done
-t2=$(best_of "$runs" clfd_run "$big/plain.log")
+t2=$(out="$tmp/plain.json" best_of "$runs" clfd_run "$big/plain.log")
+python3 - "$tmp/plain.json" "$tmp/clfd.json" <<'EOF2'
+import json, sys
+a = json.load(open(sys.argv[1]))
+b = json.load(open(sys.argv[2]))
+same = a["counts"] == b["counts"] and a["totals"]["lines"] == b["totals"]["lines"]
+print("plain.log in ranges: counts %s the bench set's" % ("equal" if same else "DIFFER from"))
+sys.exit(0 if same else 1)
+EOF2
 clfd_stop
 mkdir -p "$tmp/w1"
 clfd_start "$tmp/w1" -w 1

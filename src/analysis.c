@@ -5,8 +5,11 @@
  * filter -> counts. Every line ends in exactly one of malformed, filtered
  * or counted; matched = filtered + counted. The first malformed line is
  * kept, cut to STATS_SAMPLE bytes, to show what the format did not match. The only allocations are per
- * file (the reader's buffers and one scratch line); the last time string
- * and its value are remembered, as consecutive lines mostly share it.
+ * file (the reader's buffers, one scratch line and a batch of paths); the
+ * last time string and its value are remembered, as consecutive lines
+ * mostly share it. Paths are counted COUNTS_BATCH at a time (copied, as a
+ * line's path lives only until the next line), which lets the table
+ * fetch their slots from memory together.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -134,6 +137,36 @@ analysis_range_check(const struct reader *r, const struct analysis_range *rg,
 	return -1;
 }
 
+#define ANALYSIS_BATCH_BYTES	(64u << 10)	/* longer paths go alone */
+
+/* Paths waiting to be counted, their bytes in buf. */
+struct abatch {
+	struct counts_key	 k[COUNTS_BATCH];
+	size_t			 n;
+	char			*buf;
+	size_t			 used;
+};
+
+/* Count the batch's paths; -1 with st's error set. */
+static int
+analysis_flush(struct counts *out, struct abatch *b, struct file_stats *st)
+{
+	size_t	done;
+	int	rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	if (counts_add_batch(out, b->k, b->n, &done) == -1) {
+		snprintf(st->error, sizeof st->error, "counts: %s",
+		    strerror(errno));
+		st->flags |= STATS_PARTIAL;
+		rc = -1;
+	}
+	st->counted += done;
+	b->n = b->used = 0;
+	return rc;
+}
+
 int
 analysis_file(const char *path, const struct analysis_opts *o,
     struct counts *out, struct file_stats *st, struct source_id *id)
@@ -149,19 +182,24 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	const struct analysis_range *rg = o->range;
 	const char		*line;
 	char			*scratch = NULL, err[128];
+	struct abatch		 b;
 	size_t			 len, line_max;
-	uint64_t		 first = 0;
+	uint64_t		 first = 0, done = UINT64_MAX;
 	int64_t			 t;
 	int			 rc, status, need_status, ret = -1, ranged = 0;
+	int			 defer = o->opened != NULL && rg == NULL;
 
 	memset(st, 0, sizeof *st);
+	memset(&b, 0, sizeof b);
 	if (id != NULL)
 		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
 	memset(&plan, 0, sizeof plan);
 	line_max = o->line_max != 0 ? o->line_max : ANALYSIS_LINE_MAX;
+	/* (with opened(), nothing is read before it has had its say) */
 	if (reader_open(&r, path, o->roots, line_max,
-	    o->no_hardlinks ? READER_NO_HARDLINKS : 0) == -1) {
+	    (o->no_hardlinks ? READER_NO_HARDLINKS : 0) |
+	    (defer ? READER_DEFER : 0)) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;
 		goto out;
@@ -170,27 +208,42 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		if (analysis_range_check(&r, rg, st) == -1)
 			goto out;
 		if (r.gzip && rg->off > 0) {
-			/* Read whole by its range at 0. */
-			st->flags |= STATS_GZIP;
-			ret = 0;
+			/* Read whole by its range at 0: nothing of it here. */
+			reader_close(&r);
+			return ANALYSIS_NOTHING;
+		}
+		if (r.gzip)
+			rg = NULL;	/* its range at 0 is the whole file */
+		else if (reader_range(&r, rg->off, rg->end, rg->size) == -1) {
+			snprintf(st->error, sizeof st->error, "seek: %s",
+			    strerror(errno));
+			st->flags |= STATS_FAILED;
 			goto out;
-		}
-		if (!r.gzip) {
-			if (reader_range(&r, rg->off, rg->end, rg->size) == -1) {
-				snprintf(st->error, sizeof st->error, "seek: %s",
-				    strerror(errno));
-				st->flags |= STATS_FAILED;
-				goto out;
-			}
+		} else
 			ranged = 1;
-		}
 	}
 	if (o->opened != NULL && (rc = o->opened(o->arg, r.fd, &r.st, r.gzip,
 	    &plan)) == ANALYSIS_SERVED) {
 		reader_close(&r);
 		return ANALYSIS_SERVED;
 	}
-	if (plan.off > 0 && reader_seek(&r, plan.off) == -1) {
+	if (defer && reader_start(&r) == -1) {
+		plan.off = 0;
+		snprintf(st->error, sizeof st->error, "%s", r.error);
+		st->flags |= STATS_FAILED;
+		goto out;
+	}
+	/*
+	 * Resumed: a range from plan.off (a line start, where the cached
+	 * lines end), or a grown file from its old end.
+	 */
+	if (ranged && plan.off >= rg->end) {
+		done = plan.off;	/* the cached lines are all it owns */
+		ret = 0;
+		goto out;
+	}
+	if (plan.off > 0 && (ranged ? reader_range(&r, plan.off, rg->end,
+	    rg->size) : reader_seek(&r, plan.off)) == -1) {
 		snprintf(st->error, sizeof st->error, "seek: %s",
 		    strerror(errno));
 		st->flags |= STATS_FAILED;
@@ -221,7 +274,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		goto out;
 	}
 	/* Two halves: the rebuilt request target, then the referer. */
-	if ((scratch = malloc(2 * (line_max + 1))) == NULL) {
+	if ((scratch = malloc(2 * (line_max + 1))) == NULL ||
+	    (b.buf = malloc(ANALYSIS_BATCH_BYTES)) == NULL) {
 		snprintf(st->error, sizeof st->error, "%s", strerror(errno));
 		st->flags |= STATS_FAILED;
 		goto out;
@@ -280,14 +334,28 @@ analysis_file(const char *path, const struct analysis_opts *o,
 				st->not_request++;
 			continue;
 		}
-		if (counts_add(out, req.path, req.path_len, 1) == -1) {
-			snprintf(st->error, sizeof st->error, "counts: %s",
-			    strerror(errno));
-			st->flags |= STATS_PARTIAL;
+		if ((b.n == COUNTS_BATCH ||
+		    req.path_len > ANALYSIS_BATCH_BYTES - b.used) &&
+		    analysis_flush(out, &b, st) == -1)
 			goto out;
+		if (req.path_len > ANALYSIS_BATCH_BYTES) {
+			if (counts_add(out, req.path, req.path_len, 1) == -1) {
+				snprintf(st->error, sizeof st->error,
+				    "counts: %s", strerror(errno));
+				st->flags |= STATS_PARTIAL;
+				goto out;
+			}
+			st->counted++;
+			continue;
 		}
-		st->counted++;
+		memcpy(b.buf + b.used, req.path, req.path_len);
+		b.k[b.n].key = b.buf + b.used;
+		b.k[b.n].len = req.path_len;
+		b.k[b.n++].n = 1;
+		b.used += req.path_len;
 	}
+	if (analysis_flush(out, &b, st) == -1)
+		goto out;
 end:
 	if (rc == READER_ERROR) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
@@ -317,20 +385,24 @@ out:
 	reader_join(&r);
 	if (ranged) {
 		/* The bytes of the lines it owns, not what was read ahead. */
-		first = r.align ? reader_tell(&r) : r.first;
-		st->bytes = st->raw_bytes = reader_tell(&r) > first ?
-		    reader_tell(&r) - first : 0;
-	} else if (rg != NULL && !(r.gzip && rg->off == 0)) {
+		if (done == UINT64_MAX) {
+			done = reader_tell(&r);
+			first = r.align ? done : r.first;
+		} else
+			first = done;
+		st->bytes = st->raw_bytes = done > first ? done - first : 0;
+	} else if (rg != NULL) {
 		st->bytes = st->raw_bytes = 0;
 	} else {
 		st->bytes = r.bytes - plan.off;
 		st->raw_bytes = r.raw_bytes - plan.off;
 	}
 	if (id != NULL && r.st.st_mode != 0) {
-		if (rg != NULL)
-			analysis_identity(&r, rg->off, rg->end, ranged ?
-			    reader_tell(&r) : r.bytes, id);
-		else
+		if (rg != NULL) {
+			analysis_identity(&r, rg->off, rg->end, ranged ? done :
+			    r.bytes, id);
+			id->digest = ranged ? done : 0;
+		} else
 			analysis_identity(&r, plan.off, r.bytes, r.bytes, id);
 		if (hs != NULL && ret == 0)
 			id->digest = XXH3_64bits_digest(hs) | 1;
@@ -339,6 +411,7 @@ out:
 	reader_close(&r);
 	filter_free(own);
 	free(scratch);
+	free(b.buf);
 	return ret;
 }
 

@@ -33,6 +33,7 @@ struct analysis_plan {
 };
 
 #define ANALYSIS_SERVED	1	/* opened() answered the file: nothing read */
+#define ANALYSIS_NOTHING 2	/* a gzip file's range past 0: not its part */
 
 /*
  * One byte range of a big plain file: the lines whose first byte lies in
@@ -41,7 +42,11 @@ struct analysis_plan {
  * that one: the same device and inode, at least size bytes, and the same
  * mtime if it has exactly size bytes (grown is fine: the bytes past size
  * are not read); else the range fails. A gzip file is not split: its
- * range at offset 0 reads it whole and the others read nothing.
+ * range at offset 0 reads it whole, as a task without a range would (opened()
+ * is told it is gzip), and the others return ANALYSIS_NOTHING at once.
+ * opened() may resume a range: plan.off is then where the lines it was
+ * given end (a line start); with plan.off at or past the range's end the
+ * range owns no more than those.
  */
 struct analysis_range {
 	uint64_t	off;
@@ -137,9 +142,10 @@ struct source_id {
 
 /*
  * Run the pipeline on path, adding to out. With a range, id's off and end
- * are the range's (clipped to the file as listed), its fingerprint that
- * of the bytes before the end of the last line read, and st's bytes the
- * bytes of the lines the range owns: a file's ranges add up to it. Returns 0 when the whole file
+ * are the range's, its digest where its last line ends (where a resume
+ * goes on from), its fingerprint that of the bytes before that, and st's
+ * bytes the bytes of the lines the range owns: a file's ranges add up to
+ * it. Returns 0 when the whole file
  * was read, -1 when it failed or stopped early (st->error says why,
  * STATS_FAILED or STATS_PARTIAL says how much counts), ANALYSIS_SERVED
  * when opts' opened() said so (st and id then zero). id, when not NULL,

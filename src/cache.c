@@ -5,6 +5,9 @@
  * partial carries its settings, its source's identity and a checksum,
  * and partial_open checks all of it. What this file owns is the
  * directory: names, atomic stores, use times and the bound in bytes.
+ * Names in v1/: <settings digest>-<dev>-<ino> for an entry (.r its gzip
+ * companion), i<settings digest>-<size> the content index, m<settings
+ * digest>-<set> a memo, *.tmp while being written.
  */
 #include <config.h>
 
@@ -187,6 +190,13 @@ cache_get(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 	return cache_open(c, path);
 }
 
+int
+cache_entry_path(const struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, char *buf, size_t len)
+{
+	return cache_name(c, buf, len, sdigest, dev, ino, "");
+}
+
 void
 cache_drop(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 {
@@ -195,41 +205,6 @@ cache_drop(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino)
 	if (cache_name(c, path, sizeof path, sdigest, dev, ino, "") == 0 &&
 	    unlink(path) == -1 && errno != ENOENT)
 		log_warn("cache: %s", path);
-}
-
-/* Copy all of in (from offset 0) to out; -1 with errno. */
-static int
-cache_copy(int in, int out, uint64_t *n)
-{
-	char	 buf[65536];
-	ssize_t	 r, w;
-	off_t	 off = 0;
-	size_t	 done;
-
-	*n = 0;
-	for (;;) {
-		r = pread(in, buf, sizeof buf, off);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return -1;
-		if (r == 0)
-			return 0;
-		for (done = 0; done < (size_t)r; done += (size_t)w) {
-			w = write(out, buf + done, (size_t)r - done);
-			if (w == -1 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w <= 0) {
-				if (w == 0)
-					errno = EIO;
-				return -1;
-			}
-		}
-		off += r;
-		*n += (uint64_t)r;
-	}
 }
 
 struct centry {
@@ -350,28 +325,26 @@ out:
 }
 
 int
-cache_put(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino,
-    int fd)
+cache_put_begin(struct cache *c, uint64_t sdigest, uint64_t dev,
+    uint64_t ino, struct cache_put *cp)
 {
 	struct stat	 a, b;
-	char		 path[PATH_MAX], tmp[PATH_MAX];
-	uint64_t	 n = 0;
-	int		 out = -1, rc = -1;
 
-	if (cache_name(c, path, sizeof path, sdigest, dev, ino, "") == -1 ||
-	    cache_name(c, tmp, sizeof tmp, sdigest, dev, ino, ".tmp") == -1 ||
-	    (!c->ready && cache_prepare(c, 1) == -1))
+	cp->fd = -1;
+	if (cache_name(c, cp->path, sizeof cp->path, sdigest, dev, ino,
+	    "") == -1 || cache_name(c, cp->tmp, sizeof cp->tmp, sdigest, dev,
+	    ino, ".tmp") == -1 || (!c->ready && cache_prepare(c, 1) == -1))
 		return -1;
-	if ((out = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	if ((cp->fd = open(cp->tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) == -1 && errno == ENOENT) {
 		/* cleared meanwhile: v1/ again, and what was set aside goes */
 		c->scanned = 0;
 		if (cache_prepare(c, 1) == 0)
-			out = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC |
+			cp->fd = open(cp->tmp, O_RDWR | O_CREAT | O_CLOEXEC |
 			    O_NOFOLLOW, 0600);
 	}
-	if (out == -1) {
-		log_warn("cache: %s", tmp);
+	if (cp->fd == -1) {
+		log_warn("cache: %s", cp->tmp);
 		return -1;
 	}
 	/*
@@ -379,33 +352,46 @@ cache_put(struct cache *c, uint64_t sdigest, uint64_t dev, uint64_t ino,
 	 * the name must still be the file locked (not renamed into place
 	 * by the writer before).
 	 */
-	if (flock(out, LOCK_EX | LOCK_NB) == -1) {
-		close(out);
-		return 0;
-	}
-	if (fstat(out, &a) == -1 || lstat(tmp, &b) == -1 ||
+	if (flock(cp->fd, LOCK_EX | LOCK_NB) == -1 ||
+	    fstat(cp->fd, &a) == -1 || lstat(cp->tmp, &b) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		close(out);
-		return 0;
+		close(cp->fd);
+		cp->fd = -1;
+		return -1;
 	}
-	if (ftruncate(out, 0) == -1 || cache_copy(fd, out, &n) == -1) {
-		log_warn("cache: storing %s", path);
-		goto fail;
+	if (ftruncate(cp->fd, 0) == -1) {
+		log_warn("cache: %s", cp->tmp);
+		cache_put_abort(cp);
+		return -1;
 	}
-	if (rename(tmp, path) == -1) {
-		log_warn("cache: %s", path);
-		goto fail;
+	return 0;
+}
+
+int
+cache_put_commit(struct cache *c, struct cache_put *cp, uint64_t bytes)
+{
+	if (rename(cp->tmp, cp->path) == -1) {
+		log_warn("cache: %s", cp->path);
+		cache_put_abort(cp);
+		return -1;
 	}
-	close(out);
-	c->stored += n;
-	c->since_scan += n;
+	close(cp->fd);
+	cp->fd = -1;
+	c->stored += bytes;
+	c->since_scan += bytes;
 	if (!c->scanned || c->since_scan > c->max / 16)
 		cache_scan(c);
 	return 0;
-fail:
-	(void)unlink(tmp);
-	close(out);
-	return rc;
+}
+
+void
+cache_put_abort(struct cache_put *cp)
+{
+	if (cp->fd == -1)
+		return;
+	(void)unlink(cp->tmp);
+	close(cp->fd);
+	cp->fd = -1;
 }
 
 static int
@@ -517,6 +503,55 @@ cache_rawsum_get(struct cache *c, uint64_t sdigest, uint64_t dev,
 	if (n != (ssize_t)sizeof v || v[0] != entry_sum)
 		return -1;
 	*rawsum = v[1];
+	return 0;
+}
+
+int
+cache_memo_path(const struct cache *c, uint64_t sdigest, uint64_t set,
+    char *buf, size_t len)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s/m%016llx-%016llx", c->sub,
+	    (unsigned long long)sdigest, (unsigned long long)set);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+cache_memo_open_tmp(struct cache *c, uint64_t sdigest, uint64_t set,
+    char *tmp, size_t len)
+{
+	char	path[PATH_MAX];
+	int	fd, n;
+
+	if ((!c->ready && cache_prepare(c, 1) == -1) ||
+	    cache_memo_path(c, sdigest, set, path, sizeof path) == -1)
+		return -1;
+	n = snprintf(tmp, len, "%s.%ld.tmp", path, (long)getpid());
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1)
+		log_warn("cache: %s", tmp);
+	return fd;
+}
+
+int
+cache_memo_commit(struct cache *c, const char *tmp, uint64_t sdigest,
+    uint64_t set, uint64_t bytes)
+{
+	char	path[PATH_MAX];
+
+	if (cache_memo_path(c, sdigest, set, path, sizeof path) == -1 ||
+	    rename(tmp, path) == -1) {
+		(void)unlink(tmp);
+		return -1;
+	}
+	c->stored += bytes;
+	c->since_scan += bytes;
+	if (!c->scanned || c->since_scan > c->max / 16)
+		cache_scan(c);
 	return 0;
 }
 

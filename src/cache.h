@@ -31,17 +31,34 @@ void		 cache_free(struct cache *);
  */
 struct partial	*cache_get(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino);
+/*
+ * The name of the entry for a source into buf (for a merge to read it as
+ * it is, checked by partial_open); -1 when it does not fit.
+ */
+int		 cache_entry_path(const struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, char *buf, size_t len);
 /* Remove an entry that did not belong where it was found. */
 void		 cache_drop(struct cache *, uint64_t sdigest, uint64_t dev,
 		    uint64_t ino);
 /*
- * Store the finished partial in fd (read from offset 0) as the entry for
- * a source, atomically; skipped when another worker is storing the same
- * entry. -1 (logged) when it could not be stored: the file is then only
- * a miss. Evicts when the cache is over its bound.
+ * Store an entry for a source, atomically: begin gives a temporary of
+ * the entry's, locked, to write the partial into (cp->fd, read and
+ * write); commit renames it into place (evicting when the cache is over
+ * its bound); abort removes it. begin is -1 when another worker is
+ * storing the same entry, or (logged) when it cannot be stored: the file
+ * is then only a miss.
  */
-int		 cache_put(struct cache *, uint64_t sdigest, uint64_t dev,
-		    uint64_t ino, int fd);
+struct cache_put {
+	int		fd;
+	char		tmp[4096];
+	char		path[4096];
+};
+
+int		 cache_put_begin(struct cache *, uint64_t sdigest,
+		    uint64_t dev, uint64_t ino, struct cache_put *);
+int		 cache_put_commit(struct cache *, struct cache_put *,
+		    uint64_t bytes);
+void		 cache_put_abort(struct cache_put *);
 /*
  * The content index: a second name for the entry of the last file stored
  * with the same low 32 bits of its decompressed size (a hard link: it
@@ -65,6 +82,21 @@ int		 cache_rawsum_put(struct cache *, uint64_t sdigest,
 int		 cache_rawsum_get(struct cache *, uint64_t sdigest,
 		    uint64_t dev, uint64_t ino, uint64_t entry_sum,
 		    uint64_t *rawsum);
+/*
+ * Memos: the merged counts of a set of entries (named by the settings'
+ * digest and a digest of the entries' checksums), so that a query of the
+ * same unchanged files merges one partial, not every entry again. path:
+ * the memo's name into buf (-1 when it does not fit). open_tmp: a new
+ * temporary to write one to (-1, logged, when none can be made); commit
+ * renames it into place (accounted as stored, evicting when over the
+ * bound), abort removes it. Memos are evicted like entries.
+ */
+int		 cache_memo_path(const struct cache *, uint64_t sdigest,
+		    uint64_t set, char *buf, size_t len);
+int		 cache_memo_open_tmp(struct cache *, uint64_t sdigest,
+		    uint64_t set, char *tmp, size_t len);
+int		 cache_memo_commit(struct cache *, const char *tmp,
+		    uint64_t sdigest, uint64_t set, uint64_t bytes);
 /* Bytes stored and entries evicted since the last call. */
 void		 cache_take_counts(struct cache *, uint64_t *stored,
 		    uint64_t *evicted);

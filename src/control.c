@@ -20,6 +20,7 @@
 #include "control.h"
 
 #include "config.h"
+#include "errcode.h"
 #include "jobqueue.h"
 #include "log.h"
 #include "paths.h"
@@ -100,7 +101,7 @@ static struct {
 
 static void	client_process(struct client *);
 static void	client_free(struct client *);
-static void	client_error(struct client *, const char *, const char *, ...)
+static void	client_error(struct client *, enum errcode, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
 /* 1 when something accepts connections on path. */
@@ -453,7 +454,7 @@ client_send_result(struct client *c, const struct jq_result *res, int done)
 	int				 fd;
 
 	if (res->text == NULL && res->path == NULL) {
-		client_error(c, "internal", "out of memory");
+		client_error(c, ERRC_INTERNAL, "out of memory");
 		return;
 	}
 	if (res->path != NULL) {
@@ -463,13 +464,13 @@ client_send_result(struct client *c, const struct jq_result *res, int done)
 			log_warn("%s", res->path);
 			if (fd != -1)
 				close(fd);
-			client_error(c, "internal", "the result file is gone");
+			client_error(c, ERRC_INTERNAL, "the result file is gone");
 			return;
 		}
 		if ((seg = evbuffer_file_segment_new(fd, 0, st.st_size,
 		    EVBUF_FS_CLOSE_ON_FREE)) == NULL) {
 			close(fd);
-			client_error(c, "internal", "out of memory");
+			client_error(c, ERRC_INTERNAL, "out of memory");
 			return;
 		}
 	} else
@@ -522,7 +523,7 @@ client_send_json(struct client *c, json_t *o)
 }
 
 static void
-client_error(struct client *c, const char *code, const char *fmt, ...)
+client_error(struct client *c, enum errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
@@ -569,7 +570,7 @@ client_utf8_fix(char *s)
 }
 
 static void
-client_error(struct client *c, const char *code, const char *fmt, ...)
+client_error(struct client *c, enum errcode code, const char *fmt, ...)
 {
 	char	msg[512];
 	va_list	ap;
@@ -579,7 +580,7 @@ client_error(struct client *c, const char *code, const char *fmt, ...)
 	va_end(ap);
 	client_utf8_fix(msg);
 	client_send_json(c, json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error",
-	    "code", code, "message", msg));
+	    "code", errcode_name(code), "message", msg));
 }
 
 /* Close after the pending output is written; read nothing more. */
@@ -651,7 +652,7 @@ client_wait(struct client *c, int64_t id, int progress)
 		client_send_result(c, &res, 1);
 		return;
 	}
-	if (strcmp(err.code, "not_finished") != 0) {
+	if (err.code != ERRC_NOT_FINISHED) {
 		client_error(c, err.code, "%s", err.message);
 		return;
 	}
@@ -670,7 +671,7 @@ req_bool(struct client *c, const json_t *req, const char *key, int *out)
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		client_error(c, "bad_field", "%s: true or false is required", key);
+		client_error(c, ERRC_BAD_FIELD, "%s: true or false is required", key);
 		return -1;
 	}
 	*out = json_is_true(v);
@@ -684,7 +685,7 @@ req_job(struct client *c, const json_t *req, int64_t *id)
 	json_t	*v = json_object_get(req, "job");
 
 	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-		client_error(c, "bad_field", "job: a positive integer is "
+		client_error(c, ERRC_BAD_FIELD, "job: a positive integer is "
 		    "required");
 		return -1;
 	}
@@ -899,10 +900,10 @@ client_check_fields(struct client *c, const json_t *req, size_t i)
 			n += (size_t)snprintf(list + n, sizeof list - n,
 			    "%s%s", k > 0 ? ", " : "", f[k]);
 		if (f[0] == NULL)
-			client_error(c, "bad_field", "%.64s: unknown field "
+			client_error(c, ERRC_BAD_FIELD, "%.64s: unknown field "
 			    "(%s takes none but op)", key, control_ops[i].name);
 		else
-			client_error(c, "bad_field", "%.64s: unknown field "
+			client_error(c, ERRC_BAD_FIELD, "%.64s: unknown field "
 			    "(%s takes %s)", key, control_ops[i].name, list);
 		return -1;
 	}
@@ -922,21 +923,21 @@ client_request(struct client *c, const char *line, size_t len)
 		len--;
 	/* Any JSON value loads, so that a scalar is told it is no object. */
 	if ((req = json_loadb(line, len, JSON_DECODE_ANY, &jerr)) == NULL) {
-		client_error(c, "bad_json", "line %d column %d: %s", jerr.line,
+		client_error(c, ERRC_BAD_JSON, "line %d column %d: %s", jerr.line,
 		    jerr.column, jerr.text);
 		return;
 	}
 	if (!json_is_object(req)) {
-		client_error(c, "bad_request", "a request is a JSON object");
+		client_error(c, ERRC_BAD_REQUEST, "a request is a JSON object");
 		goto out;
 	}
 	if ((op = json_object_get(req, "op")) == NULL || !json_is_string(op)) {
-		client_error(c, "bad_request", "\"op\" (a string) is required");
+		client_error(c, ERRC_BAD_REQUEST, "\"op\" (a string) is required");
 		goto out;
 	}
 	name = json_string_value(op);
 	if (ctl.stopping) {
-		client_error(c, "shutting_down", "clfd is stopping");
+		client_error(c, ERRC_SHUTTING_DOWN, "clfd is stopping");
 		goto out;
 	}
 	for (i = 0; i < sizeof control_ops / sizeof control_ops[0]; i++) {
@@ -946,7 +947,7 @@ client_request(struct client *c, const char *line, size_t len)
 			goto out;
 		}
 	}
-	client_error(c, "unknown_op", "unknown op \"%.64s\"", name);
+	client_error(c, ERRC_UNKNOWN_OP, "unknown op \"%.64s\"", name);
 out:
 	json_decref(req);
 }
@@ -984,7 +985,7 @@ client_process(struct client *c)
 			if (len <= max && !c->eof)
 				break;		/* wait for the rest */
 			if (len > max) {
-				client_error(c, "too_large", "request longer than "
+				client_error(c, ERRC_TOO_LARGE, "request longer than "
 				    "%zu bytes", max);
 				client_close_after(c);
 				break;
@@ -992,13 +993,13 @@ client_process(struct client *c)
 		} else
 			len = (size_t)eol.pos;
 		if (len > max) {
-			client_error(c, "too_large", "request longer than %zu "
+			client_error(c, ERRC_TOO_LARGE, "request longer than %zu "
 			    "bytes", max);
 			client_close_after(c);
 			break;
 		}
 		if ((line = malloc(len + 1)) == NULL) {
-			client_error(c, "internal", "out of memory");
+			client_error(c, ERRC_INTERNAL, "out of memory");
 			client_close_after(c);
 			break;
 		}
@@ -1100,7 +1101,7 @@ client_idle_cb(evutil_socket_t fd, short ev, void *arg)
 		client_free(c);
 		return;
 	}
-	client_error(c, "idle_timeout", "no complete request within %d "
+	client_error(c, ERRC_IDLE_TIMEOUT, "no complete request within %d "
 	    "seconds", ctl.cfg->idle_timeout);
 	client_close_after(c);
 }
@@ -1161,13 +1162,13 @@ client_free(struct client *c)
  * could miss the line.
  */
 static void
-control_refuse(int fd, const char *code, const char *msg)
+control_refuse(int fd, enum errcode code, const char *msg)
 {
 	char	line[4096];
 	int	n, i;
 
 	n = snprintf(line, sizeof line, "{\"ok\":false,\"error\":{\"code\":"
-	    "\"%s\",\"message\":\"%s\"}}\n", code, msg);
+	    "\"%s\",\"message\":\"%s\"}}\n", errcode_name(code), msg);
 	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)shutdown(fd, SHUT_WR);
 	for (i = 0; i < 16 && recv(fd, line, sizeof line, MSG_DONTWAIT) > 0; i++)
@@ -1193,7 +1194,7 @@ control_refuse_nofd(int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	saved = errno;
 	if (fd != -1)
-		control_refuse(fd, "limit", "out of file descriptors");
+		control_refuse(fd, ERRC_LIMIT, "out of file descriptors");
 	ctl.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd != -1)
 		return 0;
@@ -1314,10 +1315,10 @@ control_accept_cb(evutil_socket_t lfd, short ev, void *arg)
 			return;
 		}
 		if (ctl.stopping)
-			control_refuse(fd, "shutting_down", "clfd is stopping");
+			control_refuse(fd, ERRC_SHUTTING_DOWN, "clfd is stopping");
 		else if (ctl.nclients - ctl.nlingering >=
 		    ctl.cfg->connections_max)
-			control_refuse(fd, "limit", "too many connections "
+			control_refuse(fd, ERRC_LIMIT, "too many connections "
 			    "(connections_max)");
 		else
 			control_new_client(fd);

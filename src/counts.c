@@ -48,6 +48,7 @@ struct counts {
 	char		*arena;		/* records, 8-aligned */
 	size_t		 arena_len;
 	size_t		 arena_cap;
+	int		 stale;		/* slots lent to counts_sort */
 };
 
 #define REC_SIZE(len)	(sizeof(struct rec) + (((size_t)(len) + 7) & ~(size_t)7))
@@ -205,6 +206,7 @@ counts_clear(struct counts *c)
 		c->arena_cap = 0;
 	}
 	memset(c->slots, 0, ((size_t)1 << c->bits) * sizeof *c->slots);
+	c->stale = 0;
 	c->used = 0;
 	c->total = 0;
 	c->arena_len = 0;
@@ -310,10 +312,38 @@ counts_find(const struct counts *c, const char *key, size_t len, uint64_t h,
 	}
 }
 
-int
-counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
+/* The record of each key, all distinct, in the order they were added. */
+static inline const struct rec *counts_at(const struct counts *, size_t,
+    size_t *);
+
+/*
+ * Index the records again: counts_sort used the slots as scratch space
+ * (a table is seldom added to once sorted, so this is rare).
+ */
+static void
+counts_reindex(struct counts *c)
 {
-	uint64_t	 h;
+	size_t			 mask = ((size_t)1 << c->bits) - 1, i, off, next;
+	const struct rec	*r;
+	uint64_t		 h;
+
+	memset(c->slots, 0, (mask + 1) * sizeof *c->slots);
+	for (off = 0; off < c->arena_len; off = next) {
+		r = counts_at(c, off, &next);
+		h = counts_hash(rec_key(r), r->len);
+		for (i = (uint32_t)(h >> 32) >> (32 - c->bits); c->slots[i] != 0;
+		    i = (i + 1) & mask)
+			;
+		c->slots[i] = (h >> 32) << 32 | (off / 8 + 1);
+	}
+	c->stale = 0;
+}
+
+/* Add n to key, whose hash is h. */
+static int
+counts_add_hashed(struct counts *c, const char *key, size_t len, uint64_t h,
+    uint64_t n)
+{
 	struct rec	*r;
 	size_t		 i;
 	uint32_t	 ref;
@@ -322,7 +352,6 @@ counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 		errno = EINVAL;
 		return -1;
 	}
-	h = counts_hash(key, len);
 	i = counts_find(c, key, len, h, &r);
 	if (r != NULL) {
 		r->n += n;
@@ -340,6 +369,48 @@ counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 	c->slots[i] = (h >> 32) << 32 | ref;
 	c->used++;
 	c->total += n;
+	return 0;
+}
+
+int
+counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
+{
+	if (len > COUNTS_KEY_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (c->stale)
+		counts_reindex(c);
+	return counts_add_hashed(c, key, len, counts_hash(key, len), n);
+}
+
+int
+counts_add_batch(struct counts *c, const struct counts_key *k, size_t n,
+    size_t *done)
+{
+	uint64_t	h[COUNTS_BATCH];
+	size_t		i, j, m;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < COUNTS_BATCH ? n - i : COUNTS_BATCH;
+		if (c->stale)
+			counts_reindex(c);
+		/* Every slot asked for first, then each key added. */
+		for (j = 0; j < m; j++) {
+			h[j] = k[i + j].len > COUNTS_KEY_MAX ? 0 :
+			    counts_hash(k[i + j].key, k[i + j].len);
+			__builtin_prefetch(&c->slots[(uint32_t)(h[j] >> 32) >>
+			    (32 - c->bits)]);
+		}
+		for (j = 0; j < m; j++) {
+			if (counts_add_hashed(c, k[i + j].key, k[i + j].len,
+			    h[j], k[i + j].n) == -1) {
+				*done = i + j;
+				return -1;
+			}
+		}
+	}
+	*done = n;
 	return 0;
 }
 
@@ -383,12 +454,24 @@ counts_total(const struct counts *c)
 uint64_t
 counts_get(const struct counts *c, const char *key, size_t len)
 {
-	struct rec	*r;
+	const struct rec	*r;
+	struct rec		*f;
+	size_t			 off, next;
 
 	if (len > COUNTS_KEY_MAX)
 		return 0;
-	(void)counts_find(c, key, len, counts_hash(key, len), &r);
-	return r != NULL ? r->n : 0;
+	if (c->stale) {
+		/* No index until the next add: a walk of the records. */
+		for (off = 0; off < c->arena_len; off = next) {
+			r = counts_at(c, off, &next);
+			if (r->len == len && (len == 0 ||
+			    memcmp(rec_key(r), key, len) == 0))
+				return r->n;
+		}
+		return 0;
+	}
+	(void)counts_find(c, key, len, counts_hash(key, len), &f);
+	return f != NULL ? f->n : 0;
 }
 
 size_t
@@ -700,7 +783,7 @@ counts_rec_encoded(const struct rec *r)
 }
 
 int
-counts_sort(const struct counts *c, struct counts_sorted *out)
+counts_sort(struct counts *c, struct counts_sorted *out)
 {
 	struct sent		*e, *tmp;
 	struct rec		*r;
@@ -732,7 +815,16 @@ counts_sort(const struct counts *c, struct counts_sorted *out)
 		e[k].pfx = key_pfx(r, 0);
 		k++;
 	}
-	if (k >= CS_SMALL) {
+	if (k >= CS_SMALL && ((size_t)1 << c->bits) * sizeof *c->slots >=
+	    k * sizeof *tmp) {
+		/*
+		 * The slots, at most half full, have room for k entries:
+		 * the sort's scratch space, rather than as much fresh
+		 * memory. The index is made again if the table is used.
+		 */
+		c->stale = 1;
+		sent_radix(e, (struct sent *)(void *)c->slots, k, 0, 0);
+	} else if (k >= CS_SMALL) {
 		if ((tmp = counts_map(k * sizeof *tmp)) == NULL)
 			goto fail;
 		sent_radix(e, tmp, k, 0, 0);

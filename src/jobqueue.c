@@ -73,6 +73,13 @@ struct part {
 	uint64_t	 id;
 	size_t		*maps;		/* indexes into the job's tasks */
 	size_t		 nmaps;
+	/*
+	 * ref: no file in the spool but a cache entry (a hit, one MAP
+	 * task): key (the settings' digest), dev and ino name it, and its
+	 * checksum was sum.
+	 */
+	int		 ref;
+	uint64_t	 key, dev, ino, sum;
 };
 
 struct task {
@@ -84,6 +91,7 @@ struct task {
 	int			 redone;	/* times its partial was damaged */
 	uint64_t		 run;		/* id of its last hand-over */
 	int			 has_part;	/* MAP: its partial is in a part */
+	int			 no_ref;	/* MAP: its entry changed: copy */
 	/*
 	 * MAP: a byte range of a big plain file (ranged), one of the
 	 * file's nranges consecutive tasks from tasks[file]; that first
@@ -174,6 +182,7 @@ struct job {
 	/* Partials not yet merged, and merges not yet answered. */
 	struct part			*ready;
 	size_t				 nready, ready_cap;
+	size_t				 nready_refs;	/* of them, refs */
 	size_t				 merging;
 	int				 final_made;
 
@@ -232,15 +241,15 @@ static struct {
 	uint64_t		 cache_stored, cache_evicted;
 } jq;
 
-static void	jobqueue_finish(struct job *, const char *, const char *);
+static void	jobqueue_finish(struct job *, enum errcode, const char *);
 static void	jq_schedule(struct job *);
 
 static void
-jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+jq_seterr(struct jq_error *err, enum errcode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-jq_seterr(struct jq_error *err, const char *code, const char *fmt, ...)
+jq_seterr(struct jq_error *err, enum errcode code, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -262,9 +271,9 @@ jq_field_err(struct jq_error *err, const char *field, const char *msg)
 
 	if (strncmp(msg, field, n) == 0 && strchr(":.[ ", msg[n]) != NULL &&
 	    msg[n] != '\0')
-		jq_seterr(err, "bad_field", "%s", msg);
+		jq_seterr(err, ERRC_BAD_FIELD, "%s", msg);
 	else
-		jq_seterr(err, "bad_field", "%s: %s", field, msg);
+		jq_seterr(err, ERRC_BAD_FIELD, "%s: %s", field, msg);
 }
 
 static char **
@@ -468,7 +477,7 @@ jq_find_for(int64_t id, uid_t uid, struct jq_error *err)
 	struct job	*j = jq_find(id);
 
 	if (j == NULL || (uid != 0 && j->uid != uid)) {
-		jq_seterr(err, "not_found", "no job %lld", (long long)id);
+		jq_seterr(err, ERRC_NOT_FOUND, "no job %lld", (long long)id);
 		return NULL;
 	}
 	return j;
@@ -501,6 +510,14 @@ jq_unlink(uint64_t run, int result)
 		log_warn("%s", path);
 }
 
+/* Remove a partial's file from the spool (a cache entry stays). */
+static void
+jq_part_unlink(const struct part *p)
+{
+	if (!p->ref)
+		jq_unlink(p->id, 0);
+}
+
 /* Free a merge task, and remove the partials it still holds. */
 static void
 jq_merge_free(struct task *t)
@@ -508,7 +525,7 @@ jq_merge_free(struct task *t)
 	size_t	i;
 
 	for (i = 0; i < t->nin; i++) {
-		jq_unlink(t->in[i].id, 0);
+		jq_part_unlink(&t->in[i]);
 		jq_part_free(&t->in[i]);
 	}
 	free(t->in);
@@ -539,12 +556,12 @@ jq_tasks_free(struct job *j)
 	size_t	i;
 
 	for (i = 0; i < j->nready; i++) {
-		jq_unlink(j->ready[i].id, 0);
+		jq_part_unlink(&j->ready[i]);
 		jq_part_free(&j->ready[i]);
 	}
 	free(j->ready);
 	j->ready = NULL;
-	j->nready = j->ready_cap = 0;
+	j->nready = j->ready_cap = j->nready_refs = 0;
 	for (i = 0; j->tasks != NULL && i < j->ntasks; i++) {
 		free(j->tasks[i].path);
 		free(j->tasks[i].st);
@@ -826,12 +843,12 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "patterns");
 	if (!json_is_array(v) || json_array_size(v) == 0) {
-		jq_seterr(err, "bad_field", "patterns: a non-empty array of "
+		jq_seterr(err, ERRC_BAD_FIELD, "patterns: a non-empty array of "
 		    "strings is required");
 		return -1;
 	}
 	if (json_array_size(v) > cfg->patterns_max) {
-		jq_seterr(err, "limit", "patterns: more than %zu "
+		jq_seterr(err, ERRC_LIMIT, "patterns: more than %zu "
 		    "(patterns_max)", cfg->patterns_max);
 		return -1;
 	}
@@ -840,7 +857,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 		if (s == NULL || s[0] != '/' ||
 		    strlen(s) != json_string_length(json_array_get(v, i))) {
-			jq_seterr(err, "bad_field", "patterns[%zu]: an absolute "
+			jq_seterr(err, ERRC_BAD_FIELD, "patterns[%zu]: an absolute "
 			    "path pattern is required", i);
 			return -1;
 		}
@@ -853,14 +870,14 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	for (i = 0; i < json_array_size(v); i++) {
 		n = jq_brace_count(json_string_value(json_array_get(v, i)), max);
 		if (n == -1) {
-			jq_seterr(err, "limit", "patterns[%zu]: braces nested "
+			jq_seterr(err, ERRC_LIMIT, "patterns[%zu]: braces nested "
 			    "more than %d deep", i, JQ_BRACE_DEPTH);
 			return -1;
 		}
 		total = jq_sat_add(total, (size_t)n, max);
 	}
 	if (total > cfg->patterns_max) {
-		jq_seterr(err, "limit", "patterns: brace expansion makes more "
+		jq_seterr(err, ERRC_LIMIT, "patterns: brace expansion makes more "
 		    "than %zu pattern%s (patterns_max)", cfg->patterns_max,
 		    cfg->patterns_max == 1 ? "" : "s");
 		return -1;
@@ -869,7 +886,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "filter");
 	if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
-		jq_seterr(err, "bad_field", "filter: an object is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "filter: an object is required");
 		return -1;
 	}
 	f = json_is_object(v) ? json_deep_copy(v) : json_object();
@@ -901,7 +918,7 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 
 	v = json_object_get(req, "format");
 	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
-		jq_seterr(err, "bad_field", "format: a string is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "format: a string is required");
 		return -1;
 	}
 	/* (compiled by the expansion, in a worker: see PROTO_EXPAND) */
@@ -912,29 +929,24 @@ jq_parse(struct job *j, const json_t *req, struct jq_error *err)
 	v = json_object_get(req, "top");
 	if (v != NULL && !json_is_null(v) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 0)) {
-		jq_seterr(err, "bad_field", "top: an integer >= 0 is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "top: an integer >= 0 is required");
 		return -1;
 	}
 	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
 
 	v = json_object_get(req, "cache");
 	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
-		jq_seterr(err, "bad_field", "cache: true or false is required");
+		jq_seterr(err, ERRC_BAD_FIELD, "cache: true or false is required");
 		return -1;
 	}
 	j->no_cache = json_is_false(v);
-	/*
-	 * Ranges are not cached: a big file is split only when the job does
-	 * not use the cache (else its entry answers it whole).
-	 */
-	j->split_size = j->no_cache || cfg->cache_max == 0 ?
-	    cfg->split_size : 0;
+	j->split_size = cfg->split_size;
 	j->line_max = cfg->line_max;
 	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
 		goto nomem;
 	return 0;
 nomem:
-	jq_seterr(err, "internal", "out of memory");
+	jq_seterr(err, ERRC_INTERNAL, "out of memory");
 	return -1;
 }
 
@@ -946,17 +958,17 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	struct jq_user	*u;
 
 	if (jq.stopping) {
-		jq_seterr(err, "shutting_down", "clfd is stopping");
+		jq_seterr(err, ERRC_SHUTTING_DOWN, "clfd is stopping");
 		return NULL;
 	}
 	if (jq.active >= jq.cfg->jobs_max) {
-		jq_seterr(err, "limit", "%zu job%s queued or running "
+		jq_seterr(err, ERRC_LIMIT, "%zu job%s queued or running "
 		    "(jobs_max)", jq.active, jq.active == 1 ? "" : "s");
 		return NULL;
 	}
 	if ((u = jq_user_find(uid, 0)) != NULL &&
 	    u->active >= jq.cfg->jobs_per_user) {
-		jq_seterr(err, "limit", "%zu job%s of uid %lu queued or running "
+		jq_seterr(err, ERRC_LIMIT, "%zu job%s of uid %lu queued or running "
 		    "(jobs_per_user)", u->active, u->active == 1 ? "" : "s",
 		    (unsigned long)uid);
 		return NULL;
@@ -964,7 +976,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	if ((j = calloc(1, sizeof *j)) == NULL ||
 	    (u = jq_user_find(uid, 1)) == NULL) {
 		free(j);
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	TAILQ_INIT(&j->retryq);
@@ -976,7 +988,7 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	if (jq_parse(j, req, err) == -1)
 		goto fail;
 	if ((j->unmatched = json_array()) == NULL) {
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		goto fail;
 	}
 	j->state = JOB_EXPANDING;
@@ -1023,7 +1035,8 @@ static void
 jq_submit_fail(struct job *j, const struct jq_error *err)
 {
 	log_info("submit by uid %lu pid %ld refused: %s: %s",
-	    (unsigned long)j->uid, (long)j->pid, err->code, err->message);
+	    (unsigned long)j->uid, (long)j->pid, errcode_name(err->code),
+	    err->message);
 	jq_expand_end(j);
 	if (j->submit_cb != NULL)
 		j->submit_cb(-1, 0, err, j->submit_arg);
@@ -1038,6 +1051,7 @@ jq_submit_made(struct job *j)
 	void			*arg = j->submit_arg;
 	int64_t			 id;
 	size_t			 n = j->nfiles;
+	char			 ranges[48] = "";
 
 	jq_expand_end(j);
 	j->submit_cb = NULL;
@@ -1050,7 +1064,7 @@ jq_submit_made(struct job *j)
 
 		j->id = 0;
 		jq.next_id--;
-		jq_seterr(&e, "internal", "out of memory");
+		jq_seterr(&e, ERRC_INTERNAL, "out of memory");
 		jq_active(j, 1);	/* (jq_submit_fail takes it back) */
 		TAILQ_INSERT_TAIL(&jq.expanding, j, entry);
 		jq.nexpanding++;
@@ -1066,12 +1080,13 @@ jq_submit_made(struct job *j)
 	TAILQ_INSERT_TAIL(&j->user->jobs, j, uentry);
 	jq_active(j, 1);
 	jq.submitted++;
+	if (j->ntasks != j->nfiles)
+		snprintf(ranges, sizeof ranges, " (%zu tasks)", j->ntasks);
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
-	    "%zu file%s (%zu task%s), %zu unmatched%s", (long long)j->id,
+	    "%zu file%s%s, %zu unmatched%s", (long long)j->id,
 	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
 	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
-	    j->nfiles == 1 ? "" : "s", j->ntasks, j->ntasks == 1 ? "" : "s",
-	    json_array_size(j->unmatched),
+	    j->nfiles == 1 ? "" : "s", ranges, json_array_size(j->unmatched),
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */
@@ -1169,16 +1184,16 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	}
 	if (x->f.error_len > 0) {
 		if (x->f.limit)
-			jq_seterr(&err, "limit", "%.*s", (int)x->f.error_len,
+			jq_seterr(&err, ERRC_LIMIT, "%.*s", (int)x->f.error_len,
 			    x->error);
 		else
-			jq_seterr(&err, "internal", "expanding patterns: %.*s",
+			jq_seterr(&err, ERRC_INTERNAL, "expanding patterns: %.*s",
 			    (int)x->f.error_len, x->error);
 		jq_submit_fail(j, &err);
 		return 0;
 	}
 	if (x->f.npaths > j->files_max) {
-		jq_seterr(&err, "limit", "more than %zu file%s (files_max)",
+		jq_seterr(&err, ERRC_LIMIT, "more than %zu file%s (files_max)",
 		    j->files_max, j->files_max == 1 ? "" : "s");
 		jq_submit_fail(j, &err);
 		return 0;
@@ -1224,7 +1239,7 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	jq_submit_made(j);
 	return 0;
 nomem:
-	jq_seterr(&err, "internal", "out of memory");
+	jq_seterr(&err, ERRC_INTERNAL, "out of memory");
 	jq_submit_fail(j, &err);
 	return 0;
 }
@@ -1241,7 +1256,7 @@ jq_task_failed(const struct task *t)
 
 /* The members every result opens with, up to "submitted". */
 static json_t *
-jq_result_object(const struct job *j, int ok, const char *code,
+jq_result_object(const struct job *j, int ok, enum errcode code,
     const char *msg)
 {
 	json_t	*r;
@@ -1251,7 +1266,7 @@ jq_result_object(const struct job *j, int ok, const char *code,
 	json_object_set_new(r, "ok", json_boolean(ok));
 	if (!ok)
 		json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
-		    code, "message", msg));
+		    errcode_name(code), "message", msg));
 	json_object_set_new(r, "job", json_integer(j->id));
 	json_object_set_new(r, "state", json_string(job_state_names[j->state]));
 	json_object_set(r, "patterns", j->patterns);
@@ -1273,7 +1288,7 @@ jq_result_head(const struct job *j)
 	char	*s;
 	size_t	 n;
 
-	if ((r = jq_result_object(j, 1, NULL, NULL)) == NULL)
+	if ((r = jq_result_object(j, 1, ERRC_NONE, NULL)) == NULL)
 		return NULL;
 	json_object_set_new(r, "state", json_string(j->cancelling ?
 	    "cancelled" : "done"));
@@ -1297,7 +1312,7 @@ jq_result_head(const struct job *j)
  * or one whose merging failed. 0, or -1 on ENOMEM.
  */
 static int
-jq_text_result(struct job *j, const char *code, const char *msg)
+jq_text_result(struct job *j, enum errcode code, const char *msg)
 {
 	json_t	*r;
 
@@ -1348,7 +1363,7 @@ jq_notify_done(struct job *j)
  * waiters, keep the result, free what only the running job needed.
  */
 static void
-jobqueue_finish(struct job *j, const char *code, const char *msg)
+jobqueue_finish(struct job *j, enum errcode code, const char *msg)
 {
 	static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
 	    "\"internal\",\"message\":\"out of memory\"}}";
@@ -1387,7 +1402,7 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 	else
 		jq.ncancelled++;
 
-	if (j->state == JOB_DONE && code == NULL)
+	if (j->state == JOB_DONE && code == ERRC_NONE)
 		log_info("job %lld: done: %zu file%s (%zu failed), %llu line%s, "
 		    "%llu counted, %.3fs, result %llu bytes", (long long)j->id,
 		    j->nfiles, j->nfiles == 1 ? "" : "s", j->failed,
@@ -1398,11 +1413,11 @@ jobqueue_finish(struct job *j, const char *code, const char *msg)
 		log_info("job %lld: cancelled after %zu of %zu file%s, %.3fs",
 		    (long long)j->id, j->files_done, j->nfiles,
 		    j->nfiles == 1 ? "" : "s", j->elapsed);
-	else if (code != NULL)
+	else if (code != ERRC_NONE)
 		log_warnx("job %lld: failed: %s", (long long)j->id, msg);
 	if (j->result_path == NULL && (j->state == JOB_CANCELLED ||
-	    code != NULL) && jq_text_result(j, j->state == JOB_CANCELLED ?
-	    "cancelled" : code, j->state == JOB_CANCELLED ?
+	    code != ERRC_NONE) && jq_text_result(j, j->state == JOB_CANCELLED ?
+	    ERRC_CANCELLED : code, j->state == JOB_CANCELLED ?
 	    "job was cancelled" : msg) == -1) {
 		log_warnx("job %lld: out of memory building the result",
 		    (long long)j->id);
@@ -1435,7 +1450,7 @@ jobqueue_result(int64_t id, uid_t uid, struct jq_result *res,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return -1;
 	if (!jq_has_result(j)) {
-		jq_seterr(err, "not_finished", "job %lld is %s%s", (long long)id,
+		jq_seterr(err, ERRC_NOT_FINISHED, "job %lld is %s%s", (long long)id,
 		    job_state_names[j->state], j->cancelling ? ": its files "
 		    "done are being merged" : "");
 		return -1;
@@ -1454,12 +1469,12 @@ jobqueue_wait(int64_t id, uid_t uid, int progress, jobqueue_cb cb,
 	if ((j = jq_find_for(id, uid, err)) == NULL)
 		return NULL;
 	if (jq_has_result(j)) {
-		jq_seterr(err, "internal", "job %lld already finished",
+		jq_seterr(err, ERRC_INTERNAL, "job %lld already finished",
 		    (long long)id);
 		return NULL;
 	}
 	if ((w = calloc(1, sizeof *w)) == NULL) {
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	w->job = j;
@@ -1539,7 +1554,7 @@ jobqueue_status(int64_t id, uid_t uid, struct jq_error *err)
 	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
 	    (o = jq_status_json(j, 1)) == NULL) {
 		json_decref(r);
-		jq_seterr(err, "internal", "out of memory");
+		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
 	json_object_update(r, o);
@@ -1580,12 +1595,12 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 		return NULL;
 	/* Too late: the result is what it is (and a script should know). */
 	if (jq_has_result(j) || j->cancelling) {
-		jq_seterr(err, "finished", "job %lld is already %s",
+		jq_seterr(err, ERRC_FINISHED, "job %lld is already %s",
 		    (long long)j->id, job_state_names[j->state]);
 		return NULL;
 	}
 	if (j->final_made) {
-		jq_seterr(err, "finished", "job %lld is already merging its "
+		jq_seterr(err, ERRC_FINISHED, "job %lld is already merging its "
 		    "result: every file is done", (long long)j->id);
 		return NULL;
 	}
@@ -1648,7 +1663,7 @@ jobqueue_cache_clear(struct jq_error *err)
 {
 	/* A rename: the workers remove what was set aside. */
 	if (cache_clear(jq.cfg->cache_dir) == -1) {
-		jq_seterr(err, "internal", "clearing the cache: %s",
+		jq_seterr(err, ERRC_INTERNAL, "clearing the cache: %s",
 		    strerror(errno));
 		return NULL;
 	}
@@ -1674,7 +1689,7 @@ jobqueue_shutdown(void)
 	 * is on a worker is freed when that worker stops.
 	 */
 	jq.stopping = 1;
-	jq_seterr(&err, "shutting_down", "clfd is stopping");
+	jq_seterr(&err, ERRC_SHUTTING_DOWN, "clfd is stopping");
 	for (j = TAILQ_FIRST(&jq.expanding); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
 		if (j->submit_cb != NULL)
@@ -1730,6 +1745,8 @@ jq_ready_add(struct job *j, struct part *p)
 		j->ready = r;
 		j->ready_cap = cap;
 	}
+	if (p->ref)
+		j->nready_refs++;
 	j->ready[j->nready++] = *p;
 	memset(p, 0, sizeof *p);
 	return 0;
@@ -1743,6 +1760,7 @@ static int
 jq_merge_new(struct job *j, size_t n, int final)
 {
 	struct task	*t;
+	size_t		 i;
 
 	if ((t = calloc(1, sizeof *t)) == NULL ||
 	    (n > 0 && (t->in = calloc(n, sizeof *t->in)) == NULL)) {
@@ -1756,6 +1774,9 @@ jq_merge_new(struct job *j, size_t n, int final)
 	t->nin = n;
 	if (n > 0)
 		memcpy(t->in, j->ready, n * sizeof *t->in);
+	for (i = 0; i < n; i++)
+		if (t->in[i].ref)
+			j->nready_refs--;
 	if (j->nready > n)
 		memmove(j->ready, j->ready + n, (j->nready - n) *
 		    sizeof *j->ready);
@@ -1769,9 +1790,10 @@ jq_merge_new(struct job *j, size_t n, int final)
 
 /*
  * Make the merges the job's partials call for: while files are still
- * being read, one for every JQ_FANIN partials; once every file is done
- * and no merge is out, the final one (after intermediate ones while more
- * than JQ_FANIN_MAX partials are left).
+ * being read, one for every JQ_FANIN partials in the spool (cache
+ * entries take no room there: they wait for the final merge); once every
+ * file is done and no merge is out, the final one (after intermediate
+ * ones while more than JQ_FANIN_MAX partials are left).
  */
 static void
 jq_schedule(struct job *j)
@@ -1781,7 +1803,8 @@ jq_schedule(struct job *j)
 
 	if (jq_has_result(j) || j->final_made)
 		return;
-	while (j->nready >= (all ? JQ_FANIN_MAX + 1 : JQ_FANIN))
+	while (all ? j->nready >= JQ_FANIN_MAX + 1 :
+	    j->nready - j->nready_refs >= JQ_FANIN)
 		if (jq_merge_new(j, j->nready < JQ_FANIN_MAX ? j->nready :
 		    JQ_FANIN_MAX, 0) == -1)
 			goto nomem;
@@ -1789,7 +1812,7 @@ jq_schedule(struct job *j)
 		goto nomem;
 	return;
 nomem:
-	jobqueue_finish(j, "internal", "out of memory scheduling a merge");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory scheduling a merge");
 }
 
 struct task *
@@ -1842,6 +1865,8 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 	struct job			*j = t->job;
 	struct proto_merge_fixed	 f;
 	struct proto_extra		*extra = NULL;
+	struct proto_ref		*refs = NULL;
+	const struct task		*m;
 	uint64_t			*inputs = NULL;
 	uint8_t				*msg = NULL;
 	char				*head = NULL;
@@ -1851,10 +1876,27 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 	f.task = id;
 	f.final = (uint32_t)t->final;
 	f.ninputs = (uint32_t)t->nin;
-	if ((inputs = calloc(t->nin + 1, sizeof *inputs)) == NULL)
+	if ((inputs = calloc(t->nin + 1, sizeof *inputs)) == NULL ||
+	    (refs = calloc(t->nin + 1, sizeof *refs)) == NULL)
 		goto out;
-	for (i = 0; i < t->nin; i++)
+	for (i = 0; i < t->nin; i++) {
 		inputs[i] = t->in[i].id;
+		if (!t->in[i].ref)
+			continue;
+		/* A cache entry, named for its file as the job sees it. */
+		m = &j->tasks[t->in[i].maps[0]];
+		refs[f.nrefs].f.input = (uint32_t)i;
+		refs[f.nrefs].f.path_len = (uint32_t)strlen(m->path);
+		refs[f.nrefs].f.key = t->in[i].key;
+		refs[f.nrefs].f.dev = t->in[i].dev;
+		refs[f.nrefs].f.ino = t->in[i].ino;
+		refs[f.nrefs].f.sum = t->in[i].sum;
+		refs[f.nrefs].f.off = m->range.off;
+		refs[f.nrefs].f.end = m->range.end;
+		refs[f.nrefs].f.st = *m->st;
+		refs[f.nrefs].path = m->path;
+		f.nrefs++;
+	}
 	if (t->final) {
 		/* Files with no partial (lost twice) are listed from here. */
 		if ((extra = calloc(j->ntasks + 1, sizeof *extra)) == NULL)
@@ -1875,10 +1917,11 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 		if ((head = jq_result_head(j)) == NULL)
 			goto out;
 	}
-	msg = proto_merge_encode(&f, inputs, extra, head, lenp);
+	msg = proto_merge_encode(&f, inputs, extra, refs, head, lenp);
 out:
 	free(inputs);
 	free(extra);
+	free(refs);
 	free(head);
 	return msg;
 }
@@ -1916,7 +1959,8 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
-	pt.flags = t->job->no_cache ? PROTO_TASK_NO_CACHE : 0;
+	pt.flags = (t->job->no_cache ? PROTO_TASK_NO_CACHE : 0) |
+	    (t->no_ref ? PROTO_TASK_NO_REF : 0);
 	if (t->ranged) {
 		pt.flags |= PROTO_TASK_RANGE;
 		pt.range = t->range;
@@ -2054,7 +2098,7 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	jq.cache_stored += r->cache_stored;
 	jq.cache_evicted += r->cache_evicted;
 	if (jq_task_orphan(t)) {
-		if (r->size > 0)
+		if (r->size > 0 && !r->ref)
 			jq_unlink(r->task, 0);
 		return 0;
 	}
@@ -2072,6 +2116,13 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 			goto nomem;
 		p.maps[0] = idx;
 		p.nmaps = 1;
+		if (r->ref) {
+			p.ref = 1;
+			p.key = r->ref_key;
+			p.dev = r->id.dev;
+			p.ino = r->id.ino;
+			p.sum = r->ref_sum;
+		}
 		if (jq_ready_add(j, &p) == -1) {
 			jq_part_free(&p);
 			goto nomem;
@@ -2082,16 +2133,20 @@ jobqueue_task_done(struct task *t, const struct proto_result *r)
 	return 0;
 nomem:
 	/* Not counted and not listed as it should be: fail the job. */
-	if (r->size > 0)
+	if (r->size > 0 && !r->ref)
 		jq_unlink(r->task, 0);
 	t->state = TASK_DONE;
-	jobqueue_finish(j, "internal", "out of memory keeping a file's result");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory keeping a file's result");
 	return 0;
 }
 
-/* Queue the job's MAP task idx again (its partial was lost). */
+/*
+ * Queue the job's MAP task idx again (its partial was lost). A cache
+ * entry that changed since its hit is no damage: the file is read again
+ * (its partial written to the spool this time), and that is no retry.
+ */
 static void
-jq_redo_map(struct job *j, size_t idx, const char *why)
+jq_redo_map(struct job *j, size_t idx, const char *why, int entry)
 {
 	struct task	*t = &j->tasks[idx];
 
@@ -2108,6 +2163,12 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 		jq_map_drop(t);
 		return;
 	}
+	if (entry && !t->no_ref) {
+		t->no_ref = 1;
+		log_info("job %lld: %s: its cache entry changed, reading it "
+		    "again", (long long)j->id, t->path);
+		goto again;
+	}
 	if (t->redone++ >= JQ_RETRIES) {
 		/* Damaged twice: the file is failed, not counted. */
 		log_warnx("job %lld: %s: %s again, giving up", (long long)j->id,
@@ -2123,6 +2184,7 @@ jq_redo_map(struct job *j, size_t idx, const char *why)
 	}
 	log_warnx("job %lld: %s: %s, reading it again", (long long)j->id,
 	    t->path, why);
+again:
 	t->state = TASK_PENDING;
 	TAILQ_INSERT_TAIL(&j->retryq, t, retry);
 	jq.pending++;
@@ -2142,9 +2204,10 @@ jq_merge_bad_input(struct task *t, size_t bad, const char *why)
 
 	for (i = 0; i < t->nin; i++) {
 		if (i == bad) {
-			jq_unlink(t->in[i].id, 0);
+			jq_part_unlink(&t->in[i]);
 			for (k = 0; k < t->in[i].nmaps; k++)
-				jq_redo_map(j, t->in[i].maps[k], why);
+				jq_redo_map(j, t->in[i].maps[k], why,
+				    t->in[i].ref);
 			jq_part_free(&t->in[i]);
 		} else if (jq_ready_add(j, &t->in[i]) == -1)
 			return -1;
@@ -2198,7 +2261,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 			TAILQ_INSERT_HEAD(&jq.mergeq, t, retry);
 			return 0;
 		}
-		jobqueue_finish(j, "internal", why);
+		jobqueue_finish(j, ERRC_INTERNAL, why);
 		jq_merge_free(t);
 		return 0;
 	}
@@ -2208,7 +2271,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 			goto nomem;
 		j->result_size = m->f.size;
 		jq_merge_free(t);
-		jobqueue_finish(j, NULL, NULL);
+		jobqueue_finish(j, ERRC_NONE, NULL);
 		return 0;
 	}
 	/* The output holds all the inputs' files. */
@@ -2232,7 +2295,7 @@ jobqueue_task_merged(struct task *t, const struct proto_merged *m)
 nomem:
 	jq_unlink(m->f.task, t->final);
 	jq_merge_free(t);
-	jobqueue_finish(j, "internal", "out of memory merging");
+	jobqueue_finish(j, ERRC_INTERNAL, "out of memory merging");
 	return 0;
 }
 
@@ -2252,7 +2315,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 			    "the patterns, retrying", (unsigned long)j->uid,
 			    (long)j->pid, why);
 		else {
-			jq_seterr(&err, "internal", "expanding patterns: worker "
+			jq_seterr(&err, ERRC_INTERNAL, "expanding patterns: worker "
 			    "%s (twice)", why);
 			jq_submit_fail(j, &err);
 		}
@@ -2292,7 +2355,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 		}
 		snprintf(err.message, sizeof err.message, "merging: worker %s "
 		    "(twice)", why);
-		jobqueue_finish(j, "internal", err.message);
+		jobqueue_finish(j, ERRC_INTERNAL, err.message);
 		jq_merge_free(t);
 		return;
 	}
@@ -2310,7 +2373,7 @@ jobqueue_task_lost(struct task *t, const char *why)
 	    t->path, why);
 	if (t->st == NULL && (t->st = calloc(1, sizeof *t->st)) == NULL) {
 		t->state = TASK_DONE;
-		jobqueue_finish(j, "internal", "out of memory");
+		jobqueue_finish(j, ERRC_INTERNAL, "out of memory");
 		return;
 	}
 	memset(t->st, 0, sizeof *t->st);

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "errcode.h"
+
 struct config;
 struct job;
 struct proto_expanded;
@@ -32,7 +34,7 @@ struct jobqueue_waiter;
 
 /* An error for the client: a protocol error code and a message. */
 struct jq_error {
-	const char	*code;
+	enum errcode	 code;
 	char		 message[256];
 };
 

@@ -251,27 +251,29 @@ order_by_count(struct oentry *e, size_t n)
 {
 	struct oentry	*tmp, *src = e, *dst;
 	size_t		*cnt, i, pass;
+	uint64_t	 any = 0, all = ~(uint64_t)0;
 	int		 rc = -1;
 
 	if (n < 2)
+		return 0;
+	/* The bits where counts differ: a digit with none needs no pass. */
+	for (i = 0; i < n; i++) {
+		any |= e[i].n;
+		all &= e[i].n;
+	}
+	if (any == all)
 		return 0;
 	if ((cnt = malloc(65537 * sizeof *cnt)) == NULL)
 		return -1;
 	tmp = dst = NULL;	/* made by the first pass that moves entries */
 	for (pass = 0; pass < 4; pass++) {
 		unsigned	shift = (unsigned)pass * 16;
-		uint64_t	first = (~src[0].n >> shift) & 0xffff;
-		int		same = 1;
 
-		memset(cnt, 0, 65537 * sizeof *cnt);
-		for (i = 0; i < n; i++) {
-			uint64_t d = (~src[i].n >> shift) & 0xffff;
-
-			cnt[d + 1]++;
-			same &= d == first;
-		}
-		if (same)
+		if ((((any ^ all) >> shift) & 0xffff) == 0)
 			continue;
+		memset(cnt, 0, 65537 * sizeof *cnt);
+		for (i = 0; i < n; i++)
+			cnt[((~src[i].n >> shift) & 0xffff) + 1]++;
 		if (tmp == NULL) {
 			if ((tmp = malloc(n * sizeof *tmp)) == NULL)
 				goto out;
@@ -506,6 +508,34 @@ merge_write_result(struct mw *w, const struct merge_opts *o,
 	mw_str(w, "}}");
 }
 
+/* The trailer's checksum of a partial read whole. */
+static uint64_t
+merge_sum(const struct partial *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | p->base[p->size - 8 + (size_t)i];
+	return v;
+}
+
+/*
+ * A cache entry as an input: the one the MAP task found (same checksum,
+ * one source), its source now named as the job names the file. -1 when
+ * it is not.
+ */
+static int
+merge_entry_use(struct partial *p, const struct merge_entry *e)
+{
+	if (p->nsources != 1 || merge_sum(p) != e->sum)
+		return -1;
+	p->sources[0].path = e->path;
+	p->sources[0].path_len = e->path_len;
+	p->sources[0].st = e->st;
+	return 0;
+}
+
 int
 merge_run(const struct merge_opts *o, struct merge_result *mr)
 {
@@ -538,6 +568,25 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 			merr(mr, "%s: %s", o->inputs[i], why);
 			goto out;
 		}
+		if (o->entries != NULL && o->entries[i].on &&
+		    merge_entry_use(in[i], &o->entries[i]) == -1) {
+			mr->bad = i;
+			merr(mr, "%s: the cache entry changed", o->inputs[i]);
+			goto out;
+		}
+		if (o->entries != NULL && o->entries[i].memo) {
+			if (in[i]->nsources != 1 ||
+			    in[i]->sources[0].path_len != 0 ||
+			    in[i]->sources[0].id.digest != o->entries[i].sum) {
+				mr->bad = i;
+				merr(mr, "%s: not the memo of its entries",
+				    o->inputs[i]);
+				goto out;
+			}
+			in[i]->nsources = 0;
+		}
+		if (o->no_sources)
+			in[i]->nsources = 0;
 		if (settings == NULL) {
 			settings = in[i]->settings;
 			settings_len = in[i]->settings_len;

@@ -16,12 +16,32 @@
 
 #include "partial.h"
 
+/*
+ * An input that is a cache entry: its checksum must still be the one the
+ * MAP task found, and it holds one source, whose name and statistics are
+ * replaced by the file's as the job saw it (path, cache status). Or
+ * (memo) the merged counts of a set of entries: its one source is a
+ * marker, with no name, whose digest is sum; it is left out (the files
+ * come as extra sources).
+ */
+struct merge_entry {
+	int			 on;		/* this input is an entry */
+	int			 memo;		/* this input is a memo */
+	uint64_t		 sum;
+	const char		*path;
+	size_t			 path_len;
+	uint64_t		 off, end;	/* its byte range: 0, 0 whole */
+	struct file_stats	 st;
+};
+
 struct merge_opts {
 	char *const			*inputs;	/* partial files */
 	size_t				 ninputs;
+	const struct merge_entry	*entries;	/* NULL, or per input */
 	/* Sources with no partial (their file failed): listed, not counted. */
 	const struct partial_source	*extra;
 	size_t				 nextra;
+	int				 no_sources;	/* only extra's listed */
 	/* Settings for an output with no input to take them from. */
 	const char			*settings;
 	size_t				 settings_len;

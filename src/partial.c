@@ -3,9 +3,10 @@
  *
  * Writing streams: a header and the sources, then keys as they come (a
  * merge never holds its output), then a trailer with the key count and a
- * checksum kept up to date as the buffer is flushed. Reading maps the
- * file and checks all of it, checksum first, before handing out anything,
- * so a damaged partial is refused whole and never half merged.
+ * checksum kept up to date as the buffer is flushed. Reading reads the
+ * file (maps a big one) and checks all of it, checksum first, before
+ * handing out anything, so a damaged partial is refused whole and never
+ * half merged.
  */
 #include <config.h>
 
@@ -29,6 +30,12 @@
 #define HDR_LEN		(8 + 4 + 4 + 8 + 4 + 4)
 #define SRC_FIXED	(4 + 9 * 8 + 7 * 8 + 4 + 4 + 8 + 4)
 #define TRAILER_LEN	(4 + 8 + 8 + 8)
+/*
+ * Partials up to this size are read into memory rather than mapped: a
+ * munmap costs a TLB shootdown on every CPU the process ran on, which on
+ * a virtual machine is dearer than copying a few hundred kilobytes.
+ */
+#define PR_READ_MAX	(8u << 20)
 
 struct partial_writer {
 	int		 fd;
@@ -466,6 +473,28 @@ fail:
 	return NULL;
 }
 
+/* Read all len bytes of fd from offset 0 into buf; -1 with errno. */
+static int
+pr_read_all(int fd, uint8_t *buf, size_t len)
+{
+	size_t	off = 0;
+	ssize_t	n;
+
+	while (off < len) {
+		n = pread(fd, buf + off, len - off, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;	/* shrank under us: never half a partial */
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
 struct partial *
 partial_open(const char *path, char *err, size_t errlen)
 {
@@ -473,7 +502,7 @@ partial_open(const char *path, char *err, size_t errlen)
 	struct stat	 st;
 	void		*m;
 	char		 why[160];
-	int		 fd;
+	int		 fd, mapped;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
 		perr(err, errlen, "%s", strerror(errno));
@@ -490,25 +519,48 @@ partial_open(const char *path, char *err, size_t errlen)
 		close(fd);
 		return NULL;
 	}
-	/* (read whole at once: the checksum reads every byte anyway) */
+	mapped = (uint64_t)st.st_size > PR_READ_MAX;
+	if (mapped) {
+		/* (read whole at once: the checksum reads every byte anyway) */
 #ifdef MAP_POPULATE
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
-	    fd, 0);
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE |
+		    MAP_POPULATE, fd, 0);
 #else
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
+		    0);
 #endif
-	close(fd);
-	if (m == MAP_FAILED) {
-		perr(err, errlen, "mmap: %s", strerror(errno));
-		return NULL;
+		if (m == MAP_FAILED) {
+			perr(err, errlen, "mmap: %s", strerror(errno));
+			close(fd);
+			return NULL;
+		}
+	} else {
+		if ((m = malloc((size_t)st.st_size)) == NULL) {
+			perr(err, errlen, "out of memory");
+			close(fd);
+			return NULL;
+		}
+		if (pr_read_all(fd, m, (size_t)st.st_size) == -1) {
+			perr(err, errlen, "read: %s", strerror(errno));
+			free(m);
+			close(fd);
+			return NULL;
+		}
 	}
+	close(fd);
 	if ((p = partial_parse(m, (size_t)st.st_size, why, sizeof why)) == NULL) {
 		perr(err, errlen, "%s", why);
-		munmap(m, (size_t)st.st_size);
+		if (mapped)
+			munmap(m, (size_t)st.st_size);
+		else
+			free(m);
 		return NULL;
 	}
-	(void)madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
-	p->mapped = 1;
+	if (mapped) {
+		(void)madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+		p->mapped = 1;
+	} else
+		p->owned = 1;
 	return p;
 }
 
@@ -519,6 +571,8 @@ partial_close(struct partial *p)
 		return;
 	if (p->mapped)
 		munmap((void *)(uintptr_t)p->base, p->size);
+	else if (p->owned)
+		free((void *)(uintptr_t)p->base);
 	free(p->sources);
 	free(p);
 }

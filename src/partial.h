@@ -71,7 +71,7 @@ int	 partial_finish(struct partial_writer *, uint64_t *nkeys);
 void	 partial_abort(struct partial_writer *);
 
 /*
- * Reading: a whole partial, mapped and checked (magic, version, every
+ * Reading: a whole partial, read (mapped when large) and checked (magic, version, every
  * length, key order, checksum) before any of it is used. NULL with a
  * reason in err when it is not a sound partial.
  */
@@ -89,6 +89,7 @@ struct partial {
 	const uint8_t		*keys;		/* the first key record */
 	const uint8_t		*keys_end;
 	int			 mapped;	/* base is ours to unmap */
+	int			 owned;		/* base is ours to free */
 };
 
 struct partial	*partial_open(const char *path, char *err, size_t errlen);

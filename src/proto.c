@@ -149,8 +149,8 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
 	    vlen || f.nroots > f.roots_len ||
-	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE)) !=
-	    0)
+	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE |
+	    PROTO_TASK_NO_REF)) != 0)
 		return -1;
 	if ((f.flags & PROTO_TASK_RANGE) && (f.range.off >= f.range.end ||
 	    f.range.end > f.range.size))
@@ -243,10 +243,12 @@ proto_result_decode(const uint8_t *buf, size_t len, struct proto_result *r)
 
 uint8_t *
 proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
-    const struct proto_extra *extra, const char *head, size_t *lenp)
+    const struct proto_extra *extra, const struct proto_ref *refs,
+    const char *head, size_t *lenp)
 {
 	struct proto_merge_fixed	 f = *mf;
-	uint64_t			 plen, elen = 0, hlen;
+	struct proto_ref_fixed		 rf;
+	uint64_t			 plen, elen = 0, rlen = 0, hlen;
 	uint32_t			 n;
 	size_t				 i;
 	uint8_t				*buf, *p;
@@ -254,12 +256,15 @@ proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
 	hlen = head != NULL ? strlen(head) : 0;
 	for (i = 0; i < f.nextra; i++)
 		elen += (uint64_t)extra[i].path_len + PROTO_EXTRA_FIXED;
-	plen = sizeof f + (uint64_t)f.ninputs * 8 + elen + hlen;
+	for (i = 0; i < f.nrefs; i++)
+		rlen += sizeof rf + (uint64_t)refs[i].f.path_len;
+	plen = sizeof f + (uint64_t)f.ninputs * 8 + elen + rlen + hlen;
 	if (plen > PROTO_MSG_MAX) {
 		errno = EMSGSIZE;
 		return NULL;
 	}
 	f.extra_len = (uint32_t)elen;
+	f.refs_len = (uint32_t)rlen;
 	f.head_len = (uint32_t)hlen;
 	f.pad = 0;
 	if ((buf = proto_alloc(PROTO_MERGE, (size_t)plen, lenp)) == NULL)
@@ -279,6 +284,13 @@ proto_merge_encode(const struct proto_merge_fixed *mf, const uint64_t *inputs,
 		memcpy(p + 12 + n + sizeof extra[i].st, &extra[i].end, 8);
 		p += n + PROTO_EXTRA_FIXED;
 	}
+	for (i = 0; i < f.nrefs; i++) {
+		rf = refs[i].f;
+		rf.st.error[sizeof rf.st.error - 1] = '\0';
+		memcpy(p, &rf, sizeof rf);
+		memcpy(p + sizeof rf, refs[i].path, rf.path_len);
+		p += sizeof rf + rf.path_len;
+	}
 	if (hlen > 0)
 		memcpy(p, head, hlen);
 	return buf;
@@ -297,13 +309,17 @@ proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
 	memcpy(&m->f, buf, sizeof m->f);
 	/* Each length is at most PROTO_MSG_MAX, so the sum cannot wrap. */
 	if (sizeof m->f + (uint64_t)m->f.ninputs * 8 + m->f.extra_len +
-	    m->f.head_len != len ||
-	    (uint64_t)m->f.nextra * PROTO_EXTRA_FIXED > m->f.extra_len)
+	    m->f.refs_len + m->f.head_len != len ||
+	    (uint64_t)m->f.nextra * PROTO_EXTRA_FIXED > m->f.extra_len ||
+	    (uint64_t)m->f.nrefs * sizeof(struct proto_ref_fixed) >
+	    m->f.refs_len)
 		return -1;
 	p = buf + sizeof m->f;
 	if ((m->inputs = calloc((size_t)m->f.ninputs + 1, 8)) == NULL ||
 	    (m->extra = calloc((size_t)m->f.nextra + 1,
 	    sizeof *m->extra)) == NULL ||
+	    (m->refs = calloc((size_t)m->f.nrefs + 1,
+	    sizeof *m->refs)) == NULL ||
 	    (head = malloc((size_t)m->f.head_len + 1)) == NULL)
 		goto fail;
 	memcpy(m->inputs, p, (size_t)m->f.ninputs * 8);
@@ -328,6 +344,22 @@ proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
 	}
 	if (p != end)
 		goto bad;
+	end = p + m->f.refs_len;
+	for (i = 0; i < m->f.nrefs; i++) {
+		if ((size_t)(end - p) < sizeof m->refs[i].f)
+			goto bad;
+		memcpy(&m->refs[i].f, p, sizeof m->refs[i].f);
+		p += sizeof m->refs[i].f;
+		if ((size_t)(end - p) < m->refs[i].f.path_len ||
+		    m->refs[i].f.input >= m->f.ninputs ||
+		    memchr(m->refs[i].f.st.error, '\0',
+		    sizeof m->refs[i].f.st.error) == NULL)
+			goto bad;
+		m->refs[i].path = (const char *)p;
+		p += m->refs[i].f.path_len;
+	}
+	if (p != end)
+		goto bad;
 	memcpy(head, p, m->f.head_len);
 	head[m->f.head_len] = '\0';
 	m->head = head;
@@ -344,6 +376,7 @@ proto_merge_clear(struct proto_merge *m)
 {
 	free(m->inputs);
 	free(m->extra);
+	free(m->refs);
 	free((void *)(uintptr_t)m->head);
 	memset(m, 0, sizeof *m);
 }

@@ -18,7 +18,7 @@
 #include "analysis.h"
 #include "expand.h"
 
-#define PROTO_VERSION		7	/* supervisor <-> worker messages */
+#define PROTO_VERSION		8	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -52,6 +52,7 @@ struct proto_ready {
  */
 #define PROTO_TASK_NO_CACHE	0x1	/* neither read nor write the cache */
 #define PROTO_TASK_RANGE	0x2	/* a byte range of the file: range */
+#define PROTO_TASK_NO_REF	0x4	/* a hit too writes its partial */
 
 struct proto_task_fixed {
 	uint64_t	task;		/* id, echoed in the result */
@@ -95,6 +96,15 @@ struct proto_result {
 	/* The worker's cache since its last result (the status is in st). */
 	uint64_t		cache_stored;	/* bytes */
 	uint64_t		cache_evicted;	/* entries */
+	/*
+	 * ref (a hit): the partial is not in the spool, it is the cache
+	 * entry of settings' digest ref_key, id.dev and id.ino, whose
+	 * checksum the worker found to be ref_sum (a merge checks it).
+	 */
+	uint64_t		ref_key;
+	uint64_t		ref_sum;
+	uint32_t		ref;
+	uint32_t		pad;
 };
 
 /*
@@ -103,8 +113,11 @@ struct proto_result {
  * final the job's result JSON, whose opening members are head (see
  * merge.h). Sources whose file has no partial (its worker died twice)
  * come as extra: each a u32 path length, the path, a file_stats and the
- * byte range's u64 off and end (0, 0 for a whole file).
- * Variable part: ninputs u64 task ids, the extras, the head.
+ * byte range's u64 off and end (0, 0 for a whole file). An input may be
+ * a cache entry instead (a MAP task's ref): its file's path and
+ * statistics now replace the entry's. Variable part: ninputs u64 task
+ * ids, the extras, the refs (each a struct proto_ref then its path), the
+ * head.
  */
 struct proto_merge_fixed {
 	uint64_t	task;
@@ -115,7 +128,26 @@ struct proto_merge_fixed {
 	uint32_t	nextra;
 	uint32_t	extra_len;
 	uint32_t	head_len;
+	uint32_t	nrefs;
+	uint32_t	refs_len;
 	uint32_t	pad;
+};
+
+struct proto_ref_fixed {
+	uint32_t		input;		/* which input it is */
+	uint32_t		path_len;
+	uint64_t		key;		/* the entry: cache_get's */
+	uint64_t		dev;
+	uint64_t		ino;
+	uint64_t		sum;		/* its checksum */
+	uint64_t		off;		/* the task's byte range: */
+	uint64_t		end;		/* 0, 0 for a whole file */
+	struct file_stats	st;		/* the file's, now */
+};
+
+struct proto_ref {
+	struct proto_ref_fixed	 f;
+	const char		*path;	/* points into the message: keep it */
 };
 
 struct proto_extra {
@@ -131,6 +163,7 @@ struct proto_merge {
 	struct proto_merge_fixed	 f;
 	uint64_t			*inputs;	/* malloc'd copies */
 	struct proto_extra		*extra;		/* malloc'd */
+	struct proto_ref		*refs;		/* malloc'd */
 	const char			*head;		/* NUL-terminated copy */
 };
 
@@ -227,6 +260,7 @@ uint8_t	*proto_task_encode(const struct proto_task *, size_t *lenp);
 uint8_t	*proto_result_encode(const struct proto_result *, size_t *lenp);
 uint8_t	*proto_merge_encode(const struct proto_merge_fixed *,
 	    const uint64_t *inputs, const struct proto_extra *extra,
+	    const struct proto_ref *refs,
 	    const char *head, size_t *lenp);
 uint8_t	*proto_merged_encode(const struct proto_merged_fixed *,
 	    const char *error, size_t *lenp);

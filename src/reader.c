@@ -57,6 +57,17 @@
 #endif
 
 #define READER_IN_SIZE	(256 * 1024)
+
+/*
+ * The buffers of the last reader closed, kept for the next one (a
+ * process reads one file at a time): zeroing a fresh megabyte for every
+ * file, and faulting its pages in, cost more than a small file's lines.
+ */
+static struct {
+	unsigned char	*in;
+	char		*buf;
+	size_t		 cap;
+} reader_spare;
 #define READER_OUT_SIZE	(1024 * 1024)
 #define READER_HDR_OUT	64	/* output allowed while zlib reads a header */
 
@@ -81,8 +92,10 @@ uint64_t	 reader_ahead = READER_AHEAD_DEFAULT;
 /*
  * The inflating thread hands decoded bytes over in NSLOT chunks of
  * CHUNK bytes: while the parser works through one, it fills the others.
+ * Once they are all full it sleeps until half of them are free again,
+ * so that it is woken once per NSLOT/2 chunks, not for every one.
  */
-#define READER_NSLOT	4
+#define READER_NSLOT	6
 #define READER_CHUNK	(1024 * 1024)
 
 struct reader_slot {
@@ -409,28 +422,58 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		goto fail;
 	}
 	r->st = st;
+	free(resolved);
+	resolved = NULL;
+	if (flags & READER_DEFER) {
+		unsigned char	magic[2];
+
+		do
+			n = pread(r->fd, magic, 2, 0);
+		while (n == -1 && errno == EINTR);
+		r->gzip = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		return 0;
+	}
+	return reader_start(r);
+fail:
+	free(resolved);
+	return -1;
+}
+
+int
+reader_start(struct reader *r)
+{
+	size_t	line_max = r->line_max;
+	ssize_t	n;
+
+	r->gzip = 0;
 #ifdef POSIX_FADV_SEQUENTIAL
 	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
 	if (line_max > SIZE_MAX / 2 - READER_OUT_SIZE) {
 		snprintf(r->error, sizeof r->error, "line limit too large");
-		goto fail;
+		return -1;
 	}
 	r->in_cap = READER_IN_SIZE;
 	r->o.cap = line_max + READER_OUT_SIZE;
 	/*
 	 * The line buffer is zeroed: PCRE2's JIT may load a few bytes past
-	 * the end of a subject, which must not be uninitialised memory.
+	 * the end of a subject, which must not be uninitialised memory (a
+	 * spare one was zeroed when made, and written since).
 	 */
-	if ((r->in = malloc(r->in_cap)) == NULL ||
+	if (reader_spare.in != NULL && reader_spare.cap == r->o.cap) {
+		r->in = reader_spare.in;
+		r->o.buf = reader_spare.buf;
+		reader_spare.in = NULL;
+		reader_spare.buf = NULL;
+	} else if ((r->in = malloc(r->in_cap)) == NULL ||
 	    (r->o.buf = calloc(1, r->o.cap)) == NULL) {
 		snprintf(r->error, sizeof r->error, "%s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if ((n = reader_read(r->fd, r->in, r->in_cap)) == -1) {
 		snprintf(r->error, sizeof r->error, "read: %s",
 		    strerror(errno));
-		goto fail;
+		return -1;
 	}
 	r->bytes = (uint64_t)n;
 	if (n >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
@@ -443,23 +486,22 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 			if ((r->is = malloc(sizeof *r->is)) == NULL) {
 				snprintf(r->error, sizeof r->error, "%s",
 				    strerror(errno));
-				goto fail;
+				return -1;
 			}
 			isal_inflate_init(r->is);
 			r->isal = 1;
 			r->hstate = HDR_ID1;
-			free(resolved);
 			return 0;
 		}
 #endif
 		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
 			snprintf(r->error, sizeof r->error, "gzip: cannot "
 			    "initialise zlib");
-			goto fail;
+			return -1;
 		}
 		r->zinit = 1;
 		if (reader_member(r) == -1)
-			goto fail;
+			return -1;
 	} else {
 		memcpy(r->o.buf, r->in, (size_t)n);
 		r->o.end = (size_t)n;
@@ -467,11 +509,28 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 		if (n == 0)
 			r->in_eof = 1;
 	}
-	free(resolved);
 	return 0;
-fail:
-	free(resolved);
-	return -1;
+}
+
+void
+reader_warm(size_t line_max)
+{
+	size_t	cap;
+
+	if (reader_spare.in != NULL || line_max == 0 ||
+	    line_max > SIZE_MAX / 2 - READER_OUT_SIZE)
+		return;
+	cap = line_max + READER_OUT_SIZE;
+	if ((reader_spare.in = malloc(READER_IN_SIZE)) == NULL ||
+	    (reader_spare.buf = malloc(cap)) == NULL) {
+		free(reader_spare.in);
+		reader_spare.in = NULL;
+		return;
+	}
+	/* (zeroed as reader_start's own are: touched now, not by a job) */
+	memset(reader_spare.in, 0, READER_IN_SIZE);
+	memset(reader_spare.buf, 0, cap);
+	reader_spare.cap = cap;
 }
 
 void
@@ -500,8 +559,14 @@ reader_close(struct reader *r)
 		inflateEnd(&r->zs);
 	if (r->fd != -1)
 		close(r->fd);
-	free(r->in);
-	free(r->o.buf);
+	if (r->in != NULL && r->o.buf != NULL && reader_spare.in == NULL) {
+		reader_spare.in = r->in;
+		reader_spare.buf = r->o.buf;
+		reader_spare.cap = r->o.cap;
+	} else {
+		free(r->in);
+		free(r->o.buf);
+	}
 	free(r->is);
 	r->in = NULL;
 	r->o.buf = NULL;
@@ -1001,8 +1066,9 @@ reader_ahead_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (p->nfull == READER_NSLOT && !p->stop)
-			pthread_cond_wait(&p->empty, &p->mu);
+		if (p->nfull == READER_NSLOT)
+			while (p->nfull > READER_NSLOT / 2 && !p->stop)
+				pthread_cond_wait(&p->empty, &p->mu);
 		if (p->stop) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
@@ -1124,7 +1190,8 @@ reader_take(struct reader *r)
 		p->head = (p->head + 1) % READER_NSLOT;
 		p->nfull--;
 		p->off = 0;
-		pthread_cond_signal(&p->empty);
+		if (p->nfull == READER_NSLOT / 2)
+			pthread_cond_signal(&p->empty);
 		pthread_mutex_unlock(&p->mu);
 	}
 	return (ssize_t)n;

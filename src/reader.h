@@ -87,9 +87,22 @@ struct reader {
  * needed either way.
  */
 #define READER_NO_HARDLINKS	0x1
+/*
+ * With READER_DEFER, open only checks the file and looks at its first two
+ * bytes for gzip's magic; nothing is allocated or read until
+ * reader_start() (a file answered without reading costs no buffers).
+ */
+#define READER_DEFER		0x2
 
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);
+int	reader_start(struct reader *);
+/*
+ * Make (and touch) the buffers a reader of lines up to line_max will
+ * take, ahead of the first file: a process that reads files calls it
+ * once when it starts.
+ */
+void	reader_warm(size_t line_max);
 int	reader_next(struct reader *, const char **line, size_t *len);
 /*
  * Go on from byte off of a plain file (never gzip): what open read is

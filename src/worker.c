@@ -31,6 +31,7 @@
 #include "reader.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
@@ -70,6 +71,10 @@ struct wcache {
 	struct worker		*w;
 	const char		*settings;
 	uint64_t		 sdigest;
+	uint64_t		 key;		/* its entry's digest: sdigest, or
+						   a range's (worker_range_key) */
+	const struct analysis_range *range;	/* a range task's, or NULL */
+	int			 ranged;	/* the range's own entry is used */
 	struct partial		*entry;		/* the cached partial, or NULL */
 	int			 status;
 	int			 gzip;		/* the file as opened is gzip */
@@ -192,53 +197,34 @@ worker_filter(struct worker *w, const char *text, char *err, size_t errlen)
 
 /*
  * Write the task's counts, merged with base's keys when base is not NULL
- * (a cached partial: served, or resumed), as a partial, to a temporary
- * name renamed into place once complete: a partial under its task's name
- * is always whole. The descriptor of the written partial goes to *fdp
- * when fdp is not NULL (to be stored in the cache). -1 with st's error
- * set (the file is then failed: none of its counts reach the job).
+ * (a cached partial: resumed), as a whole partial to fd: r->nkeys and
+ * r->size on success; -1 with errno.
  */
 static int
-worker_write_partial(struct worker *w, const struct proto_task *t,
+worker_partial_to(struct worker *w, const struct proto_task *t,
     const char *settings, const struct partial *base, struct proto_result *r,
-    int *fdp)
+    size_t nsrc, int fd)
 {
 	struct partial_source	 src;
 	struct partial_writer	*pw;
 	struct partial_cursor	 pc;
 	struct counts_sorted	 cs;
 	struct counts_entry	 ce;
-	char			 path[PATH_MAX], tmp[PATH_MAX + 8];
 	size_t			 i;
-	int			 fd = -1, rc = -1, e, more, c;
+	off_t			 size;
+	int			 rc = -1, more, c;
 
 	memset(&cs, 0, sizeof cs);
-	if (fdp != NULL)
-		*fdp = -1;
-	if (settings == NULL || counts_sort(w->counts, &cs) == -1) {
-		e = errno;
-		goto fail;
-	}
-	if (proto_spool_path(path, sizeof path, w->spool, t->task, 0) == -1) {
-		e = ENAMETOOLONG;
-		goto fail;
-	}
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if ((fd = open(tmp, (fdp != NULL ? O_RDWR : O_WRONLY) | O_CREAT |
-	    O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
-		e = errno;
-		goto fail;
-	}
+	if (settings == NULL || counts_sort(w->counts, &cs) == -1)
+		return -1;
 	memset(&src, 0, sizeof src);
 	src.path = t->path;
 	src.path_len = strlen(t->path);
 	src.id = r->id;
 	src.st = r->st;
 	if ((pw = partial_writer_new(fd, settings, strlen(settings), &src,
-	    1)) == NULL) {
-		e = errno;
-		goto fail;
-	}
+	    nsrc)) == NULL)
+		goto out;
 	/* Both in key order: a two-way merge, equal keys summed. */
 	more = 0;
 	if (base != NULL) {
@@ -265,41 +251,68 @@ worker_write_partial(struct worker *w, const struct proto_task *t,
 			more = partial_cursor_next(&pc);
 		}
 	}
-	if (partial_finish(pw, &r->nkeys) == -1) {
+	if (partial_finish(pw, &r->nkeys) == -1 ||
+	    (size = lseek(fd, 0, SEEK_CUR)) == -1)
+		goto out;
+	r->size = (uint64_t)size;
+	rc = 0;
+out:
+	counts_sorted_free(&cs);
+	return rc;
+}
+
+/*
+ * The task's partial in the spool, under a temporary name renamed into
+ * place once complete: a partial under its task's name is always whole.
+ * -1 with st's error set (the file is then failed: none of its counts
+ * reach the job).
+ */
+static int
+worker_write_partial(struct worker *w, const struct proto_task *t,
+    const char *settings, const struct partial *base, struct proto_result *r,
+    size_t nsrc)
+{
+	char	path[PATH_MAX], tmp[PATH_MAX + 8];
+	int	fd = -1, e;
+
+	tmp[0] = '\0';
+	if (proto_spool_path(path, sizeof path, w->spool, t->task, 0) == -1) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
 		e = errno;
 		goto fail;
 	}
-	r->size = (uint64_t)lseek(fd, 0, SEEK_CUR);
-	if (fdp == NULL) {
-		if (close(fd) == -1) {
-			fd = -1;
-			e = errno;
-			goto fail;
-		}
-		fd = -1;
+	if (worker_partial_to(w, t, settings, base, r, nsrc, fd) == -1) {
+		e = errno;
+		goto fail;
 	}
+	if (close(fd) == -1) {
+		fd = -1;
+		e = errno;
+		goto fail;
+	}
+	fd = -1;
 	if (rename(tmp, path) == -1) {
 		e = errno;
 		goto fail;
 	}
-	if (fdp != NULL)
-		*fdp = fd;
-	rc = 0;
-	goto out;
+	return 0;
 fail:
-	if (fd != -1) {
+	if (fd != -1)
 		close(fd);
-		unlink(tmp);
-	}
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
 	r->st.flags = (r->st.flags | STATS_FAILED) & ~STATS_PARTIAL;
 	r->st.counted = 0;
 	r->nkeys = r->size = 0;
 	snprintf(r->st.error, sizeof r->st.error, "writing its partial "
 	    "(%zu path%s): %s", counts_size(w->counts),
 	    counts_size(w->counts) == 1 ? "" : "s", strerror(e));
-out:
-	counts_sorted_free(&cs);
-	return rc;
+	return -1;
 }
 
 /* The identity of an open file as fstat sees it (no range yet). */
@@ -323,18 +336,81 @@ worker_stat_id(const struct stat *st, struct source_id *id)
  * never resumed from).
  */
 static int
-worker_same_prefix(int fd, const struct source_id *e)
+worker_same_prefix(int fd, uint64_t end, uint64_t fingerprint)
 {
 	unsigned char	buf[ANALYSIS_FPRINT];
 	uint64_t	from;
 	ssize_t		n;
 
-	from = e->end > sizeof buf ? e->end - sizeof buf : 0;
+	from = end > sizeof buf ? end - sizeof buf : 0;
 	do
-		n = pread(fd, buf, (size_t)(e->end - from), (off_t)from);
+		n = pread(fd, buf, (size_t)(end - from), (off_t)from);
 	while (n == -1 && errno == EINTR);
-	return n > 0 && n == (ssize_t)(e->end - from) && buf[n - 1] == '\n' &&
-	    XXH3_64bits(buf, (size_t)n) == e->fingerprint;
+	return n > 0 && n == (ssize_t)(end - from) && buf[n - 1] == '\n' &&
+	    XXH3_64bits(buf, (size_t)n) == fingerprint;
+}
+
+/*
+ * The key of a range's entry: the settings' digest mixed with where the
+ * range starts, so that each range of a file has an entry of its own
+ * (and none is taken for the whole file's).
+ */
+static uint64_t
+worker_range_key(uint64_t sdigest, uint64_t off)
+{
+	return XXH3_64bits_withSeed(&off, sizeof off, sdigest ^
+	    0x72616e6765ULL);
+}
+
+/*
+ * A range of a plain file, its own entry: the lines that start in
+ * [off, end) where that entry's range was [off, e->end) and its last line
+ * ended at e->digest (T). The file unchanged and the same range: a hit.
+ * Unchanged up to T (the same inode, grown, the bytes before T the same
+ * by fingerprint and ending a line) and a range that ends no earlier:
+ * the entry plus the lines from T on (none when T is past the end).
+ * Anything else (a range cut otherwise) is a miss, its entry replaced.
+ */
+static int
+worker_cache_range(struct wcache *wc, int fd, struct analysis_plan *plan)
+{
+	const struct analysis_range	*rg = wc->range;
+	const struct partial_source	*s;
+	const struct source_id		*e;
+	int				 same;
+
+	wc->key = worker_range_key(wc->sdigest, rg->off);
+	wc->ranged = 1;
+	if ((wc->entry = cache_get(wc->w->cache, wc->key, wc->now.dev,
+	    wc->now.ino)) == NULL)
+		return 0;
+	s = &wc->entry->sources[0];
+	e = &s->id;
+	if (wc->entry->nsources != 1 ||
+	    wc->entry->settings_len != strlen(wc->settings) ||
+	    memcmp(wc->entry->settings, wc->settings,
+	    wc->entry->settings_len) != 0 ||
+	    e->dev != wc->now.dev || e->ino != wc->now.ino ||
+	    e->off != rg->off || e->end > rg->end || e->digest < e->off ||
+	    e->digest > rg->size ||
+	    (s->st.flags & (STATS_FAILED | STATS_PARTIAL | STATS_GZIP)) != 0)
+		goto miss;
+	same = e->size == wc->now.size && e->mtime_ns == wc->now.mtime_ns &&
+	    e->ctime_ns == wc->now.ctime_ns && e->size == rg->size;
+	if (same && e->end == rg->end) {
+		wc->status = STATS_CACHE_HIT;
+		return ANALYSIS_SERVED;
+	}
+	if ((same || wc->now.size > e->size) && e->digest > e->off &&
+	    worker_same_prefix(fd, e->digest, e->fingerprint)) {
+		wc->status = STATS_CACHE_RESUMED;
+		plan->off = e->digest;
+		return 0;
+	}
+miss:
+	partial_close(wc->entry);
+	wc->entry = NULL;
+	return 0;
 }
 
 /* XXH3 of all the bytes of fd (no inflate); -1 when unreadable. */
@@ -445,6 +521,12 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 		wc->entry = NULL;
 		return 0;
 	}
+	/* (a gzip file's range at 0 is the whole file, its usual entry) */
+	wc->key = wc->sdigest;
+	if (wc->range != NULL && !gzip) {
+		plan->digest = 0;
+		return worker_cache_range(wc, fd, plan);
+	}
 	if ((wc->entry = cache_get(wc->w->cache, wc->sdigest, wc->now.dev,
 	    wc->now.ino)) == NULL)
 		goto content;
@@ -486,7 +568,8 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 			return 0;
 		}
 	} else if (!gzip && (s->st.flags & STATS_GZIP) == 0 &&
-	    wc->now.size > e->size && worker_same_prefix(fd, e)) {
+	    wc->now.size > e->size && worker_same_prefix(fd, e->end,
+	    e->fingerprint)) {
 		wc->status = STATS_CACHE_RESUMED;
 		plan->off = e->end;
 		return 0;
@@ -522,6 +605,21 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 	r->st = s->st;
 	/* What a read of the file now would say: its size, gzip or not. */
 	r->st.flags = wc->gzip ? STATS_GZIP : 0;
+	if (wc->ranged) {
+		/* A range: its entry's lines, and those read after them. */
+		r->st.error[0] = '\0';
+		r->id = wc->now;
+		r->id.off = wc->range->off;
+		r->id.end = wc->range->end;
+		r->id.fingerprint = s->id.fingerprint;
+		r->id.digest = s->id.digest;
+		if (wc->status == STATS_CACHE_RESUMED) {
+			analysis_stats_add(&r->st, &more);
+			r->id.fingerprint = id.fingerprint;
+			r->id.digest = id.digest;
+		}
+		return;
+	}
 	if (wc->status != STATS_CACHE_RESUMED)
 		r->st.bytes = wc->now.size;
 	r->st.error[0] = '\0';
@@ -535,6 +633,34 @@ worker_cache_result(struct wcache *wc, struct proto_result *r)
 		r->id.fingerprint = id.fingerprint;
 		r->id.digest = 0;	/* (the new bytes only were read) */
 	}
+}
+
+/*
+ * Write the task's partial into the cache entry begun in cp and commit
+ * it, with its companions (content index, gzip bytes' sum): r->ref_sum
+ * is the entry's checksum. -1 when it could not be stored (cp aborted).
+ */
+static int
+worker_store(struct worker *w, const struct wcache *wc,
+    const struct proto_task *t, const char *settings, struct proto_result *r,
+    struct cache_put *cp)
+{
+	uint8_t	sumb[8];
+
+	if (worker_partial_to(w, t, settings, wc->entry, r, 1, cp->fd) == -1 ||
+	    r->size < 8 || pread(cp->fd, sumb, 8, (off_t)r->size - 8) != 8 ||
+	    cache_put_commit(w->cache, cp, r->size) == -1) {
+		cache_put_abort(cp);
+		return -1;
+	}
+	r->ref_sum = worker_partial_sum(sumb + 8);
+	if (r->id.digest != 0 && !wc->ranged)
+		(void)cache_index_put(w->cache, wc->sdigest,
+		    (uint32_t)r->st.raw_bytes, r->id.dev, r->id.ino);
+	if (wc->have_raw)
+		(void)cache_rawsum_put(w->cache, wc->sdigest, r->id.dev,
+		    r->id.ino, r->ref_sum, wc->rawsum);
+	return 0;
 }
 
 /*
@@ -553,8 +679,9 @@ worker_task(struct worker *w, const struct proto_task *t)
 	uint8_t				*msg = NULL;
 	size_t				 mlen;
 	char				 err[256], *settings;
-	uint8_t				 sumb[8];
-	int				 rc = -1, a, pfd = -1, store;
+	struct proto_result		 keep;
+	struct cache_put		 cp;
+	int				 rc = -1, a = -1, store;
 
 	memset(&r, 0, sizeof r);
 	memset(&opts, 0, sizeof opts);
@@ -569,12 +696,12 @@ worker_task(struct worker *w, const struct proto_task *t)
 	opts.no_hardlinks = w->no_hardlinks;
 	if (t->flags & PROTO_TASK_RANGE)
 		opts.range = &t->range;
-	/* (a range is not cached: its file's entry is whole files only) */
 	if (settings != NULL && w->cache != NULL &&
-	    (t->flags & (PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE)) == 0) {
+	    (t->flags & PROTO_TASK_NO_CACHE) == 0) {
 		wc.w = w;
 		wc.settings = settings;
-		wc.sdigest = partial_digest(settings, strlen(settings));
+		wc.sdigest = wc.key = partial_digest(settings, strlen(settings));
+		wc.range = opts.range;
 		opts.opened = worker_cache_opened;
 		opts.arg = &wc;
 	}
@@ -614,22 +741,47 @@ worker_task(struct worker *w, const struct proto_task *t)
 	 * entry that was a hit is only touched.
 	 */
 	store = wc.status != STATS_CACHE_OFF && wc.status != STATS_CACHE_HIT &&
+	    a != ANALYSIS_NOTHING &&
 	    (r.st.flags & (STATS_FAILED | STATS_PARTIAL)) == 0 &&
-	    r.id.off == 0 && r.id.end == r.id.size && r.id.ino != 0;
-	/* Every file gets a partial, a failed one too: it lists the file. */
-	if (worker_write_partial(w, t, settings, wc.entry, &r, store ? &pfd :
-	    NULL) == 0 && pfd != -1 && cache_put(w->cache, wc.sdigest,
-	    r.id.dev, r.id.ino, pfd) == 0) {
-		if (r.id.digest != 0)
-			(void)cache_index_put(w->cache, wc.sdigest,
-			    (uint32_t)r.st.raw_bytes, r.id.dev, r.id.ino);
-		if (wc.have_raw && r.size >= 8 && pread(pfd, sumb, 8,
-		    (off_t)r.size - 8) == 8)
-			(void)cache_rawsum_put(w->cache, wc.sdigest, r.id.dev,
-			    r.id.ino, worker_partial_sum(sumb + 8), wc.rawsum);
+	    r.id.ino != 0 && (wc.ranged ? r.id.size == wc.range->size :
+	    r.id.off == 0 && r.id.end == r.id.size);
+	/*
+	 * A hit's partial is its entry, merged from where it is (checked
+	 * again there, and read again from the file should it have changed).
+	 * So is a partial stored, written once, into the cache. Every other
+	 * file gets a partial in the spool, a failed one too: it lists the
+	 * file.
+	 */
+	if (a == ANALYSIS_SERVED && wc.status == STATS_CACHE_HIT &&
+	    (t->flags & PROTO_TASK_NO_REF) == 0) {
+		r.ref = 1;
+		r.ref_key = wc.key;
+		r.ref_sum = worker_partial_sum(wc.entry->base +
+		    wc.entry->size);
+		r.size = wc.entry->size;
+		r.nkeys = wc.entry->nkeys;
+	} else if (store && (t->flags & PROTO_TASK_NO_REF) == 0 &&
+	    cache_put_begin(w->cache, wc.key, r.id.dev, r.id.ino,
+	    &cp) == 0) {
+		keep = r;
+		if (worker_store(w, &wc, t, settings, &r, &cp) == 0) {
+			r.ref = 1;
+			r.ref_key = wc.key;
+		} else {
+			/* (not stored: a partial in the spool, as uncached) */
+			r = keep;
+			(void)worker_write_partial(w, t, settings, wc.entry,
+			    &r, 1);
+		}
+	} else if (worker_write_partial(w, t, settings, wc.entry, &r,
+	    a == ANALYSIS_NOTHING ? 0 : 1) == 0 &&
+	    store && cache_put_begin(w->cache, wc.key, r.id.dev, r.id.ino,
+	    &cp) == 0) {
+		/* (read again after a ref failed: in the spool, and stored) */
+		keep = r;
+		(void)worker_store(w, &wc, t, settings, &r, &cp);
+		r = keep;
 	}
-	if (pfd != -1)
-		close(pfd);
 	if (w->cache != NULL)
 		cache_take_counts(w->cache, &r.cache_stored, &r.cache_evicted);
 	if ((msg = proto_result_encode(&r, &mlen)) == NULL) {
@@ -648,6 +800,189 @@ out:
 	return rc;
 }
 
+/* For qsort: checksums in increasing order. */
+static int
+worker_u64_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * A merge's cache entries as one memo: their merged counts, kept in the
+ * cache under the settings' digest and a digest of the entries'
+ * checksums (so the same unchanged files are merged once, however often
+ * they are queried), made here when missing or unsound. The memo's one
+ * source is a marker holding that digest and the number of entries.
+ * What the merge then takes is mo: the other inputs, the memo last, and
+ * the entries' files as extra sources; map[k] is the merge's input of
+ * mo's input k (the memo: SIZE_MAX). 0 when mo is ready; -1 when the
+ * merge goes without a memo; -2 when an entry was refused while making
+ * it (mr says which, as the merge would).
+ */
+struct wmemo {
+	struct merge_opts	 mo;
+	char			**inputs;	/* borrowed but for the memo's */
+	struct merge_entry	*entries;
+	struct partial_source	*extra;
+	size_t			*map;
+	char			 path[PATH_MAX];
+};
+
+static void
+worker_memo_free(struct wmemo *wm)
+{
+	free(wm->inputs);
+	free(wm->entries);
+	free(wm->extra);
+	free(wm->map);
+	memset(wm, 0, sizeof *wm);
+}
+
+static int
+worker_memo(struct worker *w, const struct proto_merge *m,
+    const struct merge_opts *o, struct wmemo *wm, struct merge_result *mr)
+{
+	struct merge_opts	 b;
+	struct merge_result	 bmr;
+	struct merge_entry	*be = NULL;
+	struct partial_source	 marker;
+	struct partial		*p;
+	char			**bin = NULL, tmp[PATH_MAX + 32], why[200];
+	uint64_t		*sums = NULL, key, set;
+	size_t			 i, k, e, n = m->f.nrefs, *bmap = NULL;
+	int			 fd, rc = -1;
+	struct stat		 st;
+	off_t			 size;
+
+	memset(wm, 0, sizeof *wm);
+	/* (a final merge's set of files is the one asked for again) */
+	if (w->cache == NULL || n < 2 || !m->f.final)
+		return -1;
+	key = m->refs[0].f.key;
+	if ((sums = calloc(n, sizeof *sums)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (m->refs[i].f.key != key)
+			goto out;
+		sums[i] = m->refs[i].f.sum;
+	}
+	qsort(sums, n, sizeof *sums, worker_u64_cmp);
+	for (i = 1; i < n; i++)
+		if (sums[i] == sums[i - 1])
+			goto out;	/* (one entry twice: not a set) */
+	set = XXH3_64bits_withSeed(sums, n * sizeof *sums, key) | 1;
+	if (cache_memo_path(w->cache, key, set, wm->path, sizeof wm->path) ==
+	    -1)
+		goto out;
+	p = partial_open(wm->path, why, sizeof why);
+	if (p != NULL && (p->nsources != 1 || p->sources[0].path_len != 0 ||
+	    p->sources[0].id.digest != set ||
+	    p->sources[0].id.fingerprint != n)) {
+		partial_close(p);
+		p = NULL;
+		snprintf(why, sizeof why, "not the memo of its entries");
+	}
+	if (p == NULL && lstat(wm->path, &st) == 0) {
+		log_warnx("cache: %s: %s: removed", wm->path, why);
+		(void)unlink(wm->path);
+	}
+	if (p != NULL) {
+		partial_close(p);
+		(void)utimensat(AT_FDCWD, wm->path, NULL, AT_SYMLINK_NOFOLLOW);
+	} else {
+		/* Made: the entries alone merged into a partial of no file. */
+		if ((bin = calloc(n + 1, sizeof *bin)) == NULL ||
+		    (be = calloc(n + 1, sizeof *be)) == NULL ||
+		    (bmap = calloc(n + 1, sizeof *bmap)) == NULL)
+			goto out;
+		for (i = 0, k = 0; i < o->ninputs; i++) {
+			if (!o->entries[i].on)
+				continue;
+			bin[k] = o->inputs[i];
+			be[k] = o->entries[i];
+			bmap[k++] = i;
+		}
+		memset(&marker, 0, sizeof marker);
+		marker.path = "";
+		marker.id.digest = set;
+		marker.id.fingerprint = n;
+		if ((fd = cache_memo_open_tmp(w->cache, key, set, tmp,
+		    sizeof tmp)) == -1)
+			goto out;
+		memset(&b, 0, sizeof b);
+		b.inputs = bin;
+		b.ninputs = k;
+		b.entries = be;
+		b.extra = &marker;
+		b.nextra = 1;
+		b.no_sources = 1;
+		b.fd = fd;
+		if (merge_run(&b, &bmr) == -1) {
+			close(fd);
+			(void)unlink(tmp);
+			if (bmr.bad < k) {
+				*mr = bmr;
+				mr->bad = bmap[bmr.bad];
+				rc = -2;
+			} else
+				log_warnx("cache: a memo: %s", bmr.error);
+			goto out;
+		}
+		size = lseek(fd, 0, SEEK_CUR);
+		if (close(fd) == -1 || size <= 0 || cache_memo_commit(w->cache,
+		    tmp, key, set, (uint64_t)size) == -1) {
+			log_warn("cache: %s", tmp);
+			(void)unlink(tmp);
+			goto out;
+		}
+	}
+	/* The merge's inputs but the entries, then the memo. */
+	k = o->ninputs - n + 1;
+	if ((wm->inputs = calloc(k + 1, sizeof *wm->inputs)) == NULL ||
+	    (wm->entries = calloc(k + 1, sizeof *wm->entries)) == NULL ||
+	    (wm->map = calloc(k + 1, sizeof *wm->map)) == NULL ||
+	    (wm->extra = calloc(o->nextra + n + 1, sizeof *wm->extra)) == NULL)
+		goto out;
+	for (i = 0, k = 0; i < o->ninputs; i++) {
+		if (o->entries[i].on)
+			continue;
+		wm->inputs[k] = o->inputs[i];
+		wm->map[k++] = i;
+	}
+	wm->inputs[k] = wm->path;
+	wm->entries[k].memo = 1;
+	wm->entries[k].sum = set;
+	wm->map[k++] = SIZE_MAX;
+	for (e = 0; e < o->nextra; e++)
+		wm->extra[e] = o->extra[e];
+	for (i = 0; i < o->ninputs; i++) {
+		if (!o->entries[i].on)
+			continue;
+		wm->extra[e].path = o->entries[i].path;
+		wm->extra[e].path_len = o->entries[i].path_len;
+		wm->extra[e].id.off = o->entries[i].off;
+		wm->extra[e].id.end = o->entries[i].end;
+		wm->extra[e++].st = o->entries[i].st;
+	}
+	wm->mo = *o;
+	wm->mo.inputs = wm->inputs;
+	wm->mo.ninputs = k;
+	wm->mo.entries = wm->entries;
+	wm->mo.extra = wm->extra;
+	wm->mo.nextra = e;
+	rc = 0;
+out:
+	if (rc != 0)
+		worker_memo_free(wm);
+	free(sums);
+	free(bin);
+	free(be);
+	free(bmap);
+	return rc;
+}
+
 /*
  * Run one MERGE task: its inputs are earlier tasks' partials, its output
  * this task's file, a partial or (final) the job's result, written to a
@@ -660,21 +995,54 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	struct merge_opts		 o;
 	struct merge_result		 mr;
 	struct partial_source		*extra = NULL;
+	struct merge_entry		*entries = NULL;
+	const struct proto_ref		*rf;
 	char				**inputs = NULL, path[PATH_MAX];
 	char				 tmp[PATH_MAX + 8];
+	struct wmemo			 wm;
 	uint8_t				*msg;
 	size_t				 mlen, i;
-	int				 fd = -1, rc;
+	int				 fd = -1, rc, mrc;
 
 	memset(&o, 0, sizeof o);
 	memset(&mr, 0, sizeof mr);
+	memset(&wm, 0, sizeof wm);
 	mr.bad = SIZE_MAX;
 	if ((inputs = calloc((size_t)m->f.ninputs + 1, sizeof *inputs)) == NULL ||
-	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL) {
+	    (extra = calloc((size_t)m->f.nextra + 1, sizeof *extra)) == NULL ||
+	    (m->f.nrefs > 0 && (entries = calloc((size_t)m->f.ninputs + 1,
+	    sizeof *entries)) == NULL)) {
 		snprintf(mr.error, sizeof mr.error, "out of memory");
 		goto reply;
 	}
+	/* Cache entries (hits) are read where they are, checked as found. */
+	for (i = 0; i < m->f.nrefs; i++) {
+		rf = &m->refs[i];
+		if (entries[rf->f.input].on)
+			continue;
+		entries[rf->f.input].on = 1;
+		entries[rf->f.input].sum = rf->f.sum;
+		entries[rf->f.input].path = rf->path;
+		entries[rf->f.input].path_len = rf->f.path_len;
+		entries[rf->f.input].off = rf->f.off;
+		entries[rf->f.input].end = rf->f.end;
+		entries[rf->f.input].st = rf->f.st;
+		if (w->cache == NULL || cache_entry_path(w->cache, rf->f.key,
+		    rf->f.dev, rf->f.ino, path, sizeof path) == -1) {
+			/* (refused as if damaged: its file is read again) */
+			snprintf(mr.error, sizeof mr.error, "input %u: no cache "
+			    "entry", rf->f.input);
+			mr.bad = rf->f.input;
+			goto reply;
+		}
+		if ((inputs[rf->f.input] = strdup(path)) == NULL) {
+			snprintf(mr.error, sizeof mr.error, "out of memory");
+			goto reply;
+		}
+	}
 	for (i = 0; i < m->f.ninputs; i++) {
+		if (inputs[i] != NULL)
+			continue;
 		if (proto_spool_path(path, sizeof path, w->spool,
 		    m->inputs[i], 0) == -1 ||
 		    (inputs[i] = strdup(path)) == NULL) {
@@ -703,6 +1071,7 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	}
 	o.inputs = inputs;
 	o.ninputs = m->f.ninputs;
+	o.entries = entries;
 	o.extra = extra;
 	o.nextra = m->f.nextra;
 	o.fd = fd;
@@ -712,7 +1081,27 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 	o.start_usec = m->f.start_usec;
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
-	rc = merge_run(&o, &mr);
+	mrc = entries != NULL ? worker_memo(w, m, &o, &wm, &mr) : -1;
+	rc = -1;
+	if (mrc == 0) {
+		rc = merge_run(&wm.mo, &mr);
+		if (rc == -1 && mr.bad != SIZE_MAX &&
+		    wm.map[mr.bad] == SIZE_MAX) {
+			/* The memo went bad meanwhile: without it. */
+			log_warnx("cache: %s: %s: removed", wm.path, mr.error);
+			(void)unlink(wm.path);
+			mrc = -1;
+			if (lseek(fd, 0, SEEK_SET) == -1 ||
+			    ftruncate(fd, 0) == -1) {
+				mrc = -2;
+				mr.bad = SIZE_MAX;
+			}
+		} else if (rc == -1 && mr.bad != SIZE_MAX)
+			mr.bad = wm.map[mr.bad];
+	}
+	if (mrc == -1)
+		rc = merge_run(&o, &mr);
+	worker_memo_free(&wm);
 	alarm(0);
 	if (rc == 0) {
 		rc = close(fd);
@@ -736,6 +1125,7 @@ reply:
 		free(inputs[i]);
 	free(inputs);
 	free(extra);
+	free(entries);
 	memset(&mf, 0, sizeof mf);
 	mf.task = m->f.task;
 	mf.nkeys = mr.nkeys;
@@ -842,7 +1232,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	struct proto_expand	 x;
 	struct proto_merge	 m;
 	uint8_t			*payload, *msg;
-	char			 name[32], title[48];
+	char			 name[32], title[48], err[256];
 	int			 r, code = 0;
 
 	if (slot < 0)
@@ -869,6 +1259,17 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 		log_warnx("out of memory");
 		_exit(WORKER_EXIT_SETUP);
 	}
+	/*
+	 * Ready before the first job, not during it: the default format
+	 * compiled (the expander checks every job's), the reader's buffers
+	 * made.
+	 */
+	if (cfg->format != NULL)
+		(void)logformat_cache_get(w.formats, cfg->format, err,
+		    sizeof err);
+	if (slot >= 0)
+		reader_warm(cfg->line_max != 0 ? cfg->line_max :
+		    ANALYSIS_LINE_MAX);
 
 	memset(&h, 0, sizeof h);
 	h.type = PROTO_READY;

@@ -18,6 +18,10 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
 
+# A never-ending sparse file is one task, not split into ranges
+# (daemon_split tests the ranges).
+ONE_TASK = {"split_size": "0"}
+
 PROTO_READY, PROTO_TASK, PROTO_RESULT, PROTO_EXPAND, PROTO_EXPANDED = 1, 2, 3, 4, 5
 PROTO_MERGE, PROTO_MERGED = 6, 7
 PROTO_MSG_MAX = 512 << 20
@@ -70,7 +74,7 @@ def main():
         logs = clfdtest.gen_logs(os.path.join(tmp, "logs"), 1 + len(CASES), 2000, seed=91)
         want = clfdtest.seed_ref(logs[:1])
         slow = os.path.join(tmp, "slow.log")
-        d = clfdtest.Daemon(workers=1)
+        d = clfdtest.Daemon(workers=1, config=ONE_TASK)
         pid = d.wait_workers()[0]
         try:
             os.close(steal_fd(pid, 3))

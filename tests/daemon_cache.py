@@ -8,7 +8,11 @@ completed later), a same-size edit with its mtime put back is a miss,
 copytruncate and logrotate's compression of access.log.1 are content
 hits. Entries damaged byte by byte, truncated, swapped and replaced by a
 symlink are misses with exact counts; two jobs on cold files at once,
-eviction under cache_max, a restart, --no-cache and cache clear."""
+eviction under cache_max, a restart, --no-cache and cache clear. A hit's
+entry is merged from where it is: one damaged between the hit and the
+merge has its file read again (against a --no-cache run). Memos (the
+merged counts of a set of entries) damaged, or another set's in their
+place, are never used."""
 import gzip
 import os
 import shutil
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
@@ -40,13 +45,23 @@ def run(d, pats, **kw):
     return ev, {f["path"]: f.get("cache") for f in ev["files"]}
 
 
-def entries(d):
+def entries(d, prefix=None):
+    """The cache's entries (prefix "m": its memos)."""
     sub = os.path.join(d.dir, "cache", "clfd", "v1")
     try:
         return sorted(os.path.join(sub, n) for n in os.listdir(sub)
-                      if not n.startswith("i") and not n.endswith((".tmp", ".r")))
+                      if (n.startswith(prefix) if prefix else n[0] not in "im") and
+                      not n.endswith((".tmp", ".r")))
     except FileNotFoundError:
         return []
+
+
+def flip(path, pos):
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ 0x20]))
 
 
 def entry_of(d, path):
@@ -96,6 +111,43 @@ def main():
         s = d.request({"op": "stats"})["cache"]
         t.ok(s["hits"] == 4 and s["misses"] == 4 and s["bytes_stored"] > 0,
              "stats: hits, misses, bytes stored", s)
+
+        # -- memos: the merged counts of a set of entries
+        off, _ = run(d, pat, cache=False)
+        offf = off.get("files")
+        t.eq(len(entries(d, "m")), 1, "re-query: a memo of the four entries made")
+        ev, st = run(d, pat)
+        t.ok(ev.get("counts") == want and ev.get("totals") == off.get("totals") and
+             sorted(st.values()) == ["hit"] * 4 and
+             [{k: v for k, v in f.items() if k != "cache"} for f in ev["files"]] ==
+             [{k: v for k, v in f.items() if k != "cache"} for f in offf],
+             "merged from the memo: as --no-cache", st)
+        memo = entries(d, "m")[0]
+        msize = os.path.getsize(memo)
+        bad = []
+        for pos in sorted(set([0, 9, 40, msize // 3, msize // 2, msize - 30, msize - 9,
+                               msize - 1])):
+            flip(memo, pos)
+            ev, st = run(d, pat)
+            if ev.get("counts") != want or sorted(st.values()) != ["hit"] * 4:
+                bad.append((pos, st))
+        t.ok(not bad, "a memo damaged at 8 places: exact each time", bad)
+        ev, st = run(d, gz[:3])
+        t.ok(ev.get("counts") == clfdtest.seed_ref(gz[:3]) and
+             len(entries(d, "m")) == 2, "three of the files: a memo of their own, exact",
+             st)
+        other = [m for m in entries(d, "m") if m != memo][0]
+        shutil.copyfile(other, memo)
+        ev, st = run(d, pat)
+        t.ok(ev.get("counts") == want and sorted(st.values()) == ["hit"] * 4,
+             "another set's memo under this one's name: not used, exact", st)
+        extra = os.path.join(tmp, "extra.log")
+        write(extra, 0, 300)
+        ev, st = run(d, pat + [extra])
+        off, _ = run(d, pat + [extra], cache=False)
+        t.ok(ev.get("counts") == off.get("counts") and st.get(extra) == "miss" and
+             ev["counts"] != want, "a memo beside a file read: as --no-cache", st)
+        os.unlink(extra)
 
         # -- rename: same inode
         moved = os.path.join(tmp, "gz", "moved.log.gz")
@@ -224,11 +276,7 @@ def main():
             if e1 is None:
                 bad.append((i, "no entry"))
                 break
-            with open(e1, "r+b") as f:
-                f.seek(i)
-                b = f.read(1)
-                f.seek(i)
-                f.write(bytes([b[0] ^ 0x20]))
+            flip(e1, i)
             ev, st = run(d, spat)
             if ev.get("counts") != swant or st.get(s1) != "miss" or st.get(s2) != "hit":
                 bad.append((i, st))
@@ -324,6 +372,63 @@ def main():
         t.ok(ev.get("counts") == clfdtest.seed_ref(kept) and 0 < len(kept) < len(many) and
              all(st[f] == "hit" for f in kept),
              "cache_max: what was kept hits, exact", st)
+        d.stop()
+        d.cleanup()
+
+        # -- an entry changed between its hit and the merge: with one
+        # worker, a's hit (its entry, left where it is) waits for the
+        # merge while b, touched, is read whole; a's entry is damaged
+        # meanwhile, so the merge refuses it and a is read again
+        d = clfdtest.Daemon(workers=1, tmp=top)
+        d.request({"op": "cache_clear"})
+        race = os.path.join(tmp, "race")
+        os.makedirs(race)
+        ra, rb = os.path.join(race, "a.log"), os.path.join(race, "b.log")
+        write(ra, 0, 500)
+        block = "".join(line(i) for i in range(2000))
+        with open(rb, "w") as f:
+            for _ in range(150):
+                f.write(block)
+        rpat = [os.path.join(race, "*")]
+        run(d, rpat)
+        seen = False
+        for attempt in range(3):
+            with open(rb, "w") as f:    # (other bytes: read whole)
+                f.write(line(5000 + attempt))
+                for _ in range(150):
+                    f.write(block)
+            c = d.client(timeout=300)
+            try:
+                r = c.request({"op": "submit", "patterns": rpat, "wait": True})
+                done = 0
+                deadline = time.time() + 60
+                while done < 1 and time.time() < deadline:
+                    s = d.request({"op": "status", "job": r["job"]})
+                    done = s.get("files_done", 0)
+                    if s.get("state") in ("done", "cancelled"):
+                        break
+                    time.sleep(0.002)
+                e = entry_of(d, ra)
+                if e is not None:
+                    flip(e, os.path.getsize(e) - 20)
+                ev = c.recv()
+                while ev is not None and ev.get("event") != "done":
+                    ev = c.recv()
+            finally:
+                c.close()
+            st = {f["path"]: f.get("cache") for f in ev["files"]} if ev else {}
+            rwant = run(d, rpat, cache=False)[0].get("counts")
+            t.ok(ev is not None and ev.get("counts") == rwant and
+                 st.get(ra) in ("hit", "miss") and st.get(rb) == "miss",
+                 "entry damaged during the job (try %d): exact" % (attempt + 1), st)
+            if "its cache entry changed" in d.log_text():
+                seen = st.get(ra) == "miss"
+                break
+        t.ok(seen, "the merge refused the changed entry and its file was read "
+             "again: a miss")
+        ev, st = run(d, rpat)
+        t.ok(ev.get("counts") == rwant and st == {ra: "hit", rb: "hit"},
+             "then hits again, exact", st)
     except Exception as e:  # noqa: BLE001
         t.ok(False, "no exception", repr(e))
         raise

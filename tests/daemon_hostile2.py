@@ -126,7 +126,9 @@ def test_deadline(t, tmp):
         f.truncate(1 << 40)     # 1 TB of nothing: reading it never ends
     small = os.path.join(tmp, "after.log")
     want = gen_log(small, 100, "after")
-    d = clfdtest.Daemon(workers=1, config={"roots": tmp, "task_timeout": 2})
+    # (split_size 0: the never-ending file is one task, not ranges)
+    d = clfdtest.Daemon(workers=1, config={"roots": tmp, "task_timeout": 2,
+                                           "split_size": 0})
     try:
         c = d.client(timeout=BOUND * 2)
         t0 = time.monotonic()

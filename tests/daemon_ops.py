@@ -147,6 +147,10 @@ def main():
 
         # cancel a running job
         big = clfdtest.gen_logs(os.path.join(tmp, "big"), 40, 20000, seed=14)
+        # a fresh connection: making the logs may outlast idle_timeout
+        # (60 s) on a loaded machine, and c would have been let go
+        c.close()
+        c = d.client()
         c3 = d.client()
         r = c3.request({"op": "submit", "patterns": [os.path.join(tmp, "big", "*")], "wait": True})
         job = r["job"]

@@ -289,7 +289,8 @@ def main():
              killed)
         ev = None
 
-        # A partial damaged in the spool: detected, its file read again.
+        # A partial damaged in the spool: detected, its file read again
+        # (without the cache, whose entries are merged from the cache)
         small = os.path.join(tmp, "small.log")
         write_lines(small, 0, 1000)
         endless = os.path.join(tmp, "endless.log")
@@ -298,7 +299,7 @@ def main():
         res = {}
 
         def submit_bg():
-            res["r"], res["ev"] = d.submit([small, endless])
+            res["r"], res["ev"] = d.submit([small, endless], cache=False)
         bt = threading.Thread(target=submit_bg)
         bt.start()
         spool = clfdtest.wait_until(lambda: spool_of(d), 30, "the spool")

@@ -6,9 +6,10 @@ read whole and the reference counts (tests/refcount.py), on generated
 logs with junk and on a file of CRLF lines, empty lines, an overlong
 line and a last line without its newline. A gzip file over the size is
 read once, whole. A worker killed in the middle of a range: the range
-is read again, nothing counted twice. Jobs that use the cache read big
-files whole (the cache keeps whole files): a split job, then a cached
-one (a miss), then a hit, all equal."""
+is read again, nothing counted twice. The cache keeps each range: a
+miss, then a hit; a file grown within its last range resumes it, one
+grown past it has new ranges; every cached answer equal to a fresh
+one."""
 import os
 import shutil
 import signal
@@ -43,7 +44,7 @@ def nasty(path):
 def main():
     t = clfdtest.Tap()
     tmp = tempfile.mkdtemp(prefix="clfdtest-split-")
-    d = None
+    d = w = None
     try:
         logs = clfdtest.gen_logs(os.path.join(tmp, "logs"), 3, 4000, seed=41,
                                  plain=True, junk=0.05)
@@ -52,24 +53,28 @@ def main():
         nasty(odd)
         files = sorted(logs + [odd]) + gz
         want = clfdtest.seed_ref(files, any_=True)
-        d = clfdtest.Daemon(workers=2, config={"split_size": "1000",
-                                               "line_max": "4096"})
+        conf = {"split_size": "1000", "line_max": "4096"}
+        d = clfdtest.Daemon(workers=2, config=conf)
+        w = clfdtest.Daemon(workers=2, config=dict(conf, split_size="0"))
 
-        # 1. split (no cache) against whole (the cache's jobs are not split)
+        def tasks(ev, n):
+            return "job %d: submitted" % ev["job"] in d.log_text() and \
+                "%d files (%d tasks)" % (len(files), n) in d.log_text()
+
+        # 1. split (no cache) against whole (split_size 0) and the reference
         r, split = d.submit(files, cache=False)
         t.ok(split is not None and split.get("ok"), "split job done", r)
         ntasks = sum(-(-os.path.getsize(f) // 1000) for f in files)
-        t.ok("%d files (%d tasks)" % (len(files), ntasks) in d.log_text(),
-             "each file is split_size-byte ranges: %d tasks" % ntasks)
-        r, whole = d.submit(files)
-        t.ok(whole is not None and whole.get("ok"), "whole (cached) job done", r)
-        t.ok("%d files (%d tasks)" % (len(files), len(files)) in d.log_text(),
-             "a job using the cache reads each file whole")
+        t.ok(tasks(split, ntasks), "each file is split_size-byte ranges: %d tasks" % ntasks)
+        r, whole = w.submit(files, cache=False)
+        t.ok(whole is not None and whole.get("ok"), "whole job (split_size 0) done", r)
         t.eq(split["counts"], want, "split: counts equal the reference")
         t.eq(whole["counts"], want, "whole: counts equal the reference")
         t.eq(files_of(split), files_of(whole),
              "one entry per file, its ranges' statistics summed, equal to the whole file's")
         t.eq(split["totals"], whole["totals"], "totals equal")
+        t.eq(sorted(set(f.get("cache") for f in split["files"])), ["off"],
+             "--no-cache: the cache is neither read nor written")
         e = [f for f in split["files"] if f["path"] == odd][0]
         t.ok(e["bytes"] == os.path.getsize(odd) and e["malformed"] >= 1,
              "the odd file: every byte owned once, its overlong line malformed", e)
@@ -77,14 +82,45 @@ def main():
              {f: os.path.getsize(f) for f in files},
              "each file's bytes add up to its size")
 
-        # 2. cache after a split job: a miss was stored; now a hit, equal
+        # 2. the cache keeps each range: a miss, then a hit, equal
+        r, miss = d.submit(files)
+        t.eq(sorted(set(f.get("cache") for f in miss["files"])), ["miss"],
+             "split with the cache, first time: every file a miss")
         r, hit = d.submit(files)
         t.eq(sorted(set(f.get("cache") for f in hit["files"])), ["hit"],
-             "after the split job and a cached one: every file a hit")
+             "split with the cache, again: every range a hit, every file a hit")
+        t.eq((miss["counts"], files_of(miss)), (want, files_of(split)),
+             "the miss equals the fresh computation")
         t.eq((hit["counts"], files_of(hit)), (want, files_of(split)),
-             "the hit equals the split computation")
+             "the hit equals the fresh computation")
 
-        # 3. a worker killed mid-range: the range is read again
+        # 3. growth: within the last range (resumed), and past it (new ranges)
+        small = '1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /g/%d HTTP/1.1" 200 1\n'
+        room = [(1000 - os.path.getsize(f) % 1000, f) for f in logs]
+        room.sort()
+        grow_in, grow_past = room[-1][1], room[0][1]
+        with open(grow_in, "a") as f:
+            f.write(small % 1)
+        with open(grow_past, "a") as f:
+            f.write("".join(small % i for i in range(40)))
+        want2 = clfdtest.seed_ref(files, any_=True)
+        r, fresh = d.submit(files, cache=False)
+        r, grown = d.submit(files)
+        st = {f["path"]: f.get("cache") for f in grown["files"]}
+        t.eq((st[grow_in], st[grow_past], st[odd]), ("resumed", "miss", "hit"),
+             "grown within its last range: resumed; past it: new ranges, a miss; "
+             "untouched: a hit")
+        t.eq((grown["counts"], files_of(grown)), (want2, files_of(fresh)),
+             "after growth: counts equal the reference, statistics the fresh computation")
+        r, again = d.submit(files)
+        t.eq(sorted(set(f.get("cache") for f in again["files"])), ["hit"],
+             "after growth, again: every file a hit")
+        t.eq((again["counts"], files_of(again)), (want2, files_of(fresh)),
+             "and equal to the fresh computation")
+        w.cleanup()
+        w = None
+
+        # 4. a worker killed mid-range: the range is read again
         big = os.path.join(tmp, "big")
         os.makedirs(big)
         bigf = clfdtest.gen_logs(big, 1, 60000, seed=43, plain=True, junk=0.02)
@@ -114,8 +150,9 @@ def main():
         t.ok(f["bytes"] == os.path.getsize(bigf[0]) and f["error"] is None and
              not f["partial"], "one entry, every byte owned once, no error", f)
     finally:
-        if d is not None:
-            d.cleanup()
+        for x in (d, w):
+            if x is not None:
+                x.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     return t.done()
 

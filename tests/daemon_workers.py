@@ -13,6 +13,10 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clfdtest  # noqa: E402
 
+# A never-ending sparse file is one task, not split into ranges
+# (daemon_split tests the ranges).
+ONE_TASK = {"split_size": "0"}
+
 
 def sparse(path):
     with open(path, "wb") as f:
@@ -41,7 +45,7 @@ def main():
         logs = clfdtest.gen_logs(os.path.join(tmp, "logs"), 6, 5000, seed=31)
         extra = clfdtest.gen_logs(os.path.join(tmp, "extra"), 1, 3000, seed=32, plain=True)[0]
         slow = os.path.join(tmp, "logs", "slow.log")
-        d = clfdtest.Daemon(workers=2)
+        d = clfdtest.Daemon(workers=2, config=ONE_TASK)
         before = d.wait_workers()
 
         # 0. named for ps: the workers and the expander, not the supervisor
@@ -107,7 +111,7 @@ def main():
         t.eq(ev["counts"], clfdtest.seed_ref(logs), "the next job is exact")
 
         # 3. a crash-looping task: task_timeout kills the worker each time
-        d2 = clfdtest.Daemon(workers=2, config={"task_timeout": 1})
+        d2 = clfdtest.Daemon(workers=2, config=dict(ONE_TASK, task_timeout=1))
         r, ev = d2.submit([os.path.join(tmp, "logs", "*")])
         e = entry(ev, slow)
         t.ok(ev["ok"] and ev["state"] == "done", "crash-looping task: job completes", ev.get("error"))
@@ -120,7 +124,7 @@ def main():
         t.eq(d2.stop(), 0, "clfd exits 0")
 
         # 4. the supervisor killed outright: its workers go too
-        d3 = clfdtest.Daemon(workers=2)
+        d3 = clfdtest.Daemon(workers=2, config=ONE_TASK)
         pids = d3.wait_workers()
         c = d3.client()
         c.request({"op": "submit", "patterns": [os.path.join(tmp, "logs", "*")]})
@@ -132,7 +136,7 @@ def main():
         t.ok(gone, "supervisor SIGKILLed: every worker exits (idle and busy)")
         c.close()
         t.ok(os.path.exists(d3.sock), "a killed daemon leaves its socket file behind")
-        d4 = clfdtest.Daemon(workers=1, tmp=d3.dir, sock=d3.sock)
+        d4 = clfdtest.Daemon(workers=1, tmp=d3.dir, sock=d3.sock, config=ONE_TASK)
         t.ok(d4.request({"op": "ping"})["pid"] == d4.pid, "the stale socket is replaced")
         t.eq(d4.stop(), 0, "the new daemon exits 0")
         d4.logf.close()

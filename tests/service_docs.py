@@ -2,7 +2,8 @@
 """service_docs: the man pages lint clean, the units verify clean and are
 hardened to an exposure of 2.0 or less, and every config key is documented
 in clfd.conf(5) and present (commented out, with its default) in
-etc/clfd.conf, which clfd -t accepts with every line uncommented."""
+etc/clfd.conf, which clfd -t accepts with every line uncommented; the
+protocol's error codes (src/errcode.c) are the ones clfd(8) lists."""
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ def main():
     try:
         check_mans(t)
         check_config_docs(t, tmp)
+        check_error_codes(t)
         check_units(t, tmp)
     finally:
         tmp.cleanup()
@@ -81,6 +83,20 @@ def check_config_docs(t, tmp):
                        timeout=30)
     t.ok(p.returncode == 0, "clfd -t accepts etc/clfd.conf with every key set",
          p.stderr)
+
+
+def check_error_codes(t):
+    with open(os.path.join(SRCDIR, "src", "errcode.c")) as f:
+        codes = set(re.findall(r'\[ERRC_[A-Z_]+\] = "([a-z_]+)"', f.read()))
+    codes.discard("none")
+    with open(os.path.join(SRCDIR, "man", "clfd.8.in")) as f:
+        page = f.read()
+    m = re.search(r"^Error codes:$(.*?)^\.Sh ", page, re.M | re.S)
+    listed = set(re.findall(r"^\.Cm ([a-z_]+)", m.group(1), re.M)) if m else set()
+    listed.discard("cancel")    # ".Pf ( Cm cancel" is the op, not a code
+    t.ok(len(codes) >= 13 and codes <= listed,
+         "clfd(8) lists every error code of src/errcode.c (%d)" % len(codes),
+         "not listed: %s" % sorted(codes - listed))
 
 
 def gen_units(tmp, bindir, sysconfdir):

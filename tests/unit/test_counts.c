@@ -81,7 +81,7 @@ cmp_bytes(const void *x, const void *y)
  * written as it is (valid UTF-8, no NUL).
  */
 static int
-sort_matches_qsort(const struct counts *c, const char *name)
+sort_matches_qsort(struct counts *c, const char *name)
 {
 	struct counts_sorted	 cs;
 	struct counts_entry	*want, got;
@@ -96,8 +96,9 @@ sort_matches_qsort(const struct counts *c, const char *name)
 	qsort(want, cs.n, sizeof *want, cmp_bytes);
 	for (i = 0; i < cs.n; i++) {
 		counts_sorted_at(&cs, i, &got);
+		/* (a sample of gets: each walks the table while sorted) */
 		if (want[i].key != got.key || want[i].n != got.n ||
-		    counts_get(c, got.key, got.len) != got.n)
+		    (i % 997 == 0 && counts_get(c, got.key, got.len) != got.n))
 			bad++;
 	}
 	i = cs.n;
@@ -342,14 +343,85 @@ main(void)
 			    counts_memory(g) > n * 16,
 			    "round %zu: %zu keys through growth, all found", round,
 			    n);
-			if (round == 0)
+			if (round == 0) {
 				sort_matches_qsort(g, "sort: 400000 keys as qsort "
 				    "orders them");
+				/*
+				 * The sort borrowed the index: the table is
+				 * indexed again by the next add.
+				 */
+				len = (size_t)snprintf(key, sizeof key,
+				    "/item/%zu/%016llx.html", (size_t)0,
+				    (unsigned long long)0);
+				ok(counts_get(g, key, len) == 1 &&
+				    counts_add(g, key, len, 5) == 0 &&
+				    counts_add(g, "/new", 4, 2) == 0 &&
+				    counts_get(g, key, len) == 6 &&
+				    counts_get(g, "/new", 4) == 2 &&
+				    counts_size(g) == n + 1,
+				    "sorted table: found, added to, indexed again");
+				for (i = 0; i < n; i++) {
+					len = (size_t)snprintf(key, sizeof key,
+					    "/item/%zu/%016llx.html", i * 7919 % n,
+					    (unsigned long long)(i *
+					    0x9e3779b97f4a7c15ULL));
+					if (counts_get(g, key, len) != i + 1 +
+					    (i == 0 ? 5 : 0))
+						bad++;
+				}
+				ok(bad == 0, "sorted table: every key found after "
+				    "indexing again");
+				sort_matches_qsort(g, "sort: sorted again after adds");
+			}
 			counts_clear(g);
 			ok(counts_size(g) == 0 && counts_get(g, "/item/1", 7) == 0,
 			    "round %zu: cleared", round);
 		}
 		counts_free(g);
+	}
+
+	/*
+	 * A batch adds as one call per key would: repeats within a batch,
+	 * growth in the middle of one, any batch size.
+	 */
+	{
+		struct counts		*one = counts_new(), *bat = counts_new();
+		struct counts_key	 kb[40];
+		char			 kbuf[40][32];
+		size_t			 bad = 0, done, m, j;
+
+		if (one == NULL || bat == NULL)
+			return 1;
+		for (i = 0; i < 50000; i += m) {
+			m = 1 + rng() % 40;
+			for (j = 0; j < m; j++) {
+				/* a fifth repeat a recent key */
+				size_t id = rng() % 5 == 0 && i + j > 0 ?
+				    i + j - 1 - rng() % (i + j < 20 ? i + j : 20) :
+				    i + j;
+
+				len = (size_t)snprintf(kbuf[j], sizeof kbuf[j],
+				    "/b/%zu", id);
+				kb[j].key = kbuf[j];
+				kb[j].len = len;
+				kb[j].n = 1 + j % 3;
+				counts_add(one, kbuf[j], len, 1 + j % 3);
+			}
+			if (counts_add_batch(bat, kb, m, &done) == -1 ||
+			    done != m)
+				bad++;
+		}
+		for (i = 0; i < 50000; i++) {
+			len = (size_t)snprintf(key, sizeof key, "/b/%zu", i);
+			if (counts_get(one, key, len) != counts_get(bat, key, len))
+				bad++;
+		}
+		ok(bad == 0 && counts_size(one) == counts_size(bat) &&
+		    counts_total(one) == counts_total(bat) &&
+		    counts_size(bat) > 1000, "batches add as single adds "
+		    "(%zu keys)", counts_size(bat));
+		counts_free(one);
+		counts_free(bat);
 	}
 
 	/*

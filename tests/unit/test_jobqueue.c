@@ -309,7 +309,8 @@ submitted(int64_t id, size_t files, const struct jq_error *err, void *arg)
 	sub.called++;
 	sub.id = id;
 	sub.files = files;
-	snprintf(sub.code, sizeof sub.code, "%s", err != NULL ? err->code : "");
+	snprintf(sub.code, sizeof sub.code, "%s", err != NULL ?
+	    errcode_name(err->code) : "");
 	snprintf(sub.message, sizeof sub.message, "%s", err != NULL ?
 	    err->message : "");
 }
@@ -378,7 +379,7 @@ submit_as(const json_t *req, uid_t uid, size_t *files)
 
 	memset(&sub, 0, sizeof sub);
 	if (jobqueue_submit(req, uid, 0, submitted, NULL, &err) == NULL) {
-		snprintf(sub.code, sizeof sub.code, "%s", err.code);
+		snprintf(sub.code, sizeof sub.code, "%s", errcode_name(err.code));
 		return -1;
 	}
 	t = jobqueue_next_task();
@@ -749,7 +750,7 @@ test_expansion(const char *dir, struct config *cfg)
 	ok(sub.called == 2 && strcmp(sub.code, "shutting_down") == 0,
 	    "shutdown: both submits expanding get shutting_down");
 	ok(jobqueue_submit(req, 0, 0, submitted, NULL, &err) == NULL &&
-	    strcmp(err.code, "shutting_down") == 0,
+	    err.code == ERRC_SHUTTING_DOWN,
 	    "shutdown: a new submit is refused");
 	/* The worker running the first expansion is stopped. */
 	jobqueue_task_lost(t, "killed by signal 15");
@@ -985,19 +986,19 @@ test_users(const char *dir, struct config *cfg)
 	/* Ownership. */
 	r = jobqueue_status(a, 1001, &err);
 	json_decref(jobqueue_status(INT64_MAX / 2, 1001, &err2));
-	ok(r == NULL && strcmp(err.code, "not_found") == 0 &&
+	ok(r == NULL && err.code == ERRC_NOT_FOUND &&
 	    strncmp(err.message, "no job ", 7) == 0 &&
-	    strcmp(err2.code, "not_found") == 0,
+	    err2.code == ERRC_NOT_FOUND,
 	    "users: another uid's job is not_found, as a job that is not there");
 	json_decref(r);
 	r = jobqueue_cancel(a, 1001, 4242, &err);
-	ok(r == NULL && strcmp(err.code, "not_found") == 0,
+	ok(r == NULL && err.code == ERRC_NOT_FOUND,
 	    "users: another uid cannot cancel it");
 	json_decref(r);
 	ok(jobqueue_wait(a, 1001, 0, NULL, NULL, &err) == NULL &&
-	    strcmp(err.code, "not_found") == 0 &&
+	    err.code == ERRC_NOT_FOUND &&
 	    jobqueue_result(a, 1001, NULL, &err) == -1 &&
-	    strcmp(err.code, "not_found") == 0,
+	    err.code == ERRC_NOT_FOUND,
 	    "users: nor wait for it, nor read its result");
 	r = jobqueue_status(a, 1000, &err);
 	ok(r != NULL, "users: its own uid sees it");
@@ -1018,7 +1019,7 @@ test_users(const char *dir, struct config *cfg)
 	cfg->jobs_per_user = 2;
 	memset(&err, 0, sizeof err);
 	ok(jobqueue_submit(reqa, 1000, 0, submitted, NULL, &err) == NULL &&
-	    err.code != NULL && strcmp(err.code, "limit") == 0 &&
+	    err.code == ERRC_LIMIT &&
 	    strstr(err.message, "jobs_per_user") != NULL,
 	    "users: a third job of uid 1000 over jobs_per_user 2 -> limit");
 	cfg->jobs_per_user = 64;

@@ -50,9 +50,11 @@ test_tasks(void)
 		t.filter = task_cases[i].filter;
 		t.roots = task_cases[i].roots[0] != NULL ?
 		    (char **)(uintptr_t)task_cases[i].roots : NULL;
+		t.flags = (uint32_t)(i / 2) & (PROTO_TASK_NO_CACHE |
+		    PROTO_TASK_NO_REF);
 		if (i % 2 == 1) {
 			/* A byte range of the file, with its listed identity. */
-			t.flags = PROTO_TASK_RANGE;
+			t.flags |= PROTO_TASK_RANGE;
 			t.range.off = 1000 * i;
 			t.range.end = 1000 * i + 777;
 			t.range.size = 1ULL << 33;
@@ -192,6 +194,7 @@ test_merges(void)
 	struct proto_merged_fixed	 mf;
 	struct proto_merged		 md;
 	struct proto_extra		 ex[2];
+	struct proto_ref		 rf[1];
 	struct proto_hdr		 h;
 	uint64_t			 in[3] = { 5, 9, 1ULL << 40 };
 	uint8_t				*msg, *bad;
@@ -214,7 +217,16 @@ test_merges(void)
 	ex[1].path_len = 2;
 	ex[1].off = 1ULL << 35;
 	ex[1].end = (1ULL << 35) + 3;
-	msg = proto_merge_encode(&f, in, ex, "{\"ok\":true", &len);
+	memset(rf, 0, sizeof rf);
+	f.nrefs = 1;
+	rf[0].f.input = 1;
+	rf[0].f.key = 77;
+	rf[0].f.ino = 78;
+	rf[0].f.sum = 79;
+	rf[0].f.st.lines = 80;
+	rf[0].path = "/var/log/c.log";
+	rf[0].f.path_len = (uint32_t)strlen(rf[0].path);
+	msg = proto_merge_encode(&f, in, ex, rf, "{\"ok\":true", &len);
 	if (ok(msg != NULL, "merge: encoded")) {
 		memcpy(&h, msg, sizeof h);
 		ok(h.type == PROTO_MERGE && proto_hdr_check(&h) == 0,
@@ -228,6 +240,12 @@ test_merges(void)
 		    strcmp(m.extra[0].st.error, "worker killed") == 0 &&
 		    m.extra[1].path_len == 2 && m.extra[0].off == 0 &&
 		    m.extra[1].off == ex[1].off && m.extra[1].end == ex[1].end &&
+		    m.f.nrefs == 1 &&
+		    m.refs[0].f.input == 1 && m.refs[0].f.key == 77 &&
+		    m.refs[0].f.ino == 78 && m.refs[0].f.sum == 79 &&
+		    m.refs[0].f.st.lines == 80 &&
+		    m.refs[0].f.path_len == rf[0].f.path_len &&
+		    memcmp(m.refs[0].path, rf[0].path, rf[0].f.path_len) == 0 &&
 		    strcmp(m.head, "{\"ok\":true") == 0, "merge: round trip");
 		proto_merge_clear(&m);
 		refused = 1;
@@ -247,6 +265,21 @@ test_merges(void)
 		memcpy(msg + sizeof h, &f, sizeof f);
 		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
 		    "merge: one extra source too many refused");
+		f.nextra = 2;
+		f.nrefs = 2;
+		memcpy(msg + sizeof h, &f, sizeof f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: one ref too many refused");
+		f.nrefs = 1;
+		memcpy(msg + sizeof h, &f, sizeof f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == 0,
+		    "merge: restored");
+		proto_merge_clear(&m);
+		rf[0].f.input = 3;	/* of inputs 0 to 2 */
+		memcpy(msg + sizeof h + sizeof f + 3 * 8 + f.extra_len, &rf[0].f,
+		    sizeof rf[0].f);
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: a ref to an input that is not there refused");
 		free(msg);
 	}
 
