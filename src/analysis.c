@@ -5,8 +5,11 @@
  * filter -> counts. Every line ends in exactly one of malformed, filtered
  * or counted; matched = filtered + counted. The first malformed line is
  * kept, cut to STATS_SAMPLE bytes, to show what the format did not match. The only allocations are per
- * file (the reader's buffers and one scratch line); the last time string
- * and its value are remembered, as consecutive lines mostly share it.
+ * file (the reader's buffers, one scratch line and a batch of paths); the
+ * last time string and its value are remembered, as consecutive lines
+ * mostly share it. Paths are counted COUNTS_BATCH at a time (copied, as a
+ * line's path lives only until the next line), which lets the table
+ * fetch their slots from memory together.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -134,6 +137,36 @@ analysis_range_check(const struct reader *r, const struct analysis_range *rg,
 	return -1;
 }
 
+#define ANALYSIS_BATCH_BYTES	(64u << 10)	/* longer paths go alone */
+
+/* Paths waiting to be counted, their bytes in buf. */
+struct abatch {
+	struct counts_key	 k[COUNTS_BATCH];
+	size_t			 n;
+	char			*buf;
+	size_t			 used;
+};
+
+/* Count the batch's paths; -1 with st's error set. */
+static int
+analysis_flush(struct counts *out, struct abatch *b, struct file_stats *st)
+{
+	size_t	done;
+	int	rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	if (counts_add_batch(out, b->k, b->n, &done) == -1) {
+		snprintf(st->error, sizeof st->error, "counts: %s",
+		    strerror(errno));
+		st->flags |= STATS_PARTIAL;
+		rc = -1;
+	}
+	st->counted += done;
+	b->n = b->used = 0;
+	return rc;
+}
+
 int
 analysis_file(const char *path, const struct analysis_opts *o,
     struct counts *out, struct file_stats *st, struct source_id *id)
@@ -149,6 +182,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	const struct analysis_range *rg = o->range;
 	const char		*line;
 	char			*scratch = NULL, err[128];
+	struct abatch		 b;
 	size_t			 len, line_max;
 	uint64_t		 first = 0, done = UINT64_MAX;
 	int64_t			 t;
@@ -156,6 +190,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	int			 defer = o->opened != NULL && rg == NULL;
 
 	memset(st, 0, sizeof *st);
+	memset(&b, 0, sizeof b);
 	if (id != NULL)
 		memset(id, 0, sizeof *id);
 	memset(&tc, 0, sizeof tc);
@@ -239,7 +274,8 @@ analysis_file(const char *path, const struct analysis_opts *o,
 		goto out;
 	}
 	/* Two halves: the rebuilt request target, then the referer. */
-	if ((scratch = malloc(2 * (line_max + 1))) == NULL) {
+	if ((scratch = malloc(2 * (line_max + 1))) == NULL ||
+	    (b.buf = malloc(ANALYSIS_BATCH_BYTES)) == NULL) {
 		snprintf(st->error, sizeof st->error, "%s", strerror(errno));
 		st->flags |= STATS_FAILED;
 		goto out;
@@ -298,14 +334,28 @@ analysis_file(const char *path, const struct analysis_opts *o,
 				st->not_request++;
 			continue;
 		}
-		if (counts_add(out, req.path, req.path_len, 1) == -1) {
-			snprintf(st->error, sizeof st->error, "counts: %s",
-			    strerror(errno));
-			st->flags |= STATS_PARTIAL;
+		if ((b.n == COUNTS_BATCH ||
+		    req.path_len > ANALYSIS_BATCH_BYTES - b.used) &&
+		    analysis_flush(out, &b, st) == -1)
 			goto out;
+		if (req.path_len > ANALYSIS_BATCH_BYTES) {
+			if (counts_add(out, req.path, req.path_len, 1) == -1) {
+				snprintf(st->error, sizeof st->error,
+				    "counts: %s", strerror(errno));
+				st->flags |= STATS_PARTIAL;
+				goto out;
+			}
+			st->counted++;
+			continue;
 		}
-		st->counted++;
+		memcpy(b.buf + b.used, req.path, req.path_len);
+		b.k[b.n].key = b.buf + b.used;
+		b.k[b.n].len = req.path_len;
+		b.k[b.n++].n = 1;
+		b.used += req.path_len;
 	}
+	if (analysis_flush(out, &b, st) == -1)
+		goto out;
 end:
 	if (rc == READER_ERROR) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
@@ -361,6 +411,7 @@ out:
 	reader_close(&r);
 	filter_free(own);
 	free(scratch);
+	free(b.buf);
 	return ret;
 }
 

@@ -339,10 +339,11 @@ counts_reindex(struct counts *c)
 	c->stale = 0;
 }
 
-int
-counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
+/* Add n to key, whose hash is h. */
+static int
+counts_add_hashed(struct counts *c, const char *key, size_t len, uint64_t h,
+    uint64_t n)
 {
-	uint64_t	 h;
 	struct rec	*r;
 	size_t		 i;
 	uint32_t	 ref;
@@ -351,9 +352,6 @@ counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 		errno = EINVAL;
 		return -1;
 	}
-	if (c->stale)
-		counts_reindex(c);
-	h = counts_hash(key, len);
 	i = counts_find(c, key, len, h, &r);
 	if (r != NULL) {
 		r->n += n;
@@ -371,6 +369,48 @@ counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
 	c->slots[i] = (h >> 32) << 32 | ref;
 	c->used++;
 	c->total += n;
+	return 0;
+}
+
+int
+counts_add(struct counts *c, const char *key, size_t len, uint64_t n)
+{
+	if (len > COUNTS_KEY_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (c->stale)
+		counts_reindex(c);
+	return counts_add_hashed(c, key, len, counts_hash(key, len), n);
+}
+
+int
+counts_add_batch(struct counts *c, const struct counts_key *k, size_t n,
+    size_t *done)
+{
+	uint64_t	h[COUNTS_BATCH];
+	size_t		i, j, m;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < COUNTS_BATCH ? n - i : COUNTS_BATCH;
+		if (c->stale)
+			counts_reindex(c);
+		/* Every slot asked for first, then each key added. */
+		for (j = 0; j < m; j++) {
+			h[j] = k[i + j].len > COUNTS_KEY_MAX ? 0 :
+			    counts_hash(k[i + j].key, k[i + j].len);
+			__builtin_prefetch(&c->slots[(uint32_t)(h[j] >> 32) >>
+			    (32 - c->bits)]);
+		}
+		for (j = 0; j < m; j++) {
+			if (counts_add_hashed(c, k[i + j].key, k[i + j].len,
+			    h[j], k[i + j].n) == -1) {
+				*done = i + j;
+				return -1;
+			}
+		}
+	}
+	*done = n;
 	return 0;
 }
 

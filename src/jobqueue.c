@@ -1904,6 +1904,8 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 		refs[f.nrefs].f.dev = t->in[i].dev;
 		refs[f.nrefs].f.ino = t->in[i].ino;
 		refs[f.nrefs].f.sum = t->in[i].sum;
+		refs[f.nrefs].f.off = m->range.off;
+		refs[f.nrefs].f.end = m->range.end;
 		refs[f.nrefs].f.st = *m->st;
 		refs[f.nrefs].path = m->path;
 		f.nrefs++;

@@ -30,6 +30,7 @@ struct merge_entry {
 	uint64_t		 sum;
 	const char		*path;
 	size_t			 path_len;
+	uint64_t		 off, end;	/* its byte range: 0, 0 whole */
 	struct file_stats	 st;
 };
 

@@ -140,6 +140,8 @@ struct proto_ref_fixed {
 	uint64_t		dev;
 	uint64_t		ino;
 	uint64_t		sum;		/* its checksum */
+	uint64_t		off;		/* the task's byte range: */
+	uint64_t		end;		/* 0, 0 for a whole file */
 	struct file_stats	st;		/* the file's, now */
 };
 

@@ -513,6 +513,27 @@ reader_start(struct reader *r)
 }
 
 void
+reader_warm(size_t line_max)
+{
+	size_t	cap;
+
+	if (reader_spare.in != NULL || line_max == 0 ||
+	    line_max > SIZE_MAX / 2 - READER_OUT_SIZE)
+		return;
+	cap = line_max + READER_OUT_SIZE;
+	if ((reader_spare.in = malloc(READER_IN_SIZE)) == NULL ||
+	    (reader_spare.buf = malloc(cap)) == NULL) {
+		free(reader_spare.in);
+		reader_spare.in = NULL;
+		return;
+	}
+	/* (zeroed as reader_start's own are: touched now, not by a job) */
+	memset(reader_spare.in, 0, READER_IN_SIZE);
+	memset(reader_spare.buf, 0, cap);
+	reader_spare.cap = cap;
+}
+
+void
 reader_close(struct reader *r)
 {
 	struct reader_pipe	*p = r->pipe;

@@ -97,6 +97,12 @@ struct reader {
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);
 int	reader_start(struct reader *);
+/*
+ * Make (and touch) the buffers a reader of lines up to line_max will
+ * take, ahead of the first file: a process that reads files calls it
+ * once when it starts.
+ */
+void	reader_warm(size_t line_max);
 int	reader_next(struct reader *, const char **line, size_t *len);
 /*
  * Go on from byte off of a plain file (never gzip): what open read is

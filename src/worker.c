@@ -741,6 +741,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	 * entry that was a hit is only touched.
 	 */
 	store = wc.status != STATS_CACHE_OFF && wc.status != STATS_CACHE_HIT &&
+	    a != ANALYSIS_NOTHING &&
 	    (r.st.flags & (STATS_FAILED | STATS_PARTIAL)) == 0 &&
 	    r.id.ino != 0 && (wc.ranged ? r.id.size == wc.range->size :
 	    r.id.off == 0 && r.id.end == r.id.size);
@@ -961,6 +962,8 @@ worker_memo(struct worker *w, const struct proto_merge *m,
 			continue;
 		wm->extra[e].path = o->entries[i].path;
 		wm->extra[e].path_len = o->entries[i].path_len;
+		wm->extra[e].id.off = o->entries[i].off;
+		wm->extra[e].id.end = o->entries[i].end;
 		wm->extra[e++].st = o->entries[i].st;
 	}
 	wm->mo = *o;
@@ -1021,6 +1024,8 @@ worker_merge(struct worker *w, const struct proto_merge *m)
 		entries[rf->f.input].sum = rf->f.sum;
 		entries[rf->f.input].path = rf->path;
 		entries[rf->f.input].path_len = rf->f.path_len;
+		entries[rf->f.input].off = rf->f.off;
+		entries[rf->f.input].end = rf->f.end;
 		entries[rf->f.input].st = rf->f.st;
 		if (w->cache == NULL || cache_entry_path(w->cache, rf->f.key,
 		    rf->f.dev, rf->f.ino, path, sizeof path) == -1) {
@@ -1227,7 +1232,7 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 	struct proto_expand	 x;
 	struct proto_merge	 m;
 	uint8_t			*payload, *msg;
-	char			 name[32], title[48];
+	char			 name[32], title[48], err[256];
 	int			 r, code = 0;
 
 	if (slot < 0)
@@ -1254,6 +1259,17 @@ worker_main(int fd, int slot, pid_t parent, const struct config *cfg,
 		log_warnx("out of memory");
 		_exit(WORKER_EXIT_SETUP);
 	}
+	/*
+	 * Ready before the first job, not during it: the default format
+	 * compiled (the expander checks every job's), the reader's buffers
+	 * made.
+	 */
+	if (cfg->format != NULL)
+		(void)logformat_cache_get(w.formats, cfg->format, err,
+		    sizeof err);
+	if (slot >= 0)
+		reader_warm(cfg->line_max != 0 ? cfg->line_max :
+		    ANALYSIS_LINE_MAX);
 
 	memset(&h, 0, sizeof h);
 	h.type = PROTO_READY;

@@ -381,6 +381,50 @@ main(void)
 	}
 
 	/*
+	 * A batch adds as one call per key would: repeats within a batch,
+	 * growth in the middle of one, any batch size.
+	 */
+	{
+		struct counts		*one = counts_new(), *bat = counts_new();
+		struct counts_key	 kb[40];
+		char			 kbuf[40][32];
+		size_t			 bad = 0, done, m, j;
+
+		if (one == NULL || bat == NULL)
+			return 1;
+		for (i = 0; i < 50000; i += m) {
+			m = 1 + rng() % 40;
+			for (j = 0; j < m; j++) {
+				/* a fifth repeat a recent key */
+				size_t id = rng() % 5 == 0 && i + j > 0 ?
+				    i + j - 1 - rng() % (i + j < 20 ? i + j : 20) :
+				    i + j;
+
+				len = (size_t)snprintf(kbuf[j], sizeof kbuf[j],
+				    "/b/%zu", id);
+				kb[j].key = kbuf[j];
+				kb[j].len = len;
+				kb[j].n = 1 + j % 3;
+				counts_add(one, kbuf[j], len, 1 + j % 3);
+			}
+			if (counts_add_batch(bat, kb, m, &done) == -1 ||
+			    done != m)
+				bad++;
+		}
+		for (i = 0; i < 50000; i++) {
+			len = (size_t)snprintf(key, sizeof key, "/b/%zu", i);
+			if (counts_get(one, key, len) != counts_get(bat, key, len))
+				bad++;
+		}
+		ok(bad == 0 && counts_size(one) == counts_size(bat) &&
+		    counts_total(one) == counts_total(bat) &&
+		    counts_size(bat) > 1000, "batches add as single adds "
+		    "(%zu keys)", counts_size(bat));
+		counts_free(one);
+		counts_free(bat);
+	}
+
+	/*
 	 * NUL bytes: keys that differ only by NULs, or by a trailing NUL,
 	 * are distinct in the table (and summed once encoded only where
 	 * the encodings meet).
