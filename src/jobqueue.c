@@ -21,6 +21,7 @@
  * Depends on: analysis, cache, filter, proto, config, log. Used by: pool
  * (pulls tasks, hands back answers), control (jobs), supervisor (setup).
  * Calls none of them: a cancel reaches the pool through jobqueue_hooks.
+ * No libevent: time passes for it in jobqueue_tick, called by the top.
  */
 #include "jobqueue.h"
 
@@ -45,7 +46,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 
 #define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
 #define JQ_RETRIES		1	/* a lost task is retried once */
@@ -211,7 +211,6 @@ static struct {
 	const struct config	*cfg;
 	const char		*spool;
 	struct jobqueue_hooks	 hooks;
-	struct event		*expire;
 	struct taskq		 mergeq;	/* merges waiting for a worker */
 	struct jobq		 jobs;		/* with an id */
 	struct jobq		 expanding;	/* submits not answered yet */
@@ -621,7 +620,7 @@ jq_drop(struct job *j)
  * Drop the oldest results past result_ttl, or beyond result_memory (the
  * kept jobs' bookkeeping) or result_disk (their result files). keep (the
  * job that just finished, still in use by the caller) is left to the
- * next round of the timer.
+ * next tick.
  */
 static void
 jq_expire(const struct job *keep)
@@ -643,21 +642,15 @@ jq_expire(const struct job *keep)
 	}
 }
 
-static void
-jq_expire_cb(evutil_socket_t fd, short ev, void *arg)
+void
+jobqueue_tick(void)
 {
-	(void)fd;
-	(void)ev;
-	(void)arg;
 	jq_expire(NULL);
 }
 
 void
-jobqueue_init(struct event_base *base, const struct config *cfg,
-    const char *spool)
+jobqueue_init(const struct config *cfg, const char *spool)
 {
-	struct timeval	tv = { 1, 0 };
-
 	memset(&jq, 0, sizeof jq);
 	TAILQ_INIT(&jq.jobs);
 	TAILQ_INIT(&jq.expanding);
@@ -668,9 +661,6 @@ jobqueue_init(struct event_base *base, const struct config *cfg,
 	jq.cfg = cfg;
 	jq.spool = spool;
 	jq.next_id = 1;
-	if ((jq.expire = event_new(base, -1, EV_PERSIST, jq_expire_cb,
-	    NULL)) == NULL || event_add(jq.expire, &tv) == -1)
-		fatalx("jobqueue: cannot set the expiry timer");
 }
 
 void
@@ -785,9 +775,6 @@ jobqueue_free(void)
 		TAILQ_REMOVE(&jq.mergeq, t, retry);
 		jq_merge_free(t);
 	}
-	if (jq.expire != NULL)
-		event_free(jq.expire);
-	jq.expire = NULL;
 }
 
 /* a + b and a * b, at most max (a, b >= 1). */

@@ -10,7 +10,8 @@
  * Below the pool and control in the daemon's modules: the pool pulls
  * tasks from it, control submits and asks for jobs; it calls neither,
  * nor the supervisor above them, only what they register (struct
- * jobqueue_hooks, and the callbacks of submit and wait).
+ * jobqueue_hooks, and the callbacks of submit and wait). It needs no
+ * event loop: the top calls jobqueue_tick once a second.
  */
 #ifndef CLFD_JOBQUEUE_H
 #define CLFD_JOBQUEUE_H
@@ -24,7 +25,6 @@
 #include "errcode.h"
 
 struct config;
-struct event_base;
 struct job;
 struct proto_expanded;
 struct proto_merged;
@@ -39,8 +39,12 @@ struct jq_error {
 };
 
 /* spool: the directory of the workers' partials and results. */
-void	 jobqueue_init(struct event_base *, const struct config *,
-	    const char *spool);
+void	 jobqueue_init(const struct config *, const char *spool);
+/*
+ * Once a second: drop kept results past result_ttl or beyond
+ * result_memory or result_disk.
+ */
+void	 jobqueue_tick(void);
 /*
  * Job ids from the file path on: its number is the first id this daemon
  * may give out, and before giving out ids beyond what it last wrote the

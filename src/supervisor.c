@@ -252,7 +252,10 @@ sv_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
-/* Once a second: tasks' deadlines, idle exit; while stopping, its deadline. */
+/*
+ * Once a second: kept results' expiry; tasks' deadlines, idle exit; while
+ * stopping, its deadline.
+ */
 static void
 sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -261,6 +264,7 @@ sv_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
+	jobqueue_tick();
 	if (sv.stopping) {
 		if (now >= sv.stop_deadline)
 			pool_kill(0);
@@ -498,7 +502,7 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 
 	if (sv_spool_make() == -1)
 		goto out;
-	jobqueue_init(sv.base, cfg, sv.spool);
+	jobqueue_init(cfg, sv.spool);
 	sv_ids(path);
 	jobqueue_set_hooks(&jh);
 	if (pool_init(sv.base, cfg, sv.spool, &ph) == -1 ||

@@ -36,7 +36,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
 /*
@@ -1047,7 +1046,6 @@ test_users(const char *dir, struct config *cfg)
 int
 main(void)
 {
-	struct event_base	*base;
 	struct config		 cfg;
 	json_t			*req, *want;
 	size_t			 i;
@@ -1057,7 +1055,7 @@ main(void)
 	struct dirent		*e;
 
 	log_init("test_jobqueue", 0);
-	if ((base = event_base_new()) == NULL || mkdtemp(dir) == NULL)
+	if (mkdtemp(dir) == NULL)
 		return 99;
 	snprintf(path, sizeof path, "%s/access.log", dir);
 	snprintf(spool, sizeof spool, "%s/spool", dir);
@@ -1066,7 +1064,7 @@ main(void)
 	fputs("one line is enough: the results are made here\n", f);
 	fclose(f);
 	config_defaults(&cfg);
-	jobqueue_init(base, &cfg, spool);
+	jobqueue_init(&cfg, spool);
 
 	want = json_pack("{s:i,s:i}", "/a", 3, "/b", 2);
 	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", path);
@@ -1097,7 +1095,6 @@ main(void)
 	}
 	rmdir(spool);
 	config_free(&cfg);
-	event_base_free(base);
 	unlink(path);
 	rmdir(dir);
 	return tap_done();
