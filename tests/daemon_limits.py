@@ -33,8 +33,9 @@ def main():
             f.truncate(1 << 40)
 
         # files_max, patterns_max, jobs_max
+        # split_size 0: the never-ending file is one task, not 1024 ranges
         d = clfdtest.Daemon(workers=1, config={"files_max": 3, "patterns_max": 2,
-                                               "jobs_max": 2})
+                                               "jobs_max": 2, "split_size": 0})
         ds.append(d)
         r = d.request({"op": "submit", "patterns": [os.path.join(tmp, "logs", "*")]})
         t.eq(code(r), "limit", "4 files over files_max 3 -> limit")
@@ -45,7 +46,13 @@ def main():
         r3 = d.request({"op": "submit", "patterns": [logs[1]]})
         t.ok(r1["ok"] and r2["ok"], "two jobs accepted")
         t.eq(code(r3), "limit", "a third job over jobs_max 2 -> limit")
-        st = d.request({"op": "stats"})["queue"]
+        def one_and_one():
+            q = d.request({"op": "stats"})["queue"]
+            return q if q["jobs_running"] == 1 and q["jobs_queued"] == 1 else None
+        try:
+            st = clfdtest.wait_until(one_and_one, 30, "one running, one queued")
+        except TimeoutError:
+            st = d.request({"op": "stats"})["queue"]
         t.ok(st["jobs_running"] == 1 and st["jobs_queued"] == 1, "one running, one queued", st)
         r = d.request({"op": "cancel", "job": r2["job"]})
         t.eq(r.get("state"), "cancelled", "cancel the queued job")
