@@ -9,7 +9,8 @@
 #   warm        submit again (every file a hit), and after a restart
 # and on a plain file of 100k lines:
 #   whole       submit --no-cache of the file
-#   append 1%   1000 lines appended, then submit (resumed: the new bytes)
+#   append 1%   1000 lines appended, then submit (resumed: the new bytes);
+#               $RUNS rounds of it, the best
 # and a logrotate day on a plain access.log, access.log.1 and access.log.2.gz
 # to access.log.6.gz (100k lines each): .1 compressed to .2.gz, the others
 # shifted, access.log renamed to .1, a new access.log of 1000 lines; the
@@ -78,17 +79,23 @@ row "warm after a restart, vs cold" "$t_restart" "$(ratio "$t_restart" "$t_cold"
 # A plain file of 100k lines, and 1% more.
 g="$tmp/grow"
 mkdir -p "$g"
-python3 "$shared/bench/gen_logs.py" "$g/gen" 1 101000 --seed 9 >/dev/null
+python3 "$shared/bench/gen_logs.py" "$g/gen" 1 $((100000 + 1000 * runs)) --seed 9 >/dev/null
 zcat "$g"/gen/*.gz >"$g/all"
 head -n 100000 "$g/all" >"$g/access.log"
 t_whole=$(out="$tmp/whole.json" best_of "$runs" submit --no-cache "$g/access.log")
 submit "$g/access.log" >/dev/null
 # (a query's floor: a hit still merges and writes the file's result)
 t_hit=$(out="$tmp/hit.json" best_of "$runs" submit "$g/access.log")
-tail -n 1000 "$g/all" >>"$g/access.log"
-t_app=$(out="$tmp/app.json" best_of 1 submit "$g/access.log")
-submit --no-cache "$g/access.log" >"$tmp/app-off.json"
-same "$tmp/app-off.json" "$tmp/app.json"
+# $runs rounds, each 1000 more lines (1%) then a query; the best of them,
+# each round's counts checked against a --no-cache query
+t_app=
+for ((k = 0; k < runs; k++)); do
+	sed -n "$((100001 + 1000 * k)),$((101000 + 1000 * k))p" "$g/all" >>"$g/access.log"
+	t=$(out="$tmp/app.json" best_of 1 submit "$g/access.log")
+	submit --no-cache "$g/access.log" >"$tmp/app-off.json"
+	same "$tmp/app-off.json" "$tmp/app.json"
+	t_app=$(python3 -c "b = '$t_app'; print($t if not b or $t < float(b) else b)")
+done
 row "plain 100k lines, read whole (--no-cache)" "$t_whole" "1.000"
 row "unchanged, re-query (the floor), vs whole" "$t_hit" "$(ratio "$t_hit" "$t_whole")" "$(statuses <"$tmp/hit.json")"
 row "1% appended, re-query, vs whole" "$t_app" "$(ratio "$t_app" "$t_whole")" "$(statuses <"$tmp/app.json")"
