@@ -78,7 +78,9 @@ def main():
         bigwant = want
 
         # patterns_max counts brace alternatives: let 2^18 of them through
-        d = clfdtest.Daemon(workers=2, config={"patterns_max": 1 << 19})
+        # split_size 0: a never-ending file below is one task, not 1024 ranges
+        d = clfdtest.Daemon(workers=2, config={"patterns_max": 1 << 19,
+                                               "split_size": 0})
         ds.append(d)
         pids = idle_workers(d)
 

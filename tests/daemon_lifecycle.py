@@ -134,8 +134,10 @@ def main():
         # the default socket: $XDG_RUNTIME_DIR/clfd.sock
         xdg = os.path.join(tmp, "xdg")
         os.mkdir(xdg, 0o700)
+        # split_size 0: the never-ending file of the SIGTERM checks below is
+        # one task that a worker is busy with, not 1024 ranges
         d = clfdtest.Daemon(workers=1, sock=os.path.join(xdg, "clfd.sock"), pass_socket=False,
-                            env={"XDG_RUNTIME_DIR": xdg})
+                            env={"XDG_RUNTIME_DIR": xdg}, config={"split_size": 0})
         ds.append(d)
         t.ok(d.request({"op": "ping"})["pid"] == d.pid, "no -s: listens on $XDG_RUNTIME_DIR/clfd.sock")
         d.wait_workers()
