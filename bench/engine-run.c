@@ -123,8 +123,17 @@ main(int argc, char **argv)
 			return 3;
 		}
 	}
-	if ((inflate = getenv("CLFD_AHEAD")) != NULL && *inflate != '\0')
-		reader_ahead = strtoull(inflate, NULL, 10);
+	if ((inflate = getenv("CLFD_AHEAD")) != NULL && *inflate != '\0') {
+		char *end;
+
+		errno = 0;
+		reader_ahead = strtoull(inflate, &end, 10);
+		if (errno != 0 || *end != '\0' || *inflate == '-') {
+			fprintf(stderr, "engine-run: CLFD_AHEAD=%s: a byte count "
+			    "is required\n", inflate);
+			return 2;
+		}
+	}
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		if (strcmp(argv[i], "--") == 0) {
 			i++;

@@ -362,6 +362,15 @@ worker_range_key(uint64_t sdigest, uint64_t off)
 	    0x72616e6765ULL);
 }
 
+
+/* 1 when a cache entry is one source's, made under this task's settings. */
+static int
+worker_entry_fits(const struct wcache *wc, const struct partial *p)
+{
+	return p->nsources == 1 && p->settings_len == strlen(wc->settings) &&
+	    memcmp(p->settings, wc->settings, p->settings_len) == 0;
+}
+
 /*
  * A range of a plain file, its own entry: the lines that start in
  * [off, end) where that entry's range was [off, e->end) and its last line
@@ -386,10 +395,7 @@ worker_cache_range(struct wcache *wc, int fd, struct analysis_plan *plan)
 		return 0;
 	s = &wc->entry->sources[0];
 	e = &s->id;
-	if (wc->entry->nsources != 1 ||
-	    wc->entry->settings_len != strlen(wc->settings) ||
-	    memcmp(wc->entry->settings, wc->settings,
-	    wc->entry->settings_len) != 0 ||
+	if (!worker_entry_fits(wc, wc->entry) ||
 	    e->dev != wc->now.dev || e->ino != wc->now.ino ||
 	    e->off != rg->off || e->end > rg->end || e->digest < e->off ||
 	    e->digest > rg->size ||
@@ -481,10 +487,8 @@ worker_cache_same_content(struct wcache *wc, int fd)
 	if ((p = cache_index_get(wc->w->cache, wc->sdigest, low)) == NULL)
 		return NULL;
 	raw = p->nsources == 1 ? p->sources[0].st.raw_bytes : 0;
-	if (p->nsources != 1 || p->sources[0].id.digest == 0 ||
+	if (!worker_entry_fits(wc, p) || p->sources[0].id.digest == 0 ||
 	    (uint32_t)raw != low || (!wc->gzip && raw != wc->now.size) ||
-	    p->settings_len != strlen(wc->settings) ||
-	    memcmp(p->settings, wc->settings, p->settings_len) != 0 ||
 	    (p->sources[0].st.flags & (STATS_FAILED | STATS_PARTIAL)) != 0) {
 		partial_close(p);
 		return NULL;
@@ -532,10 +536,7 @@ worker_cache_opened(void *arg, int fd, const struct stat *st, int gzip,
 		goto content;
 	s = &wc->entry->sources[0];
 	e = &s->id;
-	if (wc->entry->nsources != 1 ||
-	    wc->entry->settings_len != strlen(wc->settings) ||
-	    memcmp(wc->entry->settings, wc->settings,
-	    wc->entry->settings_len) != 0 ||
+	if (!worker_entry_fits(wc, wc->entry) ||
 	    e->dev != wc->now.dev || e->ino != wc->now.ino ||
 	    e->off != 0 || e->end != e->size ||
 	    (s->st.flags & (STATS_FAILED | STATS_PARTIAL)) != 0) {
