@@ -362,15 +362,17 @@ filter_in(const struct strv *sv, const char *s, size_t len)
 int
 filter_path(const struct filter *f, const char *path, size_t len)
 {
-	const char	*seg = path, *end = path + len, *slash;
+	const char	*seg, *end = path + len, *p = path;
 	size_t		 slen, i, nonempty = 0;
 	int		 under_ok = 1;
 
 	if (len == 0)
 		return 0;
+	/* Segments are short: a loop, not a call to memchr for each. */
 	for (;;) {
-		slash = memchr(seg, '/', (size_t)(end - seg));
-		slen = (size_t)((slash != NULL ? slash : end) - seg);
+		for (seg = p; p < end && *p != '/'; p++)
+			;
+		slen = (size_t)(p - seg);
 		if (slen > 0) {
 			/* Most segments have no name's length: skip them. */
 			if ((slen < 64 ? (f->name_lens >> slen) & 1 :
@@ -383,16 +385,18 @@ filter_path(const struct filter *f, const char *path, size_t len)
 				under_ok = 0;
 			nonempty++;
 		}
-		if (slash == NULL)
+		if (p == end)
 			break;
-		seg = slash + 1;
+		p++;
 	}
 	if (nonempty == 0 && !f->keep_root)
 		return 0;
-	/* seg is now the last segment. */
+	/* seg is now the last segment; its last byte rules out most. */
 	for (i = 0; i < f->exts.n; i++)
-		if (slen >= f->exts.len[i] && memcmp(seg + slen -
-		    f->exts.len[i], f->exts.v[i], f->exts.len[i]) == 0)
+		if (slen >= f->exts.len[i] &&
+		    seg[slen - 1] == f->exts.v[i][f->exts.len[i] - 1] &&
+		    memcmp(seg + slen - f->exts.len[i], f->exts.v[i],
+		    f->exts.len[i]) == 0)
 			return 0;
 	if (f->has_under && (!under_ok || nonempty <= f->under.n))
 		return 0;

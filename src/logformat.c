@@ -623,8 +623,24 @@ logformat_run(const struct logformat *lf, const unsigned char *s,
 			break;
 		case OP_LAZY:
 			chose = 1;
-			if (len - pos < op->min || (q = memchr(s + pos + op->min,
-			    lf->prog[i + 1].c, len - pos - op->min)) == NULL)
+			if (len - pos < op->min)
+				goto fail;
+			if (i + 2 == lf->nprog && op->group < 0) {
+				/*
+				 * The program's end, its bytes unused (the
+				 * user agent): all that counts is that its
+				 * literal comes, and it usually ends the line.
+				 */
+				for (q = s + len; q > s + pos + op->min &&
+				    q[-1] != lf->prog[i + 1].c; q--)
+					;
+				if (q == s + pos + op->min)
+					goto fail;
+				pos = (size_t)(q - 1 - s);
+				break;
+			}
+			if ((q = memchr(s + pos + op->min, lf->prog[i + 1].c,
+			    len - pos - op->min)) == NULL)
 				goto fail;
 			pos = (size_t)(q - s);
 			break;
