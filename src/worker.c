@@ -1194,10 +1194,13 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	}
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
+	memset(&lim, 0, sizeof lim);
 	lim.files_max = (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 :
 	    x->files_max);
 	lim.walk_max = w->walk_max;
 	lim.memory_max = EXPAND_MEMORY_MAX;
+	lim.split_size = x->split_size;
+	lim.no_hardlinks = w->no_hardlinks;
 	(void)expand_patterns(x->patterns, x->npatterns, x->roots, &lim, &r);
 	alarm(0);
 	msg = proto_expanded_encode(x->task, r.paths, r.ids, r.npaths, r.unmatched,
