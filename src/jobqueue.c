@@ -1678,6 +1678,12 @@ jobqueue_active(void)
 	return jq.active;
 }
 
+size_t
+jobqueue_waiting(void)
+{
+	return jq.pending;
+}
+
 void
 jobqueue_shutdown(void)
 {
@@ -1929,7 +1935,8 @@ out:
 }
 
 uint8_t *
-jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
+jobqueue_task_message(struct task *t, uint64_t id, int ahead,
+    size_t *lenp)
 {
 	struct proto_task	 pt;
 	struct proto_expand	 x;
@@ -1963,7 +1970,8 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
 	pt.flags = (t->job->no_cache ? PROTO_TASK_NO_CACHE : 0) |
-	    (t->no_ref ? PROTO_TASK_NO_REF : 0);
+	    (t->no_ref ? PROTO_TASK_NO_REF : 0) |
+	    (ahead ? PROTO_TASK_AHEAD : 0);
 	if (t->ranged) {
 		pt.flags |= PROTO_TASK_RANGE;
 		pt.range = t->range;

@@ -150,7 +150,7 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
 	    vlen || f.nroots > f.roots_len ||
 	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE |
-	    PROTO_TASK_NO_REF)) != 0)
+	    PROTO_TASK_NO_REF | PROTO_TASK_AHEAD)) != 0)
 		return -1;
 	if ((f.flags & PROTO_TASK_RANGE) && (f.range.off >= f.range.end ||
 	    f.range.end > f.range.size))

@@ -53,6 +53,7 @@ struct proto_ready {
 #define PROTO_TASK_NO_CACHE	0x1	/* neither read nor write the cache */
 #define PROTO_TASK_RANGE	0x2	/* a byte range of the file: range */
 #define PROTO_TASK_NO_REF	0x4	/* a hit too writes its partial */
+#define PROTO_TASK_AHEAD	0x8	/* a core is free for a second thread */
 
 struct proto_task_fixed {
 	uint64_t	task;		/* id, echoed in the result */

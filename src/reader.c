@@ -391,6 +391,7 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	const char	*open_path = path, *fs;
 
 	memset(r, 0, sizeof *r);
+	r->ahead_tried = (flags & READER_NO_AHEAD) != 0;
 	r->fd = -1;
 	r->line_max = line_max;
 	if (roots != NULL) {

@@ -93,6 +93,11 @@ struct reader {
  * reader_start() (a file answered without reading costs no buffers).
  */
 #define READER_DEFER		0x2
+/*
+ * READER_NO_AHEAD: no second thread for this file, whatever its size
+ * (the daemon says so when no core is free for one).
+ */
+#define READER_NO_AHEAD		0x4
 
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);

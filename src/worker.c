@@ -695,6 +695,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
 	opts.no_hardlinks = w->no_hardlinks;
+	opts.no_ahead = (t->flags & PROTO_TASK_AHEAD) == 0;
 	if (t->flags & PROTO_TASK_RANGE)
 		opts.range = &t->range;
 	if (settings != NULL && w->cache != NULL &&

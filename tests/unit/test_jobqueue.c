@@ -91,7 +91,7 @@ play_map(struct task *t, uint32_t flags, const char *error)
 	int			 fd;
 
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MAP ||
-	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, run, 0, &len)) == NULL)
 		return 0;
 	free(msg);
 	memset(&r, 0, sizeof r);
@@ -141,7 +141,7 @@ play_merge(struct task *t)
 	int				 fd, rc;
 
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MERGE ||
-	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, run, 0, &len)) == NULL)
 		return -1;
 	memcpy(&h, msg, sizeof h);
 	if (h.type != PROTO_MERGE ||
@@ -344,7 +344,7 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 
 	*bufp = NULL;
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_EXPAND ||
-	    (msg = jobqueue_task_message(t, id, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, id, 0, &len)) == NULL)
 		return -1;
 	memcpy(&h, msg, sizeof h);
 	if (h.type != PROTO_EXPAND || proto_hdr_check(&h) == -1 ||

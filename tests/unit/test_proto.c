@@ -52,6 +52,8 @@ test_tasks(void)
 		    (char **)(uintptr_t)task_cases[i].roots : NULL;
 		t.flags = (uint32_t)(i / 2) & (PROTO_TASK_NO_CACHE |
 		    PROTO_TASK_NO_REF);
+		if (i % 3 == 0)
+			t.flags |= PROTO_TASK_AHEAD;
 		if (i % 2 == 1) {
 			/* A byte range of the file, with its listed identity. */
 			t.flags |= PROTO_TASK_RANGE;
