@@ -229,6 +229,7 @@ analysis_file(const char *path, const struct analysis_opts *o,
 	/* (with opened(), nothing is read before it has had its say) */
 	if (reader_open(&r, path, o->roots, line_max,
 	    (o->no_hardlinks ? READER_NO_HARDLINKS : 0) |
+	    (o->no_ahead ? READER_NO_AHEAD : 0) |
 	    (defer ? READER_DEFER : 0)) == -1) {
 		snprintf(st->error, sizeof st->error, "%s", r.error);
 		st->flags |= STATS_FAILED;

@@ -63,6 +63,7 @@ struct analysis_opts {
 	size_t			 line_max;	/* 0: ANALYSIS_LINE_MAX */
 	const char *const	*roots;		/* NULL-terminated; NULL: any path */
 	int			 no_hardlinks;	/* refuse files with st_nlink > 1 */
+	int			 no_ahead;	/* no second inflating thread */
 	int			 digest;	/* fill the identity's digest */
 	const struct analysis_range *range;	/* NULL: the whole file */
 	/*

@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -161,10 +162,22 @@ cluster_tmp_commit(int fd, const char *tmp, const char *path)
  * CLUSTER_FILES (a file failed or stopped early: told), -1 after a
  * message (nothing written).
  */
+/* The CPUs this process may run on (a Slurm allocation, a cpuset). */
+static int
+cluster_cpus(void)
+{
+	cpu_set_t	 set;
+	long		 n;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return (n = sysconf(_SC_NPROCESSORS_ONLN)) > 0 ? (int)n : 1;
+}
+
 static int
 cluster_map_some(char *const *files, const size_t *idx, size_t n,
     const char *settings, struct logformat *fmt, const struct filter *flt,
-    const char *path)
+    const char *path, int no_ahead)
 {
 	struct analysis_opts	 opts;
 	struct partial_source	*src = NULL;
@@ -182,6 +195,8 @@ cluster_map_some(char *const *files, const size_t *idx, size_t n,
 	opts.fmt = fmt;
 	opts.flt = flt;
 	opts.line_max = ANALYSIS_LINE_MAX;
+	/* (a big gzip file's second thread, only with a core free for it) */
+	opts.no_ahead = no_ahead;
 	if ((counts = counts_new()) == NULL ||
 	    (src = calloc(n + 1, sizeof *src)) == NULL)
 		goto nomem;
@@ -369,7 +384,7 @@ cluster_map_jobs(char *const *files, struct cfile *f, size_t n,
 		if ((pids[g] = fork()) == 0) {
 			/* the child: its group, then exit with the map's code */
 			rc = cluster_map_some(files, groups[g], ng[g], settings,
-			    fmt, flt, parts[g]);
+			    fmt, flt, parts[g], (int)jobs >= cluster_cpus());
 			for (i = 0; i < jobs; i++) {
 				free(groups[i]);
 				free(parts[i]);
@@ -474,7 +489,7 @@ cluster_map(const struct cluster_map_opts *o)
 	for (i = 0; i < n; i++)
 		idx[i] = f[i].idx;
 	if ((rc = cluster_map_some(o->files, idx, n, settings, fmt, flt,
-	    o->out)) == -1)
+	    o->out, cluster_cpus() < 2)) == -1)
 		rc = CLUSTER_FILES;
 out:
 	free(idx);

@@ -28,6 +28,11 @@
  * first in byte order among those. The walk
  * stops at files_max + 1 files, walk_max entries looked at, or
  * memory_max bytes held, whichever comes first.
+ *
+ * A file the job would split into byte ranges (a regular one over
+ * split_size) is opened, from the directory it was found in, and its
+ * first two bytes read: a gzip file cannot be split, and is one task.
+ * No other file is opened.
  */
 #include <config.h>
 
@@ -50,6 +55,9 @@
 
 #define XP_BRACE_GROUPS	1024	/* brace groups in one pattern, at most */
 #define XP_NODE		(4 * sizeof(void *))	/* a tsearch node, about */
+/* A file looked at for gzip: as the reader opens it, never followed. */
+#define XP_OPEN		(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | \
+			    O_NOFOLLOW)
 
 enum xp_state {
 	XP_GO,		/* walking */
@@ -92,6 +100,7 @@ struct xfile {
 	ino_t	 ino;
 	off_t	 size;
 	int64_t	 mtime_ns;
+	uint32_t flags;		/* EXPAND_* */
 	char	*path;		/* its first spelling (xp_spell_cmp) */
 };
 
@@ -239,8 +248,11 @@ xp_spell_cmp(const char *a, const char *b)
 	return strcmp(a, b);
 }
 
-/* The file st is matched by x->spell: kept, or its name maybe changed. */
-static void
+/*
+ * The file st is matched by x->spell: kept (returned, when it is new), or
+ * its name maybe changed (NULL).
+ */
+static struct xfile *
 xp_file(struct xp *x, const struct stat *st)
 {
 	struct xfile	 key, *f, **v;
@@ -254,27 +266,27 @@ xp_file(struct xp *x, const struct stat *st)
 	if ((slot = tfind(&key, &x->files, xf_cmp)) != NULL) {
 		f = *(struct xfile **)slot;
 		if (xp_spell_cmp(x->spell, f->path) >= 0)
-			return;
+			return NULL;
 		if (xp_hold(x, len) == -1)
-			return;
+			return NULL;
 		if ((p = strdup(x->spell)) == NULL) {
 			xp_nomem(x);
-			return;
+			return NULL;
 		}
 		xp_release(x, strlen(f->path) + 1);
 		free(f->path);
 		f->path = p;
-		return;
+		return NULL;
 	}
 	if (xp_hold(x, sizeof *f + len + XP_NODE + sizeof f) == -1)
-		return;
+		return NULL;
 	if (x->nfiles == x->capfiles) {
 		if (xp_hold(x, (x->capfiles + 16) * sizeof *v) == -1)
-			return;
+			return NULL;
 		if ((v = reallocarray(x->vfiles, x->capfiles * 2 + 16,
 		    sizeof *v)) == NULL) {
 			xp_nomem(x);
-			return;
+			return NULL;
 		}
 		x->vfiles = v;
 		x->capfiles = x->capfiles * 2 + 16;
@@ -283,22 +295,24 @@ xp_file(struct xp *x, const struct stat *st)
 	    (f->path = strdup(x->spell)) == NULL) {
 		free(f);
 		xp_nomem(x);
-		return;
+		return NULL;
 	}
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->size = st->st_size;
 	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
 	    st->st_mtim.tv_nsec;
+	f->flags = 0;
 	if (tsearch(f, &x->files, xf_cmp) == NULL) {
 		free(f->path);
 		free(f);
 		xp_nomem(x);
-		return;
+		return NULL;
 	}
 	x->vfiles[x->nfiles++] = f;
 	if (x->nfiles > x->lim->files_max)
 		x->state = XP_FULL;
+	return f;
 }
 
 /*
@@ -425,29 +439,70 @@ xp_cache_put(struct xp *x, size_t level, int fd, const char *real,
 }
 
 /*
- * The last component matched name in directory real, its path in
+ * 1 when the file st, just listed, is to be looked at for gzip: a
+ * regular file over split_size (and with no_hardlinks, of one link).
+ * Nothing else is opened: the common file costs no system call more.
+ */
+static int
+xp_big(const struct xp *x, const struct stat *st)
+{
+	return x->state == XP_GO && x->lim->split_size > 0 &&
+	    S_ISREG(st->st_mode) &&
+	    (uint64_t)st->st_size > x->lim->split_size &&
+	    (!x->lim->no_hardlinks || st->st_nlink <= 1);
+}
+
+/*
+ * Flag f EXPAND_GZIP when fd, the file opened as the walk reached it (-1
+ * when it could not be), starts with gzip's magic. Read only when it is
+ * still the regular file st and, as the reader would have it, on no
+ * pseudo-filesystem; one reached through a symlink (*real its resolved
+ * path) is checked to be inside the roots still. fd is closed.
+ */
+static void
+xp_gzip(const struct xp *x, struct xfile *f, int fd, const struct stat *st,
+    char **real)
+{
+	struct stat	 fst;
+
+	if (fd == -1)
+		return;
+	if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) &&
+	    fst.st_dev == st->st_dev && fst.st_ino == st->st_ino &&
+	    (!x->lim->no_hardlinks || fst.st_nlink <= 1) &&
+	    (real == NULL || (xp_fd_real(fd, real) == 0 &&
+	    xp_in_roots(x, *real))) &&
+	    reader_pseudo_fs(fd) == NULL && reader_fd_gzip(fd))
+		f->flags |= EXPAND_GZIP;
+	close(fd);
+}
+
+/*
+ * The last component matched name in directory dfd (real), its path in
  * x->spell: a file of the list when it resolves inside the roots.
  */
 static void
-xp_match(struct xp *x, const char *real, const char *name,
+xp_match(struct xp *x, int dfd, const char *real, const char *name,
     const struct stat *lst)
 {
 	struct stat	 st;
+	struct xfile	*f;
 	char		 buf[PATH_MAX], *rp;
-	int		 ok;
 
 	if (!S_ISLNK(lst->st_mode) && strcmp(name, "..") != 0) {
-		if (!x->dironly || S_ISDIR(lst->st_mode))
-			xp_file(x, lst);
+		if ((!x->dironly || S_ISDIR(lst->st_mode)) &&
+		    (f = xp_file(x, lst)) != NULL && xp_big(x, lst))
+			xp_gzip(x, f, openat(dfd, name, XP_OPEN), lst, NULL);
 		return;
 	}
 	if (xp_join(buf, sizeof buf, real, name) == -1 ||
 	    (rp = realpath(buf, NULL)) == NULL)
 		return;		/* dangling, or no access: never named */
-	ok = xp_in_roots(x, rp) && stat(rp, &st) == 0;
+	if (xp_in_roots(x, rp) && stat(rp, &st) == 0 &&
+	    (!x->dironly || S_ISDIR(st.st_mode)) &&
+	    (f = xp_file(x, &st)) != NULL && xp_big(x, &st))
+		xp_gzip(x, f, open(rp, XP_OPEN), &st, &rp);
 	free(rp);
-	if (ok && (!x->dironly || S_ISDIR(st.st_mode)))
-		xp_file(x, &st);
 }
 
 /*
@@ -549,7 +604,7 @@ xp_entry(struct xp *x, int dfd, const char *real, const char *name,
 	else if ((!literal || xp_visit(x) == 0) &&
 	    fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (last)
-			xp_match(x, real, name, &lst);
+			xp_match(x, dfd, real, name, &lst);
 		else
 			xp_descend(x, dfd, real, name, &lst, level + 1,
 			    literal);
@@ -1036,6 +1091,7 @@ expand_patterns(char *const *patterns, size_t n, char *const *roots,
 			r->ids[m].ino = (uint64_t)x->vfiles[i]->ino;
 			r->ids[m].size = (uint64_t)x->vfiles[i]->size;
 			r->ids[m].mtime_ns = x->vfiles[i]->mtime_ns;
+			r->ids[m].flags = x->vfiles[i]->flags;
 			r->paths[m++] = x->vfiles[i]->path;
 		}
 	}

@@ -13,18 +13,34 @@
 /* Memory an expansion may hold (paths, directory listings, bookkeeping). */
 #define EXPAND_MEMORY_MAX	((size_t)256 << 20)
 
+/*
+ * What an expansion may do. A regular file bigger than split_size (0:
+ * none) is opened to read its first two bytes: such a file is split
+ * into byte ranges unless it is gzip. With no_hardlinks
+ * (refuse_hardlinks) one with more than one link is not opened.
+ */
 struct expand_limits {
 	size_t		 files_max;	/* files (by device and inode) */
 	size_t		 walk_max;	/* directory entries and names looked up */
 	size_t		 memory_max;	/* bytes held */
+	uint64_t	 split_size;	/* bigger files are looked at for gzip */
+	int		 no_hardlinks;
 };
 
-/* A listed file as stat(2) saw it (a big file's ranges are cut by it). */
+#define EXPAND_GZIP	0x1	/* over split_size, gzip's magic first */
+#define EXPAND_FLAGS	EXPAND_GZIP	/* every flag there is */
+
+/*
+ * A listed file as stat(2) saw it (a big file's ranges are cut by it).
+ * EXPAND_GZIP is what the expansion saw: the file may have changed since.
+ */
 struct expand_id {
 	uint64_t	 dev;
 	uint64_t	 ino;
 	uint64_t	 size;
 	int64_t		 mtime_ns;
+	uint32_t	 flags;		/* EXPAND_* */
+	uint32_t	 pad;
 };
 
 struct expand_result {
@@ -49,7 +65,10 @@ struct expand_result {
  * file (device and inode), by its path with the fewest components (the
  * first in byte order among those); a match whose symlinks cannot be
  * resolved is left out. A pattern that names no file is listed in
- * unmatched.
+ * unmatched. A regular file over split_size is opened as the walk
+ * reached it (never through a symlink the walk would not follow) and
+ * flagged EXPAND_GZIP when it starts with gzip's magic; one that cannot
+ * be opened or read is not flagged.
  *
  * Once more than files_max files are found it stops with exactly
  * files_max + 1 paths listed: the job is over its limit. Past walk_max

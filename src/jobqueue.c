@@ -915,8 +915,9 @@ jq_submit_made(struct job *j)
  * The MAP tasks of a listed file: one, or for a plain file bigger than
  * the job's split_size as the expansion saw it, one per split_size bytes
  * (at most JQ_RANGES_MAX, the ranges made bigger past that), *step
- * bytes each but the last. Whether it is gzip is the worker's to find:
- * a gzip file's ranges but the first read nothing.
+ * bytes each but the last. A file the expansion found to be gzip is one
+ * task. The worker checks again (the file may have changed since): a
+ * gzip file's ranges but the first read nothing.
  */
 static size_t
 jq_ranges(const struct job *j, const struct expand_id *id, uint64_t *step)
@@ -924,7 +925,8 @@ jq_ranges(const struct job *j, const struct expand_id *id, uint64_t *step)
 	uint64_t	n;
 
 	*step = 0;
-	if (j->split_size == 0 || id->size <= j->split_size)
+	if (j->split_size == 0 || id->size <= j->split_size ||
+	    (id->flags & EXPAND_GZIP))
 		return 1;
 	*step = j->split_size;
 	n = (id->size + *step - 1) / *step;
@@ -1434,6 +1436,12 @@ jobqueue_active(void)
 	return jq.active;
 }
 
+size_t
+jobqueue_waiting(void)
+{
+	return jq.pending;
+}
+
 void
 jobqueue_shutdown(void)
 {
@@ -1681,7 +1689,8 @@ out:
 }
 
 uint8_t *
-jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
+jobqueue_task_message(struct task *t, uint64_t id, int ahead,
+    size_t *lenp)
 {
 	struct proto_task	 pt;
 	struct proto_expand	 x;
@@ -1694,6 +1703,7 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 		x.patterns = t->job->req.patterns;
 		x.task = id;
 		x.files_max = t->job->files_max;
+		x.split_size = t->job->split_size;
 		x.roots = t->job->roots;
 		x.format = t->job->req.format;
 		x.needs = t->job->req.needs;
@@ -1705,7 +1715,8 @@ jobqueue_task_message(struct task *t, uint64_t id, size_t *lenp)
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
 	pt.flags = (t->job->req.no_cache ? PROTO_TASK_NO_CACHE : 0) |
-	    (t->no_ref ? PROTO_TASK_NO_REF : 0);
+	    (t->no_ref ? PROTO_TASK_NO_REF : 0) |
+	    (ahead ? PROTO_TASK_AHEAD : 0);
 	if (t->ranged) {
 		pt.flags |= PROTO_TASK_RANGE;
 		pt.range = t->range;

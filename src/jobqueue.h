@@ -227,9 +227,13 @@ struct task *jobqueue_next_expansion(void);
 /*
  * The PROTO_EXPAND, PROTO_TASK or PROTO_MERGE message for a task handed
  * over as run id (its spool file is named for it), malloc'd; NULL on
- * ENOMEM or EMSGSIZE.
+ * ENOMEM or EMSGSIZE. ahead: a core is free for the task's second
+ * inflating thread (PROTO_TASK_AHEAD).
  */
-uint8_t	*jobqueue_task_message(struct task *, uint64_t id, size_t *lenp);
+uint8_t	*jobqueue_task_message(struct task *, uint64_t id, int ahead,
+	    size_t *lenp);
+/* MAP tasks waiting for a worker, over every job. */
+size_t	 jobqueue_waiting(void);
 /* What a task is, so which answer it takes. */
 #define JQ_TASK_EXPAND	1	/* answered by PROTO_EXPANDED */
 #define JQ_TASK_MAP	2	/* PROTO_RESULT */

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,7 @@ static struct {
 	uint64_t		 restarts;	/* after crashes */
 	uint64_t		 replaced;	/* stopped on purpose */
 	uint64_t		 next_task;
+	int			 ncpu;		/* cores this process may use */
 } sv;
 
 static void	slot_spawn(struct slot *);
@@ -135,15 +137,43 @@ slot_send(struct slot *s, const uint8_t *msg, size_t len)
 	return event_add(s->wev, NULL);
 }
 
+/*
+ * Whether a core is free for a second inflating thread once s runs its
+ * task: the cores no busy slot holds, less those that the tasks waiting
+ * are about to take on idle workers. Every worker taking a thread on a
+ * busy machine would only make them all slower.
+ */
+static int
+sv_core_free(const struct slot *s)
+{
+	size_t	 waiting = jobqueue_waiting();
+	int	 busy = 1, idle = 0, i;
+
+	for (i = 0; i < sv.nslots; i++) {
+		if (sv.slots[i] == s)
+			continue;
+		if (sv.slots[i]->state == SLOT_BUSY)
+			busy++;
+		else if (sv.slots[i]->state == SLOT_IDLE &&
+		    roles[sv.slots[i]->role].worker)
+			idle++;
+	}
+	if (waiting < (size_t)idle)
+		idle = (int)waiting;
+	return sv.ncpu - busy - idle > 0;
+}
+
 /* Hand a task to an idle slot. */
 static void
 slot_give(struct slot *s, struct task *t)
 {
 	uint8_t	*msg;
 	size_t	 len;
+	int	 ahead;
 
 	s->task_id = ++sv.next_task;
-	if ((msg = jobqueue_task_message(t, s->task_id, &len)) == NULL ||
+	ahead = jobqueue_task_kind(t) == JQ_TASK_MAP && sv_core_free(s);
+	if ((msg = jobqueue_task_message(t, s->task_id, ahead, &len)) == NULL ||
 	    slot_send(s, msg, len) == -1) {
 		free(msg);
 		jobqueue_task_lost(t, "could not be sent the task");
@@ -163,8 +193,9 @@ slot_give(struct slot *s, struct task *t)
 		    (long long)jobqueue_task_job(t));
 		break;
 	default:
-		log_debug("%s: job %lld: %s", s->name,
-		    (long long)jobqueue_task_job(t), jobqueue_task_path(t));
+		log_debug("%s: job %lld: %s%s", s->name,
+		    (long long)jobqueue_task_job(t), jobqueue_task_path(t),
+		    ahead ? " (a core free)" : "");
 	}
 }
 
@@ -788,8 +819,18 @@ int
 pool_init(struct event_base *base, const struct config *cfg,
     const char *spool, const struct pool_hooks *hooks)
 {
+	cpu_set_t	 set;
+	long		 n;
+
 	memset(&sv, 0, sizeof sv);
 	sv.base = base;
+	/* (an affinity mask or a cpuset may leave fewer than are online) */
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		sv.ncpu = CPU_COUNT(&set);
+	else if ((n = sysconf(_SC_NPROCESSORS_ONLN)) > 0)
+		sv.ncpu = (int)n;
+	if (sv.ncpu < 1)
+		sv.ncpu = 1;
 	sv.cfg = cfg;
 	sv.spool = spool;
 	sv.hooks = *hooks;

@@ -150,7 +150,7 @@ proto_task_decode(const uint8_t *buf, size_t len, struct proto_task *t)
 	if ((uint64_t)f.path_len + f.format_len + f.filter_len + f.roots_len !=
 	    vlen || f.nroots > f.roots_len ||
 	    (f.flags & ~(uint32_t)(PROTO_TASK_NO_CACHE | PROTO_TASK_RANGE |
-	    PROTO_TASK_NO_REF)) != 0)
+	    PROTO_TASK_NO_REF | PROTO_TASK_AHEAD)) != 0)
 		return -1;
 	if ((f.flags & PROTO_TASK_RANGE) && (f.range.off >= f.range.end ||
 	    f.range.end > f.range.size))
@@ -449,6 +449,7 @@ proto_expand_encode(const struct proto_expand *x, size_t *lenp)
 	f.format_len = (uint32_t)flen;
 	f.task = x->task;
 	f.files_max = x->files_max;
+	f.split_size = x->split_size;
 	f.npatterns = x->npatterns;
 	f.needs = x->needs;
 	f.patterns_len = (uint32_t)plen;
@@ -527,6 +528,7 @@ proto_expand_decode(const uint8_t *buf, size_t len, struct proto_expand *x)
 	x->format = f.format_len > 0 ? s : NULL;
 	x->task = f.task;
 	x->files_max = f.files_max;
+	x->split_size = f.split_size;
 	x->npatterns = f.npatterns;
 	x->needs = f.needs;
 	x->patterns = v;
@@ -613,7 +615,9 @@ toobig:
 int
 proto_expanded_decode(const uint8_t *buf, size_t len, struct proto_expanded *x)
 {
-	const uint8_t	*p;
+	struct expand_id	 id;
+	const uint8_t		*p;
+	uint32_t		 i;
 
 	memset(x, 0, sizeof *x);
 	if (len < sizeof x->f)
@@ -633,6 +637,11 @@ proto_expanded_decode(const uint8_t *buf, size_t len, struct proto_expanded *x)
 	if (proto_strings(p, x->f.paths_len, x->f.npaths) == -1)
 		return -1;
 	x->ids = p + x->f.paths_len;
+	for (i = 0; i < x->f.npaths; i++) {
+		memcpy(&id, x->ids + (size_t)i * sizeof id, sizeof id);
+		if ((id.flags & ~(uint32_t)EXPAND_FLAGS) != 0 || id.pad != 0)
+			return -1;
+	}
 	return 0;
 }
 

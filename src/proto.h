@@ -18,7 +18,7 @@
 #include "analysis.h"
 #include "expand.h"
 
-#define PROTO_VERSION		8	/* supervisor <-> worker messages */
+#define PROTO_VERSION		9	/* supervisor <-> worker messages */
 #define PROTO_CLIENT_VERSION	1	/* the JSON-lines client protocol */
 
 #define PROTO_MSG_MAX		(512u << 20)	/* largest payload, bytes */
@@ -53,6 +53,7 @@ struct proto_ready {
 #define PROTO_TASK_NO_CACHE	0x1	/* neither read nor write the cache */
 #define PROTO_TASK_RANGE	0x2	/* a byte range of the file: range */
 #define PROTO_TASK_NO_REF	0x4	/* a hit too writes its partial */
+#define PROTO_TASK_AHEAD	0x8	/* a core is free for a second thread */
 
 struct proto_task_fixed {
 	uint64_t	task;		/* id, echoed in the result */
@@ -189,13 +190,15 @@ struct proto_merged {
  * a huge brace pattern never stalls the supervisor, and the job's allowed
  * roots: the walk never leaves them (expand.c). The job's log format is
  * compiled there first, for the same reason: a regex compile is work the
- * supervisor does not do. Variable part: npatterns NUL-terminated
+ * supervisor does not do. A regular file over split_size (0: none) is
+ * looked at for gzip (expand.h). Variable part: npatterns NUL-terminated
  * patterns, then nroots NUL-terminated roots, then the format
  * (format_len bytes, no NUL).
  */
 struct proto_expand_fixed {
 	uint64_t	task;
 	uint64_t	files_max;	/* list at most files_max + 1 paths */
+	uint64_t	split_size;	/* the job's */
 	uint32_t	npatterns;
 	uint32_t	patterns_len;
 	uint32_t	nroots;
@@ -207,6 +210,7 @@ struct proto_expand_fixed {
 struct proto_expand {
 	uint64_t	  task;
 	uint64_t	  files_max;
+	uint64_t	  split_size;
 	uint32_t	  npatterns;
 	char		**patterns;	/* NULL-terminated; copies when decoded */
 	char		**roots;	/* NULL-terminated, NULL for any path */
@@ -221,7 +225,8 @@ struct proto_expand {
  * the expansion failed, with limit set when it stopped at a limit
  * (walk_max, memory) rather than failed. Variable part: nunmatched uint32_t indexes, the
  * error text, then npaths NUL-terminated paths, then npaths struct
- * expand_id (each file as stat(2) saw it).
+ * expand_id (each file as stat(2) saw it, with its EXPAND_* flags: no
+ * other bit, pad 0).
  */
 struct proto_expanded_fixed {
 	uint64_t	task;

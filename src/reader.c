@@ -365,15 +365,33 @@ reader_read(int fd, void *buf, size_t len)
 }
 
 int
+reader_gzip_magic(const unsigned char *buf, size_t n)
+{
+	return n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+}
+
+int
+reader_fd_gzip(int fd)
+{
+	unsigned char	magic[2];
+	ssize_t		n;
+
+	do
+		n = pread(fd, magic, sizeof magic, 0);
+	while (n == -1 && errno == EINTR);
+	return n > 0 && reader_gzip_magic(magic, (size_t)n);
+}
+
+int
 reader_open(struct reader *r, const char *path, const char *const *roots,
     size_t line_max, int flags)
 {
 	struct stat	 st;
 	char		*resolved = NULL;
 	const char	*open_path = path, *fs;
-	ssize_t		 n;
 
 	memset(r, 0, sizeof *r);
+	r->ahead_tried = (flags & READER_NO_AHEAD) != 0;
 	r->fd = -1;
 	r->line_max = line_max;
 	if (roots != NULL) {
@@ -425,12 +443,7 @@ reader_open(struct reader *r, const char *path, const char *const *roots,
 	free(resolved);
 	resolved = NULL;
 	if (flags & READER_DEFER) {
-		unsigned char	magic[2];
-
-		do
-			n = pread(r->fd, magic, 2, 0);
-		while (n == -1 && errno == EINTR);
-		r->gzip = n == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		r->gzip = reader_fd_gzip(r->fd);
 		return 0;
 	}
 	return reader_start(r);
@@ -476,7 +489,7 @@ reader_start(struct reader *r)
 		return -1;
 	}
 	r->bytes = (uint64_t)n;
-	if (n >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
+	if (reader_gzip_magic(r->in, (size_t)n)) {
 		r->gzip = 1;
 		r->in_len = (size_t)n;
 		r->zs.next_in = r->in;

@@ -93,6 +93,11 @@ struct reader {
  * reader_start() (a file answered without reading costs no buffers).
  */
 #define READER_DEFER		0x2
+/*
+ * READER_NO_AHEAD: no second thread for this file, whatever its size
+ * (the daemon says so when no core is free for one).
+ */
+#define READER_NO_AHEAD		0x4
 
 int	reader_open(struct reader *, const char *path,
 	    const char *const *roots, size_t line_max, int flags);
@@ -132,6 +137,13 @@ uint64_t reader_tell(const struct reader *);
  */
 void	reader_join(struct reader *);
 void	reader_close(struct reader *);
+/*
+ * 1 when buf (its first n bytes of a file) starts with gzip's magic, the
+ * one test of what is gzip; reader_fd_gzip() reads the two bytes of fd
+ * at offset 0 (its offset stays) for it, 0 when it cannot.
+ */
+int	reader_gzip_magic(const unsigned char *buf, size_t n);
+int	reader_fd_gzip(int fd);
 /* 1 when the resolved path is one of roots or below one. */
 int	reader_in_roots(const char *resolved, const char *const *roots);
 /* The name of the pseudo-filesystem fd is on ("proc", ...), else NULL. */

@@ -695,6 +695,7 @@ worker_task(struct worker *w, const struct proto_task *t)
 	opts.line_max = t->line_max;
 	opts.roots = (const char *const *)t->roots;
 	opts.no_hardlinks = w->no_hardlinks;
+	opts.no_ahead = (t->flags & PROTO_TASK_AHEAD) == 0;
 	if (t->flags & PROTO_TASK_RANGE)
 		opts.range = &t->range;
 	if (settings != NULL && w->cache != NULL &&
@@ -1194,10 +1195,13 @@ worker_expand(struct worker *w, const struct proto_expand *x)
 	}
 	if (w->timeout > 0)
 		alarm((unsigned)w->timeout);
+	memset(&lim, 0, sizeof lim);
 	lim.files_max = (size_t)(x->files_max > SIZE_MAX / 4 ? SIZE_MAX / 4 :
 	    x->files_max);
 	lim.walk_max = w->walk_max;
 	lim.memory_max = EXPAND_MEMORY_MAX;
+	lim.split_size = x->split_size;
+	lim.no_hardlinks = w->no_hardlinks;
 	(void)expand_patterns(x->patterns, x->npatterns, x->roots, &lim, &r);
 	alarm(0);
 	msg = proto_expanded_encode(x->task, r.paths, r.ids, r.npaths, r.unmatched,

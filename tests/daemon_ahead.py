@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """daemon_ahead: gzip inflated in a second thread (inflate_ahead) changes
-nothing. Two daemons of our own, one with inflate_ahead = 1 (every gzip
-file gets the thread) and one with 0 (never), answer the same job over
+nothing. Two daemons of our own, one with inflate_ahead = 1 and one
+worker (every gzip file gets the thread, a core being free for it on a
+machine of two or more) and one with 0 (never), answer the same job over
 intact, multi-member, truncated and damaged gzip files and a plain one:
 the same counts, the same per-file statistics and errors, and for the
 intact files the reference counts. With the cache on, a content hit (the
 hash pass is the thread's) is served by the threaded daemon, and a
-damaged copy is not."""
+damaged copy is not. A third, with two workers, gives the thread only when
+a core is free for it: not to two files read at once on two cores, as
+the debug log says of each task handed out."""
 
 import gzip
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,6 +30,18 @@ def line(i):
 
 STATS = ("lines", "matched", "malformed", "filtered", "counted", "bytes",
          "raw_bytes", "error", "partial", "failed", "gzip")
+
+
+def handed(d, job):
+    """The files of a job in the order handed out, each with whether a core
+    was free for its thread, from the daemon's debug log."""
+    pat = re.compile(r"worker \d+: job %d: (/.*?)( \(a core free\))?$" % job)
+    out = []
+    for ln in d.log_text().splitlines():
+        m = pat.search(ln)
+        if m:
+            out.append((m.group(1), m.group(2) is not None))
+    return out
 
 
 def stats(ev):
@@ -71,12 +87,13 @@ def main():
         d0 = os.path.join(tmp, "inline")
         os.mkdir(d1)
         os.mkdir(d0)
-        ahead = clfdtest.Daemon(workers=2, tmp=d1, config={"inflate_ahead": "1"})
+        ahead = clfdtest.Daemon(workers=1, tmp=d1, args=("-d",),
+                                config={"inflate_ahead": "1"})
         daemons.append(ahead)
         inline = clfdtest.Daemon(workers=2, tmp=d0, config={"inflate_ahead": "0"})
         daemons.append(inline)
 
-        _, e1 = ahead.submit(pats, cache=False)
+        r1, e1 = ahead.submit(pats, cache=False)
         _, e0 = inline.submit(pats, cache=False)
         if not t.ok(e1 is not None and e0 is not None and
                     e1.get("event") == "done" and e0.get("event") == "done",
@@ -84,6 +101,13 @@ def main():
             return t.done()
         t.ok(e1["counts"] == e0["counts"], "the same counts with and without "
              "the inflating thread (%d paths)" % len(e1["counts"]))
+        cpus = len(os.sched_getaffinity(0))
+        given = handed(ahead, r1["job"])
+        t.ok(len(given) == len(e0["files"]) and
+             all(free == (cpus >= 2) for _, free in given),
+             "one worker on %d CPUs: each of the %d files is handed out %s a "
+             "core free for the thread" % (cpus, len(given), "with" if cpus >= 2
+                                           else "without"), given)
         s1, s0 = stats(e1), stats(e0)
         t.eq(s1, s0, "the same statistics and errors for each of %d files"
              % len(s0))
@@ -129,6 +153,27 @@ def main():
              c3["counts"] == c4["counts"] and
              stats(c3) == stats(c4), "damaged near its end, it is a miss, "
              "counted as a fresh read counts it", c3["files"] if c3 else None)
+
+        # Two workers: a core free only when no other file waits for one.
+        d2 = os.path.join(tmp, "two")
+        os.mkdir(d2)
+        two = clfdtest.Daemon(workers=2, tmp=d2, args=("-d",),
+                              config={"inflate_ahead": "1"})
+        daemons.append(two)
+        two.wait_workers()
+        r3, e3 = two.submit(intact[:3], cache=False)
+        given = handed(two, r3["job"]) if e3 else []
+        t.ok(len(given) == 3 and given[0][1] == (cpus > 2) and
+             given[1][1] == (cpus > 2), "two workers on %d CPUs: the first "
+             "two of three gzip files are handed out %s a core free"
+             % (cpus, "with" if cpus > 2 else "without"), given)
+        t.eq(e3["counts"] if e3 else None, clfdtest.seed_ref(intact[:3]),
+             "and counted as the reference")
+        r4, e4 = two.submit(intact[:1], cache=False)
+        given = handed(two, r4["job"]) if e4 else []
+        t.ok(len(given) == 1 and given[0][1] == (cpus >= 2), "a file alone "
+             "is handed out %s a core free" % ("with" if cpus >= 2 else
+                                               "without"), given)
     finally:
         for d in daemons:
             d.cleanup()

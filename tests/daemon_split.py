@@ -5,12 +5,15 @@ and each file's statistics (one entry per file) equal the same files
 read whole and the reference counts (tests/refcount.py), on generated
 logs with junk and on a file of CRLF lines, empty lines, an overlong
 line and a last line without its newline. A gzip file over the size is
-read once, whole. A worker killed in the middle of a range: the range
+one task (the expansion reads its magic), read once, whole, its counts
+those of a daemon that splits nothing; a plain file beside it is still
+split. A worker killed in the middle of a range: the range
 is read again, nothing counted twice. The cache keeps each range: a
 miss, then a hit; a file grown within its last range resumes it, one
 grown past it has new ranges; every cached answer equal to a fresh
 one."""
 import os
+import re
 import shutil
 import signal
 import sys
@@ -26,6 +29,16 @@ STATS = ("path", "bytes", "raw_bytes", "lines", "matched", "malformed",
 
 def files_of(ev):
     return [{k: f.get(k) for k in STATS} for f in ev["files"]]
+
+
+def tasks_of(d, job):
+    """(files, tasks) of job, from its "submitted" log line; None when
+    the line is not there."""
+    m = re.search(r"job %d: submitted by [^\n]*?: \d+ patterns?, (\d+) files?"
+                  r"(?: \((\d+) tasks\))?, " % job, d.log_text())
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2) or m.group(1))
 
 
 def nasty(path):
@@ -57,15 +70,15 @@ def main():
         d = clfdtest.Daemon(workers=2, config=conf)
         w = clfdtest.Daemon(workers=2, config=dict(conf, split_size="0"))
 
-        def tasks(ev, n):
-            return "job %d: submitted" % ev["job"] in d.log_text() and \
-                "%d files (%d tasks)" % (len(files), n) in d.log_text()
-
         # 1. split (no cache) against whole (split_size 0) and the reference
         r, split = d.submit(files, cache=False)
         t.ok(split is not None and split.get("ok"), "split job done", r)
-        ntasks = sum(-(-os.path.getsize(f) // 1000) for f in files)
-        t.ok(tasks(split, ntasks), "each file is split_size-byte ranges: %d tasks" % ntasks)
+        t.ok(all(os.path.getsize(f) > 1000 for f in gz), "the gzip file is over "
+             "split_size", [os.path.getsize(f) for f in gz])
+        ntasks = sum(-(-os.path.getsize(f) // 1000) for f in files if f not in gz) + len(gz)
+        t.eq(tasks_of(d, split["job"]), (len(files), ntasks),
+             "each plain file is split_size-byte ranges, the gzip file one task: "
+             "%d tasks" % ntasks)
         r, whole = w.submit(files, cache=False)
         t.ok(whole is not None and whole.get("ok"), "whole job (split_size 0) done", r)
         t.eq(split["counts"], want, "split: counts equal the reference")
@@ -81,6 +94,27 @@ def main():
         t.eq({f["path"]: f["bytes"] for f in split["files"]},
              {f: os.path.getsize(f) for f in files},
              "each file's bytes add up to its size")
+
+        # 1b. the gzip file alone: one task, the whole daemon's counts; a
+        # plain file alone: still its ranges
+        r, g1 = d.submit(gz, cache=False)
+        r, g0 = w.submit(gz, cache=False)
+        t.ok(g1 is not None and g0 is not None and g1.get("ok") and g0.get("ok"),
+             "the gzip file alone: done, split_size 1000 and 0")
+        t.eq(tasks_of(d, g1["job"]), (1, 1),
+             "a gzip file of %d bytes over split_size 1000: one task" %
+             os.path.getsize(gz[0]))
+        t.eq((g1["counts"], files_of(g1)), (g0["counts"], files_of(g0)),
+             "its counts and statistics equal the daemon's that splits nothing")
+        t.eq(g1["counts"], clfdtest.seed_ref(gz, any_=True),
+             "and the reference counts")
+        t.ok(g1["files"][0]["bytes"] == os.path.getsize(gz[0]) and
+             g1["files"][0]["raw_bytes"] > g1["files"][0]["bytes"],
+             "read whole and inflated, every byte once", g1["files"][0])
+        r, p1 = d.submit([logs[0]], cache=False)
+        t.eq(tasks_of(d, p1["job"]) if p1 else None,
+             (1, -(-os.path.getsize(logs[0]) // 1000)),
+             "a plain file alone: still split_size-byte ranges")
 
         # 2. the cache keeps each range: a miss, then a hit, equal
         r, miss = d.submit(files)

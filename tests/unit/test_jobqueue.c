@@ -93,7 +93,7 @@ play_map(struct task *t, uint32_t flags, const char *error)
 	int			 fd;
 
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MAP ||
-	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, run, 0, &len)) == NULL)
 		return 0;
 	free(msg);
 	memset(&r, 0, sizeof r);
@@ -143,7 +143,7 @@ play_merge(struct task *t)
 	int				 fd, rc;
 
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_MERGE ||
-	    (msg = jobqueue_task_message(t, run, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, run, 0, &len)) == NULL)
 		return -1;
 	memcpy(&h, msg, sizeof h);
 	if (h.type != PROTO_MERGE ||
@@ -358,13 +358,14 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 	struct proto_hdr	 h;
 	struct proto_expand	 pe;
 	struct expand_result	 r;
+	struct expand_limits	 lim;
 	uint8_t			*msg, *out;
 	size_t			 len, olen;
 	int			 rc = -1;
 
 	*bufp = NULL;
 	if (t == NULL || jobqueue_task_kind(t) != JQ_TASK_EXPAND ||
-	    (msg = jobqueue_task_message(t, id, &len)) == NULL)
+	    (msg = jobqueue_task_message(t, id, 0, &len)) == NULL)
 		return -1;
 	memcpy(&h, msg, sizeof h);
 	if (h.type != PROTO_EXPAND || proto_hdr_check(&h) == -1 ||
@@ -373,8 +374,9 @@ play_expand(struct task *t, uint64_t id, uint8_t **bufp,
 		return -1;
 	}
 	free(msg);
-	(void)expand_patterns(pe.patterns, pe.npatterns, pe.roots,
-	    xlim((size_t)pe.files_max), &r);
+	lim = *xlim((size_t)pe.files_max);
+	lim.split_size = pe.split_size;
+	(void)expand_patterns(pe.patterns, pe.npatterns, pe.roots, &lim, &r);
 	out = proto_expanded_encode(pe.task, r.paths, r.ids, r.npaths, r.unmatched,
 	    r.nunmatched, r.limit, r.error[0] != '\0' ? r.error : NULL, &olen);
 	expand_result_clear(&r);
@@ -544,6 +546,117 @@ test_expand_roots(const char *dir)
 	rmdir(out);
 }
 
+/* Write n bytes to dir/name, gzip's magic first when gz. */
+static void
+mkbytes(const char *dir, const char *name, size_t n, int gz)
+{
+	char	 p[256];
+	FILE	*f;
+	size_t	 i;
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	if ((f = fopen(p, "w")) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		fputc(gz && i == 0 ? 0x1f : gz && i == 1 ? 0x8b : 'a', f);
+	fclose(f);
+}
+
+/* The EXPAND_* flags of the file named name in r, or -1 when not listed. */
+static int
+xflags(const struct expand_result *r, const char *name)
+{
+	size_t	i, n = strlen(name);
+
+	for (i = 0; i < r->npaths; i++)
+		if (strlen(r->paths[i]) > n &&
+		    strcmp(r->paths[i] + strlen(r->paths[i]) - n, name) == 0 &&
+		    r->paths[i][strlen(r->paths[i]) - n - 1] == '/')
+			return (int)r->ids[i].flags;
+	return -1;
+}
+
+/*
+ * Files over split_size are looked at for gzip's magic: a big gzip file
+ * is flagged (also one reached through a symlink inside the roots), a
+ * big plain one, a small gzip one, one that cannot be read and, with
+ * no_hardlinks, one of two links are not; with split_size 0 nothing is.
+ */
+static void
+test_expand_gzip(const char *dir)
+{
+	struct expand_result	 r;
+	struct expand_limits	 lim;
+	char			 g[128], t[128], pat[160], p[3][256];
+	char			*pv[1], *roots[2];
+	int			 root = geteuid() == 0;
+
+	snprintf(g, sizeof g, "%s/gz", dir);
+	snprintf(t, sizeof t, "%s/gzt", dir);
+	if (mkdir(g, 0700) == -1 || mkdir(t, 0700) == -1) {
+		ok(0, "expand gzip: set up");
+		return;
+	}
+	mkbytes(g, "big.gz", 101, 1);
+	mkbytes(g, "big.log", 101, 0);
+	mkbytes(g, "small.gz", 100, 1);
+	mkbytes(g, "shut.gz", 101, 1);
+	mkbytes(g, "two.gz", 101, 1);
+	mkbytes(t, "target.gz", 200, 1);
+	snprintf(p[0], sizeof p[0], "%s/shut.gz", g);
+	chmod(p[0], 0);
+	snprintf(p[0], sizeof p[0], "%s/two.gz", g);
+	snprintf(p[1], sizeof p[1], "%s/two", t);
+	snprintf(p[2], sizeof p[2], "%s/target.gz", t);
+	snprintf(pat, sizeof pat, "%s/link.gz", g);
+	if (link(p[0], p[1]) == -1 || symlink(p[2], pat) == -1) {
+		ok(0, "expand gzip: links");
+		return;
+	}
+	snprintf(pat, sizeof pat, "%s/*", g);
+	pv[0] = pat;
+	roots[0] = (char *)(uintptr_t)dir;
+	roots[1] = NULL;
+	lim = *xlim(10);
+	lim.split_size = 100;
+	ok(expand_patterns(pv, 1, roots, &lim, &r) == 0 && r.npaths == 6 &&
+	    xflags(&r, "big.gz") == EXPAND_GZIP &&
+	    xflags(&r, "link.gz") == EXPAND_GZIP &&
+	    xflags(&r, "two.gz") == EXPAND_GZIP &&
+	    xflags(&r, "big.log") == 0 && xflags(&r, "small.gz") == 0,
+	    "expand gzip: over split_size 100, gzip flagged (through a "
+	    "symlink too), plain and 100 bytes not");
+	if (root)
+		diag("as root every file opens: the unreadable one is not "
+		    "tested");
+	else
+		ok(xflags(&r, "shut.gz") == 0, "expand gzip: a file that "
+		    "cannot be opened is listed, not flagged");
+	expand_result_clear(&r);
+	lim.no_hardlinks = 1;
+	ok(expand_patterns(pv, 1, roots, &lim, &r) == 0 && r.npaths == 6 &&
+	    xflags(&r, "big.gz") == EXPAND_GZIP && xflags(&r, "two.gz") == 0,
+	    "expand gzip: with no_hardlinks, a file of two links not opened");
+	expand_result_clear(&r);
+	lim.no_hardlinks = 0;
+	lim.split_size = 0;
+	ok(expand_patterns(pv, 1, roots, &lim, &r) == 0 && r.npaths == 6 &&
+	    xflags(&r, "big.gz") == 0 && xflags(&r, "link.gz") == 0,
+	    "expand gzip: split_size 0, nothing flagged");
+	expand_result_clear(&r);
+	snprintf(pat, sizeof pat, "%s/link.gz", g);
+	unlink(pat);
+	unlink(p[1]);
+	rmfile(g, "big.gz");
+	rmfile(g, "big.log");
+	rmfile(g, "small.gz");
+	rmfile(g, "shut.gz");
+	rmfile(g, "two.gz");
+	rmfile(t, "target.gz");
+	rmdir(g);
+	rmdir(t);
+}
+
 /* expand.c on its own: braces, order, repeats, unmatched, the cap. */
 static void
 test_expand(const char *dir)
@@ -580,6 +693,7 @@ test_expand(const char *dir)
 	    "expand: 9 paths, 3 distinct: within files_max 3");
 	expand_result_clear(&r);
 	test_expand_roots(dir);
+	test_expand_gzip(dir);
 }
 
 /* A file list from a worker, made by hand. */

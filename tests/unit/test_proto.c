@@ -52,6 +52,8 @@ test_tasks(void)
 		    (char **)(uintptr_t)task_cases[i].roots : NULL;
 		t.flags = (uint32_t)(i / 2) & (PROTO_TASK_NO_CACHE |
 		    PROTO_TASK_NO_REF);
+		if (i % 3 == 0)
+			t.flags |= PROTO_TASK_AHEAD;
 		if (i % 2 == 1) {
 			/* A byte range of the file, with its listed identity. */
 			t.flags |= PROTO_TASK_RANGE;
@@ -344,6 +346,7 @@ test_expand(void)
 		memset(&x, 0, sizeof x);
 		x.task = 500 + i;
 		x.files_max = 100000;
+		x.split_size = i % 3 ? ((uint64_t)32 << 20) + i : 0;
 		x.npatterns = (uint32_t)vlen(expand_cases[i].patterns);
 		x.patterns = (char **)(uintptr_t)expand_cases[i].patterns;
 		/* every other case with roots */
@@ -356,6 +359,7 @@ test_expand(void)
 		    proto_hdr_check(&h) == 0, "expand %zu: header", i);
 		same = proto_expand_decode(msg + sizeof h, h.len, &dx) == 0 &&
 		    dx.task == x.task && dx.files_max == x.files_max &&
+		    dx.split_size == x.split_size &&
 		    dx.npatterns == x.npatterns &&
 		    dx.patterns[dx.npatterns] == NULL;
 		for (k = 0; same && k < x.npatterns; k++)
@@ -390,6 +394,7 @@ test_expand(void)
 			ids[k].ino = 1000 + k;
 			ids[k].size = (1ULL << 40) + k;
 			ids[k].mtime_ns = -(int64_t)k;
+			ids[k].flags = k % 2 ? EXPAND_GZIP : 0;
 		}
 		msg = proto_expanded_encode(x.task,
 		    (char **)(uintptr_t)expand_cases[i].paths, ids, n,
@@ -417,7 +422,7 @@ test_expand(void)
 			memcpy(&gid, e.ids + k * sizeof gid, sizeof gid);
 			same = memcmp(&gid, &ids[k], sizeof gid) == 0;
 		}
-		ok(same, "expanded %zu: round trip", i);
+		ok(same, "expanded %zu: round trip (each file's flags too)", i);
 		refused = 1;
 		for (cut = 0; cut < h.len; cut++) {
 			if ((bad = malloc(cut + 1)) == NULL)
@@ -442,6 +447,24 @@ test_expand(void)
 			memcpy(msg + sizeof h, &f, sizeof f);
 		}
 		ok(refused, "expanded %zu: a wrong path count refused", i);
+		/* Each file's flags: none but EXPAND_FLAGS, pad 0. */
+		refused = 1;
+		for (k = 0; k < 2 * n; k++) {
+			size_t	at = len - (n - k / 2) * sizeof gid;
+
+			memcpy(&gid, msg + at, sizeof gid);
+			if (k % 2)
+				gid.pad = 1;
+			else
+				gid.flags |= EXPAND_FLAGS + 1;
+			memcpy(msg + at, &gid, sizeof gid);
+			if (proto_expanded_decode(msg + sizeof h, h.len, &e) == 0)
+				refused = 0;
+			memcpy(msg + at, &ids[k / 2], sizeof gid);
+		}
+		ok(refused && proto_expanded_decode(msg + sizeof h, h.len,
+		    &e) == 0, "expanded %zu: an unknown flag, a pad not 0 "
+		    "refused", i);
 		free(msg);
 	}
 }
