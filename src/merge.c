@@ -716,9 +716,11 @@ merge_run(const struct merge_opts *o, struct merge_result *mr)
 		}
 		e[ne++] = t;
 	}
-	if (o->top > 0)
-		qsort(e, ne, sizeof *e, oentry_cmp_out);
-	else if (order_by_count(e, ne) == -1)
+	if (o->top > 0) {
+		/* (no keys: e is NULL, which qsort may not be given) */
+		if (ne > 1)
+			qsort(e, ne, sizeof *e, oentry_cmp_out);
+	} else if (order_by_count(e, ne) == -1)
 		goto nomem;
 	mr->nkeys = distinct;
 	merge_write_result(&w, o, src, nsrc, e, ne, distinct);

@@ -358,7 +358,8 @@ proto_merge_decode(const uint8_t *buf, size_t len, struct proto_merge *m)
 		m->refs[i].path = (const char *)p;
 		p += m->refs[i].f.path_len;
 	}
-	if (p != end)
+	/* The head is text, written and read as a string: no NUL in it. */
+	if (p != end || memchr(p, '\0', m->f.head_len) != NULL)
 		goto bad;
 	memcpy(head, p, m->f.head_len);
 	head[m->f.head_len] = '\0';

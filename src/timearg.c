@@ -165,8 +165,8 @@ ta_absolute(const char *s, time_t now, int64_t *t)
 			return -1;
 		if ((*p == ' ' || *p == 'T') && isdigit((unsigned char)p[1]))
 			p++;
-		else if (*p == 'T')
-			return -1;
+		else if (*p == 'T' || isdigit((unsigned char)*p))
+			return -1;	/* (a time right after the day) */
 	}
 	if (isdigit((unsigned char)*p)) {
 		if ((h = ta_digits(&p, 2)) == -1 || *p++ != ':' ||

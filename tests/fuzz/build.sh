@@ -1,7 +1,8 @@
 #!/bin/sh
 # build.sh: build the libFuzzer harnesses with ASan and UBSan.
 # Usage: tests/fuzz/build.sh OUTDIR   (from anywhere; needs clang with
-# the libFuzzer runtime and the pkg-config files of pcre2, zlib, jansson)
+# the libFuzzer runtime and the pkg-config files of pcre2, zlib, jansson,
+# xxhash)
 # Also builds fuzz_analysis_small: the same harness over a reader with
 # tiny buffers, so that small inputs cross every buffer boundary.
 set -eu
@@ -11,8 +12,8 @@ out=${1:?usage: build.sh OUTDIR}
 mkdir -p "$out"
 CC=${CC:-clang}
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
- -fno-sanitize-recover=undefined -I$src $(pkg-config --cflags libpcre2-8 zlib jansson)"
-LIBS=$(pkg-config --libs libpcre2-8 zlib jansson)
+ -fno-sanitize-recover=undefined -I$src $(pkg-config --cflags libpcre2-8 zlib jansson libxxhash)"
+LIBS=$(pkg-config --libs libpcre2-8 zlib jansson libxxhash)
 
 $CC $CFLAGS -o "$out/fuzz_logformat" "$here/fuzz_logformat.c" $LIBS
 $CC $CFLAGS -o "$out/fuzz_access" "$here/fuzz_access.c" "$src/access.c" $LIBS
@@ -46,6 +47,13 @@ sed -e '/^#define READER_CLMUL/d' "$src/reader.c" > "$out/reader_noclmul.c"
 $CC $CFLAGS -o "$out/fuzz_crc" "$here/fuzz_crc.c" $LIBS
 $CC $CFLAGS -I"$out" -DREADER_SRC='"reader_noclmul.c"' \
     -o "$out/fuzz_crc_noclmul" "$here/fuzz_crc.c" $LIBS
+# The formats that cross a trust boundary: partials (cache entries, spool
+# files) and their merge, the worker messages, clfctl's time arguments.
+$CC $CFLAGS -o "$out/fuzz_partial" "$here/fuzz_partial.c" "$src/partial.c" \
+    "$src/merge.c" $engine "$src/reader.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_proto" "$here/fuzz_proto.c" "$src/proto.c" $LIBS
+$CC $CFLAGS -o "$out/fuzz_timearg" "$here/fuzz_timearg.c" "$src/timearg.c" \
+    $LIBS
 # The same gzip harnesses over the reader with ISA-L's inflater (its
 # default when built with HAVE_ISAL), when libisal is installed: igzip
 # must end every stream as zlib does.

@@ -322,6 +322,39 @@ test_merge(void)
 	counts_free(all);
 }
 
+/* No key at all, top N: nothing to order (nor to hand qsort). */
+static void
+test_merge_empty(void)
+{
+	struct counts		*none = counts_new();
+	struct merge_opts	 o;
+	struct merge_result	 mr;
+	char			*empty, *got, out[PATH_MAX];
+	int			 fd;
+
+	empty = write_table(none, "none", "s\n");
+	snprintf(out, sizeof out, "%s/result", dir);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	memset(&o, 0, sizeof o);
+	o.inputs = &empty;
+	o.ninputs = 1;
+	o.fd = fd;
+	o.final = 1;
+	o.top = 5;
+	ok(empty != NULL && merge_run(&o, &mr) == 0 && mr.nkeys == 0,
+	    "final merge of no keys, top 5: %s", mr.error);
+	close(fd);
+	got = slurp(out);
+	ok(got != NULL && strstr(got, ",\"counts\":{}}") != NULL,
+	    "no keys, top 5: an empty counts object");
+	free(got);
+	unlink(out);
+	if (empty != NULL)
+		unlink(empty);
+	free(empty);
+	counts_free(none);
+}
+
 /* Escaping: every byte as jansson writes it in a string. */
 static void
 test_escape(void)
@@ -352,6 +385,7 @@ main(void)
 		return 99;
 	test_codec();
 	test_merge();
+	test_merge_empty();
 	test_escape();
 	rmdir(dir);
 	return tap_done();

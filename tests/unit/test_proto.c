@@ -284,6 +284,23 @@ test_merges(void)
 		    "merge: a ref to an input that is not there refused");
 		free(msg);
 	}
+	/* A head holding a NUL would be cut short where it is written. */
+	f.nrefs = 0;
+	msg = proto_merge_encode(&f, in, ex, rf, "{\"ok\":true,\"job\":1",
+	    &len);
+	if (ok(msg != NULL, "merge: encoded, a head to corrupt")) {
+		memcpy(&h, msg, sizeof h);
+		msg[len - 1] = '\0';
+		if (!ok(proto_merge_decode(msg + sizeof h, h.len, &m) == -1,
+		    "merge: a head holding a NUL refused"))
+			proto_merge_clear(&m);
+		msg[len - 1] = '1';
+		ok(proto_merge_decode(msg + sizeof h, h.len, &m) == 0 &&
+		    strcmp(m.head, "{\"ok\":true,\"job\":1") == 0,
+		    "merge: the head restored");
+		proto_merge_clear(&m);
+		free(msg);
+	}
 
 	memset(&mf, 0, sizeof mf);
 	mf.task = 12;
