@@ -10,10 +10,11 @@
  * from one client gets that client an error (and for an oversized or
  * stalled line, a close), never anything else.
  *
- * Depends on: jobqueue (jobs), pool (a kick after a submit, the workers'
- * stats), proto, config, systemd, paths, log. Used by: supervisor, which
- * it never calls: the start time comes with control_start, the stop
- * with control_stop_accepting.
+ * Depends on: jobqueue (jobs), request (a submit's fields checked),
+ * reply (the job queue's data as JSON), pool (a kick after a submit,
+ * the workers' stats), proto, config, systemd, paths, log. Used by:
+ * supervisor, which it never calls: the start time comes with
+ * control_start, the stop with control_stop_accepting.
  */
 #include <config.h>
 
@@ -26,6 +27,8 @@
 #include "paths.h"
 #include "pool.h"
 #include "proto.h"
+#include "reply.h"
+#include "request.h"
 #include "systemd.h"
 
 #include <sys/file.h>
@@ -448,14 +451,20 @@ client_send(struct client *c, const char *buf, size_t len)
 static void
 client_send_result(struct client *c, const struct jq_result *res, int done)
 {
+	static const char		 oom[] = "{\"ok\":false,\"error\":"
+	    "{\"code\":\"internal\",\"message\":\"out of memory\"}}";
 	struct evbuffer_file_segment	*seg;
 	struct evbuffer			*out = bufferevent_get_output(c->bev);
+	struct jq_result		 made;
 	struct stat			 st;
 	int				 fd;
 
 	if (res->text == NULL && res->path == NULL) {
-		client_error(c, ERRC_INTERNAL, "out of memory");
-		return;
+		/* The result could not be made: it is this error. */
+		memset(&made, 0, sizeof made);
+		made.text = oom;
+		made.len = sizeof oom - 1;
+		res = &made;
 	}
 	if (res->path != NULL) {
 		if ((fd = open(res->path, O_RDONLY | O_CLOEXEC)) == -1 ||
@@ -623,22 +632,28 @@ client_linger(struct client *c)
 
 /* A job event for a waiting client (called from the job queue). */
 static void
-client_job_cb(int kind, const char *line, size_t len,
+client_job_cb(int kind, const struct jq_info *info,
     const struct jq_result *res, void *arg)
 {
 	struct client	*c = arg;
+	char		 line[256];
+	size_t		 n;
 
 	if (kind == JQ_DONE) {
 		c->waiter = NULL;
 		if (res != NULL)
 			client_send_result(c, res, 1);
-		else
-			client_send(c, line, len);
+		else {
+			n = reply_stopped(line, sizeof line, info);
+			client_send(c, line, n);
+		}
 		/* Go on with requests sent meanwhile, outside this call. */
 		event_active(c->resume, 0, 0);
 	} else if (evbuffer_get_length(bufferevent_get_output(c->bev)) <
-	    CTL_PROGRESS_MAX)
-		client_send(c, line, len);
+	    CTL_PROGRESS_MAX) {
+		n = reply_progress(line, sizeof line, info);
+		client_send(c, line, n);
+	}
 }
 
 /* Send the done event now if the job is finished, else wait for it. */
@@ -725,15 +740,27 @@ client_submitted(int64_t id, size_t files, const struct jq_error *err,
 static void
 op_submit(struct client *c, const json_t *req)
 {
-	struct jq_error	err;
-	int		wait, progress;
+	struct submit_req	sr;
+	struct jq_error		err;
+	enum errcode		code;
+	int			wait, progress;
 
 	if (req_bool(c, req, "wait", &wait) == -1 ||
 	    req_bool(c, req, "progress", &progress) == -1)
 		return;
 	c->submit_wait = wait;
 	c->submit_progress = progress;
-	if ((c->submit = jobqueue_submit(req, c->uid, c->pid, client_submitted,
+	/* (the limits first: a daemon that is full says so) */
+	if (jobqueue_admit(c->uid, &err) == -1) {
+		client_error(c, err.code, "%s", err.message);
+		return;
+	}
+	if ((code = request_submit(req, ctl.cfg, &sr, err.message,
+	    sizeof err.message)) != ERRC_NONE) {
+		client_error(c, code, "%s", err.message);
+		return;
+	}
+	if ((c->submit = jobqueue_submit(&sr, c->uid, c->pid, client_submitted,
 	    c, &err)) == NULL) {
 		client_error(c, err.code, "%s", err.message);
 		return;
@@ -773,15 +800,25 @@ op_result(struct client *c, const json_t *req)
 static void
 op_list(struct client *c, const json_t *req)
 {
+	const struct job	*j = NULL;
+	struct jq_info		 info;
+	json_t			*r, *a;
+
 	(void)req;
-	client_send_json(c, jobqueue_list(c->uid));
+	if ((r = json_pack("{s:b,s:[]}", "ok", 1, "jobs")) != NULL) {
+		a = json_object_get(r, "jobs");
+		while ((j = jobqueue_list(c->uid, j, &info)) != NULL)
+			json_array_append_new(a, reply_job(&info, 0));
+	}
+	client_send_json(c, r);
 }
 
 static void
 op_status(struct client *c, const json_t *req)
 {
 	struct jq_error	 err;
-	json_t		*r;
+	struct jq_info	 info;
+	json_t		*o, *r;
 	int64_t		 id;
 
 	if (json_object_get(req, "job") == NULL ||
@@ -791,25 +828,34 @@ op_status(struct client *c, const json_t *req)
 	}
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_status(id, c->uid, &err)) == NULL)
+	if (jobqueue_info(id, c->uid, &info, &err) == -1) {
 		client_error(c, err.code, "%s", err.message);
-	else
-		client_send_json(c, r);
+		return;
+	}
+	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
+	    (o = reply_job(&info, 1)) == NULL) {
+		json_decref(r);
+		client_error(c, ERRC_INTERNAL, "out of memory");
+		return;
+	}
+	json_object_update(r, o);
+	json_decref(o);
+	client_send_json(c, r);
 }
 
 static void
 op_cancel(struct client *c, const json_t *req)
 {
 	struct jq_error	 err;
-	json_t		*r;
 	int64_t		 id;
 
 	if (req_job(c, req, &id) == -1)
 		return;
-	if ((r = jobqueue_cancel(id, c->uid, c->pid, &err)) == NULL)
+	if (jobqueue_cancel(id, c->uid, c->pid, &err) == -1)
 		client_error(c, err.code, "%s", err.message);
 	else
-		client_send_json(c, r);
+		client_send_json(c, json_pack("{s:b,s:I,s:s}", "ok", 1, "job",
+		    (json_int_t)id, "state", "cancelled"));
 }
 
 /* Seconds since the daemon started. */
@@ -826,14 +872,16 @@ control_uptime(void)
 static void
 op_stats(struct client *c, const json_t *req)
 {
-	json_t	*r;
+	struct jq_stats	 st;
+	json_t		*r;
 
 	(void)req;
 	r = json_pack("{s:b,s:s,s:I,s:f,s:o}", "ok", 1, "version",
 	    PACKAGE_VERSION, "pid", (json_int_t)getpid(), "uptime",
 	    control_uptime(), "workers", pool_workers_json(c->uid));
 	if (r != NULL) {
-		jobqueue_stats(r);
+		jobqueue_stats(&st);
+		reply_stats(r, &st);
 		json_object_set_new(r, "connections",
 		    json_integer((json_int_t)ctl.nclients));
 	}
@@ -844,13 +892,12 @@ static void
 op_cache_clear(struct client *c, const json_t *req)
 {
 	struct jq_error	 err;
-	json_t		*r;
 
 	(void)req;
-	if ((r = jobqueue_cache_clear(&err)) == NULL)
+	if (jobqueue_cache_clear(&err) == -1)
 		client_error(c, err.code, "%s", err.message);
 	else
-		client_send_json(c, r);
+		client_send_json(c, json_pack("{s:b}", "ok", 1));
 }
 
 /*

@@ -18,19 +18,22 @@
  * kept for result_ttl, bounded by result_disk, its bookkeeping by
  * result_memory.
  *
- * Depends on: analysis, cache, filter, proto, config, log. Used by: pool
- * (pulls tasks, hands back answers), control (jobs), supervisor (setup).
- * Calls none of them: a cancel reaches the pool through jobqueue_hooks.
- * No libevent: time passes for it in jobqueue_tick, called by the top.
+ * Depends on: request (a submit's settings), analysis, cache, proto,
+ * config, log. Used by: pool (pulls tasks, hands back answers), control
+ * (jobs), reply (its plain data), supervisor (setup). Calls none of
+ * them: a cancel reaches the pool, and a result's text is made by reply,
+ * through jobqueue_hooks. No JSON: what it tells is plain data (struct
+ * jq_info, jq_stats), made into replies above. No libevent: time passes
+ * for it in jobqueue_tick, called by the top.
  */
 #include "jobqueue.h"
 
 #include "analysis.h"
 #include "cache.h"
 #include "config.h"
-#include "filter.h"
 #include "log.h"
 #include "proto.h"
+#include "request.h"
 
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -49,7 +52,6 @@
 
 #define JQ_PROGRESS_USEC	250000	/* at most 4 progress events a second */
 #define JQ_RETRIES		1	/* a lost task is retried once */
-#define JQ_BRACE_DEPTH		32	/* braces nested deeper are refused */
 #define JQ_FANIN		8	/* partials a merge waits for, files going */
 #define JQ_FANIN_MAX		64	/* partials one merge takes at most */
 #define JQ_RANGES_MAX		1024	/* tasks one big file is split into */
@@ -145,17 +147,12 @@ struct job {
 	uid_t				 uid;
 	pid_t				 pid;
 	struct jq_user			*user;
-	json_t				*patterns;
-	json_t				*unmatched;
-	json_t				*filter;	/* effective */
-	char				*filter_text;
-	char				*format;
-	uint32_t			 needs;		/* filter_needs() */
+	struct submit_req		 req;		/* patterns, filter... */
+	char				**unmatched;	/* of req.patterns */
+	size_t				 nunmatched;
 	char				**roots;
 	size_t				 line_max;
-	size_t				 top;
 	size_t				 files_max;
-	int				 no_cache;	/* "cache": false */
 	uint64_t			 split_size;	/* 0: files go whole */
 
 	/* While expanding: the task, and whom to tell. */
@@ -195,6 +192,7 @@ struct job {
 	uint64_t			 result_size;
 	char				*result_text;
 	size_t				 result_len;
+	int				 result_oom;	/* neither could be made */
 	size_t				 cost;		/* heap bytes kept */
 	int				 dropped;	/* result expired */
 	int				 in_runq;
@@ -259,23 +257,6 @@ jq_seterr(struct jq_error *err, enum errcode code, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * bad_field for a request field whose checker wrote msg: msg as it is when
- * it names the field already ("filter.status[0]: ...", "format \"x\": ..."),
- * else "field: msg", so the field is named once.
- */
-static void
-jq_field_err(struct jq_error *err, const char *field, const char *msg)
-{
-	size_t	n = strlen(field);
-
-	if (strncmp(msg, field, n) == 0 && strchr(":.[ ", msg[n]) != NULL &&
-	    msg[n] != '\0')
-		jq_seterr(err, ERRC_BAD_FIELD, "%s", msg);
-	else
-		jq_seterr(err, ERRC_BAD_FIELD, "%s: %s", field, msg);
-}
-
 static char **
 jq_strv_dup(char *const *v)
 {
@@ -307,17 +288,6 @@ jq_strv_free(char **v)
 	for (i = 0; v != NULL && v[i] != NULL; i++)
 		free(v[i]);
 	free(v);
-}
-
-static json_t *
-jq_strv_json(char *const *v)
-{
-	json_t	*a = json_array();
-	size_t	 i;
-
-	for (i = 0; a != NULL && v != NULL && v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
 }
 
 /*
@@ -487,7 +457,8 @@ jq_find_for(int64_t id, uid_t uid, struct jq_error *err)
 static int
 jq_has_result(const struct job *j)
 {
-	return j->result_path != NULL || j->result_text != NULL;
+	return j->result_path != NULL || j->result_text != NULL ||
+	    j->result_oom;
 }
 
 static void
@@ -580,11 +551,8 @@ jq_job_free(struct job *j)
 		free(w);
 	}
 	jq_tasks_free(j);
-	json_decref(j->patterns);
-	json_decref(j->unmatched);
-	json_decref(j->filter);
-	free(j->filter_text);
-	free(j->format);
+	request_free(&j->req);
+	free(j->unmatched);
 	jq_strv_free(j->roots);
 	if (j->result_path != NULL && unlink(j->result_path) == -1 &&
 	    errno != ENOENT)
@@ -777,205 +745,46 @@ jobqueue_free(void)
 	}
 }
 
-/* a + b and a * b, at most max (a, b >= 1). */
-static size_t
-jq_sat_add(size_t a, size_t b, size_t max)
+int
+jobqueue_admit(uid_t uid, struct jq_error *err)
 {
-	return a >= max || b >= max - a ? max : a + b;
-}
-
-static size_t
-jq_sat_mul(size_t a, size_t b, size_t max)
-{
-	return a >= max || b >= max || a > max / b ? max : a * b;
-}
-
-/*
- * The number of patterns glob(3) makes of p with GLOB_BRACE, up to max:
- * a brace group is the sum of its alternatives, a sequence the product
- * of its groups (glob expands each one, whether or not files exist, so
- * a pattern like "{a,b}{a,b}..." costs 2^N globs). A backslash quotes the
- * next byte; an unclosed brace is counted as if closed at the end (too
- * many at worst). -1 when braces nest deeper than JQ_BRACE_DEPTH.
- */
-static ssize_t
-jq_brace_count(const char *p, size_t max)
-{
-	size_t	outer[JQ_BRACE_DEPTH], sum[JQ_BRACE_DEPTH], cur = 1;
-	size_t	depth = 0;
-
-	for (; *p != '\0'; p++) {
-		if (*p == '\\' && p[1] != '\0')
-			p++;
-		else if (*p == '{') {
-			if (depth == JQ_BRACE_DEPTH)
-				return -1;
-			outer[depth] = cur;
-			sum[depth++] = 0;
-			cur = 1;
-		} else if (*p == ',' && depth > 0) {
-			sum[depth - 1] = jq_sat_add(sum[depth - 1], cur, max);
-			cur = 1;
-		} else if (*p == '}' && depth > 0) {
-			depth--;
-			cur = jq_sat_mul(outer[depth],
-			    jq_sat_add(sum[depth], cur, max), max);
-		}
-	}
-	while (depth > 0) {
-		depth--;
-		cur = jq_sat_mul(outer[depth], jq_sat_add(sum[depth], cur, max),
-		    max);
-	}
-	return (ssize_t)cur;
-}
-
-/* Check the request's fields and fill in the job's settings. */
-static int
-jq_parse(struct job *j, const json_t *req, struct jq_error *err)
-{
-	const struct config	*cfg = jq.cfg;
-	json_t			*v, *f = NULL;
-	struct filter		*flt;
-	size_t			 i, total = 0, max;
-	ssize_t			 n;
-	char			 msg[200];
-
-	v = json_object_get(req, "patterns");
-	if (!json_is_array(v) || json_array_size(v) == 0) {
-		jq_seterr(err, ERRC_BAD_FIELD, "patterns: a non-empty array of "
-		    "strings is required");
-		return -1;
-	}
-	if (json_array_size(v) > cfg->patterns_max) {
-		jq_seterr(err, ERRC_LIMIT, "patterns: more than %zu "
-		    "(patterns_max)", cfg->patterns_max);
-		return -1;
-	}
-	for (i = 0; i < json_array_size(v); i++) {
-		const char *s = json_string_value(json_array_get(v, i));
-
-		if (s == NULL || s[0] != '/' ||
-		    strlen(s) != json_string_length(json_array_get(v, i))) {
-			jq_seterr(err, ERRC_BAD_FIELD, "patterns[%zu]: an absolute "
-			    "path pattern is required", i);
-			return -1;
-		}
-	}
-	/*
-	 * Brace expansion multiplies patterns before glob(3) looks at a
-	 * single file: count what it would make, here, where it is cheap.
-	 */
-	max = cfg->patterns_max + 1;
-	for (i = 0; i < json_array_size(v); i++) {
-		n = jq_brace_count(json_string_value(json_array_get(v, i)), max);
-		if (n == -1) {
-			jq_seterr(err, ERRC_LIMIT, "patterns[%zu]: braces nested "
-			    "more than %d deep", i, JQ_BRACE_DEPTH);
-			return -1;
-		}
-		total = jq_sat_add(total, (size_t)n, max);
-	}
-	if (total > cfg->patterns_max) {
-		jq_seterr(err, ERRC_LIMIT, "patterns: brace expansion makes more "
-		    "than %zu pattern%s (patterns_max)", cfg->patterns_max,
-		    cfg->patterns_max == 1 ? "" : "s");
-		return -1;
-	}
-	j->patterns = json_incref(v);
-
-	v = json_object_get(req, "filter");
-	if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
-		jq_seterr(err, ERRC_BAD_FIELD, "filter: an object is required");
-		return -1;
-	}
-	f = json_is_object(v) ? json_deep_copy(v) : json_object();
-	if (f == NULL)
-		goto nomem;
-	if (json_object_get(f, "exclude_names") == NULL)
-		json_object_set_new(f, "exclude_names",
-		    jq_strv_json(cfg->exclude_names));
-	if (json_object_get(f, "exclude_exts") == NULL)
-		json_object_set_new(f, "exclude_exts",
-		    jq_strv_json(cfg->exclude_exts));
-	if ((flt = filter_from_json(f, msg, sizeof msg)) == NULL) {
-		jq_field_err(err, "filter", msg);
-		json_decref(f);
-		return -1;
-	}
-	j->needs = (uint32_t)filter_needs(flt);
-	filter_free(flt);
-	/*
-	 * The filter's members in key order, as a partial's settings hold
-	 * them: a result's "filter" is then the same whether a daemon or
-	 * clfctl merge (from the partials alone) writes it.
-	 */
-	j->filter_text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(f);
-	if (j->filter_text == NULL ||
-	    (j->filter = json_loads(j->filter_text, 0, NULL)) == NULL)
-		goto nomem;
-
-	v = json_object_get(req, "format");
-	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
-		jq_seterr(err, ERRC_BAD_FIELD, "format: a string is required");
-		return -1;
-	}
-	/* (compiled by the expansion, in a worker: see PROTO_EXPAND) */
-	if ((j->format = strdup(json_is_string(v) ? json_string_value(v) :
-	    cfg->format)) == NULL)
-		goto nomem;
-
-	v = json_object_get(req, "top");
-	if (v != NULL && !json_is_null(v) &&
-	    (!json_is_integer(v) || json_integer_value(v) < 0)) {
-		jq_seterr(err, ERRC_BAD_FIELD, "top: an integer >= 0 is required");
-		return -1;
-	}
-	j->top = json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
-
-	v = json_object_get(req, "cache");
-	if (v != NULL && !json_is_null(v) && !json_is_boolean(v)) {
-		jq_seterr(err, ERRC_BAD_FIELD, "cache: true or false is required");
-		return -1;
-	}
-	j->no_cache = json_is_false(v);
-	j->split_size = cfg->split_size;
-	j->line_max = cfg->line_max;
-	if (cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) == NULL)
-		goto nomem;
-	return 0;
-nomem:
-	jq_seterr(err, ERRC_INTERNAL, "out of memory");
-	return -1;
-}
-
-struct job *
-jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
-    void *arg, struct jq_error *err)
-{
-	struct job	*j;
 	struct jq_user	*u;
 
 	if (jq.stopping) {
 		jq_seterr(err, ERRC_SHUTTING_DOWN, "clfd is stopping");
-		return NULL;
+		return -1;
 	}
 	if (jq.active >= jq.cfg->jobs_max) {
 		jq_seterr(err, ERRC_LIMIT, "%zu job%s queued or running "
 		    "(jobs_max)", jq.active, jq.active == 1 ? "" : "s");
-		return NULL;
+		return -1;
 	}
 	if ((u = jq_user_find(uid, 0)) != NULL &&
 	    u->active >= jq.cfg->jobs_per_user) {
 		jq_seterr(err, ERRC_LIMIT, "%zu job%s of uid %lu queued or running "
 		    "(jobs_per_user)", u->active, u->active == 1 ? "" : "s",
 		    (unsigned long)uid);
+		return -1;
+	}
+	return 0;
+}
+
+struct job *
+jobqueue_submit(struct submit_req *req, uid_t uid, pid_t pid,
+    jobqueue_submit_cb cb, void *arg, struct jq_error *err)
+{
+	const struct config	*cfg = jq.cfg;
+	struct job		*j;
+	struct jq_user		*u;
+
+	if (jobqueue_admit(uid, err) == -1) {
+		request_free(req);
 		return NULL;
 	}
 	if ((j = calloc(1, sizeof *j)) == NULL ||
 	    (u = jq_user_find(uid, 1)) == NULL) {
 		free(j);
+		request_free(req);
 		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		return NULL;
 	}
@@ -985,14 +794,19 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	u->refs++;
 	j->uid = uid;
 	j->pid = pid;
-	if (jq_parse(j, req, err) == -1)
-		goto fail;
-	if ((j->unmatched = json_array()) == NULL) {
+	j->req = *req;
+	memset(req, 0, sizeof *req);
+	j->split_size = cfg->split_size;
+	j->line_max = cfg->line_max;
+	/* (unmatched: at most every pattern, and the NULL) */
+	if ((cfg->roots != NULL && (j->roots = jq_strv_dup(cfg->roots)) ==
+	    NULL) || (j->unmatched = calloc(j->req.npatterns + 1,
+	    sizeof *j->unmatched)) == NULL) {
 		jq_seterr(err, ERRC_INTERNAL, "out of memory");
 		goto fail;
 	}
 	j->state = JOB_EXPANDING;
-	j->files_max = jq.cfg->files_max;
+	j->files_max = cfg->files_max;
 	j->submitted = time(NULL);
 	gettimeofday(&j->start, NULL);
 	j->xtask.job = j;
@@ -1004,8 +818,8 @@ jobqueue_submit(const json_t *req, uid_t uid, pid_t pid, jobqueue_submit_cb cb,
 	jq.nexpanding++;
 	jq_active(j, 1);
 	log_debug("submit by uid %lu pid %ld: expanding %zu pattern%s",
-	    (unsigned long)uid, (long)pid, json_array_size(j->patterns),
-	    json_array_size(j->patterns) == 1 ? "" : "s");
+	    (unsigned long)uid, (long)pid, j->req.npatterns,
+	    j->req.npatterns == 1 ? "" : "s");
 	return j;
 fail:
 	jq_job_free(j);
@@ -1084,9 +898,9 @@ jq_submit_made(struct job *j)
 		snprintf(ranges, sizeof ranges, " (%zu tasks)", j->ntasks);
 	log_info("job %lld: submitted by uid %lu pid %ld: %zu pattern%s, "
 	    "%zu file%s%s, %zu unmatched%s", (long long)j->id,
-	    (unsigned long)j->uid, (long)j->pid, json_array_size(j->patterns),
-	    json_array_size(j->patterns) == 1 ? "" : "s", j->nfiles,
-	    j->nfiles == 1 ? "" : "s", ranges, json_array_size(j->unmatched),
+	    (unsigned long)j->uid, (long)j->pid, j->req.npatterns,
+	    j->req.npatterns == 1 ? "" : "s", j->nfiles,
+	    j->nfiles == 1 ? "" : "s", ranges, j->nunmatched,
 	    cb == NULL ? " (its client is gone)" : "");
 	if (j->ntasks == 0)
 		jq_schedule(j);		/* the final merge: an empty result */
@@ -1133,7 +947,7 @@ jq_expanded_valid(const struct task *t, const struct proto_expanded *x)
 {
 	const struct job	*j = t->job;
 	const char		*p, *prev = NULL;
-	size_t			 np = json_array_size(j->patterns), i;
+	size_t			 np = j->req.npatterns, i;
 	uint32_t		 k, last = 0;
 
 	if (t->kind != TASK_EXPAND || t->state != TASK_RUNNING ||
@@ -1180,7 +994,9 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 		char	msg[200];
 
 		snprintf(msg, sizeof msg, "%.*s", (int)x->f.error_len, x->error);
-		jq_field_err(&err, "format", msg);
+		err.code = ERRC_BAD_FIELD;
+		request_field_msg(err.message, sizeof err.message, "format",
+		    msg);
 		jq_submit_fail(j, &err);
 		return 0;
 	}
@@ -1202,7 +1018,7 @@ jobqueue_task_expanded(struct task *t, const struct proto_expanded *x)
 	}
 	for (i = 0; i < x->f.nunmatched; i++) {
 		memcpy(&k, x->unmatched + i * sizeof k, sizeof k);
-		json_array_append(j->unmatched, json_array_get(j->patterns, k));
+		j->unmatched[j->nunmatched++] = j->req.patterns[k];
 	}
 	n = x->f.npaths;
 	for (i = 0, total = 0; i < n; i++) {
@@ -1256,57 +1072,44 @@ jq_task_failed(const struct task *t)
 	return t->st != NULL && (t->st->flags & STATS_FAILED) != 0;
 }
 
-/* The members every result opens with, up to "submitted". */
-static json_t *
-jq_result_object(const struct job *j, int ok, enum errcode code,
-    const char *msg)
+/* What the job is, for the modules above (pointers into the job). */
+static void
+jq_info_of(const struct job *j, struct jq_info *info)
 {
-	json_t	*r;
-
-	if ((r = json_object()) == NULL)
-		return NULL;
-	json_object_set_new(r, "ok", json_boolean(ok));
-	if (!ok)
-		json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
-		    errcode_name(code), "message", msg));
-	json_object_set_new(r, "job", json_integer(j->id));
-	json_object_set_new(r, "state", json_string(job_state_names[j->state]));
-	json_object_set(r, "patterns", j->patterns);
-	json_object_set(r, "unmatched", j->unmatched);
-	json_object_set_new(r, "format", json_string(j->format));
-	json_object_set(r, "filter", j->filter);
-	json_object_set_new(r, "submitted", json_integer(j->submitted));
-	return r;
+	memset(info, 0, sizeof *info);
+	info->id = j->id;
+	info->state = job_state_names[j->state];
+	info->has_result = jq_has_result(j);
+	info->cancelling = j->cancelling;
+	info->files_total = j->nfiles;
+	info->files_done = j->files_done;
+	info->files_failed = j->failed;
+	info->tasks_total = j->ntasks;
+	info->tasks_done = j->done;
+	info->bytes_done = j->bytes_done;
+	info->submitted = j->submitted;
+	info->finished = j->finished;
+	info->elapsed = j->elapsed;
+	info->patterns = j->req.patterns;
+	info->unmatched = j->unmatched;
+	info->format = j->req.format;
+	info->filter = j->req.filter;
 }
 
 /*
  * The final merge's head: the result's opening members without the
- * closing brace; the merge writes the rest. NULL on ENOMEM.
+ * closing brace, from the hook; the merge writes the rest. NULL on
+ * ENOMEM.
  */
 static char *
 jq_result_head(const struct job *j)
 {
-	json_t	*r;
-	char	*s;
-	size_t	 n;
+	struct jq_info	info;
 
-	if ((r = jq_result_object(j, 1, ERRC_NONE, NULL)) == NULL)
+	if (jq.hooks.result_head == NULL)
 		return NULL;
-	json_object_set_new(r, "state", json_string(j->cancelling ?
-	    "cancelled" : "done"));
-	/* A cancelled job's counts are of the files done before it. */
-	if (j->cancelling) {
-		json_object_set_new(r, "partial", json_true());
-		json_object_set_new(r, "files_total", json_integer(
-		    (json_int_t)j->ntasks));
-		json_object_set_new(r, "files_done", json_integer(
-		    (json_int_t)j->done));
-	}
-	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	json_decref(r);
-	if (s != NULL && (n = strlen(s)) > 0 && s[n - 1] == '}')
-		s[n - 1] = '\0';
-	return s;
+	jq_info_of(j, &info);
+	return jq.hooks.result_head(&info);
 }
 
 /*
@@ -1316,19 +1119,12 @@ jq_result_head(const struct job *j)
 static int
 jq_text_result(struct job *j, enum errcode code, const char *msg)
 {
-	json_t	*r;
+	struct jq_info	info;
 
-	if ((r = jq_result_object(j, 0, code, msg)) == NULL)
+	if (jq.hooks.result_text == NULL)
 		return -1;
-	json_object_set_new(r, "finished", json_integer(j->finished));
-	json_object_set_new(r, "elapsed", json_real(j->elapsed));
-	json_object_set_new(r, "files_total", json_integer(
-	    (json_int_t)j->nfiles));
-	json_object_set_new(r, "files_done", json_integer(
-	    (json_int_t)j->files_done));
-	j->result_text = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	json_decref(r);
-	if (j->result_text == NULL)
+	jq_info_of(j, &info);
+	if ((j->result_text = jq.hooks.result_text(&info, code, msg)) == NULL)
 		return -1;
 	j->result_len = strlen(j->result_text);
 	return 0;
@@ -1350,11 +1146,13 @@ jq_notify_done(struct job *j)
 {
 	struct jobqueue_waiter	*w;
 	struct jq_result	 res;
+	struct jq_info		 info;
 
 	jq_result_of(j, &res);
+	jq_info_of(j, &info);
 	while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
 		TAILQ_REMOVE(&j->waiters, w, entry);
-		w->cb(JQ_DONE, NULL, 0, &res, w->arg);
+		w->cb(JQ_DONE, &info, &res, w->arg);
 		free(w);
 	}
 }
@@ -1367,8 +1165,6 @@ jq_notify_done(struct job *j)
 static void
 jobqueue_finish(struct job *j, enum errcode code, const char *msg)
 {
-	static const char oom[] = "{\"ok\":false,\"error\":{\"code\":"
-	    "\"internal\",\"message\":\"out of memory\"}}";
 	struct timeval	 now, d;
 	struct task	*t, *next;
 
@@ -1426,15 +1222,15 @@ jobqueue_finish(struct job *j, enum errcode code, const char *msg)
 		free(j->result_text);
 		j->result_text = NULL;
 	}
-	if (!jq_has_result(j) && (j->result_text = strdup(oom)) != NULL)
-		j->result_len = strlen(oom);
+	if (!jq_has_result(j))
+		j->result_oom = 1;
 	if (j->running == 0)
 		jq_tasks_free(j);
 	j->cost = sizeof *j + j->result_len + (j->result_path != NULL ?
-	    strlen(j->result_path) + 1 : 0) + (j->filter_text != NULL ?
-	    3 * strlen(j->filter_text) : 0) + 3 * (j->format != NULL ?
-	    strlen(j->format) : 0) + 256 * (json_array_size(j->patterns) +
-	    json_array_size(j->unmatched));
+	    strlen(j->result_path) + 1 : 0) + (j->req.filter != NULL ?
+	    3 * strlen(j->req.filter) : 0) + 3 * (j->req.format != NULL ?
+	    strlen(j->req.format) : 0) + 256 * (j->req.npatterns +
+	    j->nunmatched);
 	TAILQ_INSERT_TAIL(&jq.kept, j, kept);
 	jq.kept_bytes += j->cost;
 	jq.kept_disk += j->result_size;
@@ -1502,109 +1298,73 @@ jq_progress(struct job *j)
 {
 	struct jobqueue_waiter	*w, *next;
 	struct timeval		 now, d;
-	char			 line[256];
-	int			 n;
+	struct jq_info		 info;
 
 	gettimeofday(&now, NULL);
 	timersub(&now, &j->last_progress, &d);
 	if (d.tv_sec == 0 && d.tv_usec < JQ_PROGRESS_USEC)
 		return;
 	j->last_progress = now;
-	n = snprintf(line, sizeof line, "{\"event\":\"progress\",\"job\":%lld,"
-	    "\"files_done\":%zu,\"files_total\":%zu,\"bytes_done\":%llu}\n",
-	    (long long)j->id, j->files_done, j->nfiles,
-	    (unsigned long long)j->bytes_done);
+	jq_info_of(j, &info);
 	for (w = TAILQ_FIRST(&j->waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
 		if (w->progress)
-			w->cb(JQ_PROGRESS, line, (size_t)n, NULL, w->arg);
+			w->cb(JQ_PROGRESS, &info, NULL, w->arg);
 	}
 }
 
-static json_t *
-jq_status_json(const struct job *j, int full)
-{
-	json_t	*o;
-
-	o = json_pack("{s:I,s:s,s:I,s:I}", "job", (json_int_t)j->id,
-	    "state", job_state_names[j->state],
-	    "files_total", (json_int_t)j->nfiles,
-	    "files_done", (json_int_t)j->files_done);
-	if (o == NULL)
-		return NULL;
-	if (full) {
-		json_object_set_new(o, "files_failed",
-		    json_integer((json_int_t)j->failed));
-		json_object_set_new(o, "bytes_done",
-		    json_integer((json_int_t)j->bytes_done));
-	}
-	json_object_set_new(o, "submitted", json_integer(j->submitted));
-	json_object_set_new(o, "finished", jq_has_result(j) ?
-	    json_integer(j->finished) : json_null());
-	json_object_set(o, "patterns", j->patterns);
-	return o;
-}
-
-json_t *
-jobqueue_status(int64_t id, uid_t uid, struct jq_error *err)
+int
+jobqueue_info(int64_t id, uid_t uid, struct jq_info *info,
+    struct jq_error *err)
 {
 	struct job	*j;
-	json_t		*o, *r;
 
 	if ((j = jq_find_for(id, uid, err)) == NULL)
-		return NULL;
-	if ((r = json_pack("{s:b}", "ok", 1)) == NULL ||
-	    (o = jq_status_json(j, 1)) == NULL) {
-		json_decref(r);
-		jq_seterr(err, ERRC_INTERNAL, "out of memory");
-		return NULL;
-	}
-	json_object_update(r, o);
-	json_decref(o);
-	return r;
+		return -1;
+	jq_info_of(j, info);
+	return 0;
 }
 
-json_t *
-jobqueue_list(uid_t uid)
+const struct job *
+jobqueue_list(uid_t uid, const struct job *prev, struct jq_info *info)
 {
-	struct jq_user	*u;
-	struct job	*j;
-	json_t		*r, *a;
+	const struct job	*j;
+	struct jq_user		*u;
 
-	if ((r = json_pack("{s:b,s:[]}", "ok", 1, "jobs")) == NULL)
-		return NULL;
-	a = json_object_get(r, "jobs");
-	if (uid == 0) {
-		TAILQ_FOREACH(j, &jq.jobs, entry)
-			if (!j->dropped)
-				json_array_append_new(a, jq_status_json(j, 0));
-	} else if ((u = jq_user_find(uid, 0)) != NULL) {
-		/* Only the uid's own jobs, without walking anyone else's. */
-		TAILQ_FOREACH(j, &u->jobs, uentry)
-			if (!j->dropped)
-				json_array_append_new(a, jq_status_json(j, 0));
-	}
-	return r;
+	/* Only the uid's own jobs, without walking anyone else's. */
+	if (prev != NULL)
+		j = uid == 0 ? TAILQ_NEXT(prev, entry) :
+		    TAILQ_NEXT(prev, uentry);
+	else if (uid == 0)
+		j = TAILQ_FIRST(&jq.jobs);
+	else
+		j = (u = jq_user_find(uid, 0)) != NULL ?
+		    TAILQ_FIRST(&u->jobs) : NULL;
+	while (j != NULL && j->dropped)
+		j = uid == 0 ? TAILQ_NEXT(j, entry) : TAILQ_NEXT(j, uentry);
+	if (j != NULL)
+		jq_info_of(j, info);
+	return j;
 }
 
-json_t *
+int
 jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 {
 	struct job	*j;
 	struct task	*t;
 
 	if ((j = jq_find_for(id, uid, err)) == NULL)
-		return NULL;
+		return -1;
 	/* Too late: the result is what it is (and a script should know). */
 	if (jq_has_result(j) || j->cancelling) {
 		jq_seterr(err, ERRC_FINISHED, "job %lld is already %s",
 		    (long long)j->id, job_state_names[j->state]);
-		return NULL;
+		return -1;
 	}
 	if (j->final_made) {
 		jq_seterr(err, ERRC_FINISHED, "job %lld is already merging its "
 		    "result: every file is done", (long long)j->id);
-		return NULL;
+		return -1;
 	}
 	log_info("job %lld: cancelled by uid %lu pid %ld after %zu of %zu "
 	    "file%s", (long long)id, (unsigned long)uid, (long)pid, j->done,
@@ -1630,46 +1390,44 @@ jobqueue_cancel(int64_t id, uid_t uid, pid_t pid, struct jq_error *err)
 	if (jq.hooks.cancelled != NULL)
 		jq.hooks.cancelled(j->id);
 	jq_schedule(j);
-	return json_pack("{s:b,s:I,s:s}", "ok", 1, "job", (json_int_t)id,
-	    "state", "cancelled");
+	return 0;
 }
 
 void
-jobqueue_stats(json_t *reply)
+jobqueue_stats(struct jq_stats *st)
 {
 	/* Counters only: stats costs the same with a million jobs kept. */
-	json_object_set_new(reply, "queue", json_pack("{s:I,s:I,s:I,s:I}",
-	    "jobs_expanding", (json_int_t)jq.nexpanding,
-	    "jobs_queued", (json_int_t)jq.nstate[JOB_QUEUED], "jobs_running",
-	    (json_int_t)jq.nstate[JOB_RUNNING], "tasks_pending",
-	    (json_int_t)jq.pending));
-	json_object_set_new(reply, "jobs", json_pack("{s:I,s:I,s:I,s:I}",
-	    "submitted", (json_int_t)jq.submitted, "done", (json_int_t)jq.ndone,
-	    "cancelled", (json_int_t)jq.ncancelled, "kept",
-	    (json_int_t)jq.nkept));
-	json_object_set_new(reply, "totals", json_pack("{s:I,s:I,s:I}",
-	    "files", (json_int_t)jq.files, "lines", (json_int_t)jq.lines,
-	    "bytes", (json_int_t)jq.bytes));
-	json_object_set_new(reply, "cache", json_pack("{s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I}", "hits", (json_int_t)jq.cache[STATS_CACHE_HIT],
-	    "content", (json_int_t)jq.cache[STATS_CACHE_CONTENT],
-	    "resumed", (json_int_t)jq.cache[STATS_CACHE_RESUMED],
-	    "misses", (json_int_t)jq.cache[STATS_CACHE_MISS],
-	    "off", (json_int_t)jq.cache[STATS_CACHE_OFF],
-	    "bytes_stored", (json_int_t)jq.cache_stored,
-	    "evictions", (json_int_t)jq.cache_evicted));
+	memset(st, 0, sizeof *st);
+	st->jobs_expanding = jq.nexpanding;
+	st->jobs_queued = jq.nstate[JOB_QUEUED];
+	st->jobs_running = jq.nstate[JOB_RUNNING];
+	st->tasks_pending = jq.pending;
+	st->submitted = jq.submitted;
+	st->done = jq.ndone;
+	st->cancelled = jq.ncancelled;
+	st->kept = jq.nkept;
+	st->files = jq.files;
+	st->lines = jq.lines;
+	st->bytes = jq.bytes;
+	st->cache_hits = jq.cache[STATS_CACHE_HIT];
+	st->cache_content = jq.cache[STATS_CACHE_CONTENT];
+	st->cache_resumed = jq.cache[STATS_CACHE_RESUMED];
+	st->cache_misses = jq.cache[STATS_CACHE_MISS];
+	st->cache_off = jq.cache[STATS_CACHE_OFF];
+	st->cache_stored = jq.cache_stored;
+	st->cache_evicted = jq.cache_evicted;
 }
 
-json_t *
+int
 jobqueue_cache_clear(struct jq_error *err)
 {
 	/* A rename: the workers remove what was set aside. */
 	if (cache_clear(jq.cfg->cache_dir) == -1) {
 		jq_seterr(err, ERRC_INTERNAL, "clearing the cache: %s",
 		    strerror(errno));
-		return NULL;
+		return -1;
 	}
-	return json_pack("{s:b}", "ok", 1);
+	return 0;
 }
 
 size_t
@@ -1689,8 +1447,7 @@ jobqueue_shutdown(void)
 {
 	struct job	*j, *next;
 	struct jq_error	 err;
-	char		 line[512];
-	int		 n;
+	struct jq_info	 info;
 
 	/*
 	 * Submits still expanding get shutting_down; a job whose expansion
@@ -1713,13 +1470,10 @@ jobqueue_shutdown(void)
 
 		if (jq_has_result(j) || TAILQ_EMPTY(&j->waiters))
 			continue;
-		n = snprintf(line, sizeof line, "{\"event\":\"done\",\"ok\":false,"
-		    "\"error\":{\"code\":\"shutting_down\",\"message\":"
-		    "\"clfd is stopping\"},\"job\":%lld,\"state\":\"%s\"}\n",
-		    (long long)j->id, job_state_names[j->state]);
+		jq_info_of(j, &info);
 		while ((w = TAILQ_FIRST(&j->waiters)) != NULL) {
 			TAILQ_REMOVE(&j->waiters, w, entry);
-			w->cb(JQ_DONE, line, (size_t)n, NULL, w->arg);
+			w->cb(JQ_DONE, &info, NULL, w->arg);
 			free(w);
 		}
 	}
@@ -1919,7 +1673,7 @@ jq_merge_message(struct task *t, uint64_t id, size_t *lenp)
 			extra[n++].st = *j->tasks[i].st;
 		}
 		f.nextra = (uint32_t)n;
-		f.top = j->top;
+		f.top = j->req.top;
 		f.start_usec = (int64_t)j->start.tv_sec * 1000000 +
 		    j->start.tv_usec;
 		if ((head = jq_result_head(j)) == NULL)
@@ -1940,36 +1694,27 @@ jobqueue_task_message(struct task *t, uint64_t id, int ahead,
 {
 	struct proto_task	 pt;
 	struct proto_expand	 x;
-	uint8_t			*msg;
-	size_t			 i, n;
 
 	t->run = id;
 	if (t->kind == TASK_MERGE)
 		return jq_merge_message(t, id, lenp);
 	if (t->kind == TASK_EXPAND) {
 		memset(&x, 0, sizeof x);
-		n = json_array_size(t->job->patterns);
-		if ((x.patterns = calloc(n + 1, sizeof *x.patterns)) == NULL)
-			return NULL;
-		for (i = 0; i < n; i++)
-			x.patterns[i] = (char *)(uintptr_t)json_string_value(
-			    json_array_get(t->job->patterns, i));
+		x.patterns = t->job->req.patterns;
 		x.task = id;
 		x.files_max = t->job->files_max;
 		x.split_size = t->job->split_size;
 		x.roots = t->job->roots;
-		x.format = t->job->format;
-		x.needs = t->job->needs;
-		x.npatterns = (uint32_t)n;
-		msg = proto_expand_encode(&x, lenp);
-		free(x.patterns);
-		return msg;
+		x.format = t->job->req.format;
+		x.needs = t->job->req.needs;
+		x.npatterns = (uint32_t)t->job->req.npatterns;
+		return proto_expand_encode(&x, lenp);
 	}
 	memset(&pt, 0, sizeof pt);
 	pt.task = id;
 	pt.line_max = t->job->line_max > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)t->job->line_max;
-	pt.flags = (t->job->no_cache ? PROTO_TASK_NO_CACHE : 0) |
+	pt.flags = (t->job->req.no_cache ? PROTO_TASK_NO_CACHE : 0) |
 	    (t->no_ref ? PROTO_TASK_NO_REF : 0) |
 	    (ahead ? PROTO_TASK_AHEAD : 0);
 	if (t->ranged) {
@@ -1977,8 +1722,8 @@ jobqueue_task_message(struct task *t, uint64_t id, int ahead,
 		pt.range = t->range;
 	}
 	pt.path = t->path;
-	pt.format = t->job->format;
-	pt.filter = t->job->filter_text;
+	pt.format = t->job->req.format;
+	pt.filter = t->job->req.filter;
 	pt.roots = t->job->roots;
 	return proto_task_encode(&pt, lenp);
 }

@@ -10,8 +10,11 @@
  * Below the pool and control in the daemon's modules: the pool pulls
  * tasks from it, control submits and asks for jobs; it calls neither,
  * nor the supervisor above them, only what they register (struct
- * jobqueue_hooks, and the callbacks of submit and wait). It needs no
- * event loop: the top calls jobqueue_tick once a second.
+ * jobqueue_hooks, and the callbacks of submit and wait). It speaks no
+ * JSON: it answers with plain data (struct jq_info, struct jq_stats),
+ * which the modules above turn into replies (reply.c), and takes a
+ * request already checked (request.c). It needs no event loop: the top
+ * calls jobqueue_tick once a second.
  */
 #ifndef CLFD_JOBQUEUE_H
 #define CLFD_JOBQUEUE_H
@@ -20,7 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
+#include <time.h>
 
 #include "errcode.h"
 
@@ -29,6 +32,7 @@ struct job;
 struct proto_expanded;
 struct proto_merged;
 struct proto_result;
+struct submit_req;
 struct task;
 struct jobqueue_waiter;
 
@@ -59,12 +63,64 @@ void	 jobqueue_ids(const char *path);
  */
 size_t	 jobqueue_kept(void);
 /*
- * What the job queue tells the modules above it (each may be NULL); set
- * after jobqueue_init.
+ * A job as the job queue tells of it (status, list, the hooks, a
+ * waiter's events): plain data; the pointers are the job's, valid until
+ * the job queue is next called.
+ */
+struct jq_info {
+	int64_t		 id;
+	const char	*state;		/* "expanding", "queued", "running",
+					   "done", "cancelled" */
+	int		 has_result;	/* finished: see finished, elapsed */
+	int		 cancelling;	/* cancelled; its files done merge */
+	size_t		 files_total;
+	size_t		 files_done;
+	size_t		 files_failed;
+	size_t		 tasks_total;	/* a file in ranges is many tasks */
+	size_t		 tasks_done;
+	uint64_t	 bytes_done;
+	time_t		 submitted;
+	time_t		 finished;
+	double		 elapsed;	/* seconds */
+	char *const	*patterns;	/* NULL-terminated */
+	char *const	*unmatched;	/* NULL-terminated: those that matched
+					   no file, in order */
+	const char	*format;
+	const char	*filter;	/* canonical JSON text (request.h) */
+};
+
+/* The job queue's counters, for stats (no walk over the jobs). */
+struct jq_stats {
+	size_t		 jobs_expanding, jobs_queued, jobs_running;
+	size_t		 tasks_pending;
+	uint64_t	 submitted, done, cancelled, kept;	/* jobs */
+	uint64_t	 files, lines, bytes;			/* totals */
+	uint64_t	 cache_hits, cache_content, cache_resumed;
+	uint64_t	 cache_misses, cache_off;
+	uint64_t	 cache_stored, cache_evicted;		/* bytes, entries */
+};
+
+/*
+ * What the job queue tells the modules above it, or asks of them; set
+ * after jobqueue_init. cancelled may be NULL; without result_head and
+ * result_text no result can be made (every job ends "out of memory").
  */
 struct jobqueue_hooks {
 	/* A job was cancelled: its running tasks need not run on. */
 	void	(*cancelled)(int64_t job);
+	/*
+	 * The text of a result's opening members, without the closing
+	 * brace, for the final merge to go on from; malloc'd, NULL on
+	 * ENOMEM.
+	 */
+	char	*(*result_head)(const struct jq_info *);
+	/*
+	 * The whole text of a result with no counts: a cancelled job
+	 * (code cancelled), or one whose merging failed; malloc'd, NULL on
+	 * ENOMEM.
+	 */
+	char	*(*result_text)(const struct jq_info *, enum errcode,
+		    const char *msg);
 };
 void	 jobqueue_set_hooks(const struct jobqueue_hooks *);
 /* Settings for jobs submitted from now on (after a reload). */
@@ -72,10 +128,18 @@ void	 jobqueue_set_config(const struct config *);
 void	 jobqueue_free(void);
 
 /*
- * A submit in two steps. jobqueue_submit validates the request and
- * queues the expansion of its patterns for a worker (glob(3) never runs
- * in the supervisor); it returns NULL with err filled in when the
- * request is refused at once. Otherwise cb is called once, later: with
+ * Whether uid may submit a job now: 0, or -1 with err (shutting_down,
+ * limit). jobqueue_submit asks again; control asks first, so that a
+ * daemon at its limits says so before it checks the request.
+ */
+int	 jobqueue_admit(uid_t, struct jq_error *err);
+/*
+ * A submit in two steps. jobqueue_submit takes a checked request
+ * (request_submit) and queues the expansion of its patterns for a
+ * worker (glob(3) never runs in the supervisor). It takes over what req
+ * holds, whether it succeeds or not: req is left empty. It returns NULL
+ * with err filled in when the submit is refused at once (shutting_down,
+ * limit, internal). Otherwise cb is called once, later: with
  * the new job's id (> 0) and its number of files, or with -1 and an
  * error (limit: too many files; internal: the expansion failed;
  * shutting_down). The job has no id, and is in no list, until then.
@@ -85,15 +149,16 @@ void	 jobqueue_free(void);
  */
 typedef void	(*jobqueue_submit_cb)(int64_t id, size_t files_total,
 		    const struct jq_error *err, void *arg);
-struct job	*jobqueue_submit(const json_t *req, uid_t, pid_t,
+struct job	*jobqueue_submit(struct submit_req *req, uid_t, pid_t,
 		    jobqueue_submit_cb, void *arg, struct jq_error *err);
 /* The submitter went away: the job goes on, cb is not called. */
 void	 jobqueue_submit_forget(struct job *);
 
 /*
  * A finished job's RESULT: one JSON object with "ok" first, no newline,
- * either as a short text made by the job queue (a cancelled or failed
- * job) or as a file in the spool (size bytes) that a worker wrote.
+ * either as a short text (result_text: a cancelled or failed job) or as
+ * a file in the spool (size bytes) that a worker wrote; neither when it
+ * could not be made (out of memory).
  */
 struct jq_result {
 	const char	*text;		/* NULL: see path */
@@ -109,12 +174,12 @@ int	 jobqueue_result(int64_t id, uid_t, struct jq_result *res,
 #define JQ_PROGRESS	1
 #define JQ_DONE		2
 /*
- * Called with a serialized event line (newline included), or for JQ_DONE
- * with the job's result in res (line NULL; or, when the daemon stops,
- * res NULL and a line). After JQ_DONE the waiter is gone: do not unwait
- * it.
+ * Called with the job as it is (info): for JQ_PROGRESS, at most every
+ * 250 ms; for JQ_DONE with its result in res, or when the daemon stops
+ * with res NULL (the job did not finish). After JQ_DONE the waiter is
+ * gone: do not unwait it.
  */
-typedef void	(*jobqueue_cb)(int kind, const char *line, size_t len,
+typedef void	(*jobqueue_cb)(int kind, const struct jq_info *info,
 		    const struct jq_result *res, void *arg);
 
 /* Wait for an unfinished job (check jobqueue_result first). */
@@ -123,19 +188,28 @@ struct jobqueue_waiter *jobqueue_wait(int64_t id, uid_t, int progress,
 void	 jobqueue_unwait(struct jobqueue_waiter *);
 
 /*
- * Replies for status (id > 0), list, cancel; NULL with err filled in.
- * These, jobqueue_result and jobqueue_wait take the asking uid: a job
+ * A job (status): 0 with info filled in, or -1 with err. This, list,
+ * cancel, jobqueue_result and jobqueue_wait take the asking uid: a job
  * is visible only to the uid that submitted it, and to root; anyone
  * else's is not_found, word for word as a job that does not exist.
- * cancel logs the uid and pid that asked.
  */
-json_t	*jobqueue_status(int64_t id, uid_t, struct jq_error *err);
-json_t	*jobqueue_list(uid_t);
-json_t	*jobqueue_cancel(int64_t id, uid_t, pid_t, struct jq_error *err);
-/* Add "queue", "jobs" and "totals" to a stats reply. */
-void	 jobqueue_stats(json_t *reply);
-/* Empty the cache (a rename; workers remove the rest). */
-json_t	*jobqueue_cache_clear(struct jq_error *err);
+int	 jobqueue_info(int64_t id, uid_t, struct jq_info *info,
+	    struct jq_error *err);
+/*
+ * The jobs uid may see, in the order they got their ids: the one after
+ * prev (NULL: the first) with info filled in, or NULL after the last.
+ * Hold prev only while the job queue is not called otherwise.
+ */
+const struct job *jobqueue_list(uid_t, const struct job *prev,
+	    struct jq_info *info);
+/*
+ * Cancel a job: 0, or -1 with err (not_found, finished). It logs the
+ * uid and pid that asked.
+ */
+int	 jobqueue_cancel(int64_t id, uid_t, pid_t, struct jq_error *err);
+void	 jobqueue_stats(struct jq_stats *);
+/* Empty the cache (a rename; workers remove the rest): 0, or -1 with err. */
+int	 jobqueue_cache_clear(struct jq_error *err);
 /* Jobs queued or running. */
 size_t	 jobqueue_active(void);
 

@@ -9,17 +9,20 @@
  * slots are the pool's (pool.c), the client socket control's
  * (control.c), the jobs the job queue's (jobqueue.c).
  *
- * Depends on: control, pool, jobqueue, config, systemd, paths, log.
- * Nothing depends on it but main(); it wires the modules below together
- * with the hooks it registers (pool_hooks: the pool's news;
- * jobqueue_hooks: a cancel stops the pool's workers on that job). Each
- * module calls only those below it:
+ * Depends on: control, pool, jobqueue, reply, config, systemd, paths,
+ * log. Nothing depends on it but main(); it wires the modules below
+ * together with the hooks it registers (pool_hooks: the pool's news;
+ * jobqueue_hooks: a cancel stops the pool's workers on that job, and
+ * reply makes the texts of results). Each module calls only those below
+ * it:
  *
  *	clfd.c		main() -> supervisor
- *	supervisor.c	-> control, pool, jobqueue
- *	control.c	-> pool, jobqueue
+ *	supervisor.c	-> control, pool, jobqueue, reply
+ *	control.c	-> pool, reply, jobqueue, request
  *	pool.c		-> jobqueue, worker (in the child)
- *	jobqueue.c	-> the engine's modules only
+ *	reply.c		-> (jobqueue's types: its plain data to JSON)
+ *	jobqueue.c	-> request, and the engine's modules
+ *	request.c	-> filter, config
  */
 #include <config.h>
 
@@ -31,6 +34,7 @@
 #include "log.h"
 #include "paths.h"
 #include "pool.h"
+#include "reply.h"
 #include "systemd.h"
 
 #include <sys/socket.h>
@@ -459,7 +463,8 @@ supervisor_main(struct config *cfg, const struct supervisor_opts *opts)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 	static const struct pool_hooks	 ph = { sv_pool_changed, sv_no_workers };
-	static const struct jobqueue_hooks jh = { pool_cancel_job };
+	static const struct jobqueue_hooks jh = { pool_cancel_job,
+	    reply_result_head, reply_result_text };
 	sigset_t		 block;
 	struct timeval		 one = { 1, 0 };
 	char			 path[sizeof ((struct sockaddr_un *)0)->sun_path];

@@ -23,6 +23,8 @@
 #include "partial.h"
 #include "proto.h"
 #include "pool.h"
+#include "reply.h"
+#include "request.h"
 #include "tap.h"
 
 #include <sys/stat.h>
@@ -315,6 +317,25 @@ submitted(int64_t id, size_t files, const struct jq_error *err, void *arg)
 	    err->message : "");
 }
 
+/* The config the test's jobs are submitted under (as control's). */
+static const struct config	*test_cfg;
+
+/*
+ * A submit as control makes it: the request checked (request.c), then
+ * handed to the job queue; NULL with err when either refuses it.
+ */
+static struct job *
+submit_json(const json_t *req, uid_t uid, jobqueue_submit_cb cb, void *arg,
+    struct jq_error *err)
+{
+	struct submit_req	sr;
+
+	if ((err->code = request_submit(req, test_cfg, &sr, err->message,
+	    sizeof err->message)) != ERRC_NONE)
+		return NULL;
+	return jobqueue_submit(&sr, uid, 0, cb, arg, err);
+}
+
 /* The submit callback of a submitter that holds the job, as control.c. */
 static void
 submitted_held(int64_t id, size_t files, const struct jq_error *err,
@@ -380,7 +401,7 @@ submit_as(const json_t *req, uid_t uid, size_t *files)
 	uint8_t			*buf;
 
 	memset(&sub, 0, sizeof sub);
-	if (jobqueue_submit(req, uid, 0, submitted, NULL, &err) == NULL) {
+	if (submit_json(req, uid, submitted, NULL, &err) == NULL) {
 		snprintf(sub.code, sizeof sub.code, "%s", errcode_name(err.code));
 		return -1;
 	}
@@ -738,10 +759,13 @@ test_expansion(const char *dir, struct config *cfg)
 	struct jq_error		 err;
 	struct task		*t, *t2;
 	struct job		*held;
-	json_t			*req, *l;
+	const struct job	*jl, *last;
+	struct jq_info		 info;
+	struct jq_stats		 st;
+	json_t			*req;
 	uint8_t			*buf;
 	char			 p0[128], p1[128];
-	size_t			 i, files;
+	size_t			 i, files, lastfiles = 0;
 	int64_t			 id;
 
 	snprintf(p0, sizeof p0, "%s/x*", dir);
@@ -753,7 +777,7 @@ test_expansion(const char *dir, struct config *cfg)
 
 	for (i = 0; i < sizeof badlists / sizeof badlists[0]; i++) {
 		memset(&sub, 0, sizeof sub);
-		if (!ok(jobqueue_submit(req, 0, 0, submitted, NULL, &err) != NULL,
+		if (!ok(submit_json(req, 0, submitted, NULL, &err) != NULL,
 		    "%s: submit queued", badlists[i].name))
 			continue;
 		t = jobqueue_next_task();
@@ -773,12 +797,12 @@ test_expansion(const char *dir, struct config *cfg)
 		    "the job", badlists[i].name);
 		free(buf);
 		/* (its file tasks stay pending: cancel them) */
-		json_decref(jobqueue_cancel(sub.id, 0, 0, &err));
+		(void)jobqueue_cancel(sub.id, 0, 0, &err);
 	}
 
 	/* Lost twice: the submit fails with internal, naming why. */
 	memset(&sub, 0, sizeof sub);
-	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	(void)submit_json(req, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
 	jobqueue_task_lost(t, "killed by signal 9");
 	t2 = jobqueue_next_task();
@@ -796,7 +820,7 @@ test_expansion(const char *dir, struct config *cfg)
 	memset(&sub, 0, sizeof sub);
 	kicks = 0;
 	kick_fails = 2;
-	held = jobqueue_submit(req, 0, 0, submitted_held, &held, &err);
+	held = submit_json(req, 0, submitted_held, &held, &err);
 	ok(held != NULL && kicks == 0 && sub.called == 0,
 	    "submit: the job is returned before any kick (%d)", kicks);
 	pool_kick();
@@ -818,7 +842,7 @@ test_expansion(const char *dir, struct config *cfg)
 
 	/* An error from the worker: internal, with its text. */
 	memset(&sub, 0, sizeof sub);
-	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	(void)submit_json(req, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
 	buf = proto_expanded_encode(3, NULL, NULL, 0, NULL, 0, 0, "out of memory "
 	    "expanding patterns", &files);
@@ -835,7 +859,7 @@ test_expansion(const char *dir, struct config *cfg)
 	id = submit_now(req, &files);
 	ok(id > 0 && files == 3, "job with 3 pending files made");
 	memset(&sub, 0, sizeof sub);
-	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	(void)submit_json(req, 0, submitted, NULL, &err);
 	t = jobqueue_next_task();
 	ok(t != NULL && jobqueue_task_kind(t) == JQ_TASK_EXPAND &&
 	    jobqueue_task_job(t) == 0 && jobqueue_task_path(t) == NULL,
@@ -843,37 +867,31 @@ test_expansion(const char *dir, struct config *cfg)
 
 	/* The submitter goes away: the job is made all the same. */
 	memset(&sub, 0, sizeof sub);
-	jobqueue_submit_forget(jobqueue_submit(req, 0, 0, submitted, NULL,
-	    &err));
+	jobqueue_submit_forget(submit_json(req, 0, submitted, NULL, &err));
 	t2 = jobqueue_next_task();
 	if (play_expand(t2, 9, &buf, &x) == 0)
 		(void)jobqueue_task_expanded(t2, &x);
 	free(buf);
-	l = jobqueue_list(0);
-	ok(sub.called == 0 && l != NULL && json_array_size(json_object_get(l,
-	    "jobs")) > 0 && json_integer_value(json_object_get(json_array_get(
-	    json_object_get(l, "jobs"), json_array_size(json_object_get(l,
-	    "jobs")) - 1), "files_total")) == 3,
+	for (jl = NULL, last = NULL; (jl = jobqueue_list(0, jl, &info)) !=
+	    NULL; last = jl)
+		lastfiles = info.files_total;
+	ok(sub.called == 0 && last != NULL && lastfiles == 3,
 	    "submitter gone: the job is made, nobody called");
-	json_decref(l);
 
 	/* Shutdown: both submits told shutting_down (t still on a worker). */
 	memset(&sub, 0, sizeof sub);
-	(void)jobqueue_submit(req, 0, 0, submitted, NULL, &err);
+	(void)submit_json(req, 0, submitted, NULL, &err);
 	jobqueue_shutdown();
 	ok(sub.called == 2 && strcmp(sub.code, "shutting_down") == 0,
 	    "shutdown: both submits expanding get shutting_down");
-	ok(jobqueue_submit(req, 0, 0, submitted, NULL, &err) == NULL &&
+	ok(submit_json(req, 0, submitted, NULL, &err) == NULL &&
 	    err.code == ERRC_SHUTTING_DOWN,
 	    "shutdown: a new submit is refused");
 	/* The worker running the first expansion is stopped. */
 	jobqueue_task_lost(t, "killed by signal 15");
-	l = json_object();
-	jobqueue_stats(l);
-	ok(json_integer_value(json_object_get(json_object_get(l, "queue"),
-	    "jobs_expanding")) == 0 && sub.called == 2,
+	jobqueue_stats(&st);
+	ok(st.jobs_expanding == 0 && sub.called == 2,
 	    "shutdown: the lost expansion is dropped, not retried");
-	json_decref(l);
 	json_decref(req);
 	(void)id;
 }
@@ -1034,19 +1052,21 @@ test_tree(const char *dir)
 	}
 }
 
-/* The number of jobs a list reply holds, and whether it holds id. */
+/* The number of jobs uid may list, and whether id is one. */
 static size_t
-list_has(const json_t *l, int64_t id, int *found)
+list_has(uid_t uid, int64_t id, int *found)
 {
-	const json_t	*a = json_object_get(l, "jobs");
-	size_t		 i;
+	const struct job	*j = NULL;
+	struct jq_info		 info;
+	size_t			 n = 0;
 
 	*found = 0;
-	for (i = 0; i < json_array_size(a); i++)
-		if (json_integer_value(json_object_get(json_array_get(a, i),
-		    "job")) == id)
+	while ((j = jobqueue_list(uid, j, &info)) != NULL) {
+		if (info.id == id)
 			*found = 1;
-	return json_array_size(a);
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -1060,7 +1080,8 @@ test_users(const char *dir, struct config *cfg)
 {
 	struct task	*t[8];
 	struct jq_error	 err, err2;
-	json_t		*reqa, *reqc, *r, *l;
+	struct jq_info	 info;
+	json_t		*reqa, *reqc;
 	char		 pa[PATH_MAX], pc[PATH_MAX], name[32];
 	size_t		 i, files, nc = 0, sz;
 	int64_t		 a, b, c, jobs[8];
@@ -1098,50 +1119,42 @@ test_users(const char *dir, struct config *cfg)
 	ok(both, "users: within a user, its jobs take turns");
 
 	/* Ownership. */
-	r = jobqueue_status(a, 1001, &err);
-	json_decref(jobqueue_status(INT64_MAX / 2, 1001, &err2));
-	ok(r == NULL && err.code == ERRC_NOT_FOUND &&
+	ok(jobqueue_info(a, 1001, &info, &err) == -1 &&
+	    jobqueue_info(INT64_MAX / 2, 1001, &info, &err2) == -1 &&
+	    err.code == ERRC_NOT_FOUND &&
 	    strncmp(err.message, "no job ", 7) == 0 &&
 	    err2.code == ERRC_NOT_FOUND,
 	    "users: another uid's job is not_found, as a job that is not there");
-	json_decref(r);
-	r = jobqueue_cancel(a, 1001, 4242, &err);
-	ok(r == NULL && err.code == ERRC_NOT_FOUND,
+	ok(jobqueue_cancel(a, 1001, 4242, &err) == -1 &&
+	    err.code == ERRC_NOT_FOUND,
 	    "users: another uid cannot cancel it");
-	json_decref(r);
 	ok(jobqueue_wait(a, 1001, 0, NULL, NULL, &err) == NULL &&
 	    err.code == ERRC_NOT_FOUND &&
 	    jobqueue_result(a, 1001, NULL, &err) == -1 &&
 	    err.code == ERRC_NOT_FOUND,
 	    "users: nor wait for it, nor read its result");
-	r = jobqueue_status(a, 1000, &err);
-	ok(r != NULL, "users: its own uid sees it");
-	json_decref(r);
-	r = jobqueue_status(c, 0, &err);
-	ok(r != NULL, "users: root sees anyone's");
-	json_decref(r);
-	l = jobqueue_list(1001);
-	sz = list_has(l, c, &found);
+	ok(jobqueue_info(a, 1000, &info, &err) == 0 && info.id == a,
+	    "users: its own uid sees it");
+	ok(jobqueue_info(c, 0, &info, &err) == 0 && info.id == c,
+	    "users: root sees anyone's");
+	sz = list_has(1001, c, &found);
 	ok(sz == 1 && found, "users: uid 1001 lists its one job only");
-	json_decref(l);
-	l = jobqueue_list(0);
-	sz = list_has(l, a, &found);
+	sz = list_has(0, a, &found);
 	ok(sz >= 3 && found, "users: root lists them all");
-	json_decref(l);
 
 	/* jobs_per_user: uid 1000 has 2 active, uid 1001 may still submit. */
 	cfg->jobs_per_user = 2;
 	memset(&err, 0, sizeof err);
-	ok(jobqueue_submit(reqa, 1000, 0, submitted, NULL, &err) == NULL &&
+	ok(submit_json(reqa, 1000, submitted, NULL, &err) == NULL &&
 	    err.code == ERRC_LIMIT &&
 	    strstr(err.message, "jobs_per_user") != NULL,
 	    "users: a third job of uid 1000 over jobs_per_user 2 -> limit");
 	cfg->jobs_per_user = 64;
 
 	/* Cancelled: the tasks handed out come back as their workers die. */
-	json_decref(jobqueue_cancel(a, 1000, 1, &err));
-	json_decref(jobqueue_cancel(b, 0, 1, &err));
-	json_decref(jobqueue_cancel(c, 1001, 1, &err));
+	(void)jobqueue_cancel(a, 1000, 1, &err);
+	(void)jobqueue_cancel(b, 0, 1, &err);
+	(void)jobqueue_cancel(c, 1001, 1, &err);
 	for (i = 0; i < 6; i++)
 		if (t[i] != NULL)
 			jobqueue_task_lost(t[i], "killed by signal 9");
@@ -1160,6 +1173,9 @@ test_users(const char *dir, struct config *cfg)
 int
 main(void)
 {
+	/* (the supervisor's: results are made by reply.c) */
+	static const struct jobqueue_hooks hooks = { NULL, reply_result_head,
+	    reply_result_text };
 	struct config		 cfg;
 	json_t			*req, *want;
 	size_t			 i;
@@ -1178,7 +1194,9 @@ main(void)
 	fputs("one line is enough: the results are made here\n", f);
 	fclose(f);
 	config_defaults(&cfg);
+	test_cfg = &cfg;
 	jobqueue_init(&cfg, spool);
+	jobqueue_set_hooks(&hooks);
 
 	want = json_pack("{s:i,s:i}", "/a", 3, "/b", 2);
 	req = json_pack("{s:s,s:[s]}", "op", "submit", "patterns", path);
