@@ -13,11 +13,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 
 struct counts;
 struct logformat;
 struct filter;
+struct json_t;		/* jansson's json_t */
 
 #define ANALYSIS_LINE_MAX	65536	/* default cap on one line, bytes */
 
@@ -168,6 +168,7 @@ void	 analysis_stats_add(struct file_stats *a, const struct file_stats *b);
  * the first malformed line, or null), and cache when the flags carry a
  * cache status.
  */
-json_t	*analysis_stats_json(const char *path, const struct file_stats *);
+struct json_t	*analysis_stats_json(const char *path,
+		    const struct file_stats *);
 
 #endif

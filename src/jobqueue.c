@@ -1084,8 +1084,6 @@ jq_info_of(const struct job *j, struct jq_info *info)
 	info->files_total = j->nfiles;
 	info->files_done = j->files_done;
 	info->files_failed = j->failed;
-	info->tasks_total = j->ntasks;
-	info->tasks_done = j->done;
 	info->bytes_done = j->bytes_done;
 	info->submitted = j->submitted;
 	info->finished = j->finished;

@@ -76,8 +76,6 @@ struct jq_info {
 	size_t		 files_total;
 	size_t		 files_done;
 	size_t		 files_failed;
-	size_t		 tasks_total;	/* a file in ranges is many tasks */
-	size_t		 tasks_done;
 	uint64_t	 bytes_done;
 	time_t		 submitted;
 	time_t		 finished;

@@ -139,9 +139,9 @@ reply_result_head(const struct jq_info *info)
 	if (info->cancelling) {
 		json_object_set_new(r, "partial", json_true());
 		json_object_set_new(r, "files_total", json_integer(
-		    (json_int_t)info->tasks_total));
+		    (json_int_t)info->files_total));
 		json_object_set_new(r, "files_done", json_integer(
-		    (json_int_t)info->tasks_done));
+		    (json_int_t)info->files_done));
 	}
 	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);

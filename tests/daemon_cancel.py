@@ -6,6 +6,7 @@ With one worker, eight cancels in a row of a job on a never-ending file
 (a 1 TB sparse file) would add up to seconds of crash back-off (0.1 s
 doubling to 10 s); then a new job must be served at once."""
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -82,6 +83,39 @@ def partial_result(t, d, tmp, slow):
          "partial: a job cancelled while queued: no file, empty counts, partial", res)
 
 
+def ranged_result(t, tmp):
+    """A cancelled job of files read as byte ranges counts files, not the
+    ranges: a file in 9 ranges done, a never-ending one in 1024 being read,
+    is 1 of 2 files done, its counts exact."""
+    d = clfdtest.Daemon(workers=1, config={"split_size": "4096"})
+    try:
+        logs = clfdtest.gen_logs(os.path.join(tmp, "ranged"), 1, 200, seed=83, plain=True)
+        never = os.path.join(tmp, "ranged", "zz-never.log")
+        with open(never, "wb") as f:
+            f.truncate(1 << 40)
+        w = d.client()
+        r = w.request({"op": "submit", "patterns": [os.path.join(tmp, "ranged", "*")],
+                       "wait": True})
+        job = r.get("job")
+        m = re.search(r"job %d: submitted [^\n]*, 2 files \((\d+) tasks\)" % job,
+                      d.log_text())
+        t.ok(r.get("files_total") == 2 and m is not None and int(m.group(1)) > 1025,
+             "ranges: 2 files, both in ranges", m.group(0) if m else d.log_text()[-500:])
+        clfdtest.wait_until(lambda: d.request({"op": "status", "job": job})["files_done"] == 1,
+                            60, "the small file's ranges done")
+        d.request({"op": "cancel", "job": job})
+        ev = w.recv()
+        w.close()
+        t.ok(ev is not None and ev.get("state") == "cancelled" and
+             ev.get("partial") is True and ev.get("files_done") == 1 and
+             ev.get("files_total") == 2 and ev.get("counts") == clfdtest.seed_ref(logs),
+             "ranges: the cancelled job's result says 1 of 2 files, with the first's counts",
+             {k: ev.get(k) for k in ("state", "partial", "files_done", "files_total")}
+             if ev else None)
+    finally:
+        d.cleanup()
+
+
 def main():
     t = clfdtest.Tap()
     tmp = tempfile.mkdtemp(prefix="clfdtest-cancel-")
@@ -118,6 +152,7 @@ def main():
         t.ok("killed by signal 9" not in d.log_text(), "no crash warning was logged")
         c.close()
         partial_result(t, d, tmp, slow)
+        ranged_result(t, tmp)
         t.eq(d.stop(), 0, "clfd exits 0")
     except Exception as e:
         t.ok(False, "unexpected exception", repr(e) + "\n" + (d.log_text()[-3000:] if d else ""))
