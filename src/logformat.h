@@ -46,7 +46,11 @@ int			 logformat_has_time(const struct logformat *);
 int			 logformat_has_status(const struct logformat *);
 /* 1 when the pattern is JIT-compiled, 0 when the interpreter runs it. */
 int			 logformat_jit(const struct logformat *);
-/* 1 when a translated format's fast matcher runs before PCRE2. */
+/*
+ * Nonzero when a translated format's fast matcher runs before PCRE2: 2
+ * when it is the presets' (Common, with or without the referer and agent
+ * tail) written out, 1 for any other program.
+ */
 int			 logformat_fast(const struct logformat *);
 
 /*
