@@ -65,6 +65,9 @@ $CC $CFLAGS -o "$out/fuzz_partial_small" "$here/fuzz_partial.c" \
 $CC $CFLAGS -o "$out/fuzz_proto" "$here/fuzz_proto.c" "$src/proto.c" $LIBS
 $CC $CFLAGS -o "$out/fuzz_timearg" "$here/fuzz_timearg.c" "$src/timearg.c" \
     $LIBS
+$CC $CFLAGS -o "$out/fuzz_request" "$here/fuzz_request.c" "$src/request.c" \
+    "$src/filter.c" "$src/access.c" "$src/config.c" "$src/errcode.c" \
+    "$src/logformat.c" $LIBS
 # The same gzip harnesses over the reader with ISA-L's inflater (its
 # default when built with HAVE_ISAL), when libisal is installed: igzip
 # must end every stream as zlib does.
