@@ -54,18 +54,6 @@ cluster_warn(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* A JSON array of the strings of a NULL-terminated vector. */
-static json_t *
-cluster_strv_json(const char *const *v)
-{
-	json_t	*a = json_array();
-	size_t	 i;
-
-	for (i = 0; a != NULL && v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 /*
  * The settings text of a map: the format (clfd's default when none), the
  * filter with clfd's default exclusions where the options name none (as
@@ -84,14 +72,9 @@ cluster_settings(const struct cluster_map_opts *o, struct logformat **fmt,
 	*fmt = NULL;
 	*flt = NULL;
 	f = o->filter != NULL ? json_deep_copy(o->filter) : json_object();
-	if (f == NULL)
+	if (f == NULL || filter_add_defaults(f, filter_default_names,
+	    filter_default_exts) == -1)
 		goto nomem;
-	if (json_object_get(f, "exclude_names") == NULL)
-		json_object_set_new(f, "exclude_names",
-		    cluster_strv_json(filter_default_names));
-	if (json_object_get(f, "exclude_exts") == NULL)
-		json_object_set_new(f, "exclude_exts",
-		    cluster_strv_json(filter_default_exts));
 	if ((*flt = filter_from_json(f, err, sizeof err)) == NULL) {
 		cluster_warn("map: filter: %s", err);
 		goto out;

@@ -92,6 +92,38 @@ filter_strv_from_list(struct strv *sv, const char *const *list)
 	return 0;
 }
 
+/* A JSON array of the strings of a NULL-terminated vector; NULL on ENOMEM. */
+static json_t *
+filter_list_json(const char *const *v)
+{
+	json_t	*a;
+	size_t	 i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		if (json_array_append_new(a, json_string(v[i])) == -1) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+int
+filter_add_defaults(json_t *spec, const char *const *names,
+    const char *const *exts)
+{
+	if (json_object_get(spec, "exclude_names") == NULL &&
+	    json_object_set_new(spec, "exclude_names",
+	    filter_list_json(names)) == -1)
+		return -1;
+	if (json_object_get(spec, "exclude_exts") == NULL &&
+	    json_object_set_new(spec, "exclude_exts",
+	    filter_list_json(exts)) == -1)
+		return -1;
+	return 0;
+}
+
 /*
  * An array of non-empty strings from field name of spec into sv; when the
  * field is absent, the default list (if any).

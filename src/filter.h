@@ -49,5 +49,13 @@ int		 filter_line(const struct filter *, const char *method, size_t mlen,
 /* The seed's default lists, NULL-terminated. */
 extern const char *const filter_default_names[];
 extern const char *const filter_default_exts[];
+/*
+ * Give spec (an object) the exclude_names and exclude_exts it lacks:
+ * names and exts (NULL-terminated), the defaults of a job's settings
+ * (the config's, or the lists above), so that its text says all it does.
+ * 0, or -1 on ENOMEM.
+ */
+int		 filter_add_defaults(json_t *spec, const char *const *names,
+		    const char *const *exts);
 
 #endif

@@ -747,6 +747,27 @@ lf_step(const unsigned char *s, size_t *pp, size_t len, int ws)
 }
 
 /*
+ * Past "open", one byte or more, then the first "close" after them (a
+ * literal, a lazy group and its literal); the group's bounds into *gs,
+ * *ge. -1 when the line does not have them.
+ */
+static inline int
+lf_enclosed(const unsigned char *s, size_t *pp, size_t len, int open,
+    int close, size_t *gs, size_t *ge)
+{
+	const unsigned char	*q;
+	size_t			 p = *pp;
+
+	if (len - p < 2 || s[p] != open ||
+	    (q = memchr(s + p + 2, close, len - p - 2)) == NULL)
+		return -1;
+	*gs = p + 1;
+	*ge = (size_t)(q - s);
+	*pp = *ge + 1;
+	return 0;
+}
+
+/*
  * logformat_run for lf_clf: opt is where the optional part starts
  * (LF_CLF_HEAD: the tail may be missing; the program's length: none).
  */
@@ -761,21 +782,10 @@ lf_run_clf(const struct logformat *lf, const unsigned char *s, size_t len,
 	for (k = 0; k < 3; k++)
 		if (lf_step(s, &p, len, 0) == -1 || lf_step(s, &p, len, 1) == -1)
 			return -1;
-	if (len - p < 2 || s[p] != '[' ||
-	    (q = memchr(s + p + 2, ']', len - p - 2)) == NULL)
-		return -1;
-	gs[G_TIME] = p + 1;
-	ge[G_TIME] = (size_t)(q - s);
-	p = (size_t)(q - s) + 1;
-	if (lf_step(s, &p, len, 1) == -1)
-		return -1;
-	if (len - p < 2 || s[p] != '"' ||
-	    (q = memchr(s + p + 2, '"', len - p - 2)) == NULL)
-		return -1;
-	gs[G_REQUEST] = p + 1;
-	ge[G_REQUEST] = (size_t)(q - s);
-	p = (size_t)(q - s) + 1;
-	if (lf_step(s, &p, len, 1) == -1)
+	if (lf_enclosed(s, &p, len, '[', ']', &gs[G_TIME], &ge[G_TIME]) ==
+	    -1 || lf_step(s, &p, len, 1) == -1 ||
+	    lf_enclosed(s, &p, len, '"', '"', &gs[G_REQUEST],
+	    &ge[G_REQUEST]) == -1 || lf_step(s, &p, len, 1) == -1)
 		return -1;
 	for (st = p; p < len && s[p] >= '0' && s[p] <= '9'; p++)
 		;

@@ -125,6 +125,16 @@ reply_result_object(const struct jq_info *info, int ok, enum errcode code,
 	return r;
 }
 
+/* How far a job got: "files_total", then "files_done". */
+static void
+reply_files(json_t *r, const struct jq_info *info)
+{
+	json_object_set_new(r, "files_total", json_integer(
+	    (json_int_t)info->files_total));
+	json_object_set_new(r, "files_done", json_integer(
+	    (json_int_t)info->files_done));
+}
+
 char *
 reply_result_head(const struct jq_info *info)
 {
@@ -138,10 +148,7 @@ reply_result_head(const struct jq_info *info)
 	/* A cancelled job's counts are of the files done before it. */
 	if (info->cancelling) {
 		json_object_set_new(r, "partial", json_true());
-		json_object_set_new(r, "files_total", json_integer(
-		    (json_int_t)info->files_total));
-		json_object_set_new(r, "files_done", json_integer(
-		    (json_int_t)info->files_done));
+		reply_files(r, info);
 	}
 	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
@@ -161,10 +168,7 @@ reply_result_text(const struct jq_info *info, enum errcode code,
 		return NULL;
 	json_object_set_new(r, "finished", json_integer(info->finished));
 	json_object_set_new(r, "elapsed", json_real(info->elapsed));
-	json_object_set_new(r, "files_total", json_integer(
-	    (json_int_t)info->files_total));
-	json_object_set_new(r, "files_done", json_integer(
-	    (json_int_t)info->files_done));
+	reply_files(r, info);
 	s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(r);
 	return s;

@@ -104,17 +104,6 @@ req_brace_count(const char *p, size_t max)
 	return (ssize_t)cur;
 }
 
-static json_t *
-req_strv_json(char *const *v)
-{
-	json_t	*a = json_array();
-	size_t	 i;
-
-	for (i = 0; a != NULL && v != NULL && v[i] != NULL; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 /* "patterns": absolute, not too many, not by their braces either. */
 static enum errcode
 req_patterns(const json_t *v, const struct config *cfg,
@@ -184,12 +173,11 @@ req_filter(const json_t *v, const struct config *cfg,
 		    "is required");
 	if ((f = json_is_object(v) ? json_deep_copy(v) : json_object()) == NULL)
 		return ERRC_INTERNAL;
-	if (json_object_get(f, "exclude_names") == NULL)
-		json_object_set_new(f, "exclude_names",
-		    req_strv_json(cfg->exclude_names));
-	if (json_object_get(f, "exclude_exts") == NULL)
-		json_object_set_new(f, "exclude_exts",
-		    req_strv_json(cfg->exclude_exts));
+	if (filter_add_defaults(f, (const char *const *)cfg->exclude_names,
+	    (const char *const *)cfg->exclude_exts) == -1) {
+		json_decref(f);
+		return ERRC_INTERNAL;
+	}
 	if ((flt = filter_from_json(f, why, sizeof why)) == NULL) {
 		json_decref(f);
 		request_field_msg(msg, msglen, "filter", why);
